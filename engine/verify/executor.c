@@ -1,0 +1,295 @@
+/*
+ * The real-kernel side of `python -m engine verify`: runs a scenario's calls
+ * on the host so their results and /proc/self/maps can be compared with the
+ * simulated kernel's.
+ *
+ * Built static and started with ASLR off, so the only top-down mappings are
+ * the vDSO's and a scenario's first mmap(NULL) lands where the simulator's
+ * does.  It never calls malloc or stdio: the executor must not add mappings
+ * of its own once the baseline has been taken.
+ *
+ * Protocol, on a unix stream socket at fd 0, all integers native-endian:
+ *   command: u64 op, u64 arg[6]            (fork carries a socket, SCM_RIGHTS)
+ *   reply:   i64 kind, i64 value, u64 len, then len bytes (maps text)
+ * kind is REPLY_OK, REPLY_ERRNO (value = errno) or REPLY_SIGNAL (value = signo).
+ * On start, and in a forked child, the first reply is a hello: REPLY_OK with
+ * the personality flags.  EOF on the socket ends the process.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/personality.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+enum op {
+	OP_MMAP = 1,
+	OP_MUNMAP = 2,
+	OP_MPROTECT = 3,
+	OP_MREMAP = 4,
+	OP_MADVISE = 5,
+	OP_MEMSET = 6,
+	OP_STORE = 7,
+	OP_LOAD = 8,
+	OP_FORK = 9,
+	OP_MAPS = 10,
+};
+
+enum reply_kind { REPLY_OK = 0, REPLY_ERRNO = 1, REPLY_SIGNAL = 2 };
+
+struct command {
+	uint64_t op;
+	uint64_t arg[6];
+};
+
+struct reply {
+	int64_t kind;
+	int64_t value;
+	uint64_t len;
+};
+
+/* Keeps the stack limit under the kernel's 128 MiB minimum gap, and never
+ * RLIM_INFINITY (the legacy bottom-up layout), so mmap_base is fixed. */
+#define STACK_LIMIT (8UL << 20)
+
+static char maps_buf[1 << 20];
+static sigjmp_buf fault_jmp;
+static volatile sig_atomic_t fault_armed;
+
+static void die(void)
+{
+	syscall(SYS_exit_group, 1);
+}
+
+static void on_fault(int sig)
+{
+	if (!fault_armed) {
+		/* A fault in the executor itself: let it kill the process. */
+		signal(sig, SIG_DFL);
+		return;
+	}
+	fault_armed = 0;
+	siglongjmp(fault_jmp, sig);
+}
+
+static void write_all(const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = send(0, p, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			die();
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+static void reply(int64_t kind, int64_t value, const char *data, uint64_t len)
+{
+	struct reply r = { kind, value, len };
+
+	write_all(&r, sizeof(r));
+	if (len)
+		write_all(data, len);
+}
+
+/* A raw syscall's answer: the kernel's value, or its errno. */
+static void reply_syscall(long ret)
+{
+	if (ret == -1)
+		reply(REPLY_ERRNO, errno, 0, 0);
+	else
+		reply(REPLY_OK, ret, 0, 0);
+}
+
+/* Reads one command; a descriptor passed with it lands in *fd. */
+static void read_command(struct command *cmd, int *fd)
+{
+	char control[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { cmd, sizeof(*cmd) };
+	struct msghdr msg = { 0 };
+	struct cmsghdr *cm;
+	size_t got = 0;
+	ssize_t n;
+
+	*fd = -1;
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = control;
+	msg.msg_controllen = sizeof(control);
+	do
+		n = recvmsg(0, &msg, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		syscall(SYS_exit_group, n == 0 ? 0 : 1);
+	for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+			memcpy(fd, CMSG_DATA(cm), sizeof(int));
+	got = (size_t)n;
+	while (got < sizeof(*cmd)) {
+		n = read(0, (char *)cmd + got, sizeof(*cmd) - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			syscall(SYS_exit_group, n == 0 ? 0 : 1);
+		got += (size_t)n;
+	}
+}
+
+/* Touches memory; a fault is the scenario's SIGSEGV, not the executor's. */
+static void guarded_access(uint64_t op, const uint64_t *arg)
+{
+	int sig = sigsetjmp(fault_jmp, 1);
+
+	if (sig) {
+		reply(REPLY_SIGNAL, sig, 0, 0);
+		return;
+	}
+	fault_armed = 1;
+	if (op == OP_MEMSET)
+		memset((void *)arg[0], (int)arg[1], arg[2]);
+	else if (op == OP_STORE)
+		*(volatile char *)arg[0] = (char)arg[1];
+	else
+		(void)*(volatile char *)arg[0];
+	__asm__ volatile("" ::: "memory");
+	fault_armed = 0;
+	reply(REPLY_OK, 0, 0, 0);
+}
+
+static void send_maps(void)
+{
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	size_t len = 0;
+	ssize_t n;
+
+	if (fd < 0) {
+		reply(REPLY_ERRNO, errno, 0, 0);
+		return;
+	}
+	while ((n = read(fd, maps_buf + len, sizeof(maps_buf) - len)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || len + (size_t)n == sizeof(maps_buf)) {
+			close(fd);
+			reply(REPLY_ERRNO, n < 0 ? errno : EOVERFLOW, 0, 0);
+			return;
+		}
+		len += (size_t)n;
+	}
+	close(fd);
+	reply(REPLY_OK, 0, maps_buf, len);
+}
+
+/* The child takes the passed socket as its channel and says hello. */
+static void do_fork(int fd)
+{
+	pid_t pid;
+
+	if (fd < 0) {
+		reply(REPLY_ERRNO, EBADF, 0, 0);
+		return;
+	}
+	pid = fork();
+	if (pid == 0) {
+		if (dup2(fd, 0) < 0)
+			die();
+		close(fd);
+		reply(REPLY_OK, personality(0xffffffff), 0, 0);
+		return;
+	}
+	close(fd);
+	if (pid < 0)
+		reply(REPLY_ERRNO, errno, 0, 0);
+	else
+		reply(REPLY_OK, pid, 0, 0);
+}
+
+static void run(const struct command *c, int fd)
+{
+	const uint64_t *a = c->arg;
+
+	switch (c->op) {
+	case OP_MMAP:
+		reply_syscall(syscall(SYS_mmap, a[0], a[1], a[2], a[3], a[4], a[5]));
+		break;
+	case OP_MUNMAP:
+		reply_syscall(syscall(SYS_munmap, a[0], a[1]));
+		break;
+	case OP_MPROTECT:
+		reply_syscall(syscall(SYS_mprotect, a[0], a[1], a[2]));
+		break;
+	case OP_MREMAP:
+		reply_syscall(syscall(SYS_mremap, a[0], a[1], a[2], a[3], a[4]));
+		break;
+	case OP_MADVISE:
+		reply_syscall(syscall(SYS_madvise, a[0], a[1], a[2]));
+		break;
+	case OP_MEMSET:
+	case OP_STORE:
+	case OP_LOAD:
+		guarded_access(c->op, a);
+		break;
+	case OP_FORK:
+		do_fork(fd);
+		return;
+	case OP_MAPS:
+		send_maps();
+		break;
+	default:
+		reply(REPLY_ERRNO, ENOSYS, 0, 0);
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Re-executes once with ASLR off and a fixed stack limit, as setarch -R
+ * would, so the layout does not depend on the caller's settings. */
+static void fix_layout(char **argv, char **envp)
+{
+	int persona = personality(0xffffffff);
+	struct rlimit stack;
+	int again = 0;
+
+	if (getrlimit(RLIMIT_STACK, &stack) == 0 &&
+	    (stack.rlim_cur == RLIM_INFINITY || stack.rlim_cur > STACK_LIMIT)) {
+		stack.rlim_cur = STACK_LIMIT;
+		if (setrlimit(RLIMIT_STACK, &stack) == 0)
+			again = 1;
+	}
+	if (persona != -1 && !(persona & ADDR_NO_RANDOMIZE) &&
+	    personality((unsigned long)persona | ADDR_NO_RANDOMIZE) != -1)
+		again = 1;
+	if (again)
+		execve("/proc/self/exe", argv, envp);
+}
+
+int main(int argc, char **argv, char **envp)
+{
+	struct sigaction sa = { 0 };
+	struct command cmd;
+	int fd;
+
+	(void)argc;
+	fix_layout(argv, envp);
+	sa.sa_handler = on_fault;
+	sigaction(SIGSEGV, &sa, 0);
+	sigaction(SIGBUS, &sa, 0);
+	/* Children are reaped by the kernel: none lingers as a zombie. */
+	signal(SIGCHLD, SIG_IGN);
+	reply(REPLY_OK, personality(0xffffffff), 0, 0);
+	for (;;) {
+		read_command(&cmd, &fd);
+		run(&cmd, fd);
+	}
+}
