@@ -1,0 +1,1 @@
+"""The mremap-viz engine: the scenario language, the simulated kernel and its backends."""

@@ -1,0 +1,227 @@
+"""The simulated kernel's working state and its inner-step recorder.
+
+Ours: the kernel keeps its objects in memory and changes them in place;
+here every change replaces an immutable value in the current State, and
+`step()` closes an inner step by keeping that State, so each step is a
+snapshot that shares everything unchanged with the one before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import replace
+
+from immutables import Map
+
+from engine.limits import LimitExceeded, Limits
+from engine.mm_types import MM, VMA, AnonVMA, Folio, ShmemObject, State
+from engine.pagetable import PageTable, PageTableEditor
+from engine.trace import Event, Step
+
+
+class Kernel:
+    """The current state of the simulated machine, and its trace of steps."""
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+        self.state = State(processes=Map({"main": MM("main", 1)}))
+        self.steps: list[Step] = []
+        self.statement = -1
+        self._locks: list[str] = []
+        self._editors: dict[str, PageTableEditor] = {}
+        self._created: dict[str, None] = {}
+        self._changed: dict[str, None] = {}
+        self._freed: dict[str, None] = {}
+        self._events: list[Event] = []
+        self._warnings: list[str] = []
+        self._last = self.state
+
+    # --- object access ---------------------------------------------------
+
+    def new_id(self) -> int:
+        """A fresh object id (ids are never reused, like addresses in a trace)."""
+        ident = self.state.next_id
+        self.state = replace(self.state, next_id=ident + 1)
+        return ident
+
+    def new_ids(self, count: int) -> range:
+        """`count` fresh ids at once (a fault over a large range)."""
+        first = self.state.next_id
+        self.state = replace(self.state, next_id=first + count)
+        return range(first, first + count)
+
+    def vma(self, ident: int) -> VMA:
+        return self.state.vmas[ident]
+
+    def anon_vma(self, ident: int) -> AnonVMA:
+        return self.state.anon_vmas[ident]
+
+    def folio(self, ident: int) -> Folio:
+        return self.state.folios[ident]
+
+    def mm(self, name: str) -> MM:
+        return self.state.processes[name]
+
+    def _touch(self, ref: str, existed: bool) -> None:
+        if ref in self._freed:
+            del self._freed[ref]
+            self._changed[ref] = None
+        elif not existed:
+            self._created[ref] = None
+        elif ref not in self._created:
+            self._changed[ref] = None
+
+    def _free(self, ref: str) -> None:
+        if ref in self._created:
+            del self._created[ref]
+            return
+        self._changed.pop(ref, None)
+        self._freed[ref] = None
+
+    def put_vma(self, vma: VMA) -> VMA:
+        self._touch(f"vma:{vma.id}", vma.id in self._last.vmas)
+        self.state = replace(self.state, vmas=self.state.vmas.set(vma.id, vma))
+        return vma
+
+    def free_vma(self, ident: int) -> None:
+        self._free(f"vma:{ident}")
+        self.state = replace(self.state, vmas=self.state.vmas.delete(ident))
+
+    def put_anon_vma(self, av: AnonVMA) -> AnonVMA:
+        self._touch(f"anon_vma:{av.id}", av.id in self._last.anon_vmas)
+        self.state = replace(self.state, anon_vmas=self.state.anon_vmas.set(av.id, av))
+        return av
+
+    def free_anon_vma(self, ident: int) -> None:
+        self._free(f"anon_vma:{ident}")
+        self.state = replace(self.state, anon_vmas=self.state.anon_vmas.delete(ident))
+
+    def put_folio(self, folio: Folio) -> Folio:
+        self._touch(f"folio:{folio.id}", folio.id in self._last.folios)
+        self.state = replace(self.state, folios=self.state.folios.set(folio.id, folio))
+        return folio
+
+    def put_folios(self, folios: list[Folio]) -> None:
+        """Store many folios at once (a fault over a large range)."""
+        with self.state.folios.mutate() as new:
+            for folio in folios:
+                self._touch(f"folio:{folio.id}", folio.id in self._last.folios)
+                new[folio.id] = folio
+            self.state = replace(self.state, folios=new.finish())
+
+    def free_folio(self, ident: int) -> None:
+        self._free(f"folio:{ident}")
+        self.state = replace(self.state, folios=self.state.folios.delete(ident))
+
+    def put_shmem(self, obj: ShmemObject) -> None:
+        self.state = replace(self.state, shmem=self.state.shmem.set(obj.id, obj))
+
+    def put_mm(self, mm: MM) -> MM:
+        self.state = replace(self.state, processes=self.state.processes.set(mm.name, mm))
+        return mm
+
+    def link_vma(self, vma: VMA) -> VMA:
+        """vma_link(): store a new VMA and insert it in its mm's tree."""
+        self.put_vma(vma)
+        mm = self.mm(vma.mm)
+        self._reorder(mm, mm.vmas + (vma.id,))
+        return vma
+
+    def unlink_vma(self, vma: VMA) -> None:
+        """Remove a VMA from its mm's tree and free it (vma_complete)."""
+        mm = self.mm(vma.mm)
+        self._reorder(mm, tuple(v for v in mm.vmas if v != vma.id))
+        self.free_vma(vma.id)
+
+    def sort_vmas(self, mm_name: str) -> None:
+        """Keep the mm's VMA order after a VMA's range changed."""
+        mm = self.mm(mm_name)
+        self._reorder(mm, mm.vmas)
+
+    def _reorder(self, mm: MM, ids: tuple[int, ...]) -> None:
+        vmas = self.state.vmas
+        self.put_mm(replace(mm, vmas=tuple(sorted(ids, key=lambda i: vmas[i].vm_start))))
+
+    # --- page tables -------------------------------------------------------
+
+    def pt(self, mm_name: str) -> PageTableEditor:
+        """The open batch of page-table edits of one mm (committed by step())."""
+        editor = self._editors.get(mm_name)
+        if editor is None:
+            editor = self._editors[mm_name] = self.mm(mm_name).pagetable.edit()
+        return editor
+
+    def pagetable(self, mm_name: str) -> PageTable:
+        """The mm's page tables with every edit so far applied."""
+        self._commit_pagetable(mm_name)
+        return self.mm(mm_name).pagetable
+
+    def _commit_pagetable(self, mm_name: str) -> None:
+        editor = self._editors.pop(mm_name, None)
+        if editor is not None and mm_name in self.state.processes:
+            table = editor.commit()
+            mm = self.mm(mm_name)
+            self.put_mm(replace(mm, pagetable=table))
+            if len(table) > self.limits.max_populated_pages:
+                raise LimitExceeded(
+                    "max_populated_pages", self.limits.max_populated_pages, len(table)
+                )
+
+    # --- locks, decisions and steps ---------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """Hold a lock for the steps taken inside the block."""
+        self._locks.append(name)
+        try:
+            yield
+        finally:
+            self._locks.remove(name)
+
+    @property
+    def locks(self) -> tuple[str, ...]:
+        return tuple(self._locks)
+
+    def event(self, function: str, decision: str, **values: object) -> None:
+        """Record a decision for the step being built."""
+        self._events.append(
+            Event(function, decision, tuple((k, _show(v)) for k, v in values.items()))
+        )
+
+    def warn(self, text: str) -> None:
+        """Record a warning for the step being built (shown in red)."""
+        self._warnings.append(text)
+
+    def step(self, function: str, summary: str) -> Step:
+        """Close an inner step: keep the state as it is now."""
+        for name in list(self._editors):
+            self._commit_pagetable(name)
+        if len(self.steps) >= self.limits.max_steps:
+            raise LimitExceeded("max_steps", self.limits.max_steps, len(self.steps) + 1)
+        step = Step(
+            statement=self.statement,
+            function=function,
+            summary=summary,
+            locks=self.locks,
+            created=tuple(self._created),
+            changed=tuple(self._changed),
+            freed=tuple(self._freed),
+            events=tuple(self._events),
+            warnings=tuple(self._warnings),
+            state=self.state,
+        )
+        self.steps.append(step)
+        self._created, self._changed, self._freed = {}, {}, {}
+        self._events, self._warnings = [], []
+        self._last = self.state
+        return step
+
+
+def _show(value: object) -> str:
+    """A compared value as the views print it (addresses and pgoffs in hex)."""
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int):
+        return hex(value) if value >= 4096 else str(value)
+    return str(value)

@@ -1,0 +1,232 @@
+"""The kernel's memory-management objects, as immutable values.
+
+Models include/linux/mm_types.h (struct vm_area_struct, struct folio,
+struct mm_struct) and include/linux/rmap.h (struct anon_vma, struct
+anon_vma_chain). Every object is a frozen value keyed by an id in a
+persistent map, so a snapshot after each inner step shares all unchanged
+objects with the one before it: stepping back costs what stepping forward
+does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from immutables import Map
+
+from engine.pagetable import PageTable
+from engine.scenario.constants import PAGE_SHIFT
+
+# vm_flags bits (include/linux/mm.h, x86-64).
+VM_READ = 0x00000001
+VM_WRITE = 0x00000002
+VM_EXEC = 0x00000004
+VM_SHARED = 0x00000008
+VM_MAYREAD = 0x00000010
+VM_MAYWRITE = 0x00000020
+VM_MAYEXEC = 0x00000040
+VM_MAYSHARE = 0x00000080
+VM_GROWSDOWN = 0x00000100
+VM_PFNMAP = 0x00000400
+VM_LOCKED = 0x00002000
+VM_IO = 0x00004000
+VM_SEQ_READ = 0x00008000
+VM_RAND_READ = 0x00010000
+VM_DONTCOPY = 0x00020000
+VM_DONTEXPAND = 0x00040000
+VM_LOCKONFAULT = 0x00080000
+VM_ACCOUNT = 0x00100000
+VM_NORESERVE = 0x00200000
+VM_HUGETLB = 0x00400000
+VM_WIPEONFORK = 0x02000000
+VM_DONTDUMP = 0x04000000
+VM_MIXEDMAP = 0x10000000
+VM_HUGEPAGE = 0x20000000
+VM_NOHUGEPAGE = 0x40000000
+VM_MERGEABLE = 0x80000000
+
+VM_ACCESS_FLAGS = VM_READ | VM_WRITE | VM_EXEC
+VM_SPECIAL = VM_IO | VM_DONTEXPAND | VM_PFNMAP | VM_MIXEDMAP
+VM_LOCKED_MASK = VM_LOCKED | VM_LOCKONFAULT
+
+VM_FLAG_NAMES = {
+    VM_READ: "read",
+    VM_WRITE: "write",
+    VM_EXEC: "exec",
+    VM_SHARED: "shared",
+    VM_MAYREAD: "mayread",
+    VM_MAYWRITE: "maywrite",
+    VM_MAYEXEC: "mayexec",
+    VM_MAYSHARE: "mayshare",
+    VM_GROWSDOWN: "growsdown",
+    VM_PFNMAP: "pfnmap",
+    VM_LOCKED: "locked",
+    VM_IO: "io",
+    VM_SEQ_READ: "seq_read",
+    VM_RAND_READ: "rand_read",
+    VM_DONTCOPY: "dontcopy",
+    VM_DONTEXPAND: "dontexpand",
+    VM_LOCKONFAULT: "lockonfault",
+    VM_ACCOUNT: "account",
+    VM_NORESERVE: "noreserve",
+    VM_HUGETLB: "hugetlb",
+    VM_WIPEONFORK: "wipeonfork",
+    VM_DONTDUMP: "dontdump",
+    VM_MIXEDMAP: "mixedmap",
+    VM_HUGEPAGE: "hugepage",
+    VM_NOHUGEPAGE: "nohugepage",
+    VM_MERGEABLE: "mergeable",
+}
+
+
+def flag_names(flags: int) -> list[str]:
+    """The names of the set vm_flags bits, lowest bit first."""
+    return [name for bit, name in VM_FLAG_NAMES.items() if flags & bit]
+
+
+HPAGE_PMD_ORDER = 9
+HPAGE_PMD_NR = 1 << HPAGE_PMD_ORDER
+PMD_SIZE = HPAGE_PMD_NR << PAGE_SHIFT
+GUP_PIN_COUNTING_BIAS = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class VMA:
+    """struct vm_area_struct: a range of one process's address space.
+
+    `avc` lists the anon_vmas this VMA is chained to, newest first, as the
+    kernel's vma->anon_vma_chain list does; each entry stands for one
+    struct anon_vma_chain. `shmem` names the shmem object of a MAP_SHARED
+    anonymous mapping (its vm_file), None for private anonymous memory.
+    """
+
+    id: int
+    mm: str
+    vm_start: int
+    vm_end: int
+    vm_pgoff: int
+    vm_flags: int
+    anon_vma: int | None = None
+    avc: tuple[int, ...] = ()
+    shmem: int | None = None
+
+    @property
+    def pages(self) -> int:
+        """vma_pages(): the VMA's length in pages."""
+        return (self.vm_end - self.vm_start) >> PAGE_SHIFT
+
+    def is_anonymous(self) -> bool:
+        """vma_is_anonymous(): no vm_ops, so no file and no shmem object."""
+        return self.shmem is None
+
+
+@dataclass(frozen=True, slots=True)
+class AnonVMA:
+    """struct anon_vma: the rmap's entry point from a folio to its VMAs.
+
+    `chains` holds the VMAs whose anon_vma_chain links them here: the
+    kernel's interval tree, keyed in the kernel by each VMA's pgoff range.
+    """
+
+    id: int
+    root: int
+    parent: int
+    refcount: int = 1
+    num_children: int = 0
+    num_active_vmas: int = 0
+    chains: frozenset[int] = frozenset()
+
+
+class Folio(NamedTuple):
+    """struct folio: 1 << order pages of anonymous (or shmem) memory.
+
+    `mapping` is the anon_vma id that folio->mapping points at (with
+    FOLIO_MAPPING_ANON set), `index` the pgoff of the head page in that
+    anon_vma's VMAs. Mapcounts are per page (PTE mappings) plus
+    `entire_mapcount` for PMD mappings; `pincount` counts FOLL_PIN pins.
+    """
+
+    id: int
+    order: int
+    mapping: int | None
+    index: int
+    mapcount: tuple[int, ...]
+    anon_exclusive: tuple[bool, ...]
+    entire_mapcount: int = 0
+    pincount: int = 0
+    shmem: int | None = None
+
+    @property
+    def nr_pages(self) -> int:
+        """folio_nr_pages()."""
+        return 1 << self.order
+
+    @property
+    def total_mapcount(self) -> int:
+        """folio_mapcount(): every PTE mapping plus each PMD mapping."""
+        return sum(self.mapcount) + self.entire_mapcount
+
+    @property
+    def refcount(self) -> int:
+        """folio_ref_count(), as mappings and pins raise it.
+
+        A small folio counts a pin as GUP_PIN_COUNTING_BIAS references;
+        a large one keeps pins in _pincount and adds one reference each.
+        """
+        bias = 1 if self.order else GUP_PIN_COUNTING_BIAS
+        return self.total_mapcount + self.pincount * bias
+
+    def maybe_dma_pinned(self) -> bool:
+        """folio_maybe_dma_pinned()."""
+        return self.pincount > 0
+
+    def maybe_mapped_shared(self) -> bool:
+        """folio_maybe_mapped_shared(): some page is mapped more than once."""
+        return self.entire_mapcount + max(self.mapcount, default=0) > 1
+
+
+@dataclass(frozen=True, slots=True)
+class MM:
+    """struct mm_struct: one process's address space.
+
+    `vmas` are VMA ids ordered by vm_start (the maple tree's order).
+    """
+
+    name: str
+    pid: int
+    vmas: tuple[int, ...] = ()
+    pagetable: PageTable = field(default_factory=PageTable)
+    has_pinned: bool = False
+    parent: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShmemObject:
+    """The shmem file behind a MAP_SHARED anonymous mapping (/dev/zero)."""
+
+    id: int
+    inode: int
+    pages: int
+    cache: Map[int, int] = field(default_factory=Map)
+    """The page cache: page index -> folio id."""
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """The whole simulated machine at one instant: a snapshot.
+
+    Every field is an immutable value, so a snapshot is taken by keeping a
+    reference; the next step's state shares all it did not change.
+    """
+
+    processes: Map[str, MM] = field(default_factory=Map)
+    vmas: Map[int, VMA] = field(default_factory=Map)
+    anon_vmas: Map[int, AnonVMA] = field(default_factory=Map)
+    folios: Map[int, Folio] = field(default_factory=Map)
+    shmem: Map[int, ShmemObject] = field(default_factory=Map)
+    next_id: int = 1
+
+    def mm_vmas(self, mm: str) -> list[VMA]:
+        """The VMAs of process `mm`, in address order."""
+        return [self.vmas[v] for v in self.processes[mm].vmas]

@@ -1,0 +1,331 @@
+"""Creating and removing mappings: mmap, munmap and address placement.
+
+Models mm/mmap.c (do_mmap, __get_unmapped_area, the x86-64 top-down
+arch_get_unmapped_area_topdown and THP alignment of large anonymous
+mappings) and the mmap_region/munmap paths of mm/vma.c.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from engine.errors import SyscallError
+from engine.kernel import Kernel
+from engine.memory import populate_range, zap_page_range
+from engine.mm_types import (
+    HPAGE_PMD_NR,
+    VM_ACCOUNT,
+    VM_EXEC,
+    VM_GROWSDOWN,
+    VM_LOCKED,
+    VM_MAYEXEC,
+    VM_MAYREAD,
+    VM_MAYSHARE,
+    VM_MAYWRITE,
+    VM_NOHUGEPAGE,
+    VM_NORESERVE,
+    VM_READ,
+    VM_SHARED,
+    VM_WRITE,
+    VMA,
+    ShmemObject,
+)
+from engine.rmap import unlink_anon_vmas
+from engine.scenario.constants import MAP, PAGE_SHIFT, PAGE_SIZE, PROT
+from engine.vma import (
+    MAX_MAP_COUNT,
+    VMG,
+    SplitError,
+    find_vma,
+    split_vma,
+    vma_before,
+    vma_merge_new_range,
+    vmas_in_range,
+)
+
+TASK_SIZE = 0x7FFFFFFFF000  # 47-bit user address space
+MMAP_BASE = 0x7FFFF7FF7000  # top of the top-down area, below [vvar] (ASLR off)
+MMAP_MIN_ADDR = 0x1000  # /proc/sys/vm/mmap_min_addr on these machines
+STACK_GUARD_GAP = 256 << PAGE_SHIFT
+PMD_SIZE = HPAGE_PMD_NR << PAGE_SHIFT
+
+MAP_TYPE = 0x0F
+
+
+def page_align(n: int) -> int:
+    """PAGE_ALIGN(), wrapping at 2**64 like the kernel's unsigned long."""
+    return (n + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1) & ((1 << 64) - 1)
+
+
+def vm_start_gap(vma: VMA) -> int:
+    """Models vm_start_gap(): a stack's guard gap belongs to it."""
+    if vma.vm_flags & VM_GROWSDOWN:
+        return max(vma.vm_start - STACK_GUARD_GAP, 0)
+    return vma.vm_start
+
+
+def unmapped_area_topdown(k: Kernel, mm: str, length: int, high: int) -> int:
+    """Models mm/vma.c:unmapped_area_topdown(): the highest gap that fits.
+
+    The gap ends at the next VMA's vm_start_gap() (or the top of the area)
+    and starts at the previous VMA's end (or the first page).
+    """
+    vmas = k.state.mm_vmas(mm)
+    gap_end = high
+    for vma in reversed(vmas):
+        if vma.vm_start >= high:
+            continue
+        start = max(vma.vm_end, PAGE_SIZE)
+        top = min(gap_end, high)
+        if top >= start and top - start >= length:
+            return top - length
+        gap_end = vm_start_gap(vma)
+    if gap_end - PAGE_SIZE >= length:
+        return gap_end - length
+    raise SyscallError("ENOMEM", "get_unmapped_area: no gap large enough")
+
+
+def arch_get_unmapped_area_topdown(k: Kernel, mm: str, addr: int, length: int) -> int:
+    """Models arch/x86/kernel/sys_x86_64.c:arch_get_unmapped_area_topdown().
+
+    A hint is taken when [addr, addr + len) ends at or below the next VMA's
+    start gap; otherwise the highest gap below mmap_base.
+    """
+    if length > TASK_SIZE:
+        raise SyscallError("ENOMEM", "len > TASK_SIZE")
+    if addr:
+        addr &= ~(PAGE_SIZE - 1)
+        if TASK_SIZE - length >= addr:
+            vma = find_vma(k.state, mm, addr)
+            if vma is None or addr + length <= vm_start_gap(vma):
+                k.event("arch_get_unmapped_area_topdown", f"hint {addr:#x} is free: taken")
+                return addr
+            k.event(
+                "arch_get_unmapped_area_topdown", f"hint {addr:#x} overlaps vma#{vma.id}: searching"
+            )
+    return unmapped_area_topdown(k, mm, length, MMAP_BASE)
+
+
+def get_unmapped_area(
+    k: Kernel, mm: str, addr: int, length: int, pgoff: int, flags: int, shared: bool
+) -> int:
+    """Models mm/mmap.c:__get_unmapped_area() for anonymous memory.
+
+    MAP_FIXED takes addr as it is. A private anonymous request without a
+    hint whose length is a multiple of 2 MiB is placed THP-aligned
+    (thp_get_unmapped_area_vmflags pads by 2 MiB, then aligns to pgoff).
+    """
+    if length > TASK_SIZE:
+        raise SyscallError("ENOMEM", "len > TASK_SIZE")
+    if flags & MAP["MAP_FIXED"]:
+        result = addr
+    elif not shared and not addr and length % PMD_SIZE == 0:
+        result = _thp_get_unmapped_area(k, mm, length, pgoff)
+    else:
+        result = arch_get_unmapped_area_topdown(k, mm, addr, length)
+    if result > TASK_SIZE - length:
+        raise SyscallError("ENOMEM", f"{result:#x} + len beyond TASK_SIZE")
+    if result % PAGE_SIZE:
+        raise SyscallError("EINVAL", "address not page aligned")
+    return result
+
+
+def _thp_get_unmapped_area(k: Kernel, mm: str, length: int, pgoff: int) -> int:
+    """Models mm/huge_memory.c:__thp_get_unmapped_area() (PMD size)."""
+    off = pgoff << PAGE_SHIFT
+    off_align = (off + PMD_SIZE - 1) & ~(PMD_SIZE - 1)
+    if off + length <= off_align or off + length - off_align < PMD_SIZE:
+        return arch_get_unmapped_area_topdown(k, mm, 0, length)
+    try:
+        ret = arch_get_unmapped_area_topdown(k, mm, 0, length + PMD_SIZE)
+    except SyscallError:
+        return arch_get_unmapped_area_topdown(k, mm, 0, length)
+    off_sub = (off - ret) & (PMD_SIZE - 1)
+    aligned = ret + PMD_SIZE if not off_sub else ret + off_sub
+    k.event("thp_get_unmapped_area", f"length is a multiple of 2 MiB: aligned to {aligned:#x}")
+    return aligned
+
+
+def calc_vm_flags(prot: int, flags: int) -> int:
+    """Models calc_vm_prot_bits() | calc_vm_flag_bits() | VM_MAY*."""
+    vm = VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC
+    if prot & PROT["PROT_READ"]:
+        vm |= VM_READ
+    if prot & PROT["PROT_WRITE"]:
+        vm |= VM_WRITE
+    if prot & PROT["PROT_EXEC"]:
+        vm |= VM_EXEC
+    if flags & MAP["MAP_GROWSDOWN"]:
+        vm |= VM_GROWSDOWN
+    if flags & MAP["MAP_LOCKED"]:
+        vm |= VM_LOCKED
+    if flags & MAP["MAP_STACK"]:
+        vm |= VM_NOHUGEPAGE
+    return vm
+
+
+def gather_munmap_vmas(k: Kernel, mm: str, start: int, end: int) -> list[VMA]:
+    """Models mm/vma.c:vms_gather_munmap_vmas(): split the VMAs at the edges
+    of [start, end) and return those inside it (to be removed)."""
+    vmas = vmas_in_range(k.state, mm, start, end)
+    if not vmas:
+        return []
+    first, last = vmas[0], vmas[-1]
+    try:
+        if first.vm_start < start:
+            if end < first.vm_end and len(k.mm(mm).vmas) >= MAX_MAP_COUNT:
+                raise SplitError
+            _, first = split_vma(k, first, start, new_below=True)
+            k.event("vms_gather_munmap_vmas", f"split vma#{first.id} at {start:#x}")
+            if last.id == first.id or last.vm_start < start:
+                last = first
+        if last.vm_end > end:
+            last, _ = split_vma(k, k.vma(last.id), end, new_below=False)
+            k.event("vms_gather_munmap_vmas", f"split vma#{last.id} at {end:#x}")
+    except SplitError as err:
+        raise SyscallError("ENOMEM", "split_vma: map_count at max_map_count") from err
+    return vmas_in_range(k.state, mm, start, end)
+
+
+def complete_munmap_vmas(k: Kernel, mm: str, vmas: list[VMA], start: int, end: int) -> None:
+    """Models mm/vma.c:vms_complete_munmap_vmas(): zap the pages, drop the
+    anon_vma chains (free_pgtables) and free the removed VMAs."""
+    zap_page_range(k, mm, start, end)
+    for vma in vmas:
+        vma = k.vma(vma.id)
+        if vma.avc:
+            vma = unlink_anon_vmas(k, vma)
+        k.unlink_vma(vma)
+
+
+def do_vmi_munmap(k: Kernel, mm: str, start: int, length: int, fn: str = "do_vmi_munmap") -> None:
+    """Models mm/vma.c:do_vmi_munmap(): unmap [start, start + len).
+
+    Unmapping nothing is not an error; the edges of partly covered VMAs are
+    split off and survive.
+    """
+    if start % PAGE_SIZE or start > TASK_SIZE or length > TASK_SIZE - start:
+        raise SyscallError("EINVAL", "start unaligned or range beyond TASK_SIZE")
+    end = start + page_align(length)
+    if end == start:
+        raise SyscallError("EINVAL", "zero length")
+    vmas = gather_munmap_vmas(k, mm, start, end)
+    if not vmas:
+        k.event(fn, "no VMA in range: nothing to do")
+        k.step(f"mm/vma.c:{fn}", f"nothing mapped in {start:#x}-{end:#x}")
+        return
+    k.step(
+        "mm/vma.c:vms_gather_munmap_vmas",
+        f"detach {len(vmas)} vma(s) in {start:#x}-{end:#x}",
+    )
+    complete_munmap_vmas(k, mm, vmas, start, end)
+    k.step("mm/vma.c:vms_complete_munmap_vmas", "zap pages, unlink anon_vmas, free vmas")
+
+
+def do_mmap(
+    k: Kernel, mm: str, addr: int, length: int, prot: int, flags: int, fd: int, off: int
+) -> int:
+    """Models mm/mmap.c:do_mmap() and mmap_region() for anonymous memory.
+
+    Returns the mapped address. A MAP_FIXED range first loses what was
+    mapped there; the new range then merges with an adjacent compatible
+    VMA (vma_merge_new_range) or becomes a new VMA. A private anonymous
+    VMA's pgoff is its address >> PAGE_SHIFT.
+    """
+    if off % PAGE_SIZE:
+        raise SyscallError("EINVAL", "offset not page aligned")
+    if not flags & MAP["MAP_ANONYMOUS"]:
+        raise SyscallError("EBADF", "only anonymous mappings: fd is not a file")
+    if flags & MAP["MAP_HUGETLB"]:
+        raise SyscallError("ENOMEM", "MAP_HUGETLB: no hugetlb pages are reserved")
+    if not length:
+        raise SyscallError("EINVAL", "length 0")
+    if flags & MAP["MAP_FIXED_NOREPLACE"]:
+        flags |= MAP["MAP_FIXED"]
+    if not flags & MAP["MAP_FIXED"]:
+        addr &= ~(PAGE_SIZE - 1)
+        if addr and addr < MMAP_MIN_ADDR:
+            addr = MMAP_MIN_ADDR
+    length = page_align(length)
+    if not length:
+        raise SyscallError("ENOMEM", "length overflows")
+    pgoff = off >> PAGE_SHIFT
+    if pgoff + (length >> PAGE_SHIFT) >= 1 << 64:
+        raise SyscallError("EOVERFLOW", "offset + length overflows")
+    if len(k.mm(mm).vmas) > MAX_MAP_COUNT:
+        raise SyscallError("ENOMEM", "map_count above max_map_count")
+    vm_flags = calc_vm_flags(prot, flags)
+    map_type = flags & MAP_TYPE
+    shared = map_type == MAP["MAP_SHARED"]
+    addr = get_unmapped_area(k, mm, addr, length, pgoff, flags, shared)
+    end = addr + length
+    if flags & MAP["MAP_FIXED_NOREPLACE"] and vmas_in_range(k.state, mm, addr, end):
+        raise SyscallError("EEXIST", "MAP_FIXED_NOREPLACE: range already mapped")
+    if map_type == MAP["MAP_SHARED"]:
+        if vm_flags & VM_GROWSDOWN:
+            raise SyscallError("EINVAL", "MAP_SHARED with MAP_GROWSDOWN")
+        pgoff = 0
+        vm_flags |= VM_SHARED | VM_MAYSHARE
+    elif map_type == MAP["MAP_PRIVATE"]:
+        pgoff = addr >> PAGE_SHIFT
+    else:
+        raise SyscallError("EINVAL", "mapping type must be MAP_PRIVATE or MAP_SHARED")
+    if flags & MAP["MAP_NORESERVE"]:
+        vm_flags |= VM_NORESERVE
+    k.step("mm/mmap.c:do_mmap", f"checks passed; get_unmapped_area chose {addr:#x}")
+    mmap_region(k, mm, addr, length, vm_flags, pgoff)
+    populate = flags & (MAP["MAP_POPULATE"] | MAP["MAP_NONBLOCK"]) == MAP["MAP_POPULATE"]
+    if vm_flags & VM_LOCKED or populate:
+        populate_range(k, mm, addr, end)
+        k.step("mm/gup.c:__mm_populate", f"fault in {addr:#x}-{end:#x}")
+    return addr
+
+
+def mmap_region(k: Kernel, mm: str, addr: int, length: int, vm_flags: int, pgoff: int) -> VMA:
+    """Models mm/vma.c:__mmap_region(): replace what is there, then merge or
+    create the VMA."""
+    end = addr + length
+    old = gather_munmap_vmas(k, mm, addr, end)
+    if old:
+        for vma in old:
+            mm_obj = k.mm(mm)
+            k.put_mm(replace(mm_obj, vmas=tuple(v for v in mm_obj.vmas if v != vma.id)))
+        k.step("mm/vma.c:vms_gather_munmap_vmas", f"detach {len(old)} vma(s) under MAP_FIXED")
+    if vm_flags & (VM_NORESERVE | VM_SHARED | VM_WRITE) == VM_WRITE:
+        vm_flags |= VM_ACCOUNT
+    vmg = VMG(
+        mm=mm,
+        start=addr,
+        end=end,
+        pgoff=pgoff,
+        flags=vm_flags,
+        anon_vma=None,
+        shmem=None,
+        prev=vma_before(k.state, mm, addr),
+        next=find_vma(k.state, mm, end),
+    )
+    vma = vma_merge_new_range(k, vmg)
+    if vma is None:
+        shmem = None
+        if vm_flags & VM_SHARED:
+            obj = ShmemObject(k.new_id(), inode=k.state.next_id, pages=length >> PAGE_SHIFT)
+            k.put_shmem(obj)
+            shmem = obj.id
+        vma = k.link_vma(VMA(k.new_id(), mm, addr, end, pgoff, vm_flags, shmem=shmem))
+        k.step("mm/vma.c:__mmap_new_vma", f"new vma#{vma.id} {addr:#x}-{end:#x}")
+    else:
+        k.step("mm/vma.c:vma_merge_new_range", f"merged into vma#{vma.id}")
+    if old:
+        _complete_detached(k, mm, old, addr, end)
+        k.step("mm/vma.c:vms_complete_munmap_vmas", "zap old pages, free old vmas")
+    return vma
+
+
+def _complete_detached(k: Kernel, mm: str, old: list[VMA], start: int, end: int) -> None:
+    """Free VMAs that MAP_FIXED detached: their pages, chains and structs."""
+    zap_page_range(k, mm, start, end)
+    for vma in old:
+        vma = k.vma(vma.id)
+        if vma.avc:
+            vma = unlink_anon_vmas(k, vma)
+        k.free_vma(vma.id)

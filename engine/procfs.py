@@ -1,0 +1,30 @@
+"""/proc/PID/maps, as the kernel prints it.
+
+Models fs/proc/task_mmu.c:show_map_vma(): start-end, rwx and p/s, the file
+offset (pgoff << PAGE_SHIFT for a file, 0 for anonymous memory), device,
+inode and name. A MAP_SHARED anonymous mapping is a shmem file that shows
+as "/dev/zero (deleted)" on device 00:01.
+"""
+
+from engine.mm_types import VM_EXEC, VM_MAYSHARE, VM_READ, VM_WRITE, VMA, State
+from engine.scenario.constants import PAGE_SHIFT
+
+
+def maps_line(state: State, vma: VMA) -> str:
+    """One VMA's line, single-spaced (as the verifier normalises the kernel's)."""
+    perms = (
+        ("r" if vma.vm_flags & VM_READ else "-")
+        + ("w" if vma.vm_flags & VM_WRITE else "-")
+        + ("x" if vma.vm_flags & VM_EXEC else "-")
+        + ("s" if vma.vm_flags & VM_MAYSHARE else "p")
+    )
+    head = f"{vma.vm_start:08x}-{vma.vm_end:08x} {perms}"
+    if vma.shmem is not None:
+        inode = state.shmem[vma.shmem].inode
+        return f"{head} {vma.vm_pgoff << PAGE_SHIFT:08x} 00:01 {inode} /dev/zero (deleted)"
+    return f"{head} 00000000 00:00 0"
+
+
+def proc_maps(state: State) -> dict[str, list[str]]:
+    """Every live process's maps, keyed by process name."""
+    return {name: [maps_line(state, v) for v in state.mm_vmas(name)] for name in state.processes}

@@ -1,0 +1,238 @@
+"""The anon_vma hierarchy and the reverse map of anonymous folios.
+
+Models mm/rmap.c: how a VMA gets its anon_vma (first write fault, fork),
+how anon_vma_chains link VMAs to every anon_vma a folio of theirs may point
+at, and how an rmap walk goes from a folio back to the VMAs mapping it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from engine.kernel import Kernel
+from engine.mm_types import VM_ACCESS_FLAGS, VMA, AnonVMA, Folio, State, flag_names
+from engine.scenario.constants import PAGE_SHIFT
+
+
+def anon_vma_alloc(k: Kernel) -> AnonVMA:
+    """Models mm/rmap.c:anon_vma_alloc(): a new root, refcount 1."""
+    ident = k.new_id()
+    return k.put_anon_vma(AnonVMA(id=ident, root=ident, parent=ident))
+
+
+def link_avc(k: Kernel, vma: VMA, av_id: int) -> VMA:
+    """Models mm/rmap.c:anon_vma_chain_link(): one chain, in both lists."""
+    av = k.anon_vma(av_id)
+    k.put_anon_vma(replace(av, chains=av.chains | {vma.id}))
+    return k.put_vma(replace(vma, avc=(av_id,) + vma.avc))
+
+
+def anon_vma_compatible(a: VMA, b: VMA) -> tuple[bool, str]:
+    """Models mm/vma.c:anon_vma_compatible(): could b share a's anon_vma?
+
+    Adjacent, same file, flags equal but for read/write/exec (mprotect may
+    differ), and pgoff linear across the boundary.
+    """
+    if a.vm_end != b.vm_start:
+        return False, f"not adjacent: {a.vm_end:#x} != {b.vm_start:#x}"
+    if a.shmem != b.shmem:
+        return False, "different files"
+    differ = (a.vm_flags ^ b.vm_flags) & ~VM_ACCESS_FLAGS
+    if differ:
+        return False, "flags differ: " + ",".join(flag_names(differ))
+    expected = a.vm_pgoff + ((b.vm_start - a.vm_start) >> PAGE_SHIFT)
+    if b.vm_pgoff != expected:
+        return False, f"pgoff {b.vm_pgoff:#x} != {a.vm_pgoff:#x} + {a.pages}"
+    return True, "adjacent, same flags but for rwx, pgoff linear"
+
+
+def find_mergeable_anon_vma(k: Kernel, vma: VMA) -> int | None:
+    """Models mm/vma.c:find_mergeable_anon_vma(): reuse a neighbour's anon_vma.
+
+    Tries next first, then prev: the neighbour must be compatible and its
+    anon_vma must be its only chain (not a fork child), so that folios
+    later faulted here can be found through it.
+    """
+    from engine.vma import find_vma_next, find_vma_prev
+
+    nxt = find_vma_next(k.state, vma)
+    prev = find_vma_prev(k.state, vma)
+    for name, old, a, b in (("next", nxt, vma, nxt), ("prev", prev, prev, vma)):
+        if old is None or a is None or b is None:
+            k.event("find_mergeable_anon_vma", f"{name}: none")
+            continue
+        ok, why = anon_vma_compatible(a, b)
+        if not ok:
+            k.event("find_mergeable_anon_vma", f"{name} vma#{old.id} not reused: {why}")
+            continue
+        if old.anon_vma is None:
+            k.event("find_mergeable_anon_vma", f"{name} vma#{old.id} not reused: no anon_vma")
+            continue
+        if len(old.avc) != 1:
+            k.event(
+                "find_mergeable_anon_vma",
+                f"{name} vma#{old.id} not reused: {len(old.avc)} anon_vma_chains"
+                " (a fork child; list_is_singular fails)",
+                chains=len(old.avc),
+            )
+            continue
+        k.event(
+            "find_mergeable_anon_vma",
+            f"reuse anon_vma#{old.anon_vma} of {name} vma#{old.id}: {why}",
+        )
+        return old.anon_vma
+    return None
+
+
+def anon_vma_prepare(k: Kernel, vma: VMA) -> VMA:
+    """Models mm/rmap.c:__anon_vma_prepare(): give a VMA its anon_vma.
+
+    Runs on the first write fault (or COW) in a VMA without one: reuses a
+    compatible neighbour's anon_vma, else allocates a new root.
+    """
+    if vma.anon_vma is not None:
+        return vma
+    av_id = find_mergeable_anon_vma(k, vma)
+    if av_id is None:
+        av = anon_vma_alloc(k)
+        av = k.put_anon_vma(replace(av, num_children=av.num_children + 1))
+        av_id = av.id
+        k.event("__anon_vma_prepare", f"allocated anon_vma#{av_id} (a new root)")
+    vma = k.put_vma(replace(vma, anon_vma=av_id))
+    vma = link_avc(k, vma, av_id)
+    av = k.anon_vma(av_id)
+    k.put_anon_vma(replace(av, num_active_vmas=av.num_active_vmas + 1))
+    return vma
+
+
+def anon_vma_clone(k: Kernel, dst: VMA, src: VMA) -> VMA:
+    """Models mm/rmap.c:anon_vma_clone(): chain dst to every anon_vma of src.
+
+    Used by split, copy_vma, merges (dup_anon_vma) and fork. Only a fork
+    arrives with dst.anon_vma cleared, and so only a fork may adopt an
+    ancestor anon_vma that no VMA uses any more and that has at most one
+    child, bounding the hierarchy's growth over long fork chains.
+    """
+    for av_id in reversed(src.avc):
+        dst = link_avc(k, dst, av_id)
+        av = k.anon_vma(av_id)
+        if (
+            dst.anon_vma is None
+            and src.anon_vma is not None
+            and av.num_children < 2
+            and av.num_active_vmas == 0
+        ):
+            dst = k.put_vma(replace(dst, anon_vma=av_id))
+            k.event(
+                "anon_vma_clone",
+                f"reuse anon_vma#{av_id}: no active VMAs and {av.num_children} child",
+                num_children=av.num_children,
+                num_active_vmas=av.num_active_vmas,
+            )
+    if dst.anon_vma is not None:
+        av = k.anon_vma(dst.anon_vma)
+        k.put_anon_vma(replace(av, num_active_vmas=av.num_active_vmas + 1))
+    return dst
+
+
+def anon_vma_fork(k: Kernel, vma: VMA, pvma: VMA) -> VMA:
+    """Models mm/rmap.c:anon_vma_fork(): the child VMA's place in the hierarchy.
+
+    The child is chained to all of the parent's anon_vmas (so rmap finds it
+    from the parent's folios it now shares) and gets its own anon_vma for
+    the folios it will COW, unless an orphaned ancestor can be reused.
+    """
+    if pvma.anon_vma is None:
+        return vma
+    vma = k.put_vma(replace(vma, anon_vma=None, avc=()))
+    vma = anon_vma_clone(k, vma, pvma)
+    if vma.anon_vma is not None:
+        return vma
+    parent = k.anon_vma(pvma.anon_vma)
+    av = anon_vma_alloc(k)
+    av = k.put_anon_vma(replace(av, root=parent.root, parent=parent.id, num_active_vmas=1))
+    root = k.anon_vma(parent.root)
+    k.put_anon_vma(replace(root, refcount=root.refcount + 1))
+    vma = k.put_vma(replace(vma, anon_vma=av.id))
+    vma = link_avc(k, vma, av.id)
+    parent = k.anon_vma(parent.id)
+    k.put_anon_vma(replace(parent, num_children=parent.num_children + 1))
+    k.event(
+        "anon_vma_fork",
+        f"allocated anon_vma#{av.id}, child of anon_vma#{parent.id} (root anon_vma#{root.id})",
+    )
+    return vma
+
+
+def unlink_anon_vmas(k: Kernel, vma: VMA) -> VMA:
+    """Models mm/rmap.c:unlink_anon_vmas(): drop all of a VMA's chains.
+
+    An anon_vma left with no chains is released: its parent loses a child
+    and its reference is put, which frees it (and a non-root drops its
+    reference on the root).
+    """
+    emptied: list[int] = []
+    for av_id in vma.avc:
+        av = k.anon_vma(av_id)
+        av = k.put_anon_vma(replace(av, chains=av.chains - {vma.id}))
+        if not av.chains:
+            parent = k.anon_vma(av.parent)
+            k.put_anon_vma(replace(parent, num_children=parent.num_children - 1))
+            emptied.append(av_id)
+    if vma.anon_vma is not None:
+        av = k.anon_vma(vma.anon_vma)
+        k.put_anon_vma(replace(av, num_active_vmas=av.num_active_vmas - 1))
+    vma = k.put_vma(replace(vma, anon_vma=None, avc=()))
+    for av_id in emptied:
+        put_anon_vma(k, av_id)
+    return vma
+
+
+def put_anon_vma(k: Kernel, av_id: int) -> None:
+    """Models mm/rmap.c:put_anon_vma(): drop a reference; free at zero."""
+    av = k.anon_vma(av_id)
+    if av.refcount > 1:
+        k.put_anon_vma(replace(av, refcount=av.refcount - 1))
+        return
+    k.free_anon_vma(av_id)
+    k.event("__put_anon_vma", f"freed anon_vma#{av_id}")
+    if av.root != av_id and av.root in k.state.anon_vmas:
+        put_anon_vma(k, av.root)
+
+
+def folio_anon_vma(state: State, folio: Folio) -> AnonVMA | None:
+    """Models mm/rmap.c:folio_anon_vma(): the anon_vma folio->mapping names."""
+    if folio.mapping is None:
+        return None
+    return state.anon_vmas.get(folio.mapping)
+
+
+def folio_move_anon_rmap(k: Kernel, folio: Folio, vma: VMA) -> Folio:
+    """Models mm/rmap.c:folio_move_anon_rmap(): point the folio at vma's anon_vma.
+
+    COW reuse calls it so later rmap walks search only the owner's own
+    anon_vma; the RELOCATE_ANON walk calls it to move folios to the new one.
+    """
+    return k.put_folio(folio._replace(mapping=vma.anon_vma))
+
+
+def rmap_walk_anon(state: State, folio: Folio) -> list[tuple[VMA, int]]:
+    """Models mm/rmap.c:rmap_walk_anon(): every (vma, address) rmap visits.
+
+    From folio->mapping, each VMA chained to that anon_vma whose pgoff
+    range covers the folio's index, at vma_address() of the index.
+    """
+    from engine.memory import vma_address
+
+    av = folio_anon_vma(state, folio)
+    if av is None:
+        return []
+    found: list[tuple[VMA, int]] = []
+    for vma_id in sorted(av.chains):
+        vma = state.vmas.get(vma_id)
+        if vma is None:
+            continue
+        addr = vma_address(vma, folio.index, folio.nr_pages)
+        if addr is not None:
+            found.append((vma, addr))
+    return found

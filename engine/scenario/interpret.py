@@ -1,0 +1,133 @@
+"""Runs a parsed scenario against a Backend, one statement at a time.
+
+All variables live in ONE environment shared by every process. That is what
+fork gives for everything assigned before the fork (the child sees the
+parent's values); after a fork each process would in C have its own copy,
+but a scenario is one sequential program, so a value assigned later is
+simply seen by every process. Arithmetic is on 64-bit unsigned integers and
+wraps modulo 2**64: division and `>>` are unsigned, a shift by 64 or more
+gives 0, and casts change nothing.
+"""
+
+import operator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from engine.backend import Backend, CallResult
+from engine.scenario import ast
+from engine.scenario.constants import CONSTANTS
+from engine.scenario.errors import ScenarioError
+from engine.scenario.limits import MAX_U64
+
+_OPERATORS: dict[str, Callable[[int, int], int]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.floordiv,
+    "%": operator.mod,
+    "<<": operator.lshift,
+    ">>": operator.rshift,
+    "|": operator.or_,
+    "&": operator.and_,
+    "^": operator.xor,
+}
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """A statement and what the backend said about it."""
+
+    statement: ast.Statement
+    result: CallResult
+
+
+def run(scenario: ast.Scenario, backend: Backend) -> Iterator[StepOutcome]:
+    """Run the statements in order, yielding after each so the caller can look at the maps.
+
+    A failed call does not stop the scenario; only an error in the scenario
+    itself (division by zero) does, as a ScenarioError.
+    """
+    variables: dict[str, int] = {}
+    for statement in scenario.statements:
+        result = _execute(statement, variables, backend)
+        if statement.target is not None:
+            variables[statement.target] = _assigned(result)
+        yield StepOutcome(statement, result)
+
+
+def step_record(outcome: StepOutcome) -> dict[str, object]:
+    """The keys every step of the CLI's JSON carries (the caller adds "maps")."""
+    return {
+        "line": outcome.statement.line,
+        "source": outcome.statement.source,
+        "process": outcome.statement.process,
+        "result": outcome.result.result,
+        "value": outcome.result.value,
+    }
+
+
+def _execute(statement: ast.Statement, variables: dict[str, int], backend: Backend) -> CallResult:
+    action = statement.action
+    process = statement.process
+    if isinstance(action, ast.Store):
+        address = evaluate(action.address, variables)
+        return backend.store(process, address, evaluate(action.value, variables) & 0xFF)
+    if isinstance(action, ast.Load):
+        return backend.load(process, evaluate(action.address, variables))
+    if isinstance(action, ast.Call):
+        args = [evaluate(arg, variables) for arg in action.args]
+        if action.name == "fork":
+            if statement.creates is None:
+                raise ScenarioError(action.line, action.col, "fork without a process name")
+            return backend.fork(process, statement.creates)
+        return backend.syscall(process, action.name, args)
+    return CallResult("ok", _signed(evaluate(action, variables)))
+
+
+def _assigned(result: CallResult) -> int:
+    """The value a target variable takes: a failed call gives -1 (MAP_FAILED), as in C.
+
+    A backend may give no value (a load that does not report the byte): then
+    the variable is 0 on success.
+    """
+    if result.value is not None:
+        return result.value & MAX_U64
+    return 0 if result.result == "ok" else MAX_U64
+
+
+def _signed(value: int) -> int:
+    """A u64 as the signed 64-bit value a C return value would be, as CallResult keeps it."""
+    return value - (1 << 64) if value >> 63 else value
+
+
+def evaluate(expr: ast.Expr, variables: dict[str, int]) -> int:
+    """An expression's value as a u64; calls and loads are the statement's job, not this."""
+    if isinstance(expr, ast.Num):
+        return expr.value & MAX_U64
+    if isinstance(expr, ast.Name):
+        if expr.name in variables:
+            return variables[expr.name]
+        if expr.name in CONSTANTS:
+            return CONSTANTS[expr.name] & MAX_U64
+        raise ScenarioError(expr.line, expr.col, f"unknown identifier '{expr.name}'")
+    if isinstance(expr, ast.Unary):
+        operand = evaluate(expr.operand, variables)
+        if expr.op == "-":
+            return -operand & MAX_U64
+        if expr.op == "~":
+            return ~operand & MAX_U64
+        return operand
+    if isinstance(expr, ast.Binary):
+        return _binary(expr, evaluate(expr.left, variables), evaluate(expr.right, variables))
+    raise ScenarioError(expr.line, expr.col, "a call or memory read inside an expression")
+
+
+def _binary(expr: ast.Binary, left: int, right: int) -> int:
+    op = expr.op
+    if op in ("/", "%") and right == 0:
+        raise ScenarioError(expr.line, expr.col, "division by zero")
+    if op in ("<<", ">>") and right >= 64:
+        return 0
+    if op not in _OPERATORS:
+        raise ScenarioError(expr.line, expr.col, f"unsupported operator '{op}'")
+    return _OPERATORS[op](left, right) & MAX_U64

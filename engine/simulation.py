@@ -1,0 +1,199 @@
+"""The simulated Linux 6.18 kernel as a scenario backend, and a whole run.
+
+Ours: `Simulation` implements engine.backend.Backend by running each call
+through the modelled kernel functions, one inner step after another.
+`run_source()` parses a scenario, runs it, and keeps for every statement
+its outcome and the range of inner steps it took.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from engine import fork, madvise, mmap, mprotect, mremap, pin
+from engine.backend import CallResult
+from engine.errors import SyscallError
+from engine.kernel import Kernel
+from engine.limits import LimitExceeded, Limits
+from engine.memory import handle_mm_fault
+from engine.mm_types import State
+from engine.procfs import proc_maps
+from engine.scenario import ast
+from engine.scenario.constants import PAGE_SIZE
+from engine.scenario.errors import ScenarioError
+from engine.scenario.interpret import StepOutcome, run, step_record
+from engine.scenario.parse import parse
+from engine.trace import Step
+
+Handler = Callable[[Kernel, str, list[int]], int]
+
+SYSCALLS: dict[str, tuple[str, Handler]] = {
+    "mmap": ("mm/mmap.c:do_mmap", lambda k, p, a: mmap.do_mmap(k, p, *a)),
+    "munmap": ("mm/vma.c:do_vmi_munmap", lambda k, p, a: _zero(mmap.do_vmi_munmap(k, p, *a))),
+    "mprotect": (
+        "mm/mprotect.c:do_mprotect_pkey",
+        lambda k, p, a: _zero(mprotect.do_mprotect(k, p, *a)),
+    ),
+    "madvise": ("mm/madvise.c:do_madvise", lambda k, p, a: _zero(madvise.do_madvise(k, p, *a))),
+    "mremap": ("mm/mremap.c:do_mremap", lambda k, p, a: mremap.do_mremap(k, p, *a)),
+    "pin": ("mm/gup.c:pin_user_pages", lambda k, p, a: _zero(pin.pin_user_pages(k, p, *a))),
+    "unpin": ("mm/gup.c:unpin_user_pages", lambda k, p, a: _zero(pin.unpin_user_pages(k, p, *a))),
+    "gup_fast_pin": ("mm/gup.c:gup_fast", lambda k, p, a: _zero(pin.arm_gup_fast_race(k, p, *a))),
+    "swapout": ("mm/vmscan.c:shrink_folio_list", lambda k, p, a: _zero(madvise.swap_out(k, p, *a))),
+    "migrate_entry": (
+        "mm/migrate.c:migrate_pages",
+        lambda k, p, a: _zero(madvise.install_migration_entries(k, p, *a)),
+    ),
+}
+
+
+def _zero(_: None) -> int:
+    return 0
+
+
+class Simulation:
+    """A Backend whose kernel is the model: every call becomes inner steps."""
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.kernel = Kernel(limits)
+        self._signed_value = True
+
+    def _begin(self, summary: str) -> None:
+        k = self.kernel
+        k.statement += 1
+        k.step("(statement)", summary)
+
+    def syscall(self, process: str, name: str, args: list[int]) -> CallResult:
+        k = self.kernel
+        self._begin(f"{process}: {name}()")
+        if name == "memset":
+            return self._memset(process, args[0], args[2])
+        function, handler = SYSCALLS[name]
+        try:
+            with k.lock(f"mmap_lock (write) of {process}"):
+                value = handler(k, process, args)
+        except SyscallError as err:
+            k.event(function.split(":")[1], f"returns -{err.errno}: {err.why}")
+            k.step(function, f"fails with {err.errno}")
+            return CallResult(err.errno, -1)
+        k.step(function, f"returns {value:#x}" if value else "returns 0")
+        return CallResult("ok", value)
+
+    def fork(self, parent: str, child: str) -> CallResult:
+        k = self.kernel
+        self._begin(f"{parent}: fork() -> {child}")
+        if len(k.state.processes) >= k.limits.max_processes:
+            raise LimitExceeded("max_processes", k.limits.max_processes, len(k.state.processes) + 1)
+        pid = fork.dup_mmap(k, parent, child)
+        return CallResult("ok", pid)
+
+    def store(self, process: str, addr: int, value: int) -> CallResult:
+        self._begin(f"{process}: store at {addr:#x}")
+        return self._fault(process, addr, addr + 1, write=True)
+
+    def load(self, process: str, addr: int) -> CallResult:
+        self._begin(f"{process}: load at {addr:#x}")
+        return self._fault(process, addr, addr + 1, write=False)
+
+    def _memset(self, process: str, addr: int, length: int) -> CallResult:
+        if not length:
+            self.kernel.step("(memset)", "nothing to write")
+            return CallResult("ok", 0)
+        result = self._fault(process, addr, addr + length, write=True)
+        return CallResult(result.result, 0 if result.result == "ok" else None)
+
+    def _fault(self, process: str, start: int, end: int, write: bool) -> CallResult:
+        """Touch every page of [start, end) in order, as the CPU would."""
+        k = self.kernel
+        from engine.vma import find_vma
+
+        addr = start & ~(PAGE_SIZE - 1)
+        end = min(end, 1 << 64)
+        with k.lock(f"mmap_lock (read) of {process}"):
+            while addr < end:
+                vma = find_vma(k.state, process, addr)
+                if vma is None or vma.vm_start > addr:
+                    chunk_end = addr + PAGE_SIZE
+                else:
+                    chunk_end = min(end, vma.vm_end) if vma.shmem is None else addr + PAGE_SIZE
+                if chunk_end - addr > PAGE_SIZE and vma is not None and vma.shmem is None:
+                    result = _fault_vma_range(k, process, addr, chunk_end, write)
+                else:
+                    result = handle_mm_fault(k, process, addr, write)
+                if result != "ok":
+                    k.step("mm/memory.c:handle_mm_fault", f"{result} at {addr:#x}")
+                    return CallResult(result, None)
+                addr = chunk_end
+            kind = "write" if write else "read"
+            k.step("mm/memory.c:handle_mm_fault", f"{kind} faults over {start:#x}-{end:#x}")
+        return CallResult("ok", None)
+
+    def maps(self) -> dict[str, list[str]]:
+        return proc_maps(self.kernel.state)
+
+
+def _fault_vma_range(k: Kernel, process: str, start: int, end: int, write: bool) -> str:
+    """A run of pages inside one private VMA: one access check, then the batch."""
+    from engine.memory import access_allowed, fault_anon_range
+    from engine.vma import find_vma
+
+    vma = find_vma(k.state, process, start)
+    assert vma is not None
+    if not access_allowed(vma, write):
+        return handle_mm_fault(k, process, start, write)
+    return fault_anon_range(k, vma, start, end, write)
+
+
+@dataclass
+class StatementRun:
+    """One statement's outcome and its inner steps kernel.steps[first:last]."""
+
+    outcome: StepOutcome
+    first: int
+    last: int
+    maps: dict[str, list[str]]
+
+    def record(self) -> dict[str, object]:
+        """The statement's entry in the CLI's JSON contract."""
+        entry = step_record(self.outcome)
+        entry["maps"] = self.maps
+        return entry
+
+
+@dataclass
+class Run:
+    """A whole scenario run: its statements, its inner steps, how it ended.
+
+    `error` is set when the scenario stopped early (a limit, a division by
+    zero): the statements before it still stand.
+    """
+
+    scenario: ast.Scenario
+    statements: list[StatementRun] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    error: str | None = None
+
+    def state_at(self, step: int) -> State:
+        """The snapshot after inner step `step`."""
+        return self.steps[step].state
+
+
+def run_scenario(scenario: ast.Scenario, limits: Limits | None = None) -> Run:
+    """Run a parsed scenario on the model, keeping every inner step."""
+    sim = Simulation(limits)
+    result = Run(scenario, steps=sim.kernel.steps)
+    first = 0
+    try:
+        for outcome in run(scenario, sim):
+            last = len(sim.kernel.steps)
+            result.statements.append(StatementRun(outcome, first, last, sim.maps()))
+            first = last
+    except (LimitExceeded, ScenarioError) as err:
+        result.error = str(err)
+    return result
+
+
+def run_source(source: str, limits: Limits | None = None) -> Run:
+    """Parse and run scenario text; a parse error raises ScenarioError."""
+    return run_scenario(parse(source), limits)
