@@ -1,0 +1,65 @@
+"""Variants of a scenario: the same program with one option changed.
+
+Ours, not the kernel's. The compare view runs a scenario twice, once per
+variant, and steps the two runs together statement by statement. A variant
+is a named transformation of the scenario's source text that keeps every
+statement (so statement N of one run lines up with statement N of the
+other) and changes only what the option names:
+
+- ``original``: the source as written.
+- ``flags``: the proposed ``MREMAP_RELOCATE_ANON`` and
+  ``MREMAP_MUST_RELOCATE_ANON`` flags removed from every expression that ORs
+  them in, so the same moves run as today's kernel runs them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import NamedTuple
+
+_RELOCATE = r"MREMAP_(?:MUST_)?RELOCATE_ANON\b"
+_OR_BEFORE = re.compile(r"\s*\|\s*" + _RELOCATE)
+_OR_AFTER = re.compile(r"\b" + _RELOCATE + r"\s*\|\s*")
+_ALONE = re.compile(r"\b" + _RELOCATE)
+
+
+def _original(source: str) -> str:
+    return source
+
+
+def _without_relocate_flags(source: str) -> str:
+    """Drop `| MREMAP_RELOCATE_ANON` (and the MUST_ form) wherever it is ORed in.
+
+    A flag standing alone becomes 0, so the expression stays well formed.
+    Comment text is transformed too, which changes no statement.
+    """
+    source = _OR_BEFORE.sub("", source)
+    source = _OR_AFTER.sub("", source)
+    return _ALONE.sub("0", source)
+
+
+class Variant(NamedTuple):
+    """A named source transformation and a one-line description of it."""
+
+    name: str
+    description: str
+    transform: Callable[[str], str]
+
+
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant("original", "the scenario as written", _original),
+        Variant(
+            "flags",
+            "without MREMAP_RELOCATE_ANON and MREMAP_MUST_RELOCATE_ANON",
+            _without_relocate_flags,
+        ),
+    )
+}
+
+
+def apply(name: str, source: str) -> str:
+    """The source of `source` under variant `name`; KeyError for an unknown name."""
+    return VARIANTS[name].transform(source)
