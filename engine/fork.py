@@ -1,8 +1,86 @@
-"""fork(2). Models mm/mmap.c:dup_mmap (being written)."""
+"""fork(): duplicate an address space, anon_vma hierarchy and page tables.
 
-from engine.errors import SyscallError
+Models mm/mmap.c:dup_mmap() (kernel/fork.c before 6.16) and
+mm/memory.c:copy_page_range(). A child VMA is chained to every anon_vma of
+its parent VMA and gets one of its own (anon_vma_fork); anonymous pages are
+shared copy-on-write, except pinned exclusive ones, copied at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
 from engine.kernel import Kernel
+from engine.memory import new_folio
+from engine.mm_types import MM, VM_DONTCOPY, VM_LOCKED_MASK, VM_WIPEONFORK, VM_WRITE, VMA, Folio
+from engine.pagetable import PRESENT, ZERO_PAGE, Pte
+from engine.rmap import anon_vma_fork
+from engine.scenario.constants import PAGE_SHIFT
 
 
 def dup_mmap(k: Kernel, parent: str, child: str) -> int:
-    raise SyscallError("ENOSYS", "not modelled yet")
+    """Models dup_mmap(): returns the child's pid."""
+    pid = 1000 + len(k.state.processes)
+    k.put_mm(MM(child, pid, parent=parent))
+    k.step("kernel/fork.c:copy_process", f"new process {child} (pid {pid}), empty mm")
+    for pvma in k.state.mm_vmas(parent):
+        if pvma.vm_flags & VM_DONTCOPY:
+            k.event("dup_mmap", f"vma#{pvma.id} has VM_DONTCOPY (MADV_DONTFORK): not copied")
+            k.step("mm/mmap.c:dup_mmap", f"skip vma#{pvma.id}")
+            continue
+        flags = pvma.vm_flags & ~VM_LOCKED_MASK
+        vma = k.put_vma(replace(pvma, id=k.new_id(), mm=child, vm_flags=flags, avc=()))
+        if pvma.vm_flags & VM_WIPEONFORK:
+            vma = k.put_vma(replace(vma, anon_vma=None))
+            k.event("dup_mmap", f"vma#{pvma.id} has VM_WIPEONFORK: child starts empty")
+        else:
+            vma = anon_vma_fork(k, vma, pvma)
+        k.link_vma(vma)
+        if not pvma.vm_flags & VM_WIPEONFORK and pvma.anon_vma is not None:
+            copy_page_range(k, k.vma(vma.id), pvma)
+        k.step("mm/mmap.c:dup_mmap", f"vma#{pvma.id} -> {child}'s vma#{vma.id}")
+    return pid
+
+
+def copy_page_range(k: Kernel, dst: VMA, src: VMA) -> None:
+    """Models copy_page_range(): share anonymous folios copy-on-write.
+
+    Each shared page loses AnonExclusive and is write-protected in both
+    processes. A page that is exclusive and may be DMA-pinned (the parent
+    mm has pinned pages) cannot be shared: the child gets a copy now
+    (copy_present_page()), in its own anon_vma.
+    """
+    table = k.pagetable(src.mm)
+    parent_pt, child_pt = k.pt(src.mm), k.pt(dst.mm)
+    has_pinned = k.mm(src.mm).has_pinned
+    folios: dict[int, Folio] = {}
+    copies = 0
+    for vpn, pte in table.items(src.vm_start >> PAGE_SHIFT, src.vm_end >> PAGE_SHIFT):
+        if pte.kind != PRESENT or pte.folio == ZERO_PAGE:
+            child_pt.set(vpn, pte)
+            continue
+        folio = folios.get(pte.folio) or k.folio(pte.folio)
+        if has_pinned and folio.maybe_dma_pinned() and folio.anon_exclusive[pte.page]:
+            ident = k.new_id()
+            k.put_folio(new_folio(k, ident, 0, dst, vpn << PAGE_SHIFT))
+            child_pt.set(vpn, Pte(PRESENT, ident, 0, write=bool(dst.vm_flags & VM_WRITE)))
+            copies += 1
+            continue
+        excl = list(folio.anon_exclusive)
+        excl[pte.page] = False
+        if pte.pmd:
+            if pte.page == 0:
+                folio = folio._replace(entire_mapcount=folio.entire_mapcount + 1)
+        else:
+            counts = list(folio.mapcount)
+            counts[pte.page] += 1
+            folio = folio._replace(mapcount=tuple(counts))
+        folios[folio.id] = folio._replace(anon_exclusive=tuple(excl))
+        shared = pte._replace(write=False)
+        parent_pt.set(vpn, shared)
+        child_pt.set(vpn, shared)
+    k.put_folios(list(folios.values()))
+    if copies:
+        k.event("copy_present_page", f"{copies} pinned page(s) copied into the child at fork")
+    if folios:
+        k.event("copy_present_ptes", f"{len(folios)} folio(s) shared copy-on-write")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from immutables import Map
 
@@ -20,11 +20,26 @@ from engine.pagetable import PageTable, PageTableEditor
 from engine.trace import Event, Step
 
 
-class Kernel:
-    """The current state of the simulated machine, and its trace of steps."""
+@dataclass(frozen=True)
+class GupRace:
+    """An injected GUP-fast pin: on page `addr` of `mm`, at moment `when`."""
 
-    def __init__(self, limits: Limits | None = None) -> None:
+    mm: str
+    addr: int
+    when: int
+
+
+class Kernel:
+    """The current state of the simulated machine, and its trace of steps.
+
+    `policy` selects how the RELOCATE_ANON walk behaves where the posted
+    code and its review differ (engine.mremap.POLICIES).
+    """
+
+    def __init__(self, limits: Limits | None = None, policy: str = "posted") -> None:
         self.limits = limits or Limits()
+        self.policy = policy
+        self.gup_race: GupRace | None = None
         self.state = State(processes=Map({"main": MM("main", 1)}))
         self.steps: list[Step] = []
         self.statement = -1

@@ -1,16 +1,298 @@
-"""madvise(2). Models mm/madvise.c (being written)."""
+"""madvise(2), and the engine's own calls that put non-present entries in
+page tables (swap-out, migration entries).
+
+Models mm/madvise.c: madvise_walk_vmas() visits each VMA part of the range
+and reports -ENOMEM for holes only after doing the rest; advice that
+changes vm_flags goes through madvise_update_vma() (merge or split);
+MADV_DONTNEED and MADV_PAGEOUT act on the page tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
 
 from engine.errors import SyscallError
 from engine.kernel import Kernel
+from engine.memory import populate_range, split_huge_pmd, zap_page_range
+from engine.mm_types import (
+    HPAGE_PMD_NR,
+    VM_DONTCOPY,
+    VM_DONTDUMP,
+    VM_HUGEPAGE,
+    VM_HUGETLB,
+    VM_IO,
+    VM_LOCKED,
+    VM_MAYSHARE,
+    VM_MERGEABLE,
+    VM_NOHUGEPAGE,
+    VM_PFNMAP,
+    VM_RAND_READ,
+    VM_SEQ_READ,
+    VM_SHARED,
+    VM_SPECIAL,
+    VM_WIPEONFORK,
+    VMA,
+    Folio,
+)
+from engine.mmap import page_align
+from engine.pagetable import MIGRATION, PRESENT, SWAP, ZERO_PAGE, Pte
+from engine.scenario.constants import MADV, PAGE_SHIFT, PAGE_SIZE
+from engine.vma import SplitError, find_vma, vma_before, vma_modify
+
+# advice -> (flags to set, flags to clear) for madvise_update_vma()
+FLAG_ADVICE: dict[int, tuple[int, int]] = {
+    MADV["MADV_NORMAL"]: (0, VM_RAND_READ | VM_SEQ_READ),
+    MADV["MADV_RANDOM"]: (VM_RAND_READ, VM_SEQ_READ),
+    MADV["MADV_SEQUENTIAL"]: (VM_SEQ_READ, VM_RAND_READ),
+    MADV["MADV_DONTFORK"]: (VM_DONTCOPY, 0),
+    MADV["MADV_DOFORK"]: (0, VM_DONTCOPY),
+    MADV["MADV_WIPEONFORK"]: (VM_WIPEONFORK, 0),
+    MADV["MADV_KEEPONFORK"]: (0, VM_WIPEONFORK),
+    MADV["MADV_DONTDUMP"]: (VM_DONTDUMP, 0),
+    MADV["MADV_DODUMP"]: (0, VM_DONTDUMP),
+    MADV["MADV_HUGEPAGE"]: (VM_HUGEPAGE, VM_NOHUGEPAGE),
+    MADV["MADV_NOHUGEPAGE"]: (VM_NOHUGEPAGE, VM_HUGEPAGE),
+    MADV["MADV_MERGEABLE"]: (VM_MERGEABLE, 0),
+    MADV["MADV_UNMERGEABLE"]: (0, VM_MERGEABLE),
+}
+NO_OP_ADVICE = {
+    MADV["MADV_WILLNEED"],
+    MADV["MADV_COLD"],
+    MADV["MADV_FREE"],
+}
+NAMES = {v: k for k, v in MADV.items()}
+
+Visit = Callable[[Kernel, VMA | None, VMA, int, int], VMA]
 
 
 def do_madvise(k: Kernel, mm: str, start: int, length: int, advice: int) -> None:
-    raise SyscallError("ENOSYS", "not modelled yet")
+    """Models mm/madvise.c:do_madvise()."""
+    valid = (
+        set(FLAG_ADVICE)
+        | NO_OP_ADVICE
+        | {
+            MADV["MADV_DONTNEED"],
+            MADV["MADV_PAGEOUT"],
+            MADV["MADV_POPULATE_READ"],
+            MADV["MADV_POPULATE_WRITE"],
+            MADV["MADV_REMOVE"],
+        }
+    )
+    if advice not in valid:
+        raise SyscallError("EINVAL", f"advice {advice} not known")
+    if start % PAGE_SIZE:
+        raise SyscallError("EINVAL", "start not page aligned")
+    aligned = page_align(length)
+    if length and not aligned:
+        raise SyscallError("EINVAL", "length wraps")
+    end = start + aligned
+    if end >= 1 << 64:
+        raise SyscallError("EINVAL", "range wraps")
+    if end == start:
+        return
+    if advice in (MADV["MADV_POPULATE_READ"], MADV["MADV_POPULATE_WRITE"]):
+        _populate(k, mm, start, end, advice == MADV["MADV_POPULATE_WRITE"])
+        return
+    visit = _visitor(advice)
+    madvise_walk_vmas(k, mm, start, end, visit, NAMES[advice])
+
+
+def madvise_walk_vmas(k: Kernel, mm: str, start: int, end: int, visit: Visit, name: str) -> None:
+    """Models mm/madvise.c:madvise_walk_vmas(): every VMA part, holes last."""
+    vma = find_vma(k.state, mm, start)
+    prev = vma_before(k.state, mm, start) if vma is None or vma.vm_start >= start else vma
+    hole = False
+    while True:
+        if vma is None:
+            raise SyscallError("ENOMEM", f"{start:#x}-{end:#x} is not mapped")
+        if start < vma.vm_start:
+            hole = True
+            start = vma.vm_start
+            if start >= end:
+                break
+        tmp = min(vma.vm_end, end)
+        prev = visit(k, prev, vma, start, tmp)
+        start = tmp
+        if prev is not None and start < prev.vm_end:
+            start = prev.vm_end
+        if start >= end:
+            break
+        vma = find_vma(k.state, mm, prev.vm_end if prev is not None else start)
+    k.step("mm/madvise.c:madvise_walk_vmas", f"{name} done")
+    if hole:
+        raise SyscallError("ENOMEM", "part of the range is not mapped (the rest was advised)")
+
+
+def _visitor(advice: int) -> Visit:
+    if advice in FLAG_ADVICE:
+        set_bits, clear_bits = FLAG_ADVICE[advice]
+
+        def update(k: Kernel, prev: VMA | None, vma: VMA, start: int, end: int) -> VMA:
+            return madvise_update_vma(k, prev, vma, start, end, advice, set_bits, clear_bits)
+
+        return update
+    if advice == MADV["MADV_DONTNEED"]:
+        return _dontneed
+    if advice == MADV["MADV_PAGEOUT"]:
+        return _pageout
+    if advice == MADV["MADV_REMOVE"]:
+        return _remove
+    return lambda k, prev, vma, start, end: vma
+
+
+def madvise_update_vma(
+    k: Kernel,
+    prev: VMA | None,
+    vma: VMA,
+    start: int,
+    end: int,
+    advice: int,
+    set_bits: int,
+    clear_bits: int,
+) -> VMA:
+    """Models mm/madvise.c:madvise_update_vma(): new vm_flags for a range."""
+    if advice == MADV["MADV_WIPEONFORK"] and (not vma.is_anonymous() or vma.vm_flags & VM_SHARED):
+        raise SyscallError("EINVAL", "MADV_WIPEONFORK needs private anonymous memory")
+    if advice == MADV["MADV_DOFORK"] and vma.vm_flags & VM_IO:
+        raise SyscallError("EINVAL", "MADV_DOFORK on VM_IO")
+    if advice == MADV["MADV_DODUMP"] and vma.vm_flags & VM_SPECIAL:
+        raise SyscallError("EINVAL", "MADV_DODUMP on a special mapping")
+    if advice == MADV["MADV_MERGEABLE"] and vma.vm_flags & (
+        VM_SHARED | VM_MAYSHARE | VM_SPECIAL | VM_HUGETLB
+    ):
+        return vma
+    newflags = (vma.vm_flags | set_bits) & ~clear_bits
+    if newflags == vma.vm_flags:
+        return vma
+    try:
+        vma = vma_modify(k, prev, vma, start, end, newflags, "madvise_update_vma")
+    except SplitError as err:
+        raise SyscallError("ENOMEM", "split_vma: map_count at max_map_count") from err
+    vma = k.put_vma(replace(vma, vm_flags=newflags))
+    k.step(
+        "mm/madvise.c:madvise_update_vma",
+        f"vma#{vma.id} {vma.vm_start:#x}-{vma.vm_end:#x} new vm_flags",
+    )
+    return vma
+
+
+def _dontneed(k: Kernel, prev: VMA | None, vma: VMA, start: int, end: int) -> VMA:
+    """Models madvise_dontneed_single_vma(): zap the range's pages.
+
+    The VMA and its anon_vma stay; the next touch faults in fresh pages.
+    """
+    if vma.vm_flags & (VM_LOCKED | VM_PFNMAP | VM_HUGETLB):
+        raise SyscallError("EINVAL", "MADV_DONTNEED on a locked or special mapping")
+    count = zap_page_range(k, vma.mm, start, end)
+    k.step(
+        "mm/madvise.c:madvise_dontneed_single_vma", f"zapped {count} entries in {start:#x}-{end:#x}"
+    )
+    return vma
+
+
+def _remove(k: Kernel, prev: VMA | None, vma: VMA, start: int, end: int) -> VMA:
+    """Models madvise_remove(): only shared mappings may punch holes."""
+    if not vma.vm_flags & VM_SHARED:
+        raise SyscallError("EINVAL", "MADV_REMOVE needs a shared mapping")
+    count = zap_page_range(k, vma.mm, start, end)
+    k.step("mm/madvise.c:madvise_remove", f"removed {count} pages")
+    return vma
+
+
+def _pageout(k: Kernel, prev: VMA | None, vma: VMA, start: int, end: int) -> VMA:
+    """Models madvise_pageout(): reclaim the range's exclusive folios."""
+    if vma.vm_flags & (VM_LOCKED | VM_PFNMAP | VM_HUGETLB):
+        raise SyscallError("EINVAL", "MADV_PAGEOUT on a locked or special mapping")
+    count = swap_out_range(k, vma, start, end)
+    k.step("mm/madvise.c:madvise_pageout", f"{count} pages written to swap")
+    return vma
+
+
+def swap_out_range(k: Kernel, vma: VMA, start: int, end: int) -> int:
+    """Models reclaim of anonymous folios to swap (shrink_folio_list()).
+
+    This machine model has a swap device: each page of an exclusive,
+    unpinned anonymous folio becomes a swap entry and the folio is freed.
+    Folios mapped more than once or pinned are skipped, as reclaim does.
+    """
+    size = HPAGE_PMD_NR << PAGE_SHIFT
+    for edge in (start, end):
+        if edge % size:
+            split_huge_pmd(k, vma.mm, edge & ~(size - 1))
+    table = k.pagetable(vma.mm)
+    pt = k.pt(vma.mm)
+    victims: dict[int, Folio] = {}
+    entries = []
+    for vpn, pte in table.items(start >> PAGE_SHIFT, end >> PAGE_SHIFT):
+        if pte.kind != PRESENT or pte.folio == ZERO_PAGE:
+            continue
+        folio = k.folio(pte.folio)
+        if folio.shmem is not None or folio.maybe_mapped_shared() or folio.maybe_dma_pinned():
+            continue
+        victims[folio.id] = folio
+        entries.append((vpn, pte))
+    count = 0
+    for vpn, pte in entries:
+        pt.set(vpn, Pte(SWAP, k.new_id()))
+        count += 1
+    for folio in victims.values():
+        k.free_folio(folio.id)
+    return count
 
 
 def swap_out(k: Kernel, mm: str, start: int, length: int) -> None:
-    raise SyscallError("ENOSYS", "not modelled yet")
+    """The engine's `swapout(addr, len)`: reclaim a range as if under memory
+    pressure, so a scenario can put swap entries where it wants them."""
+    end = start + page_align(length)
+    vma = find_vma(k.state, mm, start)
+    if vma is None or vma.vm_start > start or vma.vm_end < end:
+        raise SyscallError("EFAULT", "swapout needs a range inside one VMA")
+    count = swap_out_range(k, vma, start, end)
+    k.step("mm/vmscan.c:shrink_folio_list", f"{count} pages swapped out")
 
 
 def install_migration_entries(k: Kernel, mm: str, start: int, length: int) -> None:
-    raise SyscallError("ENOSYS", "not modelled yet")
+    """The engine's `migrate_entry(addr, len)`: freeze a range mid-migration.
+
+    try_to_migrate() has replaced each present entry by a migration entry
+    naming its folio; the folio keeps its mapping and index until the
+    migration completes (the next fault on it finishes it here).
+    """
+    end = start + page_align(length)
+    vma = find_vma(k.state, mm, start)
+    if vma is None or vma.vm_start > start or vma.vm_end < end:
+        raise SyscallError("EFAULT", "migrate_entry needs a range inside one VMA")
+    table = k.pagetable(mm)
+    pt = k.pt(mm)
+    count = 0
+    for vpn, pte in table.items(start >> PAGE_SHIFT, end >> PAGE_SHIFT):
+        if pte.kind == PRESENT and pte.folio != ZERO_PAGE and not pte.pmd:
+            pt.set(vpn, pte._replace(kind=MIGRATION))
+            count += 1
+    k.step("mm/rmap.c:try_to_migrate", f"{count} entries are migration entries")
+
+
+def _populate(k: Kernel, mm: str, start: int, end: int, write: bool) -> None:
+    """Models madvise_populate(): fault the range in; holes are -ENOMEM."""
+    addr = start
+    while addr < end:
+        vma = find_vma(k.state, mm, addr)
+        if vma is None or vma.vm_start > addr:
+            raise SyscallError("ENOMEM", f"{addr:#x} is not mapped")
+        from engine.memory import access_allowed
+
+        if not access_allowed(vma, write):
+            raise SyscallError(
+                "EINVAL" if write else "EFAULT", "the mapping does not allow the access"
+            )
+        addr = min(vma.vm_end, end)
+    populate_range(k, mm, start, end) if write else _read_range(k, mm, start, end)
+    k.step("mm/madvise.c:madvise_populate", f"populated {start:#x}-{end:#x}")
+
+
+def _read_range(k: Kernel, mm: str, start: int, end: int) -> None:
+    from engine.memory import handle_mm_fault
+
+    for addr in range(start, end, PAGE_SIZE):
+        handle_mm_fault(k, mm, addr, write=False)

@@ -1,8 +1,123 @@
-"""mprotect(2). Models mm/mprotect.c (being written)."""
+"""mprotect(2): change a range's protection, splitting and merging VMAs.
+
+Models mm/mprotect.c:do_mprotect_pkey() and mprotect_fixup(). The loop
+changes VMA after VMA and stops with -ENOMEM at the first hole, after
+changing what came before it, as the kernel does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
 
 from engine.errors import SyscallError
 from engine.kernel import Kernel
+from engine.memory import change_protection
+from engine.mm_types import (
+    VM_ACCESS_FLAGS,
+    VM_ACCOUNT,
+    VM_EXEC,
+    VM_GROWSDOWN,
+    VM_HUGETLB,
+    VM_NORESERVE,
+    VM_READ,
+    VM_SHARED,
+    VM_WRITE,
+    VMA,
+)
+from engine.mmap import page_align
+from engine.scenario.constants import PAGE_SIZE, PROT
+from engine.vma import SplitError, find_vma, find_vma_prev, vma_modify
+
+PROT_GROWSDOWN = 0x01000000
+PROT_GROWSUP = 0x02000000
+PROT_SEM = 0x8
+VALID_PROT = PROT["PROT_READ"] | PROT["PROT_WRITE"] | PROT["PROT_EXEC"] | PROT_SEM
+
+
+def calc_vm_prot_bits(prot: int) -> int:
+    """Models include/linux/mman.h:calc_vm_prot_bits()."""
+    flags = 0
+    if prot & PROT["PROT_READ"]:
+        flags |= VM_READ
+    if prot & PROT["PROT_WRITE"]:
+        flags |= VM_WRITE
+    if prot & PROT["PROT_EXEC"]:
+        flags |= VM_EXEC
+    return flags
 
 
 def do_mprotect(k: Kernel, mm: str, start: int, length: int, prot: int) -> None:
-    raise SyscallError("ENOSYS", "not modelled yet")
+    """Models mm/mprotect.c:do_mprotect_pkey()."""
+    if prot & (PROT_GROWSDOWN | PROT_GROWSUP) or prot & ~VALID_PROT:
+        raise SyscallError("EINVAL", "unknown prot bits")
+    if start % PAGE_SIZE:
+        raise SyscallError("EINVAL", "start not page aligned")
+    if not length:
+        k.event("do_mprotect_pkey", "length 0: nothing to do")
+        return
+    length = page_align(length)
+    end = start + length
+    if end <= start:
+        raise SyscallError("ENOMEM", "range wraps")
+    vma = find_vma(k.state, mm, start)
+    if vma is None or vma.vm_start >= end:
+        raise SyscallError("ENOMEM", f"no VMA in {start:#x}-{end:#x}")
+    if vma.vm_start > start and not vma.vm_flags & VM_GROWSDOWN:
+        raise SyscallError("ENOMEM", f"{start:#x} is not mapped")
+    prev = find_vma_prev(k.state, vma)
+    if start > vma.vm_start:
+        prev = vma
+    tmp = vma.vm_start
+    nstart = start
+    while True:
+        vma = find_vma(k.state, mm, nstart)
+        if vma is None or vma.vm_start >= end:
+            break
+        if vma.vm_start != tmp:
+            raise SyscallError(
+                "ENOMEM", f"hole at {tmp:#x}: stopped after changing what came before"
+            )
+        newflags = calc_vm_prot_bits(prot) | (vma.vm_flags & ~VM_ACCESS_FLAGS)
+        if newflags & VM_ACCESS_FLAGS & ~(newflags >> 4):
+            raise SyscallError("EACCES", "VM_MAY* forbids the new protection")
+        tmp = min(vma.vm_end, end)
+        prev = mprotect_fixup(k, prev, vma, max(nstart, vma.vm_start), tmp, newflags)
+        tmp = prev.vm_end
+        nstart = tmp
+        if nstart >= end:
+            return
+    if tmp < end:
+        raise SyscallError("ENOMEM", f"{tmp:#x}-{end:#x} is not mapped")
+
+
+def mprotect_fixup(
+    k: Kernel, prev: VMA | None, vma: VMA, start: int, end: int, newflags: int
+) -> VMA:
+    """Models mm/mprotect.c:mprotect_fixup(): one VMA's part of the change.
+
+    A private mapping turning writable is charged and gains VM_ACCOUNT; an
+    unfaulted anonymous one losing write drops it. The range is merged
+    with a neighbour or split out (vma_modify_flags), then takes the flags.
+    """
+    oldflags = vma.vm_flags
+    if newflags == oldflags:
+        k.event("mprotect_fixup", f"vma#{vma.id} already has these flags")
+        return vma
+    if newflags & VM_WRITE:
+        if not oldflags & (VM_ACCOUNT | VM_WRITE | VM_HUGETLB | VM_SHARED | VM_NORESERVE):
+            newflags |= VM_ACCOUNT
+            k.event("mprotect_fixup", "private mapping turns writable: charged, gains VM_ACCOUNT")
+    elif oldflags & VM_ACCOUNT and vma.is_anonymous() and vma.anon_vma is None:
+        newflags &= ~VM_ACCOUNT
+        k.event("mprotect_fixup", "unfaulted anonymous mapping loses write: drops VM_ACCOUNT")
+    try:
+        vma = vma_modify(k, prev, vma, start, end, newflags, "vma_modify_flags")
+    except SplitError as err:
+        raise SyscallError("ENOMEM", "split_vma: map_count at max_map_count") from err
+    vma = k.put_vma(replace(vma, vm_flags=newflags))
+    change_protection(k, vma)
+    k.step(
+        "mm/mprotect.c:mprotect_fixup",
+        f"vma#{vma.id} {vma.vm_start:#x}-{vma.vm_end:#x} gets the new protection",
+    )
+    return vma

@@ -1,10 +1,461 @@
-"""mremap(2). Models mm/mremap.c (being written)."""
+"""mremap(2): shrink, grow, move, MREMAP_FIXED, MREMAP_DONTUNMAP, the 6.17
+multi-VMA move, and the proposed MREMAP_RELOCATE_ANON series (v1, 9 June
+2025, never merged).
+
+Models mm/mremap.c. A move copies the VMA (copy_vma: merge, or a new VMA
+keeping the old pgoff and anon_vma), moves the page tables and unmaps the
+source; folios keep their index and mapping, so a moved faulted VMA rarely
+merges. The series instead relocates every folio to a new anon_vma with a
+linear index (relocate_anon_folios), so the moved VMA can merge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
 
 from engine.errors import SyscallError
 from engine.kernel import Kernel
+from engine.memory import populate_range, split_huge_pmd
+from engine.mm_types import (
+    HPAGE_PMD_NR,
+    VM_ACCOUNT,
+    VM_DONTEXPAND,
+    VM_HUGETLB,
+    VM_LOCKED,
+    VM_LOCKED_MASK,
+    VM_MAYSHARE,
+    VM_PFNMAP,
+    VM_SHARED,
+    VM_SPECIAL,
+    VMA,
+)
+from engine.mmap import (
+    TASK_SIZE,
+    complete_munmap_vmas,
+    do_vmi_munmap,
+    get_unmapped_area,
+    page_align,
+)
+from engine.rmap import anon_vma_prepare, unlink_anon_vmas
+from engine.scenario.constants import MAP, MREMAP, PAGE_SHIFT, PAGE_SIZE
+from engine.vma import (
+    VMG,
+    copy_vma,
+    find_vma_next,
+    vma_lookup,
+    vma_merge_new_range,
+    vmas_in_range,
+)
+
+MAYMOVE = MREMAP["MREMAP_MAYMOVE"]
+FIXED = MREMAP["MREMAP_FIXED"]
+DONTUNMAP = MREMAP["MREMAP_DONTUNMAP"]
+RELOCATE_ANON = MREMAP["MREMAP_RELOCATE_ANON"]
+MUST_RELOCATE_ANON = MREMAP["MREMAP_MUST_RELOCATE_ANON"]
+RELOCATE_FLAGS = RELOCATE_ANON | MUST_RELOCATE_ANON
+PMD_SIZE = HPAGE_PMD_NR << PAGE_SHIFT
+MAX_MAP_COUNT = 65530
+
+POLICIES = {
+    "posted": "the v1 code as posted: pinned folios skipped yet counted a success; undo assumed infallible",
+    "pinned_aborts": "a pinned folio aborts the walk, as the RFC v2 changelog says",
+    "no_pin_check": "no racy pin check: pinned folios are moved too (David Hildenbrand)",
+    "isolate": "each folio referenced and isolated during the walk, so undo cannot fail (Lorenzo Stoakes)",
+    "split": "split the VMA where the walk fails instead of undoing it (Harry Yoo)",
+}
+
+
+@dataclass
+class VRM:
+    """Models struct vma_remap_struct: one mremap request as it proceeds."""
+
+    mm: str
+    addr: int
+    old_len: int
+    new_len: int
+    flags: int
+    new_addr: int
+    vma: VMA | None = None
+
+    @property
+    def delta(self) -> int:
+        return abs(self.new_len - self.old_len)
+
+    @property
+    def implies_new_addr(self) -> bool:
+        """vrm_implies_new_addr(): FIXED or DONTUNMAP name the destination."""
+        return bool(self.flags & (FIXED | DONTUNMAP))
+
+    @property
+    def relocate(self) -> bool:
+        return bool(self.flags & RELOCATE_FLAGS)
 
 
 def do_mremap(
     k: Kernel, mm: str, addr: int, old_len: int, new_len: int, flags: int, new_addr: int = 0
 ) -> int:
-    raise SyscallError("ENOSYS", "not modelled yet")
+    """Models mm/mremap.c:do_mremap(): validate, then move, resize or both."""
+    vrm = VRM(mm, addr, page_align(old_len), page_align(new_len), flags, new_addr)
+    check_mremap_params(k, vrm)
+    k.step("mm/mremap.c:check_mremap_params", "flags, alignment and lengths are valid")
+    move_only = flags & FIXED and vrm.old_len == vrm.new_len
+    if move_only and not vrm.relocate:
+        return remap_move(k, vrm)
+    if move_only:
+        k.event(
+            "do_mremap",
+            "RELOCATE_ANON predates the 6.17 multi-VMA move: the series' single-VMA path is used",
+        )
+    vrm.vma = vma_lookup(k.state, mm, addr)
+    check_prep_vma(k, vrm)
+    result = mremap_to(k, vrm) if vrm.implies_new_addr else mremap_at(k, vrm)
+    return result
+
+
+def check_mremap_params(k: Kernel, vrm: VRM) -> None:
+    """Models mm/mremap.c:check_mremap_params(), with the series' two flags."""
+    flags = vrm.flags
+    if flags & ~(FIXED | MAYMOVE | DONTUNMAP | RELOCATE_FLAGS):
+        raise SyscallError("EINVAL", f"unknown flags {flags:#x}")
+    if flags & RELOCATE_FLAGS and not flags & MAYMOVE:
+        raise SyscallError("EINVAL", "MREMAP_RELOCATE_ANON needs MREMAP_MAYMOVE (the series' rule)")
+    if vrm.addr % PAGE_SIZE:
+        raise SyscallError("EINVAL", "old address not page aligned")
+    if not vrm.new_len:
+        raise SyscallError("EINVAL", "new_len is 0")
+    if vrm.new_len > TASK_SIZE:
+        raise SyscallError("EINVAL", "new_len > TASK_SIZE")
+    if not vrm.implies_new_addr:
+        return
+    if vrm.new_addr > TASK_SIZE - vrm.new_len:
+        raise SyscallError("EINVAL", "new_addr + new_len beyond TASK_SIZE")
+    if vrm.new_addr % PAGE_SIZE:
+        raise SyscallError("EINVAL", "new_addr not page aligned")
+    if not flags & MAYMOVE:
+        raise SyscallError("EINVAL", "MREMAP_FIXED/DONTUNMAP need MREMAP_MAYMOVE")
+    if flags & DONTUNMAP and vrm.old_len != vrm.new_len:
+        raise SyscallError("EINVAL", "MREMAP_DONTUNMAP cannot resize")
+    if vrm.addr + vrm.old_len > vrm.new_addr and vrm.new_addr + vrm.new_len > vrm.addr:
+        raise SyscallError("EINVAL", "source and destination overlap")
+    if len(k.mm(vrm.mm).vmas) + 2 >= MAX_MAP_COUNT - 3:
+        raise SyscallError("ENOMEM", "map_count too close to max_map_count")
+
+
+def check_prep_vma(k: Kernel, vrm: VRM) -> None:
+    """Models mm/mremap.c:check_prep_vma(): the source VMA allows it."""
+    vma = vrm.vma
+    if vma is None:
+        raise SyscallError("EFAULT", f"no VMA at {vrm.addr:#x}")
+    if not vrm.implies_new_addr:
+        vrm.new_addr = vrm.addr
+    expand = vrm.new_len > vrm.old_len
+    if not expand and not vrm.implies_new_addr:
+        return
+    old_len = vrm.old_len
+    if not old_len and not vma.vm_flags & (VM_SHARED | VM_MAYSHARE):
+        raise SyscallError("EINVAL", "old_len 0 duplicates only shared mappings")
+    if vrm.flags & DONTUNMAP and vma.vm_flags & (VM_DONTEXPAND | VM_PFNMAP):
+        raise SyscallError("EINVAL", "MREMAP_DONTUNMAP on VM_DONTEXPAND/VM_PFNMAP")
+    if vrm.new_len < vrm.old_len:
+        old_len = vrm.new_len
+    if old_len > vma.vm_end - vrm.addr:
+        raise SyscallError(
+            "EFAULT",
+            f"range {vrm.addr:#x}+{old_len:#x} runs past the end of vma#{vma.id} ({vma.vm_end:#x})",
+        )
+    if vrm.new_len == vrm.old_len:
+        return
+    if vma.vm_flags & (VM_DONTEXPAND | VM_PFNMAP):
+        raise SyscallError("EFAULT", "VM_DONTEXPAND/VM_PFNMAP cannot grow")
+
+
+def mremap_at(k: Kernel, vrm: VRM) -> int:
+    """Models mm/mremap.c:mremap_at(): resize where it is, or move to grow."""
+    if vrm.new_len == vrm.old_len:
+        return vrm.addr
+    if vrm.new_len < vrm.old_len:
+        do_vmi_munmap(k, vrm.mm, vrm.addr + vrm.new_len, vrm.delta, "shrink_vma")
+        return vrm.addr
+    return expand_vma(k, vrm)
+
+
+def expand_vma(k: Kernel, vrm: VRM) -> int:
+    """Models mm/mremap.c:expand_vma(): grow in place if the range ends at
+    the VMA's end and nothing follows; else move (if MREMAP_MAYMOVE)."""
+    vma = vrm.vma
+    assert vma is not None
+    if vma.vm_end - vrm.addr == vrm.old_len and vma_expandable(k, vma, vrm.delta):
+        grown = vma_merge_extend(k, vma, vrm.delta)
+        if grown is None:
+            raise SyscallError("ENOMEM", "vma_merge_extend failed")
+        k.step("mm/vma.c:vma_merge_extend", f"vma#{grown.id} grown in place to {grown.vm_end:#x}")
+        if grown.vm_flags & VM_LOCKED:
+            populate_range(k, vrm.mm, vrm.addr + vrm.old_len, vrm.addr + vrm.new_len)
+        return vrm.addr
+    why = (
+        "the range does not end at the VMA's end"
+        if vma.vm_end - vrm.addr != vrm.old_len
+        else "the pages after it are mapped"
+    )
+    if not vrm.flags & MAYMOVE:
+        raise SyscallError("ENOMEM", f"cannot grow in place ({why}) and MREMAP_MAYMOVE not given")
+    k.event("expand_vma", f"cannot grow in place: {why}; moving")
+    vrm_set_new_addr(k, vrm)
+    return move_vma(k, vrm)
+
+
+def vma_expandable(k: Kernel, vma: VMA, delta: int) -> bool:
+    """Models mm/mremap.c:vma_expandable(): nothing mapped in the way."""
+    end = vma.vm_end + delta
+    return not vmas_in_range(k.state, vma.mm, vma.vm_end, end) and end <= TASK_SIZE
+
+
+def vma_merge_extend(k: Kernel, vma: VMA, delta: int) -> VMA | None:
+    """Models mm/vma.c:vma_merge_extend(): grow vma as a new-range merge with
+    itself as prev, which may also absorb the next VMA."""
+    vmg = VMG.of(vma, vma.vm_end, vma.vm_end + delta, prev=vma, middle=None)
+    vmg.next = find_vma_next(k.state, vma)
+    return vma_merge_new_range(k, vmg, "vma_merge_extend")
+
+
+def vrm_set_new_addr(k: Kernel, vrm: VRM) -> None:
+    """Models mm/mremap.c:vrm_set_new_addr(): where the moved range goes."""
+    vma = vrm.vma
+    assert vma is not None
+    pgoff = vma.vm_pgoff + ((vrm.addr - vma.vm_start) >> PAGE_SHIFT)
+    flags = MAP["MAP_FIXED"] if vrm.flags & FIXED else 0
+    hint = vrm.new_addr if vrm.implies_new_addr else 0
+    shared = bool(vma.vm_flags & VM_MAYSHARE)
+    vrm.new_addr = get_unmapped_area(k, vrm.mm, hint, vrm.new_len, pgoff, flags, shared)
+
+
+def mremap_to(k: Kernel, vrm: VRM) -> int:
+    """Models mm/mremap.c:mremap_to(): a move to a named address."""
+    if vrm.flags & FIXED:
+        do_vmi_munmap(k, vrm.mm, vrm.new_addr, vrm.new_len, "do_munmap")
+        vrm.vma = vma_lookup(k.state, vrm.mm, vrm.addr)
+        if vrm.vma is None:
+            raise SyscallError("EFAULT", "the source went away with the destination")
+    if vrm.new_len < vrm.old_len:
+        do_vmi_munmap(k, vrm.mm, vrm.addr + vrm.new_len, vrm.delta, "shrink_vma")
+        vrm.old_len = vrm.new_len
+        vrm.vma = vma_lookup(k.state, vrm.mm, vrm.addr)
+    vrm_set_new_addr(k, vrm)
+    return move_vma(k, vrm)
+
+
+def remap_move(k: Kernel, vrm: VRM) -> int:
+    """Models mm/mremap.c:remap_move() (6.17): move every VMA in the range,
+    keeping the gaps between them. A gap at the start is -EFAULT; a failure
+    part-way leaves the earlier VMAs moved."""
+    start, end = vrm.addr, vrm.addr + vrm.old_len
+    target = vrm.new_addr
+    res: int | None = None
+    last_end = 0
+    pos = start
+    while True:
+        vmas = vmas_in_range(k.state, vrm.mm, pos, end)
+        if not vmas:
+            break
+        vma = vmas[0]
+        if res is None and start < vma.vm_start:
+            raise SyscallError("EFAULT", f"gap at the start of the range ({start:#x})")
+        addr = max(vma.vm_start, start)
+        length = min(end, vma.vm_end) - addr
+        offset = vma.vm_start - last_end if res is not None else 0
+        last_end = vma.vm_end
+        sub = VRM(vrm.mm, addr, length, length, vrm.flags, target + offset, vma)
+        if res is not None:
+            k.event("remap_move", f"next vma#{vma.id}: moved to {sub.new_addr:#x} (gap kept)")
+        check_prep_vma(k, sub)
+        moved = mremap_to(k, sub)
+        if res is None:
+            res = moved
+        target = moved + length
+        pos = last_end
+    if res is None:
+        raise SyscallError("EFAULT", "no VMA in the range")
+    return res
+
+
+# --- move_vma and its steps -------------------------------------------------
+
+
+def move_vma(k: Kernel, vrm: VRM) -> int:
+    """Models mm/mremap.c:move_vma(): copy the VMA, move the page tables,
+    then unmap the source (or, with MREMAP_DONTUNMAP, keep it empty)."""
+    vma = vrm.vma
+    assert vma is not None
+    if len(k.mm(vrm.mm).vmas) >= MAX_MAP_COUNT - 3:
+        raise SyscallError("ENOMEM", "map_count too close to max_map_count")
+    with k.lock(f"vma write lock vma#{vma.id}"):
+        err, new_vma = copy_vma_and_data(k, vrm)
+        if err and new_vma is None:
+            raise SyscallError(err, "copy_vma_and_data failed")
+        if not err and vrm.flags & DONTUNMAP:
+            assert new_vma is not None
+            dontunmap_complete(k, vrm, new_vma)
+        else:
+            unmap_source_vma(k, vrm)
+    if err:
+        raise SyscallError(err, "moving the page tables failed")
+    return vrm.new_addr
+
+
+def copy_vma_and_data(k: Kernel, vrm: VRM) -> tuple[str | None, VMA | None]:
+    """Models mm/mremap.c:copy_vma_and_data(), with the series' relocation.
+
+    Returns (errno or None, the new VMA).
+    """
+    vma = vrm.vma
+    assert vma is not None
+    relocate = False
+    if vrm.relocate:
+        relocate, err = should_relocate_anon(k, vrm)
+        if err:
+            k.step("mm/mremap.c:should_relocate_anon", "MREMAP_MUST_RELOCATE_ANON: -EFAULT")
+            return "EFAULT", None
+    while True:
+        new_pgoff = vma.vm_pgoff + ((vrm.addr - vma.vm_start) >> PAGE_SHIFT)
+        new_vma, vma, need_rmap_locks, relocate = copy_vma(
+            k, vma, vrm.new_addr, vrm.new_len, new_pgoff, relocate
+        )
+        vrm.vma = vma
+        k.step(
+            "mm/vma.c:copy_vma",
+            f"destination is vma#{new_vma.id} {new_vma.vm_start:#x}-{new_vma.vm_end:#x}",
+        )
+        if not relocate:
+            break
+        new_vma = anon_vma_prepare(k, new_vma)
+        k.step("mm/rmap.c:__anon_vma_prepare", f"vma#{new_vma.id} gets anon_vma#{new_vma.anon_vma}")
+        from engine.relocate import relocate_and_move
+
+        outcome = relocate_and_move(k, vrm, vma, new_vma)
+        if outcome.moved:
+            return None, outcome.new_vma
+        k.step(
+            "mm/mremap.c:copy_vma_and_data", "relocation failed and was undone: unmap the new VMA"
+        )
+        complete_munmap_vmas(k, vrm.mm, [new_vma], new_vma.vm_start, new_vma.vm_end)
+        k.step("mm/vma.c:do_munmap", f"vma#{new_vma.id} unmapped")
+        relocate = False
+        if vrm.flags & MUST_RELOCATE_ANON:
+            return "EFAULT", None
+        vma = k.vma(vma.id)
+        k.event("copy_vma_and_data", "MREMAP_RELOCATE_ANON falls back to a plain move")
+    move_page_tables(k, vma, new_vma, vrm.addr, vrm.new_addr, vrm.old_len, need_rmap_locks)
+    return None, k.vma(new_vma.id)
+
+
+def should_relocate_anon(k: Kernel, vrm: VRM) -> tuple[bool, bool]:
+    """Models the series' should_relocate_anon(): (relocate, -EFAULT?).
+
+    Under MREMAP_MUST_RELOCATE_ANON the first three refusals are fatal; an
+    unfaulted source is a harmless no-op either way.
+    """
+    from engine.relocate import vma_maybe_has_shared_anon_folios
+
+    vma = vrm.vma
+    assert vma is not None
+    fatal = bool(vrm.flags & MUST_RELOCATE_ANON)
+    fn = "should_relocate_anon"
+    if vma.vm_flags & (VM_SPECIAL | VM_HUGETLB):
+        k.event(fn, "refused: VM_SPECIAL or hugetlb" + (" (fatal under MUST)" if fatal else ""))
+        return False, fatal
+    if not vma.is_anonymous():
+        k.event(
+            fn,
+            "refused: not anonymous (MAP_SHARED is shmem)"
+            + (" (fatal under MUST)" if fatal else ""),
+        )
+        return False, fatal
+    shared, why = vma_maybe_has_shared_anon_folios(k.state, vma)
+    if shared:
+        k.event(fn, f"refused: {why}" + (" (fatal under MUST)" if fatal else ""))
+        return False, fatal
+    if vma.anon_vma is None:
+        k.event(fn, "no anon_vma: unfaulted, nothing to relocate (not an error)")
+        return False, False
+    k.event(fn, f"relocate: vma#{vma.id} is faulted, its folios are not shared")
+    return True, False
+
+
+def move_page_tables(
+    k: Kernel, old: VMA, new: VMA, old_addr: int, new_addr: int, length: int, need_rmap_locks: bool
+) -> int:
+    """Models mm/mremap.c:move_page_tables(): move entries, not folios.
+
+    Only page tables that exist are visited. A huge PMD moves whole when
+    both sides are 2 MiB aligned and it is fully covered (else it is split
+    first); a full PTE table moves as one when both sides are aligned
+    (move_normal_pmd); otherwise each entry moves (move_ptes). Folio index
+    and mapping do not change.
+    """
+    mm = old.mm
+    pt = k.pt(mm)
+    table = k.pagetable(mm)
+    old_vpn, new_vpn, npages = old_addr >> PAGE_SHIFT, new_addr >> PAGE_SHIFT, length >> PAGE_SHIFT
+    aligned = (old_addr - new_addr) % PMD_SIZE == 0
+    whole = moved = 0
+    for pmd in table.pmd_indexes(old_vpn, old_vpn + npages):
+        lo, hi = max(pmd << 9, old_vpn), min((pmd + 1) << 9, old_vpn + npages)
+        leaf = table.leaf(pmd)
+        assert leaf is not None
+        full = hi - lo == HPAGE_PMD_NR
+        head = pt.get(lo)
+        if head is not None and head.pmd and not (full and aligned):
+            split_huge_pmd(k, mm, lo << PAGE_SHIFT)
+        dst_pmd = (lo + new_vpn - old_vpn) >> 9
+        if full and aligned and pt.table_is_none(dst_pmd):
+            pt.move_table(pmd, dst_pmd)
+            whole += 1
+            continue
+        for off in sorted(leaf):
+            vpn = (pmd << 9) | off
+            if lo <= vpn < hi:
+                entry = pt.get(vpn)
+                if entry is not None:
+                    pt.set(vpn, None)
+                    pt.set(vpn + new_vpn - old_vpn, entry)
+                    moved += 1
+    locks = "rmap locks taken" if need_rmap_locks or whole else "no rmap locks needed"
+    k.step(
+        "mm/mremap.c:move_page_tables",
+        f"{moved} PTEs moved, {whole} page tables moved whole ({locks}); folios untouched",
+    )
+    return length
+
+
+def unmap_source_vma(k: Kernel, vrm: VRM) -> None:
+    """Models mm/mremap.c:unmap_source_vma(): unmap the old range without
+    un-accounting it (VM_ACCOUNT cleared around the munmap, then restored
+    on the pieces that remain)."""
+    vma = vrm.vma
+    assert vma is not None
+    vma = k.vma(vma.id)
+    start, end = vrm.addr, vrm.addr + vrm.old_len
+    accountable = bool(vma.vm_flags & VM_ACCOUNT) and not vrm.flags & DONTUNMAP
+    vm_start, vm_end = vma.vm_start, vma.vm_end
+    if accountable:
+        k.put_vma(replace(vma, vm_flags=vma.vm_flags & ~VM_ACCOUNT))
+    do_vmi_munmap(k, vrm.mm, start, vrm.old_len, "unmap_source_vma")
+    if accountable:
+        for piece_addr, cond in ((start - 1, vm_start < start), (end, vm_end > end)):
+            piece = vma_lookup(k.state, vrm.mm, piece_addr) if cond else None
+            if piece is not None:
+                k.put_vma(replace(piece, vm_flags=piece.vm_flags | VM_ACCOUNT))
+
+
+def dontunmap_complete(k: Kernel, vrm: VRM, new_vma: VMA) -> None:
+    """Models mm/mremap.c:dontunmap_complete(): the source stays mapped,
+    empty; it loses VM_LOCKED and VM_ACCOUNT, and, if all of it moved, its
+    anon_vma chains."""
+    vma = vrm.vma
+    assert vma is not None
+    vma = k.vma(vma.id)
+    vma = k.put_vma(replace(vma, vm_flags=vma.vm_flags & ~(VM_LOCKED_MASK | VM_ACCOUNT)))
+    whole = vrm.addr == vma.vm_start and vrm.addr + vrm.old_len == vma.vm_end
+    if new_vma.id != vma.id and whole:
+        unlink_anon_vmas(k, vma)
+    k.step("mm/mremap.c:dontunmap_complete", f"vma#{vma.id} stays mapped, empty")

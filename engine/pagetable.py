@@ -172,13 +172,10 @@ class PageTableEditor:
         return leaf if leaf else None
 
     def table_is_none(self, pmd: int) -> bool:
-        """pmd_none(): no PTE table under this PMD entry."""
-        return self._materialise_peek(pmd) is None
-
-    def _materialise_peek(self, pmd: int) -> Leaf | None:
+        """pmd_none(): no PTE table under this PMD entry (as edited so far)."""
         leaf = self._materialise(pmd)
         self._tables[pmd] = leaf
-        return leaf
+        return leaf is None
 
     def move_table(self, src_pmd: int, dst_pmd: int) -> None:
         """Move a whole PTE table to an empty PMD entry (move_normal_pmd)."""

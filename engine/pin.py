@@ -1,16 +1,82 @@
-"""Long-term pins. Models mm/gup.c (being written)."""
+"""Long-term pins and a racing GUP-fast pin.
+
+Models mm/gup.c:pin_user_pages(FOLL_PIN | FOLL_LONGTERM | FOLL_WRITE),
+unpin_user_pages(), and, for the RELOCATE_ANON failure cases, a GUP-fast
+pin that lands on a page while an mremap walks it (the race David
+Hildenbrand raised: folio_maybe_dma_pinned() is racy against GUP-fast).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
 
 from engine.errors import SyscallError
-from engine.kernel import Kernel
+from engine.kernel import GupRace, Kernel
+from engine.memory import handle_mm_fault
+from engine.mm_types import Folio
+from engine.mmap import page_align
+from engine.pagetable import PRESENT, ZERO_PAGE
+from engine.scenario.constants import PAGE_SHIFT, PAGE_SIZE
+
+RACE_BEFORE_WALK = 1  # the pin lands before the walk reaches the page
+RACE_BEFORE_UNDO = 2  # the pin lands after the walk passed it, before an undo
 
 
 def pin_user_pages(k: Kernel, mm: str, start: int, length: int) -> None:
-    raise SyscallError("ENOSYS", "not modelled yet")
+    """Models pin_user_pages(FOLL_WRITE | FOLL_LONGTERM): fault each page in
+    for write (breaking COW), then pin its folio; marks the mm MMF_HAS_PINNED."""
+    end = start + page_align(length)
+    for addr in range(start, end, PAGE_SIZE):
+        if handle_mm_fault(k, mm, addr, write=True) != "ok":
+            raise SyscallError("EFAULT", f"cannot fault {addr:#x} for write")
+    k.put_mm(replace(k.mm(mm), has_pinned=True))
+    count = _adjust_pins(k, mm, start, end, +1)
+    k.step("mm/gup.c:pin_user_pages", f"{count} page(s) pinned (FOLL_LONGTERM)")
 
 
 def unpin_user_pages(k: Kernel, mm: str, start: int, length: int) -> None:
-    raise SyscallError("ENOSYS", "not modelled yet")
+    """Models unpin_user_pages() on the folios mapped in the range now."""
+    count = _adjust_pins(k, mm, start, start + page_align(length), -1)
+    k.step("mm/gup.c:unpin_user_pages", f"{count} page(s) unpinned")
+
+
+def _adjust_pins(k: Kernel, mm: str, start: int, end: int, delta: int) -> int:
+    folios: dict[int, Folio] = {}
+    count = 0
+    for _, pte in k.pagetable(mm).items(start >> PAGE_SHIFT, end >> PAGE_SHIFT):
+        if pte.kind != PRESENT or pte.folio == ZERO_PAGE:
+            continue
+        folio = folios.get(pte.folio) or k.folio(pte.folio)
+        if folio.pincount + delta < 0:
+            continue
+        folios[folio.id] = folio._replace(pincount=folio.pincount + delta)
+        count += 1
+    k.put_folios(list(folios.values()))
+    return count
+
+
+def pin_one(k: Kernel, mm: str, addr: int) -> int | None:
+    """A GUP-fast pin of one page: no locks, just a reference on the folio."""
+    pte = k.pt(mm).get(addr >> PAGE_SHIFT)
+    if pte is None or pte.kind != PRESENT or pte.folio == ZERO_PAGE:
+        return None
+    folio = k.folio(pte.folio)
+    k.put_folio(folio._replace(pincount=folio.pincount + 1))
+    k.put_mm(replace(k.mm(mm), has_pinned=True))
+    return folio.id
 
 
 def arm_gup_fast_race(k: Kernel, mm: str, addr: int, when: int) -> None:
-    raise SyscallError("ENOSYS", "not modelled yet")
+    """The engine's `gup_fast_pin(addr, when)`: arm a racing pin for the next
+    RELOCATE_ANON walk over addr. when = 1: it lands before the walk reaches
+    the page; when = 2: after the walk passed it, before any undo walk."""
+    if when not in (RACE_BEFORE_WALK, RACE_BEFORE_UNDO):
+        raise SyscallError("EINVAL", "when must be 1 (before the walk) or 2 (before the undo)")
+    if addr % PAGE_SIZE:
+        raise SyscallError("EINVAL", "addr not page aligned")
+    k.gup_race = GupRace(mm, addr, when)
+    k.step(
+        "(injection)",
+        f"a GUP-fast pin will land on {addr:#x} "
+        + ("before the walk reaches it" if when == 1 else "after the walk passed it"),
+    )

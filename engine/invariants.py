@@ -1,0 +1,193 @@
+"""What must hold in every snapshot, reported as data (shown in red).
+
+Ours: the checks lockdep, VM_BUG_ON and the rmap code rely on. The rmap
+check is the one a racing rmap user needs: from every mapped anonymous
+page, folio->mapping must lead to an anon_vma chained to the VMA that maps
+it, and folio->index must put the page at its address (vma_address()).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from engine.memory import linear_page_index
+from engine.mm_types import State
+from engine.pagetable import PRESENT, ZERO_PAGE
+from engine.scenario.constants import PAGE_SHIFT, PAGE_SIZE
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken invariant: its kind, a sentence, the objects involved.
+
+    `locked` marks an rmap violation behind a write-locked anon_vma: a
+    racing rmap walker blocks on that lock, so it cannot see the mismatch.
+    """
+
+    kind: str
+    message: str
+    objects: tuple[str, ...]
+    locked: bool = False
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "message": self.message,
+            "objects": list(self.objects),
+            "locked": self.locked,
+        }
+
+
+_ANON_VMA_LOCK = re.compile(r"anon_vma rwsem \(write\) of anon_vma#(\d+)")
+
+
+def check(state: State, locks: tuple[str, ...] = ()) -> list[Violation]:
+    """Every violation in a snapshot (empty when all is well).
+
+    `locks` are the locks held at that step (Step.locks): an rmap mismatch
+    on a folio whose anon_vma root is write-locked is marked `locked`.
+    """
+    held = {int(m.group(1)) for lock in locks if (m := _ANON_VMA_LOCK.search(lock))}
+    found: list[Violation] = []
+    found += _vma_order(state)
+    found += _chains(state)
+    found += _counters(state)
+    for v in _rmap(state):
+        folio = state.folios.get(int(v.objects[0].split(":")[1]))
+        av = state.anon_vmas.get(folio.mapping) if folio and folio.mapping is not None else None
+        found.append(replace(v, locked=av is not None and av.root in held))
+    return found
+
+
+def _vma_order(state: State) -> list[Violation]:
+    found = []
+    for mm in state.processes.values():
+        prev_end = 0
+        for v in mm.vmas:
+            vma = state.vmas.get(v)
+            if vma is None:
+                found.append(Violation("vma", f"{mm.name} lists freed vma#{v}", (f"vma:{v}",)))
+                continue
+            if vma.vm_start % PAGE_SIZE or vma.vm_end % PAGE_SIZE or vma.vm_start >= vma.vm_end:
+                found.append(Violation("vma", f"vma#{v} is empty or unaligned", (f"vma:{v}",)))
+            if vma.vm_start < prev_end:
+                found.append(
+                    Violation("vma", f"vma#{v} overlaps or is out of order", (f"vma:{v}",))
+                )
+            prev_end = vma.vm_end
+    return found
+
+
+def _chains(state: State) -> list[Violation]:
+    found = []
+    for vma in state.vmas.values():
+        for av in vma.avc:
+            anon = state.anon_vmas.get(av)
+            if anon is None or vma.id not in anon.chains:
+                found.append(
+                    Violation(
+                        "chain",
+                        f"vma#{vma.id}'s chain to anon_vma#{av} is missing from that anon_vma's tree",
+                        (f"vma:{vma.id}", f"anon_vma:{av}"),
+                    )
+                )
+        if vma.anon_vma is not None and vma.anon_vma not in vma.avc:
+            found.append(
+                Violation(
+                    "chain",
+                    f"vma#{vma.id} has no chain to its own anon_vma#{vma.anon_vma}",
+                    (f"vma:{vma.id}",),
+                )
+            )
+    for av in state.anon_vmas.values():
+        for v in av.chains:
+            vma = state.vmas.get(v)
+            if vma is None or av.id not in vma.avc:
+                found.append(
+                    Violation(
+                        "chain",
+                        f"anon_vma#{av.id}'s tree holds vma#{v} without a matching chain",
+                        (f"anon_vma:{av.id}", f"vma:{v}"),
+                    )
+                )
+    return found
+
+
+def _counters(state: State) -> list[Violation]:
+    found = []
+    active: dict[int, int] = {}
+    for vma in state.vmas.values():
+        if vma.anon_vma is not None:
+            active[vma.anon_vma] = active.get(vma.anon_vma, 0) + 1
+    children: dict[int, int] = {}
+    for av in state.anon_vmas.values():
+        if av.chains:
+            children[av.parent] = children.get(av.parent, 0) + 1
+    for av in state.anon_vmas.values():
+        if av.num_active_vmas != active.get(av.id, 0):
+            found.append(
+                Violation(
+                    "counter",
+                    f"anon_vma#{av.id} num_active_vmas {av.num_active_vmas} != {active.get(av.id, 0)} VMAs using it",
+                    (f"anon_vma:{av.id}",),
+                )
+            )
+        if av.num_children != children.get(av.id, 0):
+            found.append(
+                Violation(
+                    "counter",
+                    f"anon_vma#{av.id} num_children {av.num_children} != {children.get(av.id, 0)} (self-parented root counts itself)",
+                    (f"anon_vma:{av.id}",),
+                )
+            )
+    return found
+
+
+def _rmap(state: State) -> list[Violation]:
+    found = []
+    for mm in state.processes.values():
+        for v in mm.vmas:
+            vma = state.vmas[v]
+            if vma.shmem is not None:
+                continue
+            for vpn, pte in mm.pagetable.items(
+                vma.vm_start >> PAGE_SHIFT, vma.vm_end >> PAGE_SHIFT
+            ):
+                if pte.kind != PRESENT or pte.folio == ZERO_PAGE:
+                    continue
+                folio = state.folios.get(pte.folio)
+                addr = vpn << PAGE_SHIFT
+                refs = (f"folio:{pte.folio}", f"vma:{vma.id}")
+                if folio is None:
+                    found.append(Violation("rmap", f"{addr:#x} maps freed folio#{pte.folio}", refs))
+                    continue
+                av = state.anon_vmas.get(folio.mapping) if folio.mapping is not None else None
+                if av is None:
+                    found.append(
+                        Violation(
+                            "rmap",
+                            f"folio#{folio.id} at {addr:#x}: mapping anon_vma#{folio.mapping} is freed: rmap would use freed memory",
+                            refs,
+                        )
+                    )
+                    continue
+                if vma.id not in av.chains:
+                    found.append(
+                        Violation(
+                            "rmap",
+                            f"folio#{folio.id} at {addr:#x}: anon_vma#{av.id} has no chain to vma#{vma.id}: rmap walk misses this mapping",
+                            refs,
+                        )
+                    )
+                    continue
+                expected = linear_page_index(vma, addr)
+                if folio.index + pte.page != expected:
+                    found.append(
+                        Violation(
+                            "rmap",
+                            f"folio#{folio.id} at {addr:#x}: index {folio.index + pte.page:#x} != linear_page_index {expected:#x}: rmap walk looks at the wrong address",
+                            refs,
+                        )
+                    )
+    return found

@@ -1,0 +1,366 @@
+"""The MREMAP_RELOCATE_ANON folio walk (v1 series, 9 June 2025, never merged).
+
+Models the series' relocate_anon_folios() and its helpers in mm/mremap.c
+(patches 01-03): under the new anon_vma's write lock, per PMD extent of the
+old range under the page-table lock, each anonymous folio is locked and its
+mapping and index rewritten to the new VMA's anon_vma and linear index.
+Where the posted code, its changelog and its review disagree, `k.policy`
+chooses (engine.mremap.POLICIES); "posted" is the code as posted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from engine.kernel import Kernel
+from engine.memory import linear_page_index, split_huge_pmd
+from engine.mm_types import HPAGE_PMD_NR, VMA, Folio, State
+from engine.pagetable import PRESENT, ZERO_PAGE
+from engine.pin import RACE_BEFORE_UNDO, RACE_BEFORE_WALK, pin_one
+from engine.rmap import anon_vma_clone, folio_move_anon_rmap
+from engine.scenario.constants import PAGE_SHIFT
+from engine.vma import VMG, find_vma_prev, vma_merge_existing_range
+
+PMD_PAGES = HPAGE_PMD_NR
+# Folio-by-folio steps for walks up to this many pages; larger walks get
+# one step per page table, and a folio step only where something happens.
+SMALL_WALK_PAGES = 64
+
+
+def vma_maybe_has_shared_anon_folios(state: State, vma: VMA) -> tuple[bool, str]:
+    """Models the series' vma_maybe_has_shared_anon_folios(): a forked child
+    (more than one anon_vma_chain) or a forked parent (its anon_vma has
+    children beyond its own self-reference) may share folios."""
+    if vma.anon_vma is None:
+        return False, "no anon_vma"
+    if len(vma.avc) != 1:
+        return True, f"vma#{vma.id} is a fork child ({len(vma.avc)} anon_vma_chains)"
+    av = state.anon_vmas[vma.anon_vma]
+    expected = 1 if av.root == av.id else 0
+    if av.num_children > expected:
+        return True, (
+            f"anon_vma#{av.id} has num_children {av.num_children} > {expected} (a forked parent)"
+        )
+    return False, "not forked"
+
+
+@dataclass
+class Outcome:
+    """How the relocating move ended: moved, and the VMA it ended in."""
+
+    moved: bool
+    new_vma: VMA
+
+
+@dataclass
+class Walk:
+    """Models the series' struct pagetable_move_control for the walk."""
+
+    old: VMA
+    new: VMA
+    old_addr: int
+    new_addr: int
+    length: int
+    undo: bool = False
+    failed_at: int | None = None
+    relocated: list[int] = field(default_factory=list)
+
+
+def relocate_and_move(k: Kernel, vrm: object, old: VMA, new: VMA) -> Outcome:
+    """Models the series' relocating part of copy_vma_and_data(): lock the
+    new anon_vma, walk and relocate, move the page tables, unlock, and try
+    vma_merge_existing_range() on the new VMA."""
+    from engine.mremap import VRM, move_page_tables
+
+    assert isinstance(vrm, VRM) and new.anon_vma is not None
+    root = k.anon_vma(new.anon_vma).root
+    walk = Walk(old, new, vrm.addr, vrm.new_addr, vrm.old_len)
+    with k.lock(f"anon_vma rwsem (write) of anon_vma#{root}"):
+        ok = relocate_anon_folios(k, walk)
+        _race(k, walk, RACE_BEFORE_UNDO)
+        if not ok and k.policy == "split":
+            return _split_instead_of_undo(k, vrm, walk)
+        if not ok:
+            walk.undo = True
+            relocate_anon_folios(k, walk)
+            k.step(
+                "mm/mremap.c:relocate_anon_folios",
+                "undo walk done (its result is not checked: assumed infallible)",
+            )
+            return Outcome(False, k.vma(new.id))
+        move_page_tables(k, old, k.vma(new.id), vrm.addr, vrm.new_addr, vrm.old_len, True)
+    new = k.vma(new.id)
+    vmg = VMG.of(new, new.vm_start, new.vm_end, prev=find_vma_prev(k.state, new))
+    merged = vma_merge_existing_range(k, vmg, "vma_merge_existing_range")
+    k.step(
+        "mm/vma.c:vma_merge_existing_range",
+        f"relocated vma merged into vma#{merged.id}" if merged else "relocated vma did not merge",
+    )
+    return Outcome(True, merged or k.vma(new.id))
+
+
+def _race(k: Kernel, walk: Walk, when: int, vpn: int | None = None) -> None:
+    """Let an injected GUP-fast pin land, if this is its moment."""
+    race = k.gup_race
+    if race is None or race.when != when or race.mm != walk.old.mm or walk.undo:
+        return
+    if vpn is not None and race.addr >> PAGE_SHIFT != vpn:
+        return
+    lo = walk.old_addr
+    if not lo <= race.addr < lo + walk.length:
+        return
+    k.gup_race = None
+    folio = pin_one(k, walk.old.mm, race.addr)
+    k.event(
+        "gup_fast",
+        f"a racing GUP-fast pin lands on {race.addr:#x}"
+        + (f" (folio#{folio})" if folio else " (nothing mapped)"),
+    )
+
+
+def relocate_anon_folios(k: Kernel, walk: Walk) -> bool:
+    """Models the series' __relocate_anon_folios(): the walk (or its undo).
+
+    Extents come from the OLD range (get_old_extent). A huge PMD must be
+    fully covered, else the walk fails; one fully covered and aligned on
+    both sides is relocated whole, otherwise split. Then each PTE under the
+    page-table lock. Returns False on the first failure.
+    """
+    mm = walk.old.mm
+    table = k.pagetable(mm)
+    start_vpn = walk.old_addr >> PAGE_SHIFT
+    end_vpn = start_vpn + (walk.length >> PAGE_SHIFT)
+    small = walk.length >> PAGE_SHIFT <= SMALL_WALK_PAGES
+    what = "undo" if walk.undo else "walk"
+    for pmd in table.pmd_indexes(start_vpn, end_vpn):
+        lo, hi = max(pmd << 9, start_vpn), min((pmd + 1) << 9, end_vpn)
+        head = k.pt(mm).get(lo)
+        if head is not None and head.pmd and head.kind == PRESENT:
+            if hi - lo != PMD_PAGES:
+                k.event(
+                    "relocate_anon_folios",
+                    f"PMD THP at {lo << PAGE_SHIFT:#x} only partly in range: fail",
+                )
+                walk.failed_at = lo
+                k.step(
+                    "mm/mremap.c:__relocate_anon_folios",
+                    f"{what} fails at a partly covered huge PMD",
+                )
+                return False
+            new_lo = lo - start_vpn + (walk.new_addr >> PAGE_SHIFT)
+            if new_lo % PMD_PAGES == 0 and head.folio != ZERO_PAGE:
+                with (
+                    k.lock(f"pmd lock of {lo << PAGE_SHIFT:#x}"),
+                    k.lock(f"folio lock of folio#{head.folio}"),
+                ):
+                    ok = _relocate_folio(k, walk, k.folio(head.folio), lo)
+                    k.step(
+                        "mm/mremap.c:relocate_anon_pmd",
+                        f"{what}: PMD-mapped folio#{head.folio} "
+                        + ("relocated whole" if ok else "refused"),
+                    )
+                if not ok:
+                    walk.failed_at = lo
+                    return False
+                continue
+            split_huge_pmd(k, mm, lo << PAGE_SHIFT)
+        with k.lock(f"PTE lock (spinlock) of table {pmd << 9 << PAGE_SHIFT:#x}"):
+            if not _relocate_ptes(k, walk, lo, hi, small):
+                return False
+            if not small:
+                k.step(
+                    "mm/mremap.c:relocate_anon_ptes",
+                    f"{what}: page table at {(pmd << 9) << PAGE_SHIFT:#x} done",
+                )
+    return True
+
+
+def _relocate_ptes(k: Kernel, walk: Walk, lo: int, hi: int, small: bool) -> bool:
+    """Models relocate_anon_ptes()/relocate_anon_pte() over one PMD extent."""
+    mm = walk.old.mm
+    what = "undo" if walk.undo else "walk"
+    vpn = lo
+    while vpn < hi:
+        _race(k, walk, RACE_BEFORE_WALK, vpn)
+        pte = k.pt(mm).get(vpn)
+        addr = vpn << PAGE_SHIFT
+        if pte is None:
+            vpn += 1
+            continue
+        if pte.kind != PRESENT:
+            k.event(
+                "relocate_anon_pte",
+                f"{pte.kind} entry at {addr:#x} skipped as posted: its folio keeps its old index and mapping",
+            )
+            k.step("mm/mremap.c:relocate_anon_pte", f"{what}: {pte.kind} entry skipped")
+            vpn += 1
+            continue
+        if pte.folio == ZERO_PAGE:
+            vpn += 1
+            continue
+        folio = k.folio(pte.folio)
+        with k.lock(f"folio lock of folio#{folio.id}"):
+            k.warn("folio_lock() may sleep, but the PTE spinlock is held (the syzkaller report)")
+            if folio.maybe_mapped_shared():
+                k.event(
+                    "relocate_anon_pte",
+                    f"WARN_ON_ONCE: folio#{folio.id} mapped shared: skipped, counted a success",
+                )
+                k.step("mm/mremap.c:relocate_anon_pte", f"{what}: shared folio skipped")
+                vpn += 1
+                continue
+            if (
+                folio.maybe_dma_pinned()
+                and k.policy not in ("no_pin_check",)
+                and not (walk.undo and k.policy == "isolate")
+            ):
+                if k.policy == "pinned_aborts" and not walk.undo:
+                    k.event(
+                        "relocate_anon_pte",
+                        f"folio#{folio.id} is pinned: abort (as the changelog says)",
+                    )
+                    k.step("mm/mremap.c:relocate_anon_pte", f"{what}: pinned folio aborts")
+                    walk.failed_at = vpn
+                    return False
+                k.event(
+                    "relocate_anon_pte",
+                    f"folio#{folio.id} is pinned: skipped, yet counted a success (as posted)",
+                )
+                k.step("mm/mremap.c:relocate_anon_pte", f"{what}: pinned folio skipped")
+                vpn += folio.nr_pages - pte.page if folio.order else 1
+                continue
+            if walk.undo and k.policy == "isolate" and folio.id not in walk.relocated:
+                vpn += 1
+                continue
+            if folio.order:
+                done = _large_pte_folio(k, walk, folio, vpn, pte.page)
+                if done is None:
+                    walk.failed_at = vpn
+                    return False
+                vpn += done
+                continue
+            _rewrite(k, walk, folio, vpn)
+            if small:
+                k.step(
+                    "mm/mremap.c:relocate_anon_pte",
+                    f"{what}: folio#{folio.id} -> mapping anon_vma#{k.folio(folio.id).mapping}, index {k.folio(folio.id).index:#x}",
+                )
+        vpn += 1
+    return True
+
+
+def _large_pte_folio(k: Kernel, walk: Walk, folio: Folio, vpn: int, page: int) -> int | None:
+    """Models patch 03's PTE-mapped large folio case: whole when the folio's
+    aligned span lies inside the range, else split it (unless that would
+    take the anon_vma lock we hold: fail). Returns pages consumed."""
+    size_pages = folio.nr_pages
+    start_vpn = walk.old_addr >> PAGE_SHIFT
+    end_vpn = start_vpn + (walk.length >> PAGE_SHIFT)
+    aligned = vpn & ~(size_pages - 1)
+    if aligned >= start_vpn and aligned + size_pages <= end_vpn:
+        ok = _relocate_folio(k, walk, folio, vpn - page)
+        k.step(
+            "mm/mremap.c:relocate_large_folio",
+            f"large folio#{folio.id} " + ("relocated whole" if ok else "refused"),
+        )
+        return size_pages - page if ok else None
+    mapping = k.state.anon_vmas.get(folio.mapping) if folio.mapping is not None else None
+    new_av = k.anon_vma(walk.new.anon_vma) if walk.new.anon_vma is not None else None
+    if mapping is not None and new_av is not None and mapping.root == new_av.root:
+        k.event(
+            "relocate_anon_pte",
+            f"large folio#{folio.id} straddles the range and shares our anon_vma root: split_folio() would deadlock: fail",
+        )
+        k.step("mm/mremap.c:relocate_anon_pte", "large folio cannot be split here: the walk fails")
+        return None
+    split_folio(k, walk.old.mm, folio, vpn - page)
+    k.step(
+        "mm/huge_memory.c:split_folio",
+        f"large folio#{folio.id} straddles the range end: split (PTE lock dropped)",
+    )
+    return 0
+
+
+def split_folio(k: Kernel, mm: str, folio: Folio, head_vpn: int) -> None:
+    """Models split_folio(): one small folio per page, same mapping, index
+    head.index + i, each page keeping its mapcount and exclusivity."""
+    pt = k.pt(mm)
+    ids = k.new_ids(folio.nr_pages)
+    small = []
+    for i, ident in enumerate(ids):
+        small.append(
+            Folio(
+                ident,
+                0,
+                folio.mapping,
+                folio.index + i,
+                (folio.mapcount[i],),
+                (folio.anon_exclusive[i],),
+            )
+        )
+        entry = pt.get(head_vpn + i)
+        if entry is not None and entry.kind == PRESENT and entry.folio == folio.id:
+            pt.set(head_vpn + i, entry._replace(folio=ident, page=0))
+    k.free_folio(folio.id)
+    k.put_folios(small)
+
+
+def _relocate_folio(k: Kernel, walk: Walk, folio: Folio, head_vpn: int) -> bool:
+    """Models relocate_large_folio(): refuse shared, pinned or KSM folios."""
+    if folio.maybe_mapped_shared() or (folio.maybe_dma_pinned() and k.policy != "no_pin_check"):
+        k.event("relocate_large_folio", f"folio#{folio.id} is shared or pinned: fail")
+        return False
+    _rewrite(k, walk, folio, head_vpn)
+    return True
+
+
+def _rewrite(k: Kernel, walk: Walk, folio: Folio, head_vpn: int) -> None:
+    """The rewrite itself: folio_move_anon_rmap() and WRITE_ONCE(index)."""
+    old_addr = head_vpn << PAGE_SHIFT
+    if walk.undo:
+        vma, addr = walk.old, old_addr
+    else:
+        vma, addr = walk.new, old_addr - walk.old_addr + walk.new_addr
+        walk.relocated.append(folio.id)
+    vma = k.vma(vma.id)
+    folio = folio_move_anon_rmap(k, folio, vma)
+    k.put_folio(folio._replace(index=linear_page_index(vma, addr)))
+
+
+def _split_instead_of_undo(k: Kernel, vrm: object, walk: Walk) -> Outcome:
+    """Harry Yoo's alternative: keep what was relocated as the new VMA and
+    move the rest as a plain copy of the old VMA, split at the failure."""
+    from engine.mremap import VRM, move_page_tables
+
+    assert isinstance(vrm, VRM) and walk.failed_at is not None
+    done = (walk.failed_at << PAGE_SHIFT) - walk.old_addr
+    new = k.vma(walk.new.id)
+    old = k.vma(walk.old.id)
+    if done:
+        new = k.put_vma(replace(new, vm_end=new.vm_start + done))
+        move_page_tables(k, old, new, walk.old_addr, walk.new_addr, done, True)
+    else:
+        new = k.put_vma(replace(new, vm_end=new.vm_start))
+    rest_start = walk.new_addr + done
+    pgoff = old.vm_pgoff + ((walk.old_addr + done - old.vm_start) >> PAGE_SHIFT)
+    rest = replace(
+        old,
+        id=k.new_id(),
+        vm_start=rest_start,
+        vm_end=walk.new_addr + walk.length,
+        vm_pgoff=pgoff,
+        avc=(),
+    )
+    rest = k.put_vma(rest)
+    rest = anon_vma_clone(k, rest, old)
+    k.link_vma(rest)
+    if not done:
+        k.unlink_vma(new)
+    k.step(
+        "(policy: split)",
+        f"split at {rest_start:#x}: relocated part kept, the rest copied plainly as vma#{rest.id}",
+    )
+    move_page_tables(
+        k, old, k.vma(rest.id), walk.old_addr + done, rest_start, walk.length - done, True
+    )
+    return Outcome(True, k.vma(new.id) if done else k.vma(rest.id))
