@@ -1,0 +1,26 @@
+"""Shared fixtures for the test suite."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from engine.verify.real import find_compiler
+
+
+def real_kernel_unavailable() -> str | None:
+    """Why scenarios cannot run on the host kernel here, or None if they can."""
+    if not sys.platform.startswith("linux"):
+        return "the real-kernel checks need a Linux host"
+    if find_compiler() is None:
+        return "no C compiler (cc, gcc, clang or $CC) to build the executor"
+    return None
+
+
+@pytest.fixture(scope="session")
+def real_kernel() -> None:
+    """Skip the test unless we are on Linux with a C compiler."""
+    reason = real_kernel_unavailable()
+    if reason is not None:
+        pytest.skip(reason)

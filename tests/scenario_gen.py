@@ -1,0 +1,708 @@
+"""A seeded generator of scenario source text for differential testing.
+
+`generate(seed, family)` returns a scenario (the C subset of
+docs' scenario language) built from `random.Random(f"{family}:{seed}")`, so the
+same (family, seed) always gives the same text. Every family except
+"placement" works inside a PROT_NONE carve-out mapped first with
+mmap(NULL, ...), like the kernel's merge.c selftests: the carve-out lies at
+the top of the mmap area, and every MAP_FIXED mapping, unmap, mprotect,
+madvise and mremap target stays inside its first USABLE pages. Its last
+RESERVE pages are never touched, so nothing grows into the executor's
+[vvar]/[vdso] above it on the real kernel (which the simulation does not
+model).
+
+Only mainline calls are generated: never pin/unpin/gup_fast_pin/swapout/
+migrate_entry nor the unmerged MREMAP_RELOCATE_ANON flags.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+USABLE = 64
+RESERVE = 8
+MAX_STATEMENTS = 39
+GUARD = 1000  # not a 2 MiB multiple: placed right under [vvar]
+
+FAMILIES = (
+    "mmap_fault",
+    "mprotect",
+    "munmap",
+    "madvise",
+    "mremap_inplace",
+    "mremap_move",
+    "multi_vma",
+    "fork",
+    "placement",
+)
+
+# How many seeds each family is run with by the differential test.
+SEEDS = {
+    "mmap_fault": 40,
+    "mprotect": 45,
+    "munmap": 30,
+    "madvise": 35,
+    "mremap_inplace": 35,
+    "mremap_move": 50,
+    "multi_vma": 35,
+    "fork": 40,
+    "placement": 30,
+}
+
+PRIVATE = "MAP_PRIVATE | MAP_ANONYMOUS"
+SHARED = "MAP_SHARED | MAP_ANONYMOUS"
+RW = "PROT_READ | PROT_WRITE"
+PROTS = ("PROT_NONE", "PROT_READ", RW, "PROT_READ | PROT_WRITE | PROT_EXEC", "PROT_WRITE")
+PROT_WEIGHTS = (1, 2, 6, 1, 1)
+ADVICE = (
+    "MADV_DONTNEED",
+    "MADV_HUGEPAGE",
+    "MADV_NOHUGEPAGE",
+    "MADV_DONTFORK",
+    "MADV_DOFORK",
+    "MADV_WIPEONFORK",
+    "MADV_KEEPONFORK",
+    "MADV_NORMAL",
+    "MADV_RANDOM",
+    "MADV_SEQUENTIAL",
+    "MADV_WILLNEED",
+    "MADV_FREE",
+    "MADV_COLD",
+    "MADV_PAGEOUT",
+)
+
+
+class Builder:
+    """Statements inside the carve-out `c`, in units of pages."""
+
+    def __init__(self, rng: random.Random, carveout: bool = True) -> None:
+        self.rng = rng
+        self.lines: list[str] = []
+        self.counter = 0
+        self.processes = ["main"]
+        self.pages_touched = 0
+        self.regions: list[tuple[int, int]] = []
+        if carveout:
+            self.lines.append(
+                f"char *c = mmap(NULL, {USABLE + RESERVE} * page_size, PROT_NONE, "
+                f"{PRIVATE}, -1, 0);"
+            )
+
+    # ---- text helpers -------------------------------------------------
+    def fresh(self, prefix: str) -> str:
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    def at(self, page: int, offset: int = 0) -> str:
+        """An address inside the carve-out, in one of the forms C code uses."""
+        if offset:
+            return f"c + {page} * page_size + {offset}"
+        if page == 0:
+            return "c"
+        return self.rng.choice((f"&c[{page} * page_size]", f"c + {page} * page_size"))
+
+    @staticmethod
+    def pages(n: int) -> str:
+        return f"{n} * page_size"
+
+    def emit(self, text: str, process: str = "main") -> None:
+        self.lines.append(text if process == "main" else f"{process}: {text}")
+
+    def full(self) -> bool:
+        return len(self.lines) >= MAX_STATEMENTS
+
+    def text(self) -> str:
+        return "\n".join(self.lines[:MAX_STATEMENTS]) + "\n"
+
+    # ---- random choices -----------------------------------------------
+    def prot(self) -> str:
+        return self.rng.choices(PROTS, PROT_WEIGHTS)[0]
+
+    def range(self, most: int = 12) -> tuple[int, int]:
+        """A random page range; more often than not, at or near a mapping made earlier."""
+        rng = self.rng
+        if self.regions and rng.random() < 0.65:
+            start, n = rng.choice(self.regions)
+            start = min(max(start + rng.choice((0, 0, 0, -1, 1, -2, 2)), 0), USABLE - 1)
+            n = max(1, min(n + rng.choice((0, 0, -1, 1, -2, 2, 3)), most, USABLE - start))
+            if rng.random() < 0.3 and n > 1:
+                n = rng.randint(1, n)
+            return start, n
+        n = rng.randint(1, most)
+        start = rng.randint(0, USABLE - n)
+        return start, n
+
+    def page(self) -> int:
+        start, n = self.range()
+        return start + self.rng.randrange(n)
+
+    def mflags(self, fixed: str = "MAP_FIXED") -> str:
+        base = SHARED if self.rng.random() < 0.15 else PRIVATE
+        extra = [fixed]
+        if self.rng.random() < 0.3:
+            extra.append("MAP_NORESERVE")
+        if self.rng.random() < 0.15:
+            extra.append("MAP_POPULATE")
+        return " | ".join([base, *extra])
+
+    def process(self) -> str:
+        return self.rng.choice(self.processes)
+
+    # ---- statements ---------------------------------------------------
+    def mmap(
+        self,
+        page: int,
+        n: int,
+        prot: str = RW,
+        flags: str | None = None,
+        name: str | None = None,
+        process: str = "main",
+    ) -> str:
+        name = name or self.fresh("p")
+        flags = flags or f"{PRIVATE} | MAP_FIXED"
+        self.regions.append((page, n))
+        if "POPULATE" in flags:
+            self.pages_touched += n
+        self.emit(
+            f"char *{name} = mmap({self.at(page)}, {self.pages(n)}, {prot}, {flags}, -1, 0);",
+            process,
+        )
+        return name
+
+    def store(self, page: int, process: str = "main") -> None:
+        offset = self.rng.choice((0, 0, 1, 100, 4095))
+        value = self.rng.choice(("'x'", "'y'", "1", "0x5a"))
+        self.pages_touched += 1
+        self.emit(f"c[{page} * page_size + {offset}] = {value};", process)
+
+    def load(self, page: int, process: str = "main") -> None:
+        self.pages_touched += 1
+        self.emit(f"char {self.fresh('v')} = c[{page} * page_size];", process)
+
+    def memset(self, page: int, n: int, process: str = "main") -> None:
+        self.pages_touched += n
+        self.emit(f"memset({self.at(page)}, 'z', {self.pages(n)});", process)
+
+    def munmap(self, page: int, n: int, process: str = "main") -> None:
+        self.emit(f"munmap({self.at(page)}, {self.pages(n)});", process)
+
+    def mprotect(self, page: int, n: int, prot: str, process: str = "main") -> None:
+        self.emit(f"mprotect({self.at(page)}, {self.pages(n)}, {prot});", process)
+
+    def madvise(self, page: int, n: int, advice: str, process: str = "main") -> None:
+        self.emit(f"madvise({self.at(page)}, {self.pages(n)}, {advice});", process)
+
+    def mremap(
+        self,
+        page: int,
+        old: int,
+        new: int,
+        flags: str,
+        target: int | None = None,
+        process: str = "main",
+    ) -> str:
+        name = self.fresh("r")
+        args = [self.at(page), self.pages(old), self.pages(new), flags]
+        if target is not None:
+            args.append(self.at(target))
+        self.emit(f"char *{name} = mremap({', '.join(args)});", process)
+        return name
+
+    def fork(self, parent: str = "main") -> str:
+        name = self.fresh("child")
+        self.emit(f"pid_t {name} = fork();", parent)
+        self.processes.append(name)
+        return name
+
+    # ---- random operations shared by families -------------------------
+    def random_mapping(self, process: str = "main") -> None:
+        start, n = self.range(10)
+        self.mmap(start, n, self.prot(), self.mflags(), process=process)
+
+    def random_touch(self, process: str = "main") -> None:
+        r = self.rng.random()
+        if r < 0.45:
+            self.store(self.page(), process)
+        elif r < 0.65:
+            self.load(self.page(), process)
+        else:
+            start, n = self.range(6)
+            self.memset(start, n, process)
+
+    def random_munmap(self, process: str = "main") -> None:
+        start, n = self.range(6)
+        self.munmap(start, n, process)
+
+    def random_mprotect(self, process: str = "main") -> None:
+        start, n = self.range(10)
+        self.mprotect(start, n, self.prot(), process)
+
+    def random_madvise(self, process: str = "main") -> None:
+        start, n = self.range(10)
+        self.madvise(start, n, self.rng.choice(ADVICE), process)
+
+    def random_mremap(self, process: str = "main") -> None:
+        rng = self.rng
+        start, old = self.range(8)
+        r = rng.random()
+        if r < 0.4:
+            new = rng.randint(1, 10)
+            flags = rng.choice(("0", "MREMAP_MAYMOVE"))
+            self.mremap(start, old, new, flags, process=process)
+            return
+        new = old if r < 0.8 else rng.randint(1, 8)
+        target = rng.randint(0, USABLE - max(new, 1))
+        flags = "MREMAP_MAYMOVE | MREMAP_FIXED"
+        if old == new and rng.random() < 0.25:
+            flags += " | MREMAP_DONTUNMAP"
+        self.mremap(start, old, new, flags, target, process)
+
+    def random_ops(self, weights: dict[Callable[..., None], int], count: int) -> None:
+        ops = list(weights)
+        w = list(weights.values())
+        for _ in range(count):
+            if self.full() or self.pages_touched > 1500:
+                return
+            self.rng.choices(ops, w)[0](process=self.process())
+
+
+def _layout(b: Builder, count: int, most: int = 8, fault: float = 0.5) -> list[tuple[int, int]]:
+    """A few RW private mappings at random places in the carve-out, some faulted."""
+    placed = []
+    for _ in range(count):
+        start, n = b.range(most)
+        noreserve = " | MAP_NORESERVE" if b.rng.random() < 0.5 else ""
+        b.mmap(start, n, RW, f"{PRIVATE} | MAP_FIXED{noreserve}")
+        placed.append((start, n))
+        if b.rng.random() < fault:
+            b.memset(start, n)
+    return placed
+
+
+# ---- families -----------------------------------------------------------
+def _mmap_fault(b: Builder) -> None:
+    rng = b.rng
+    for _ in range(rng.randint(2, 6)):
+        b.random_mapping()
+        if rng.random() < 0.6:
+            b.random_touch()
+    if rng.random() < 0.5:
+        start, n = b.range(5)
+        b.munmap(start, n)
+    for _ in range(rng.randint(1, 3)):
+        start, n = b.range(6)
+        b.mmap(start, n, b.prot(), b.mflags("MAP_FIXED_NOREPLACE"))
+    b.random_ops({b.random_touch: 5, b.random_mapping: 2, b.random_munmap: 1}, rng.randint(5, 20))
+
+
+def _mprotect(b: Builder) -> None:
+    rng = b.rng
+    template = rng.randrange(8)
+    if template < 5:
+        _mprotect_merge_case(b, template)
+    else:
+        _layout(b, rng.randint(1, 4))
+    if rng.random() < 0.3:
+        b.random_munmap()
+    if rng.random() < 0.3:
+        # An unaligned start: EINVAL, nothing changed.
+        start, n = b.range(4)
+        b.emit(f"mprotect({b.at(start, rng.choice((1, 512, 2048)))}, {b.pages(n)}, PROT_READ);")
+    b.random_ops(
+        {b.random_mprotect: 6, b.random_touch: 3, b.random_munmap: 1, b.random_mapping: 1},
+        rng.randint(4, 16),
+    )
+
+
+def _mprotect_merge_case(b: Builder, which: int) -> None:
+    """The merge.c mprotect_* selftests, at a random place, with random sizes."""
+    rng = b.rng
+    k = rng.randint(1, 5)
+    base = rng.randint(0, USABLE - 3 * k - 1)
+    noreserve = f"{PRIVATE} | MAP_FIXED | MAP_NORESERVE"
+    if rng.random() < 0.25:
+        noreserve = f"{PRIVATE} | MAP_FIXED"  # VM_ACCOUNT gets in the way
+    if which == 0:  # unfaulted_left
+        b.mmap(base, 2 * k, RW, noreserve)
+        b.mprotect(base, k, "PROT_READ")
+        b.store(base + k)
+        b.mprotect(base + k, k, "PROT_READ")
+    elif which == 1:  # unfaulted_right
+        b.mmap(base, 2 * k, RW, noreserve)
+        b.mprotect(base + k, k, "PROT_READ")
+        b.store(base)
+        b.mprotect(base, k, "PROT_READ")
+    elif which == 2:  # unfaulted_both
+        b.mmap(base, 3 * k, RW, noreserve)
+        b.mprotect(base, k, "PROT_READ")
+        b.mprotect(base + 2 * k, k, "PROT_READ")
+        b.store(base + k)
+        b.mprotect(base + k, k, "PROT_READ")
+    elif which == 3:  # faulted_left_unfaulted_right
+        b.mmap(base, 3 * k, RW, noreserve)
+        b.mprotect(base + 2 * k, k, "PROT_READ")
+        b.store(base)
+        b.mprotect(base, k, "PROT_READ")
+        b.mprotect(base + k, k, "PROT_READ")
+    else:  # unfaulted_left_faulted_right
+        b.mmap(base, 3 * k, RW, noreserve)
+        b.mprotect(base, k, "PROT_READ")
+        b.store(base + 2 * k)
+        b.mprotect(base + 2 * k, k, "PROT_READ")
+        b.mprotect(base + k, k, "PROT_READ")
+    if rng.random() < 0.5:
+        b.mprotect(base, 3 * k, RW)
+
+
+def _munmap(b: Builder) -> None:
+    rng = b.rng
+    _layout(b, rng.randint(1, 5), most=10)
+    for _ in range(rng.randint(3, 10)):
+        r = rng.random()
+        start, n = b.range(8)
+        if r < 0.15:
+            b.emit(f"munmap({b.at(start, rng.choice((1, 8, 2048)))}, {b.pages(n)});")  # EINVAL
+        elif r < 0.25:
+            b.emit(f"munmap({b.at(start)}, 0);")  # EINVAL
+        elif r < 0.35:
+            b.emit(f"munmap({b.at(start)}, {n} * page_size - {rng.choice((1, 100))});")
+        else:
+            b.munmap(start, n)
+        if rng.random() < 0.3:
+            b.random_touch()
+    # Unmapping what is already gone is fine.
+    start, n = b.range(4)
+    b.munmap(start, n)
+    b.munmap(start, n)
+    b.random_ops({b.random_mapping: 2, b.random_munmap: 3, b.random_touch: 2}, rng.randint(2, 10))
+
+
+def _madvise(b: Builder) -> None:
+    rng = b.rng
+    _layout(b, rng.randint(1, 4))
+    if rng.random() < 0.5:
+        # A flag set on the middle splits the VMA; undoing it merges it back.
+        start, n = b.range(9)
+        if n >= 3:
+            advice, undo = rng.choice(
+                (
+                    ("MADV_HUGEPAGE", "MADV_NOHUGEPAGE"),
+                    ("MADV_DONTFORK", "MADV_DOFORK"),
+                    ("MADV_WIPEONFORK", "MADV_KEEPONFORK"),
+                    ("MADV_RANDOM", "MADV_NORMAL"),
+                    ("MADV_SEQUENTIAL", "MADV_NORMAL"),
+                )
+            )
+            b.mmap(start, n, RW, f"{PRIVATE} | MAP_FIXED")
+            b.madvise(start + 1, n - 2, advice)
+            b.store(start + 1)
+            b.madvise(start + 1, n - 2, undo)
+    if rng.random() < 0.4:
+        b.random_munmap()
+    if rng.random() < 0.3:
+        start, n = b.range(4)
+        b.emit(f"madvise({b.at(start)}, {b.pages(n)}, {rng.choice((5, 7, 99, 1000))});")
+    if rng.random() < 0.2:
+        start, n = b.range(4)
+        b.emit(f"madvise({b.at(start, 16)}, {b.pages(n)}, MADV_NORMAL);")
+    b.random_ops(
+        {b.random_madvise: 6, b.random_touch: 3, b.random_munmap: 1, b.random_mapping: 1},
+        rng.randint(4, 16),
+    )
+
+
+def _mremap_inplace(b: Builder) -> None:
+    rng = b.rng
+    template = rng.randrange(5)
+    if template == 0:  # mremap_expand_merge
+        k = rng.randint(1, 4)
+        base = rng.randint(0, USABLE - 3 * k)
+        b.mmap(base, 3 * k, RW, f"{PRIVATE} | MAP_FIXED")
+        if rng.random() < 0.5:
+            b.memset(base, 3 * k)
+        b.munmap(base + k, k)
+        b.mremap(base, k, 2 * k, rng.choice(("0", "MREMAP_MAYMOVE")))
+    elif template == 1:  # mremap_expand_merge_offset
+        k = rng.randint(1, 4)
+        base = rng.randint(0, USABLE - 3 * k)
+        b.mmap(base, 3 * k, RW, f"{PRIVATE} | MAP_FIXED")
+        if rng.random() < 0.5:
+            b.store(base + k)
+        b.munmap(base + 2 * k, k)
+        b.mremap(base + k, k, 2 * k, rng.choice(("0", "MREMAP_MAYMOVE")))
+    elif template == 2:  # mremap_shrink_multiple_vmas
+        base = rng.randint(0, USABLE - 10)
+        b.mmap(base, 10, RW, f"{PRIVATE} | MAP_FIXED")
+        b.memset(base, 10)
+        for hole in (1, 3, 5, 7, 9):
+            b.munmap(base + hole, 1)
+        b.mremap(base, 10, 1, "0")
+    else:
+        _layout(b, rng.randint(1, 4))
+    for _ in range(rng.randint(3, 10)):
+        if b.full():
+            break
+        start, old = b.range(8)
+        r = rng.random()
+        if r < 0.3:
+            new = rng.randint(0, old)  # shrink (0 is EINVAL)
+        elif r < 0.9:
+            new = old + rng.randint(1, 6)
+        else:
+            new = old
+        b.mremap(start, old, new, rng.choice(("0", "MREMAP_MAYMOVE", "0")))
+        if rng.random() < 0.3:
+            b.random_touch()
+    if rng.random() < 0.2:
+        b.emit(f"mremap({b.at(1, 8)}, page_size, 2 * page_size, 0);")  # EINVAL
+    if rng.random() < 0.2:
+        b.emit(f"mremap({b.at(2)}, page_size, 2 * page_size, 32);")  # EINVAL
+    b.random_ops({b.random_touch: 2, b.random_mapping: 1}, rng.randint(0, 4))
+
+
+def _mremap_move(b: Builder) -> None:
+    rng = b.rng
+    template = rng.randrange(12)
+    if template < 8:
+        _mremap_merge_case(b, template)
+    else:
+        _layout(b, rng.randint(2, 4))
+    for _ in range(rng.randint(2, 8)):
+        if b.full():
+            break
+        r = rng.random()
+        start, old = b.range(8)
+        if r < 0.1:  # overlapping: EINVAL
+            target = min(max(start + rng.randint(-old + 1, old - 1), 0), USABLE - old)
+            b.mremap(start, old, old, "MREMAP_MAYMOVE | MREMAP_FIXED", target)
+        elif r < 0.15:  # misaligned target: EINVAL
+            b.emit(
+                f"mremap({b.at(start)}, {b.pages(old)}, {b.pages(old)}, "
+                f"MREMAP_MAYMOVE | MREMAP_FIXED, {b.at(rng.randrange(USABLE - old), 1024)});"
+            )
+        elif r < 0.2:  # FIXED without MAYMOVE: EINVAL
+            b.mremap(start, old, old, "MREMAP_FIXED", rng.randrange(USABLE - old))
+        elif r < 0.25:  # DONTUNMAP with a size change: EINVAL
+            b.mremap(start, old, old + 1, "MREMAP_MAYMOVE | MREMAP_DONTUNMAP")
+        else:
+            b.random_mremap()
+        if rng.random() < 0.4:
+            b.random_touch()
+
+
+def _mremap_merge_case(b: Builder, which: int) -> None:
+    """The merge.c mremap_* selftests, at random places, sometimes scaled."""
+    rng = b.rng
+    k = rng.randint(1, 4)
+    fixed = "MREMAP_MAYMOVE | MREMAP_FIXED"
+    far = USABLE - k  # where things are moved out of the way
+    rw = f"{PRIVATE} | MAP_FIXED"
+    if which == 0:  # mremap_unfaulted_to_faulted
+        b.mmap(1, k, RW, rw)
+        b.mmap(20, k, RW, rw)
+        b.memset(1, k)
+        b.mremap(20, k, k, fixed, far)
+        b.mremap(far, k, k, fixed, 1 + k)
+    elif which == 1:  # mremap_unfaulted_behind_faulted
+        b.mmap(1 + k, k, RW, rw)
+        b.memset(1 + k, k)
+        b.mmap(30, k, RW, rw)
+        b.mremap(30, k, k, fixed, 1)
+    elif which == 2:  # between faulted / between faulted+unfaulted
+        b.mmap(1, k, RW, rw)
+        b.memset(1, k)
+        b.mmap(20, k, RW, rw)
+        b.mmap(30, k, RW, rw)
+        if rng.random() < 0.5:
+            b.memset(30, k)
+        b.mremap(30, k, k, fixed, far)
+        b.mremap(far, k, k, fixed, 1 + 2 * k)
+        b.mremap(20, k, k, fixed, 1 + k)
+    elif which == 3:  # between correctly placed faulted
+        b.mmap(1, 3 * k, RW, rw)
+        b.memset(1, 3 * k)
+        b.munmap(1 + k, k)
+        b.mmap(40, k, RW, rw)
+        b.mremap(40, k, k, fixed, 1 + k)
+    elif which == 4:  # mremap_correct_placed_faulted
+        b.mmap(1, 3 * k, RW, rw)
+        b.memset(1, 3 * k)
+        b.mremap(1 + k, k, k, fixed, 40)
+        b.mremap(1 + 2 * k, k, k, fixed, 50)
+        order = [(40, 1 + k), (50, 1 + 2 * k)]
+        rng.shuffle(order)
+        for src, dst in order:
+            b.mremap(src, k, k, fixed, dst)
+    elif which == 5:  # faulted_to_unfaulted_prev (DONTUNMAP)
+        b.mmap(4, 3, RW, rw)
+        b.memset(4, 3)
+        b.mremap(4, 3, 3, fixed, 20)
+        b.mmap(1, 3, RW, rw)
+        b.mremap(20, 3, 3, f"{fixed} | MREMAP_DONTUNMAP", 4)
+    elif which == 6:  # faulted_to_unfaulted_next
+        b.mmap(1, 3, RW, rw)
+        b.memset(1, 3)
+        b.mremap(1, 3, 3, fixed, 20)
+        b.mmap(4, 3, RW, rw)
+        b.mremap(20, 3, 3, f"{fixed} | MREMAP_DONTUNMAP", 1)
+    else:  # faulted_to_unfaulted_prev_unfaulted_next / _faulted_next
+        faulted_next = rng.random() < 0.5
+        b.mmap(4, 6 if faulted_next else 3, RW, rw)
+        b.memset(4, 6 if faulted_next else 3)
+        b.mremap(4, 3, 3, fixed, 20)
+        b.mmap(1, 3, RW, rw)
+        if not faulted_next:
+            b.mmap(7, 3, RW, rw)
+        b.mremap(20, 3, 3, f"{fixed} | MREMAP_DONTUNMAP", 4)
+
+
+def _multi_vma(b: Builder) -> None:
+    rng = b.rng
+    fixed = "MREMAP_MAYMOVE | MREMAP_FIXED"
+    template = rng.randrange(3)
+    if template == 0:  # mremap_move_multiple_vmas: 11p with holes at 1,3,7,9
+        base = rng.randint(0, 20)
+        b.mmap(base, 11, RW, f"{PRIVATE} | MAP_FIXED")
+        if rng.random() < 0.6:
+            b.memset(base, 11)
+        for hole in (1, 3, 7, 9):
+            b.munmap(base + hole, 1)
+        tgt = rng.randint(base + 11, USABLE - 11)
+        b.mremap(base, 11, 11, fixed + (" | MREMAP_DONTUNMAP" if rng.random() < 0.3 else ""), tgt)
+        if rng.random() < 0.5:
+            b.mremap(tgt, 11, 11, fixed, base)
+    elif template == 1:  # mremap_move_multiple_vmas_split: 10p with a hole at 5
+        base = rng.randint(0, 25)
+        b.mmap(base, 10, RW, f"{PRIVATE} | MAP_FIXED")
+        if rng.random() < 0.6:
+            b.memset(base, 10)
+        b.munmap(base + 5, 1)
+        b.mremap(base + 2, 7, 7, fixed, rng.randint(base + 10, USABLE - 7))
+    else:
+        _layout(b, rng.randint(3, 6), most=6)
+    for _ in range(rng.randint(2, 8)):
+        if b.full():
+            break
+        n = rng.randint(2, 16)
+        start = rng.randint(0, USABLE - n)
+        choices = [t for t in range(USABLE - n + 1) if t + n <= start or t >= start + n]
+        if not choices or rng.random() < 0.1:
+            b.mremap(start, n, n, fixed, min(start + 1, USABLE - n))  # overlap: EINVAL
+            continue
+        flags = fixed + (" | MREMAP_DONTUNMAP" if rng.random() < 0.2 else "")
+        b.mremap(start, n, n, flags, rng.choice(choices))
+        if rng.random() < 0.3:
+            b.random_touch()
+        if rng.random() < 0.2:
+            b.random_munmap()
+
+
+def _fork(b: Builder) -> None:
+    rng = b.rng
+    placed = _layout(b, rng.randint(1, 4), fault=0.7)
+    if rng.random() < 0.5:
+        start, n = placed[0]
+        b.madvise(start, max(1, n // 2), rng.choice(("MADV_DONTFORK", "MADV_WIPEONFORK")))
+    if rng.random() < 0.2:
+        b.mmap(*b.range(4), RW, f"{SHARED} | MAP_FIXED")
+        b.random_touch()
+    child = b.fork()
+    weights = {
+        b.random_touch: 6,
+        b.random_mprotect: 2,
+        b.random_mremap: 2,
+        b.random_munmap: 1,
+        b.random_mapping: 1,
+        b.random_madvise: 1,
+    }
+    b.random_ops(weights, rng.randint(3, 10))
+    if rng.random() < 0.5:
+        # The merge.c forked_target_vma case: the child maps next to a forked VMA.
+        start, n = placed[-1]
+        if start + n < USABLE:
+            n2 = min(3, USABLE - start - n)
+            b.mmap(start + n, n2, RW, f"{PRIVATE} | MAP_FIXED", process=child)
+    if rng.random() < 0.4 and not b.full():
+        b.fork(rng.choice(b.processes))
+    b.random_ops(weights, rng.randint(3, 12))
+
+
+def _placement(b: Builder) -> None:
+    """mmap(NULL) and hints: top-down placement and THP alignment; no carve-out."""
+    rng = b.rng
+    two_mb = 512
+    # A guard under the executor's [vvar]/[vdso], which the simulation does not
+    # model: nothing below reaches it (munmaps take at most 16 pages, and a
+    # hint overlapping the guard is refused on both kernels alike).
+    b.emit(f"char *guard = mmap(NULL, {GUARD} * page_size, PROT_NONE, {PRIVATE}, -1, 0);")
+    names: list[str] = []
+    for _ in range(rng.randint(3, 12)):
+        r = rng.random()
+        if r < 0.35 or not names:
+            n = rng.choice((1, 2, 5, 16, two_mb, 2 * two_mb, two_mb + 1, two_mb - 1))
+            flags = SHARED if rng.random() < 0.15 else PRIVATE
+            name = b.fresh("m")
+            b.emit(f"char *{name} = mmap(NULL, {b.pages(n)}, {b.prot()}, {flags}, -1, 0);")
+            names.append(name)
+        elif r < 0.55:
+            # A hint below something already mapped: free or not.
+            base = rng.choice(names)
+            off = rng.choice((-1, -3, -600, 0, 1, -two_mb))
+            n = rng.choice((1, 4, two_mb))
+            name = b.fresh("m")
+            hint = f"{base} - {-off} * page_size" if off < 0 else f"{base} + {off} * page_size"
+            b.emit(f"char *{name} = mmap({hint}, {b.pages(n)}, {RW}, {PRIVATE}, -1, 0);")
+            names.append(name)
+        elif r < 0.65:
+            base = rng.choice(names)
+            name = b.fresh("m")
+            b.emit(
+                f"char *{name} = mmap({base}, page_size, {RW}, "
+                f"{PRIVATE} | MAP_FIXED_NOREPLACE, -1, 0);"
+            )
+            names.append(name)
+        elif r < 0.8:
+            base = rng.choice(names)
+            b.emit(f"munmap({base}, {b.pages(rng.choice((1, 2, 16)))});")
+        elif r < 0.9:
+            base = rng.choice(names)
+            b.pages_touched += 1
+            b.emit(f"{base}[{rng.choice((0, 4096, 8191))}] = 'q';")
+        else:
+            base = rng.choice(names)
+            name = b.fresh("r")
+            b.emit(
+                f"char *{name} = mremap({base}, page_size, {b.pages(rng.choice((2, 512)))}, "
+                "MREMAP_MAYMOVE);"
+            )
+            names.append(name)
+
+
+_FAMILY_FUNCS: dict[str, Callable[[Builder], None]] = {
+    "mmap_fault": _mmap_fault,
+    "mprotect": _mprotect,
+    "munmap": _munmap,
+    "madvise": _madvise,
+    "mremap_inplace": _mremap_inplace,
+    "mremap_move": _mremap_move,
+    "multi_vma": _multi_vma,
+    "fork": _fork,
+    "placement": _placement,
+}
+
+
+def generate(seed: int, family: str) -> str:
+    """The scenario source for (seed, family): the same text every time."""
+    if family not in _FAMILY_FUNCS:
+        raise ValueError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
+    rng = random.Random(f"{family}:{seed}")
+    b = Builder(rng, carveout=family != "placement")
+    b.lines.insert(0, f"// {family} #{seed} (tests/scenario_gen.py)")
+    _FAMILY_FUNCS[family](b)
+    return b.text()
+
+
+def cases() -> list[tuple[str, int]]:
+    """Every (family, seed) the differential test runs."""
+    return [(family, seed) for family in FAMILIES for seed in range(SEEDS[family])]
