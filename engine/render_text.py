@@ -217,6 +217,8 @@ def _process_block(state: State, process: str) -> list[str]:
     has_pte = any(r.pte != " " for r in runs)
     has_rmap = any(r.rmap != " " for r in runs)
     for band in range(0, len(cells), COLUMNS):
+        if band:
+            out.append("")
         out += _band(cells[band : band + COLUMNS], base, has_pte, has_rmap)
     out += _keys(runs)
     out += _elisions(cells, base)
@@ -265,38 +267,41 @@ def _perms(vma: VMA) -> str:
     )
 
 
+LEGEND_HEADER = ("", "vma", "start-end", "pages", "prot", "vm_pgoff", "anon_vma", "avc")
+
+
 def _legend(vmas: list[VMA], names: dict[int, str]) -> list[str]:
-    """One line per VMA: its letter, id, range, size, rwxp, vm_pgoff, its
-    anon_vma and how many anon_vma_chains it has, then any unusual flags.
-    Columns are aligned within the process."""
-    rows = []
+    """A table, one row per VMA: its letter, id, range, size, rwxp, vm_pgoff,
+    its anon_vma and how many anon_vma_chains it has; unusual flags below."""
+    rows = [list(LEGEND_HEADER)]
     for vma in vmas:
         rows.append(
             [
                 names[vma.id],
-                f"vma#{vma.id}",
+                f"#{vma.id}",
                 f"{vma.vm_start:x}-{vma.vm_end:x}",
-                f"{vma.pages}p",
+                str(vma.pages),
                 _perms(vma),
-                f"pgoff {vma.vm_pgoff:x}",
-                "av -" if vma.anon_vma is None else f"av#{vma.anon_vma}",
-                f"avc {len(vma.avc)}",
+                f"{vma.vm_pgoff:x}",
+                "-" if vma.anon_vma is None else f"#{vma.anon_vma}",
+                str(len(vma.avc)),
             ]
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    right = {3}  # page counts read best right-aligned
+    widths = [max(len(row[i]) for row in rows) for i in range(len(LEGEND_HEADER))]
+    right = {3, 7}  # counts read best right-aligned
     out = []
-    for vma, row in zip(vmas, rows, strict=True):
+    shown: list[VMA | None] = [None, *vmas]  # None: the header row
+    for each, row in zip(shown, rows, strict=True):
         cells = (
             c.rjust(w) if i in right else c.ljust(w)
             for i, (c, w) in enumerate(zip(row, widths, strict=True))
         )
         out.append(" " + " ".join(cells).rstrip())
-        extra = flag_names(vma.vm_flags & ~_PLAIN_FLAGS)
-        if vma.shmem is not None:
-            extra.insert(0, f"shmem#{vma.shmem}")
+        extra = [] if each is None else flag_names(each.vm_flags & ~_PLAIN_FLAGS)
+        if each is not None and each.shmem is not None:
+            extra.insert(0, f"shmem#{each.shmem}")
         if extra:
-            out.append(" " * (len(row[0]) + 2) + "also " + ",".join(extra))
+            out.append(" " * (widths[0] + 2) + "also " + ",".join(extra))
     return out
 
 
@@ -448,6 +453,9 @@ def _columns(runs: list[_Run], keep: dict[int, int]) -> Iterator[_Cell]:
 # --- anon_vmas and folios -------------------------------------------------
 
 
+ANON_VMA_HEADER = ("anon_vma", "root", "parent", "refcount", "num_children", "num_active_vmas")
+
+
 def _anon_vma_block(state: State, processes: list[str] | None) -> list[str]:
     """The anon_vmas the shown processes reach (all when None), with the VMAs
     chained to each named by letter (process:letter when several exist)."""
@@ -459,19 +467,37 @@ def _anon_vma_block(state: State, processes: list[str] | None) -> list[str]:
     shown = set(state.anon_vmas.keys()) if processes is None else _reached(state, processes)
     if not shown:
         return []
-    out = ["anon_vmas:"]
+    rows = [list(ANON_VMA_HEADER)]
+    chains = []
+    freed = []
     for ident in sorted(shown):
         av = state.anon_vmas.get(ident)
         if av is None:
-            out.append(f" av#{ident}: freed, yet still referenced")
+            freed.append(f" anon_vma #{ident} is freed, yet still referenced")
             continue
-        chained = " ".join(sorted(letters.get(v, f"vma#{v}?") for v in av.chains)) or "none"
-        out.append(
-            f" av#{av.id} root av#{av.root} parent av#{av.parent} refcount {av.refcount}"
-            f" num_children {av.num_children} num_active_vmas {av.num_active_vmas}"
-            f" chains {chained}"
+        rows.append(
+            [
+                f"#{av.id}",
+                f"#{av.root}",
+                f"#{av.parent}",
+                str(av.refcount),
+                str(av.num_children),
+                str(av.num_active_vmas),
+            ]
         )
-    return out
+        chains.append(" ".join(sorted(letters.get(v, f"vma#{v}?") for v in av.chains)) or "-")
+    widths = [max(len(row[i]) for row in rows) for i in range(len(ANON_VMA_HEADER))]
+    out = []
+    for row, chained in zip(rows, ["chains", *chains], strict=True):
+        line = " " + " ".join(
+            c.rjust(w) if i > 2 else c.ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
+        if len(line) + 1 + len(chained) <= WIDTH:
+            out.append(f"{line} {chained}")
+        else:  # the chains on their own lines, under the row
+            out += [line, *fit(["      chains: " + chained])]
+    return out + freed
 
 
 def _reached(state: State, processes: list[str]) -> set[int]:

@@ -1,37 +1,20 @@
 """A whole run as the CLI's JSON document.
 
-Ours. The contract (docs: scenario-language.md) fixes the keys every step
+Ours. The contract (scenario-language.md) fixes the keys every statement
 carries; each statement here also carries its inner steps, each with its
-global index and, once engine/invariants.py exists, the invariant
-violations in the state after it. Snapshots are left out: a document
-proportional to what happened, not to the size of memory.
+global index and the invariant violations in the state after it (the
+engine.invariants checks, with the locks held then). Snapshots are left
+out: the document grows with what happened, not with the size of memory.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from typing import Any
-
-from engine.mm_types import State
+from engine.invariants import check
 from engine.simulation import Run
-
-Checker = Callable[[State], list[Any]]
-
-
-def invariant_checker() -> Checker | None:
-    """engine.invariants.check when the module exists, else None (no key)."""
-    try:
-        module = importlib.import_module("engine.invariants")
-    except ImportError:
-        return None
-    check: Checker | None = getattr(module, "check", None)
-    return check
 
 
 def run_json(run: Run) -> dict[str, object]:
-    """{"steps": [...]} with "error" when the run stopped early."""
-    check = invariant_checker()
+    """{"steps": [...]}, plus "error" when the run stopped early."""
     steps = []
     for statement in run.statements:
         entry = statement.record()
@@ -40,8 +23,7 @@ def run_json(run: Run) -> dict[str, object]:
             step = run.steps[index]
             item = step.as_dict()
             item["index"] = index
-            if check is not None:
-                item["violations"] = [v.as_dict() for v in check(step.state)]
+            item["violations"] = [v.as_dict() for v in check(step.state, step.locks)]
             inner.append(item)
         entry["inner"] = inner
         steps.append(entry)
