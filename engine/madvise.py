@@ -59,7 +59,6 @@ FLAG_ADVICE: dict[int, tuple[int, int]] = {
 NO_OP_ADVICE = {
     MADV["MADV_WILLNEED"],
     MADV["MADV_COLD"],
-    MADV["MADV_FREE"],
 }
 NAMES = {v: k for k, v in MADV.items()}
 
@@ -73,6 +72,7 @@ def do_madvise(k: Kernel, mm: str, start: int, length: int, advice: int) -> None
         | NO_OP_ADVICE
         | {
             MADV["MADV_DONTNEED"],
+            MADV["MADV_FREE"],
             MADV["MADV_PAGEOUT"],
             MADV["MADV_POPULATE_READ"],
             MADV["MADV_POPULATE_WRITE"],
@@ -138,6 +138,8 @@ def _visitor(advice: int) -> Visit:
         return _pageout
     if advice == MADV["MADV_REMOVE"]:
         return _remove
+    if advice == MADV["MADV_FREE"]:
+        return _free
     return lambda k, prev, vma, start, end: vma
 
 
@@ -191,6 +193,14 @@ def _dontneed(k: Kernel, prev: VMA | None, vma: VMA, start: int, end: int) -> VM
     return vma
 
 
+def _free(k: Kernel, prev: VMA | None, vma: VMA, start: int, end: int) -> VMA:
+    """Models madvise_free_single_vma(): private anonymous memory only; the
+    pages stay mapped until reclaim finds them clean (not modelled)."""
+    if not vma.is_anonymous() or vma.vm_flags & (VM_LOCKED | VM_PFNMAP | VM_HUGETLB):
+        raise SyscallError("EINVAL", "MADV_FREE needs private anonymous memory")
+    return vma
+
+
 def _remove(k: Kernel, prev: VMA | None, vma: VMA, start: int, end: int) -> VMA:
     """Models madvise_remove(): only shared mappings may punch holes."""
     if not vma.vm_flags & VM_SHARED:
@@ -233,7 +243,7 @@ def swap_out_range(k: Kernel, vma: VMA, start: int, end: int) -> int:
         victims[folio.id] = folio
         entries.append((vpn, pte))
     count = 0
-    for vpn, pte in entries:
+    for vpn, _pte in entries:
         pt.set(vpn, Pte(SWAP, k.new_id()))
         count += 1
     for folio in victims.values():

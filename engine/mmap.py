@@ -120,7 +120,7 @@ def get_unmapped_area(
     if flags & MAP["MAP_FIXED"]:
         result = addr
     elif not shared and not addr and length % PMD_SIZE == 0:
-        result = _thp_get_unmapped_area(k, mm, length, pgoff)
+        result = _thp_get_unmapped_area(k, mm, length)
     else:
         result = arch_get_unmapped_area_topdown(k, mm, addr, length)
     if result > TASK_SIZE - length:
@@ -130,12 +130,14 @@ def get_unmapped_area(
     return result
 
 
-def _thp_get_unmapped_area(k: Kernel, mm: str, length: int, pgoff: int) -> int:
-    """Models mm/huge_memory.c:__thp_get_unmapped_area() (PMD size)."""
-    off = pgoff << PAGE_SHIFT
-    off_align = (off + PMD_SIZE - 1) & ~(PMD_SIZE - 1)
-    if off + length <= off_align or off + length - off_align < PMD_SIZE:
-        return arch_get_unmapped_area_topdown(k, mm, 0, length)
+def _thp_get_unmapped_area(k: Kernel, mm: str, length: int) -> int:
+    """Models mm/huge_memory.c:__thp_get_unmapped_area() (PMD size).
+
+    Pads the request by 2 MiB and aligns the result to 2 MiB. Anonymous
+    memory has no file offset to align to (the kernel passes pgoff 0 for
+    it, also when mremap moves a VMA: measured on 6.18).
+    """
+    off = 0
     try:
         ret = arch_get_unmapped_area_topdown(k, mm, 0, length + PMD_SIZE)
     except SyscallError:

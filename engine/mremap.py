@@ -253,7 +253,7 @@ def remap_move(k: Kernel, vrm: VRM) -> int:
     res: int | None = None
     last_end = 0
     pos = start
-    while True:
+    while pos < end:
         vmas = vmas_in_range(k.state, vrm.mm, pos, end)
         if not vmas:
             break

@@ -524,11 +524,14 @@ def copy_vma(
         else:
             pgoff = addr >> PAGE_SHIFT
             k.event(fn, f"no merge: relocate, new vma gets linear pgoff {pgoff:#x}", pgoff=pgoff)
-    vma = k.vma(vma.id)
     if new is not None:
         if new.vm_start <= vma.vm_start < new.vm_end:
+            k.event(fn, f"the source vma#{vma.id} was merged into vma#{new.id} (unfaulted)")
             vma = new
+        else:
+            vma = k.vma(vma.id)
         return new, vma, new.vm_pgoff <= vma.vm_pgoff, relocate
+    vma = k.vma(vma.id)
     ident = k.new_id()
     new = replace(vma, id=ident, vm_start=addr, vm_end=addr + length, vm_pgoff=pgoff, avc=())
     if relocate:
