@@ -39,15 +39,15 @@ FAMILIES = (
 
 # How many seeds each family is run with by the differential test.
 SEEDS = {
-    "mmap_fault": 40,
-    "mprotect": 45,
-    "munmap": 30,
-    "madvise": 35,
-    "mremap_inplace": 35,
-    "mremap_move": 50,
-    "multi_vma": 35,
-    "fork": 40,
-    "placement": 30,
+    "mmap_fault": 60,
+    "mprotect": 80,
+    "munmap": 50,
+    "madvise": 70,
+    "mremap_inplace": 70,
+    "mremap_move": 100,
+    "multi_vma": 80,
+    "fork": 90,
+    "placement": 50,
 }
 
 PRIVATE = "MAP_PRIVATE | MAP_ANONYMOUS"
