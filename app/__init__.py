@@ -1,0 +1,1 @@
+"""The web app: server-rendered hypermedia over the engine (no kernel logic here)."""

@@ -1,0 +1,51 @@
+"""The API's pydantic models: what POST /api/run takes and gives."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_SOURCE = 20_000
+
+
+class RunRequest(BaseModel):
+    """A scenario to run, as text in the scenario language."""
+
+    source: str = Field(
+        max_length=MAX_SOURCE, examples=["char *p = mmap(NULL, 4096, 3, 0x22, -1, 0);"]
+    )
+
+
+class StepRecord(BaseModel):
+    """One statement's entry in the CLI's JSON (more keys may follow)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    line: int
+    source: str
+    process: str
+    result: str
+    value: int | None
+    maps: dict[str, list[str]]
+
+
+class ScenarioJSON(BaseModel):
+    """The CLI's JSON for a whole run: `python -m engine run FILE --json`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    steps: list[StepRecord]
+    error: str | None = None
+
+
+class ScenarioErrorDetail(BaseModel):
+    """Where a scenario is broken: 1-based line and column, and why."""
+
+    line: int
+    col: int
+    msg: str
+    loc: list[str] = ["body", "source"]
+    type: str = "scenario_error"
+
+
+class ScenarioErrorResponse(BaseModel):
+    detail: list[ScenarioErrorDetail]
