@@ -47,7 +47,7 @@ def play_stage(request: Request, source: str | None, step: int, view: View) -> d
             "run": None,
             "lines": source_lines(text, None, None, (err.line, err.col)),
         }
-    return {"source": text, "error": None, **stage(run, text, step, view, url)}
+    return {"source": text, "error": None, "base": "/play", **stage(run, text, step, view, url)}
 
 
 def _error_response(err: ScenarioError) -> JSONResponse:

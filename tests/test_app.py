@@ -1,0 +1,347 @@
+"""The web app's routes, read through a real HTML parser, as a reviewer would read the pages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+from fastapi.testclient import TestClient
+from selectolax.lexbor import LexborHTMLParser as HTMLParser
+from selectolax.lexbor import LexborNode as Node
+
+from app.main import create_app
+from app.runs import gallery
+
+MAINLINE = {
+    "merge_on_mprotect",
+    "faulted_move_no_merge",
+    "unfaulted_move_merges",
+    "move_away_and_back",
+    "fork_and_cow",
+    "dontunmap",
+    "multi_vma_move",
+    "shrink_and_grow",
+}
+BROKEN = (
+    "char *p = mmap(NULL, page_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);\nmunmap(p,;\n"
+)
+RELOCATE = Path("/work/shared/reference/scenario-language.md")
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "data"
+    monkeypatch.setenv("MREMAP_VIZ_DATA", str(path))
+    return path
+
+
+@pytest.fixture
+def client(data_dir: Path) -> Iterator[TestClient]:
+    with TestClient(create_app()) as c:
+        yield c
+
+
+def html(response: object) -> HTMLParser:
+    return HTMLParser(response.text)  # type: ignore[attr-defined]
+
+
+def text(node: Node | None) -> str:
+    assert node is not None
+    return " ".join(node.text(deep=True).split())
+
+
+def count(doc: HTMLParser, name: str) -> int:
+    return int(text(doc.css_first(f'dd[data-count="{name}"]')))
+
+
+def last_step(client: TestClient, slug: str) -> int:
+    return int(
+        client.get(f"/scenarios/{slug}.json").json()["scenario"]["steps"][-1]["inner"][-1]["index"]
+    )
+
+
+# --- the gallery -------------------------------------------------------------
+
+
+def test_gallery_links_every_packaged_scenario_with_title_and_note(client: TestClient) -> None:
+    doc = html(client.get("/"))
+    cards = doc.css("ul.gallery li.card")
+    links = {a.attributes["href"] for a in doc.css("ul.gallery li.card h2 a")}
+    assert MAINLINE <= {href.removeprefix("/scenarios/") for href in links}
+    assert len(cards) == len(gallery())
+    for card in cards:
+        assert text(card.css_first("h2"))
+        assert "()" in text(card.css_first("p")), "each note names kernel functions"
+
+
+def test_gallery_twins(client: TestClient) -> None:
+    entries = client.get("/index.json").json()
+    assert MAINLINE <= {e["slug"] for e in entries}
+    assert client.get("/index.txt").headers["content-type"].startswith("text/plain")
+
+
+# --- the scenario page -----------------------------------------------------------
+
+
+def test_first_step_highlights_the_first_statement_and_disables_back(client: TestClient) -> None:
+    doc = html(client.get("/scenarios/merge_on_mprotect"))
+    current = doc.css("#source .line.current")
+    assert len(current) == 1 and current[0].attributes["aria-current"] == "step"
+    assert "mmap(" in text(current[0])
+    assert doc.css_first('#stepnav span[data-nav="prev"]').attributes["aria-disabled"] == "true"
+    forward = doc.css_first('#stepnav a[data-nav="next"]')
+    assert forward.attributes["href"] == "/scenarios/merge_on_mprotect?step=1"
+    assert forward.attributes["hx-get"] == forward.attributes["href"]
+    assert doc.css_first("#state").attributes["data-step"] == "0"
+    assert doc.css_first("label[for=step-range]") is not None
+
+
+def test_mprotect_splits_then_merges(client: TestClient) -> None:
+    """
+    # 01234
+    # AAAAA     faulted
+    # ABBCC     mprotect(p + 2 pages, 1 page, PROT_READ): split in three
+    # AAAAA     mprotect back: merged
+    """
+    doc = client.get("/scenarios/merge_on_mprotect.json").json()
+    statements = doc["scenario"]["steps"]
+    split_end = statements[2]["inner"][-1]["index"]
+    merged_end = statements[3]["inner"][-1]["index"]
+    split = html(client.get(f"/scenarios/merge_on_mprotect?step={split_end}"))
+    merged = html(client.get(f"/scenarios/merge_on_mprotect?step={merged_end}"))
+    assert count(split, "vmas") == 3
+    assert len(split.css("svg.vma-map g.vma")) == 3
+    assert count(merged, "vmas") == 1
+    assert len(merged.css("svg.vma-map g.vma")) == 1
+    rows = merged.css("table.folios tbody tr")
+    assert len(rows) == 5
+    assert all(text(r.css_first("td.check")) == "✓ yes" for r in rows)
+
+
+def test_step_past_the_end_is_the_last_step(client: TestClient) -> None:
+    last = last_step(client, "merge_on_mprotect")
+    doc = html(client.get("/scenarios/merge_on_mprotect?step=99999"))
+    assert doc.css_first("#state").attributes["data-step"] == str(last)
+    assert doc.css_first('#stepnav span[data-nav="next"]') is not None
+
+
+def test_changes_are_labelled_not_only_coloured(client: TestClient) -> None:
+    doc = client.get("/scenarios/merge_on_mprotect.json").json()
+    fault = next(
+        i
+        for s in doc["scenario"]["steps"]
+        for i in s["inner"]
+        if "folio:1" in " ".join(i["created"]) or any(r.startswith("folio:") for r in i["created"])
+    )
+    page = html(client.get(f"/scenarios/merge_on_mprotect?step={fault['index']}"))
+    created = page.css("ul.changes li.created")
+    assert created and all("+ created" in text(li) for li in created)
+    assert any("+ new" in text(r) for r in page.css("table.folios tbody tr.created"))
+
+
+def test_before_and_after_the_whole_statement(client: TestClient) -> None:
+    doc = client.get("/scenarios/merge_on_mprotect.json").json()
+    inner = doc["scenario"]["steps"][2]["inner"]
+    step = inner[1]["index"]
+    before = html(client.get(f"/scenarios/merge_on_mprotect?step={step}&view=before"))
+    after = html(client.get(f"/scenarios/merge_on_mprotect?step={step}&view=after"))
+    assert count(before, "vmas") == 1
+    assert count(after, "vmas") == 3
+    assert before.css_first('.viewtoggle a[aria-current="page"]').text() == "Before the statement"
+    assert after.css("ul.changes li.created")
+
+
+def test_unknown_scenario_is_404(client: TestClient) -> None:
+    assert client.get("/scenarios/no_such_thing").status_code == 404
+    assert client.get("/scenarios/no_such_thing.json").status_code == 404
+
+
+def test_fork_shows_both_processes_and_the_anon_vma_hierarchy(client: TestClient) -> None:
+    last = last_step(client, "fork_and_cow")
+    doc = html(client.get(f"/scenarios/fork_and_cow?step={last}"))
+    lanes = [text(t) for t in doc.css("svg.vma-map text.lane-name")]
+    assert lanes == ["main", "child"]
+    nodes = doc.css("svg.anon-graph g.node")
+    assert len(nodes) == 2
+    assert doc.css("svg.anon-graph path.edge.parent")
+    assert len(doc.css("svg.anon-graph path.edge.chain")) == count(doc, "anon_vma_chains")
+
+
+def test_scenario_twins(client: TestClient) -> None:
+    doc = client.get("/scenarios/merge_on_mprotect.json?step=3").json()
+    assert doc["page"]["index"] == 3
+    assert {"line", "source", "process", "result", "value", "maps"} <= set(
+        doc["scenario"]["steps"][0]
+    )
+    plain = client.get("/scenarios/merge_on_mprotect.txt?step=3")
+    assert plain.headers["content-type"].startswith("text/plain")
+    assert "mmap(" in plain.text
+
+
+# --- htmx --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "fragment"),
+    [
+        ({}, False),
+        ({"HX-Request": "true"}, True),
+        ({"HX-Request": "true", "HX-History-Restore-Request": "true"}, False),
+    ],
+    ids=["plain load", "htmx swap", "history restore"],
+)
+@pytest.mark.parametrize("page", ["/scenarios/merge_on_mprotect?step=4", "/play?step=4"])
+def test_htmx_matrix(
+    client: TestClient, page: str, headers: dict[str, str], fragment: bool
+) -> None:
+    response = client.get(page, headers=headers)
+    assert response.status_code == 200
+    assert "HX-Request" in response.headers["vary"]
+    doc = html(response)
+    assert doc.css_first("#state").attributes["data-step"] == "4"
+    if fragment:
+        assert "<html" not in response.text
+        assert doc.css_first("h1") is None
+        assert doc.css_first("#stepnav").attributes["hx-swap-oob"] == "true"
+        assert doc.css_first("#source").attributes["hx-swap-oob"] == "true"
+        assert "hx-swap-oob" not in doc.css_first("#state").attributes
+        assert response.headers["hx-push-url"] == page
+    else:
+        assert doc.css_first("html") is not None and doc.css_first("h1") is not None
+        assert "hx-swap-oob" not in doc.css_first("#stepnav").attributes
+        assert "hx-push-url" not in response.headers
+        assert doc.css_first('script[src^="/static/vendor/htmx-2.0."]') is not None
+
+
+def test_pages_have_no_inline_scripts_or_handlers(client: TestClient) -> None:
+    for url in ["/", "/scenarios/fork_and_cow?step=5", "/play", "/compare/merge_on_mprotect"]:
+        doc = html(client.get(url))
+        assert all("src" in s.attributes for s in doc.css("script"))
+        for node in doc.css("*"):
+            assert not any(a.startswith("on") for a in node.attributes), (url, node.tag)
+
+
+def test_compare_fragment(client: TestClient) -> None:
+    response = client.get("/compare/merge_on_mprotect?stmt=2", headers={"HX-Request": "true"})
+    doc = html(response)
+    assert doc.css_first("h1") is None
+    assert doc.css_first("#comparison").attributes["data-stmt"] == "2"
+
+
+# --- the playground -------------------------------------------------------------------
+
+
+def test_play_keeps_the_source_in_the_url(client: TestClient) -> None:
+    source = "char *p = mmap(NULL, 2 * page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);\np[0] = 'x';\n"
+    doc = html(client.get("/play?" + urlencode({"source": source, "step": 1})))
+    assert text(doc.css_first("textarea#source-editor")) == " ".join(source.split())
+    assert doc.css_first("label[for=source-editor]") is not None
+    forward = doc.css_first('#stepnav a[data-nav="next"]').attributes["href"]
+    assert forward.startswith("/play?") and urlencode({"source": source}) in forward
+    assert doc.css_first("#scrubber input[type=hidden][name=source]").attributes["value"] == source
+
+
+def test_play_shows_a_broken_scenario_at_its_line_and_column(client: TestClient) -> None:
+    response = client.get("/play?" + urlencode({"source": BROKEN}))
+    doc = html(response)
+    error = text(doc.css_first("#error"))
+    assert error.startswith("Line 2, column")
+    assert doc.css_first("textarea").attributes["aria-invalid"] == "true"
+    bad = doc.css("#source .line.has-error")
+    assert len(bad) == 1 and "munmap" in text(bad[0])
+    assert doc.css_first("#source .caret") is not None
+    assert client.get("/play.json?" + urlencode({"source": BROKEN})).status_code == 422
+
+
+# --- compare ------------------------------------------------------------------------
+
+
+def test_compare_shows_two_variants_side_by_side(client: TestClient) -> None:
+    doc = html(client.get("/compare/faulted_move_no_merge?a=original&b=flags&stmt=99"))
+    sides = doc.css("section.side")
+    assert [text(s.css_first("h2")).split()[0] for s in sides] == ["original", "flags"]
+    assert all(s.css_first("svg.vma-map") for s in sides)
+    assert doc.css_first("#variant-a option[selected]").attributes["value"] == "original"
+    assert text(doc.css_first("#diff-title")).startswith(("=", "≠"))
+
+
+def test_compare_unknown_variant_is_422(client: TestClient) -> None:
+    assert client.get("/compare/merge_on_mprotect?b=nonsense").status_code == 422
+
+
+def test_compare_twins(client: TestClient) -> None:
+    doc = client.get("/compare/merge_on_mprotect.json?stmt=1").json()
+    assert doc["a"]["variant"] == "original" and doc["b"]["variant"] == "flags"
+    assert doc["page"]["index"] == 1
+    assert client.get("/compare/merge_on_mprotect.txt").text.startswith("mprotect")
+
+
+# --- the API ---------------------------------------------------------------------------
+
+
+def test_api_run_returns_the_cli_json(client: TestClient) -> None:
+    source = gallery()[0].source
+    response = client.post("/api/run", json={"source": source})
+    assert response.status_code == 200
+    steps = response.json()["steps"]
+    assert steps and {"line", "source", "process", "result", "value", "maps"} <= set(steps[0])
+
+
+def test_api_run_names_line_and_column_of_a_broken_scenario(client: TestClient) -> None:
+    response = client.post("/api/run", json={"source": BROKEN})
+    assert response.status_code == 422
+    detail = response.json()["detail"][0]
+    assert detail["line"] == 2 and detail["col"] >= 1 and detail["msg"]
+
+
+def test_openapi_documents_the_api(client: TestClient) -> None:
+    assert client.get("/docs").status_code == 200
+    assert "/api/run" in client.get("/openapi.json").json()["paths"]
+
+
+# --- the app's plumbing ------------------------------------------------------------------
+
+
+def test_data_directory_is_created(client: TestClient, data_dir: Path) -> None:
+    assert data_dir.is_dir()
+
+
+def test_stepping_does_not_rerun_the_scenario(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import app.runs
+
+    calls = []
+    real = app.runs.run_source
+    monkeypatch.setattr(app.runs, "run_source", lambda s: calls.append(s) or real(s))
+    for step in range(5):
+        client.get(f"/scenarios/dontunmap?step={step}", headers={"HX-Request": "true"})
+    assert len(calls) == 1
+
+
+def test_vendored_htmx_and_licence_are_served(client: TestClient) -> None:
+    js = sorted(Path("static/vendor").glob("htmx-2.0.*.min.js"))
+    assert len(js) == 1
+    assert (
+        js[0]
+        .with_name(js[0].name.replace(".min.js", ".LICENSE"))
+        .read_text()
+        .startswith("Zero-Clause BSD")
+    )
+    assert client.get(f"/static/vendor/{js[0].name}").status_code == 200
+
+
+def test_first_page_is_small(client: TestClient) -> None:
+    """first page <= 150 KB including htmx and CSS, as sent (gzip)."""
+    total = 0
+    for url in [
+        "/scenarios/merge_on_mprotect",
+        "/static/app.css",
+        "/static/app.js",
+        f"/static/vendor/{next(Path('static/vendor').glob('htmx-*.min.js')).name}",
+    ]:
+        response = client.get(url, headers={"Accept-Encoding": "gzip"})
+        total += int(response.headers.get("content-length", len(response.content)))
+    assert total <= 150_000
