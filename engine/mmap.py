@@ -31,7 +31,7 @@ from engine.mm_types import (
     ShmemObject,
 )
 from engine.rmap import unlink_anon_vmas
-from engine.scenario.constants import MAP, PAGE_SHIFT, PAGE_SIZE, PROT
+from engine.scenario.constants import ERRNO_NAME, MAP, PAGE_SHIFT, PAGE_SIZE, PROT
 from engine.vma import (
     MAX_MAP_COUNT,
     VMG,
@@ -50,6 +50,7 @@ STACK_GUARD_GAP = 256 << PAGE_SHIFT
 PMD_SIZE = HPAGE_PMD_NR << PAGE_SHIFT
 
 MAP_TYPE = 0x0F
+MAX_ERRNO = 4095
 
 
 def page_align(n: int) -> int:
@@ -123,6 +124,11 @@ def get_unmapped_area(
         result = _thp_get_unmapped_area(k, mm, length)
     else:
         result = arch_get_unmapped_area_topdown(k, mm, addr, length)
+    if result >= (1 << 64) - MAX_ERRNO:
+        errno = (1 << 64) - result
+        raise SyscallError(
+            ERRNO_NAME.get(errno, str(errno)), "MAP_FIXED address is an error value (IS_ERR_VALUE)"
+        )
     if result > TASK_SIZE - length:
         raise SyscallError("ENOMEM", f"{result:#x} + len beyond TASK_SIZE")
     if result % PAGE_SIZE:

@@ -449,12 +449,14 @@ def unmap_source_vma(k: Kernel, vrm: VRM) -> None:
 
 def dontunmap_complete(k: Kernel, vrm: VRM, new_vma: VMA) -> None:
     """Models mm/mremap.c:dontunmap_complete(): the source stays mapped,
-    empty; it loses VM_LOCKED and VM_ACCOUNT, and, if all of it moved, its
-    anon_vma chains."""
+    empty; it loses VM_LOCKED and, if all of it moved, its anon_vma chains.
+    (It keeps VM_ACCOUNT: 6.16 cleared it, a regression reverted for 6.18
+    by "mm/mremap: correctly account old mapping after MREMAP_DONTUNMAP
+    remap"; the host kernel behaves so.)"""
     vma = vrm.vma
     assert vma is not None
     vma = k.vma(vma.id)
-    vma = k.put_vma(replace(vma, vm_flags=vma.vm_flags & ~(VM_LOCKED_MASK | VM_ACCOUNT)))
+    vma = k.put_vma(replace(vma, vm_flags=vma.vm_flags & ~VM_LOCKED_MASK))
     whole = vrm.addr == vma.vm_start and vrm.addr + vrm.old_len == vma.vm_end
     if new_vma.id != vma.id and whole:
         unlink_anon_vmas(k, vma)

@@ -8,6 +8,7 @@ its outcome and the range of inner steps it took.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -18,6 +19,7 @@ from engine.kernel import Kernel
 from engine.limits import LimitExceeded, Limits
 from engine.memory import handle_mm_fault
 from engine.mm_types import State
+from engine.mremap import POLICIES
 from engine.procfs import proc_maps
 from engine.scenario import ast
 from engine.scenario.constants import PAGE_SIZE
@@ -55,9 +57,8 @@ def _zero(_: None) -> int:
 class Simulation:
     """A Backend whose kernel is the model: every call becomes inner steps."""
 
-    def __init__(self, limits: Limits | None = None) -> None:
-        self.kernel = Kernel(limits)
-        self._signed_value = True
+    def __init__(self, limits: Limits | None = None, policy: str = "posted") -> None:
+        self.kernel = Kernel(limits, policy)
 
     def _begin(self, summary: str) -> None:
         k = self.kernel
@@ -179,9 +180,11 @@ class Run:
         return self.steps[step].state
 
 
-def run_scenario(scenario: ast.Scenario, limits: Limits | None = None) -> Run:
+def run_scenario(
+    scenario: ast.Scenario, limits: Limits | None = None, policy: str = "posted"
+) -> Run:
     """Run a parsed scenario on the model, keeping every inner step."""
-    sim = Simulation(limits)
+    sim = Simulation(limits, policy)
     result = Run(scenario, steps=sim.kernel.steps)
     first = 0
     try:
@@ -194,6 +197,19 @@ def run_scenario(scenario: ast.Scenario, limits: Limits | None = None) -> Run:
     return result
 
 
-def run_source(source: str, limits: Limits | None = None) -> Run:
-    """Parse and run scenario text; a parse error raises ScenarioError."""
-    return run_scenario(parse(source), limits)
+_POLICY = re.compile(r"^\s*//\s*@policy\s+(\w+)", re.MULTILINE)
+
+
+def policy_of(source: str) -> str:
+    """The RELOCATE_ANON policy a scenario asks for with `// @policy NAME`."""
+    match = _POLICY.search(source)
+    return match.group(1) if match and match.group(1) in POLICIES else "posted"
+
+
+def run_source(source: str, limits: Limits | None = None, policy: str | None = None) -> Run:
+    """Parse and run scenario text; a parse error raises ScenarioError.
+
+    The policy is `policy`, else the source's `// @policy NAME` line, else
+    "posted" (the series' code as posted).
+    """
+    return run_scenario(parse(source), limits, policy or policy_of(source))
