@@ -393,8 +393,8 @@ def move_page_tables(
     and mapping do not change.
     """
     mm = old.mm
-    pt = k.pt(mm)
     table = k.pagetable(mm)
+    pt = k.pt(mm)
     old_vpn, new_vpn, npages = old_addr >> PAGE_SHIFT, new_addr >> PAGE_SHIFT, length >> PAGE_SHIFT
     aligned = (old_addr - new_addr) % PMD_SIZE == 0
     whole = moved = 0
