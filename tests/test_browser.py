@@ -1,0 +1,199 @@
+"""Browser tests: Debian's Chromium through Playwright, doing what a person does."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ROOT = Path(__file__).resolve().parent.parent
+
+playwright = pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no /usr/bin/chromium")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = _free_port()
+    env = {**os.environ, "MREMAP_VIZ_DATA": str(tmp_path_factory.mktemp("data"))}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                httpx.get(url + "/index.json", timeout=0.5)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: object, server: str) -> Iterator[object]:
+    context = browser.new_context(base_url=server)  # type: ignore[attr-defined]
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.errors = errors
+    yield pg
+    context.close()
+    assert errors == [], "console errors"
+
+
+def state_step(pg: object) -> int:
+    return int(pg.get_attribute("#state", "data-step"))  # type: ignore[attr-defined]
+
+
+def wait_step(pg: object, n: int) -> None:
+    pg.wait_for_selector(f'#state[data-step="{n}"]')  # type: ignore[attr-defined]
+
+
+def vma_count(pg: object) -> int:
+    return int(pg.text_content('dd[data-count="vmas"]'))  # type: ignore[attr-defined]
+
+
+def test_gallery_to_scenario_keys_and_buttons_see_a_merge(page: object, server: str) -> None:
+    pg = page
+    pg.goto("/")
+    pg.get_by_role(
+        "link", name="mprotect splits a VMA, and mprotect back merges it", exact=True
+    ).click()
+    pg.wait_for_url("**/scenarios/merge_on_mprotect")
+    assert state_step(pg) == 0
+    pg.keyboard.press("ArrowRight")
+    wait_step(pg, 1)
+    assert pg.url.endswith("/scenarios/merge_on_mprotect?step=1")
+    pg.get_by_role("link", name="Next step").click()
+    wait_step(pg, 2)
+    pg.keyboard.press("ArrowLeft")
+    wait_step(pg, 1)
+    pg.keyboard.press("End")
+    last = int(pg.get_attribute("#step-range", "max"))
+    wait_step(pg, last)
+    assert vma_count(pg) == 1
+    assert pg.input_value("#step-range") == str(last)
+    # back through the statement: before the last mprotect there were three VMAs
+    pg.get_by_role("link", name="Previous statement").click()
+    pg.wait_for_function(
+        "document.querySelector('#source .current code').textContent.includes('PROT_READ)')"
+    )
+    pg.get_by_role("link", name="After the statement").click()
+    pg.wait_for_selector('.viewtoggle a[aria-current="page"]:text("After the statement")')
+    assert vma_count(pg) == 3
+    pg.get_by_role("link", name="Next statement").click()
+    pg.get_by_role("link", name="After the statement").click()
+    pg.wait_for_function(
+        "document.querySelector('dd[data-count=\"vmas\"]').textContent.trim() === '1'"
+    )
+    assert pg.locator("svg.vma-map g.vma").count() == 1
+    pg.keyboard.press("Home")
+    wait_step(pg, 0)
+    pg.go_back()
+    pg.wait_for_function("document.querySelector('#state').dataset.step !== '0'")
+
+
+def test_scrubber_moves_the_state(page: object) -> None:
+    pg = page
+    pg.goto("/scenarios/fork_and_cow")
+    pg.fill("#step-range", "7")
+    wait_step(pg, 7)
+    assert pg.url.endswith("step=7")
+    assert pg.text_content("#step-out").strip().startswith("8 /")
+
+
+def test_playground_shows_a_folio_index_change(page: object) -> None:
+    """The reference example: MREMAP_RELOCATE_ANON rewrites the moved folios' index."""
+    source = Path("/work/shared/reference/scenario-language.md").read_text().split("```c\n")[1]
+    source = source.split("```")[0]
+    pg = page
+    pg.goto("/play?" + urlencode({"source": source}))
+    pg.keyboard.press("End")
+    last = int(pg.get_attribute("#step-range", "max"))
+    wait_step(pg, last)
+    # find the first step at which a folio row is marked changed with a new index
+    pg.get_by_role("link", name="Previous statement").click()
+    pg.get_by_role("link", name="Next statement").click()
+    first = state_step(pg)
+    seen = None
+    for n in range(first, last + 1):
+        if pg.locator("table.folios tr.changed").count():
+            seen = pg.locator("table.folios tr.changed").first
+            break
+        pg.keyboard.press("ArrowRight")
+        wait_step(pg, n + 1)
+    assert seen is not None, "no folio changed under the move"
+    folio = seen.get_attribute("data-folio")
+    after = seen.locator("td.index").text_content()
+    pg.get_by_role("link", name="Previous step").click()
+    row = pg.locator(f'table.folios tr[data-folio="{folio}"]').first
+    pg.wait_for_function(f"document.querySelector('#state').dataset.step === '{n - 1}'")
+    assert row.locator("td.index").text_content() != after
+
+
+def test_compare_view(page: object) -> None:
+    pg = page
+    pg.goto("/compare/faulted_move_no_merge")
+    assert pg.locator("section.side").count() == 2
+    pg.keyboard.press("End")
+    pg.wait_for_selector("text=Statement 6 of 6")
+    pg.get_by_role("link", name="Previous statement").click()
+    pg.wait_for_selector("text=Statement 5 of 6")
+    pg.select_option("#variant-b", "original")
+    pg.get_by_role("button", name="Compare").click()
+    pg.wait_for_selector("#diff-title:text('Same')")
+
+
+def test_step_page_without_javascript(browser: object, server: str) -> None:
+    context = browser.new_context(base_url=server, java_script_enabled=False)  # type: ignore[attr-defined]
+    pg = context.new_page()
+    pg.goto("/scenarios/merge_on_mprotect?step=3")
+    assert state_step(pg) == 3
+    pg.get_by_role("link", name="Next step").click()
+    pg.wait_for_url("**step=4")
+    assert state_step(pg) == 4
+    pg.fill("#step-range", "6")
+    pg.get_by_role("button", name="Go").click()
+    pg.wait_for_url("**step=6")
+    assert state_step(pg) == 6
+    context.close()
