@@ -21,12 +21,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.conftest import real_kernel_unavailable
 from engine.scenario.constants import PAGE_SIZE
 from engine.scenario.interpret import run as interpret_run
 from engine.scenario.parse import parse
 from engine.simulation import run_source
 from engine.verify.real import RealMachine
+from tests.conftest import real_kernel_unavailable
 
 P = PAGE_SIZE
 MAX_U64 = (1 << 64) - 1
