@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import pytest
 
 from engine.scenario.constants import PAGE_SIZE
+from engine.scenario.interpret import StepOutcome
 from engine.scenario.interpret import run as interpret_run
 from engine.scenario.parse import parse
 from engine.simulation import run_source
@@ -91,7 +92,7 @@ def scenario(body: str, forked: bool = False) -> str:
     return PROLOGUE + "\n".join(lines) + "\n"
 
 
-def _collect(outcomes: Iterator, maps: Callable[[], dict[str, list[str]]]) -> Outcome:
+def _collect(outcomes: Iterator[StepOutcome], maps: Callable[[], dict[str, list[str]]]) -> Outcome:
     values: dict[str, int] = {}
     results: list[tuple[str, str]] = []
     for outcome in outcomes:
