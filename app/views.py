@@ -430,9 +430,11 @@ def _axis(
             for g in gaps
         ]
     ticks: list[tuple[float, int]] = []
-    for a in bounds:
-        if not ticks or xs[a] - ticks[-1][0] >= 120:
+    for a in bounds[:-1]:
+        if not ticks or xs[a] - ticks[-1][0] >= 100:
             ticks.append((round(xs[a], 1), a))
+    end = round(xs[bounds[-1]], 1)  # drawn right-aligned: keep clear of its label
+    ticks = [t for t in ticks if end - t[0] >= 180 or t[0] == MAP_LEFT] + [(end, bounds[-1])]
     return {a: round(v, 1) for a, v in xs.items()}, gaps, ticks
 
 
