@@ -82,14 +82,14 @@ def _vma_order(state: State) -> list[Violation]:
 def _chains(state: State) -> list[Violation]:
     found = []
     for vma in state.vmas.values():
-        for av in vma.avc:
-            anon = state.anon_vmas.get(av)
+        for av_id in vma.avc:
+            anon = state.anon_vmas.get(av_id)
             if anon is None or vma.id not in anon.chains:
                 found.append(
                     Violation(
                         "chain",
-                        f"vma#{vma.id}'s chain to anon_vma#{av} is missing from that anon_vma's tree",
-                        (f"vma:{vma.id}", f"anon_vma:{av}"),
+                        f"vma#{vma.id}'s chain to anon_vma#{av_id} is missing from that anon_vma's tree",
+                        (f"vma:{vma.id}", f"anon_vma:{av_id}"),
                     )
                 )
         if vma.anon_vma is not None and vma.anon_vma not in vma.avc:
@@ -102,8 +102,8 @@ def _chains(state: State) -> list[Violation]:
             )
     for av in state.anon_vmas.values():
         for v in av.chains:
-            vma = state.vmas.get(v)
-            if vma is None or av.id not in vma.avc:
+            chained = state.vmas.get(v)
+            if chained is None or av.id not in chained.avc:
                 found.append(
                     Violation(
                         "chain",

@@ -150,7 +150,7 @@ class Folio(NamedTuple):
     id: int
     order: int
     mapping: int | None
-    index: int
+    index: int  # type: ignore[assignment]  # the kernel's name; shadows tuple.index
     mapcount: tuple[int, ...]
     anon_exclusive: tuple[bool, ...]
     entire_mapcount: int = 0

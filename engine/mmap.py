@@ -312,8 +312,8 @@ def mmap_region(k: Kernel, mm: str, addr: int, length: int, vm_flags: int, pgoff
         prev=vma_before(k.state, mm, addr),
         next=find_vma(k.state, mm, end),
     )
-    vma = vma_merge_new_range(k, vmg)
-    if vma is None:
+    merged = vma_merge_new_range(k, vmg)
+    if merged is None:
         shmem = None
         if vm_flags & VM_SHARED:
             obj = ShmemObject(k.new_id(), inode=k.state.next_id, pages=length >> PAGE_SHIFT)
@@ -322,6 +322,7 @@ def mmap_region(k: Kernel, mm: str, addr: int, length: int, vm_flags: int, pgoff
         vma = k.link_vma(VMA(k.new_id(), mm, addr, end, pgoff, vm_flags, shmem=shmem))
         k.step("mm/vma.c:__mmap_new_vma", f"new vma#{vma.id} {addr:#x}-{end:#x}")
     else:
+        vma = merged
         k.step("mm/vma.c:vma_merge_new_range", f"merged into vma#{vma.id}")
     if old:
         _complete_detached(k, mm, old, addr, end)

@@ -46,8 +46,8 @@ class Pte(NamedTuple):
         return self.kind == PRESENT
 
 
-Leaf = Map  # Map[int, Pte]: offset in the table (vpn & 511) -> entry
-Middle = Map  # Map[int, Leaf]: pmd index -> PTE table
+Leaf = Map[int, Pte]  # offset in the table (vpn & 511) -> entry
+Middle = Map[int, Leaf]  # pmd index -> PTE table
 
 _OFFSET = PTRS_PER_TABLE - 1
 
@@ -57,8 +57,8 @@ class PageTable:
 
     __slots__ = ("_puds", "_count")
 
-    def __init__(self, puds: Map | None = None, count: int = 0) -> None:
-        self._puds: Map = puds if puds is not None else Map()
+    def __init__(self, puds: Map[int, Middle] | None = None, count: int = 0) -> None:
+        self._puds: Map[int, Middle] = puds if puds is not None else Map()
         self._count = count
 
     def __len__(self) -> int:

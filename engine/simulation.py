@@ -30,28 +30,32 @@ from engine.trace import Step
 
 Handler = Callable[[Kernel, str, list[int]], int]
 
+
+def _returns_zero(call: Callable[..., None]) -> Handler:
+    """A handler for a call that returns 0 on success."""
+
+    def handler(k: Kernel, process: str, args: list[int]) -> int:
+        call(k, process, *args)
+        return 0
+
+    return handler
+
+
 SYSCALLS: dict[str, tuple[str, Handler]] = {
     "mmap": ("mm/mmap.c:do_mmap", lambda k, p, a: mmap.do_mmap(k, p, *a)),
-    "munmap": ("mm/vma.c:do_vmi_munmap", lambda k, p, a: _zero(mmap.do_vmi_munmap(k, p, *a))),
-    "mprotect": (
-        "mm/mprotect.c:do_mprotect_pkey",
-        lambda k, p, a: _zero(mprotect.do_mprotect(k, p, *a)),
-    ),
-    "madvise": ("mm/madvise.c:do_madvise", lambda k, p, a: _zero(madvise.do_madvise(k, p, *a))),
+    "munmap": ("mm/vma.c:do_vmi_munmap", _returns_zero(mmap.do_vmi_munmap)),
+    "mprotect": ("mm/mprotect.c:do_mprotect_pkey", _returns_zero(mprotect.do_mprotect)),
+    "madvise": ("mm/madvise.c:do_madvise", _returns_zero(madvise.do_madvise)),
     "mremap": ("mm/mremap.c:do_mremap", lambda k, p, a: mremap.do_mremap(k, p, *a)),
-    "pin": ("mm/gup.c:pin_user_pages", lambda k, p, a: _zero(pin.pin_user_pages(k, p, *a))),
-    "unpin": ("mm/gup.c:unpin_user_pages", lambda k, p, a: _zero(pin.unpin_user_pages(k, p, *a))),
-    "gup_fast_pin": ("mm/gup.c:gup_fast", lambda k, p, a: _zero(pin.arm_gup_fast_race(k, p, *a))),
-    "swapout": ("mm/vmscan.c:shrink_folio_list", lambda k, p, a: _zero(madvise.swap_out(k, p, *a))),
+    "pin": ("mm/gup.c:pin_user_pages", _returns_zero(pin.pin_user_pages)),
+    "unpin": ("mm/gup.c:unpin_user_pages", _returns_zero(pin.unpin_user_pages)),
+    "gup_fast_pin": ("mm/gup.c:gup_fast", _returns_zero(pin.arm_gup_fast_race)),
+    "swapout": ("mm/vmscan.c:shrink_folio_list", _returns_zero(madvise.swap_out)),
     "migrate_entry": (
         "mm/migrate.c:migrate_pages",
-        lambda k, p, a: _zero(madvise.install_migration_entries(k, p, *a)),
+        _returns_zero(madvise.install_migration_entries),
     ),
 }
-
-
-def _zero(_: None) -> int:
-    return 0
 
 
 class Simulation:
