@@ -10,11 +10,10 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from typing import Any
 
+from engine import gallery as engine_gallery
+from engine.gallery import GalleryEntry
 from engine.invariants import check
 from engine.mm_types import State
 from engine.report import run_json
@@ -57,44 +56,14 @@ class RunCache:
         return len(self._runs)
 
 
-@dataclass(frozen=True)
-class GalleryEntry:
-    """One packaged scenario: its slug (the file's stem), title, teaching note, text."""
-
-    slug: str
-    title: str
-    note: str
-    source: str
-
-
-def _header(source: str, key: str) -> str:
-    prefix = f"// {key}:"
-    parts = [
-        line.strip()[len(prefix) :].strip()
-        for line in source.splitlines()
-        if line.strip().startswith(prefix)
-    ]
-    return " ".join(parts)
-
-
-@cache
 def gallery() -> tuple[GalleryEntry, ...]:
-    """The packaged scenarios engine/scenarios/*.c, in title order."""
-    entries = []
-    for item in resources.files("engine").joinpath("scenarios").iterdir():
-        if not item.name.endswith(".c"):
-            continue
-        source = item.read_text(encoding="utf-8")
-        slug = item.name.removesuffix(".c")
-        entries.append(
-            GalleryEntry(slug, _header(source, "Title") or slug, _header(source, "Note"), source)
-        )
-    return tuple(sorted(entries, key=lambda e: e.title.lower()))
+    """The packaged scenarios, as engine.gallery lists them."""
+    return engine_gallery.gallery()
 
 
 def gallery_entry(slug: str) -> GalleryEntry | None:
     """The packaged scenario named `slug`, if there is one."""
-    return next((e for e in gallery() if e.slug == slug), None)
+    return engine_gallery.find(slug)
 
 
 def scenario_json(run: Run) -> dict[str, object]:

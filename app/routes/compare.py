@@ -10,9 +10,10 @@ from fastapi.responses import HTMLResponse, PlainTextResponse
 
 from app.htmx import Htmx
 from app.routes.scenarios import Entry
-from app.runs import GalleryEntry, scenario_json
+from app.runs import scenario_json
 from app.templating import render_page
 from app.views import compare_view
+from engine.gallery import GalleryEntry
 from engine.render_text import render_statement
 from engine.variants import VARIANTS, apply
 

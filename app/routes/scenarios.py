@@ -9,10 +9,11 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse
 
 from app.htmx import Htmx
-from app.runs import GalleryEntry, gallery_entry
+from app.runs import gallery_entry
 from app.stage import stage, stage_json, stage_text
 from app.templating import render_page
 from app.views import View
+from engine.gallery import GalleryEntry
 
 router = APIRouter(prefix="/scenarios", tags=["scenarios"])
 
