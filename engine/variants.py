@@ -10,6 +10,8 @@ other) and changes only what the option names:
 - ``flags``: the proposed ``MREMAP_RELOCATE_ANON`` and
   ``MREMAP_MUST_RELOCATE_ANON`` flags removed from every expression that ORs
   them in, so the same moves run as today's kernel runs them.
+- ``policy-NAME``: the RELOCATE_ANON walk under one of
+  engine.mremap.POLICIES (a ``// @policy NAME`` line, replacing any other).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from typing import NamedTuple
+
+from engine.mremap import POLICIES
 
 _RELOCATE = r"MREMAP_(?:MUST_)?RELOCATE_ANON\b"
 _OR_BEFORE = re.compile(r"\s*\|\s*" + _RELOCATE)
@@ -39,6 +43,22 @@ def _without_relocate_flags(source: str) -> str:
     return _ALONE.sub("0", source)
 
 
+_POLICY_LINE = re.compile(r"^\s*//\s*@policy\s+\w+[^\n]*\n?", re.MULTILINE)
+
+
+def _with_policy(policy: str) -> Callable[[str], str]:
+    """Choose the RELOCATE_ANON policy: a comment line, replaced in place or
+    appended, so no statement moves to another line."""
+
+    def transform(source: str) -> str:
+        line = f"// @policy {policy}\n"
+        if _POLICY_LINE.search(source):
+            return _POLICY_LINE.sub(line, source, count=1)
+        return source.rstrip("\n") + "\n" + line
+
+    return transform
+
+
 class Variant(NamedTuple):
     """A named source transformation and a one-line description of it."""
 
@@ -55,6 +75,10 @@ VARIANTS: dict[str, Variant] = {
             "flags",
             "without MREMAP_RELOCATE_ANON and MREMAP_MUST_RELOCATE_ANON",
             _without_relocate_flags,
+        ),
+        *(
+            Variant(f"policy-{name}", f"RELOCATE_ANON policy {name}: {text}", _with_policy(name))
+            for name, text in POLICIES.items()
         ),
     )
 }
