@@ -14,6 +14,8 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from engine.gallery import find
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
     "--no-sandbox",
@@ -142,13 +144,13 @@ def test_scrubber_moves_the_state(page: object) -> None:
     assert pg.text_content("#step-out").strip().startswith("8 /")
 
 
-@pytest.mark.xfail(reason="times out waiting for the relocate step on a fresh clone; under investigation", strict=False)
 def test_playground_shows_a_folio_index_change(page: object) -> None:
-    """The reference example: MREMAP_RELOCATE_ANON rewrites the moved folios' index."""
-    source = Path("/work/shared/reference/scenario-language.md").read_text().split("```c\n")[1]
-    source = source.split("```")[0]
+    """The contract's example: MREMAP_RELOCATE_ANON rewrites the moved folios' index."""
+    source = find("relocate_then_merge").source  # the contract's own example
     pg = page
     pg.goto("/play?" + urlencode({"source": source}))
+    # htmx must be listening before a key press is turned into a swap.
+    pg.wait_for_function("window.htmx !== undefined && document.readyState === 'complete'")
     pg.keyboard.press("End")
     last = int(pg.get_attribute("#step-range", "max"))
     wait_step(pg, last)
