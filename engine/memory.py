@@ -255,8 +255,15 @@ def fault_anon_range(k: Kernel, vma: VMA, start: int, end: int, write: bool) -> 
     pt = k.pt(vma.mm)
     addr = start
     new: list[tuple[int, bool]] = []  # (vpn, huge) of fresh anonymous faults
+    huge_ok = bool(vma.vm_flags & VM_HUGEPAGE)
     while addr < end:
         vpn = addr >> PAGE_SHIFT
+        if write and not huge_ok and not vpn & (HPAGE_PMD_NR - 1) and pt.table_is_none(vpn >> 9):
+            # A whole untouched page table: every page in it is pte_none.
+            last = min(end, (vpn + HPAGE_PMD_NR) << PAGE_SHIFT) >> PAGE_SHIFT
+            new.extend((v, False) for v in range(vpn, last))
+            addr = last << PAGE_SHIFT
+            continue
         pte = pt.get(vpn)
         if pte is None:
             if thp_eligible(k, vma, addr):
@@ -296,14 +303,28 @@ def _fault_new(k: Kernel, vma: VMA, pages: list[tuple[int, bool]]) -> VMA:
     ids = k.new_ids(len(pages))
     folios = []
     small = huge = 0
+    fill: dict[int, dict[int, Pte]] = {}  # new PTE tables, filled in one go
+    mapped, exclusive = (1,), (True,)
+    base_index = vma.vm_pgoff - (vma.vm_start >> PAGE_SHIFT)
     for ident, (vpn, is_huge) in zip(ids, pages, strict=True):
-        addr = vpn << PAGE_SHIFT
-        order = HPAGE_PMD_ORDER if is_huge else 0
-        folios.append(new_folio(k, ident, order, vma, addr))
-        for i in range(1 << order):
-            pt.set(vpn + i, Pte(PRESENT, ident, i, write=True, pmd=is_huge))
-        huge += is_huge
-        small += not is_huge
+        if is_huge:
+            folios.append(new_folio(k, ident, HPAGE_PMD_ORDER, vma, vpn << PAGE_SHIFT))
+            for i in range(HPAGE_PMD_NR):
+                pt.set(vpn + i, Pte(PRESENT, ident, i, write=True, pmd=True))
+            huge += 1
+            continue
+        # new_folio() inlined: this loop runs once per page of a large memset.
+        folios.append(Folio(ident, 0, vma.anon_vma, base_index + vpn, mapped, exclusive))
+        table = fill.get(vpn >> 9)
+        if table is None and pt.table_is_none(vpn >> 9):
+            table = fill[vpn >> 9] = {}
+        if table is None:
+            pt.set(vpn, Pte(PRESENT, ident, 0, True))
+        else:
+            table[vpn & (HPAGE_PMD_NR - 1)] = Pte(PRESENT, ident, 0, True)
+        small += 1
+    for pmd, entries in fill.items():
+        pt.fill_table(pmd, entries)
     k.put_folios(folios)
     if small:
         k.event(

@@ -177,6 +177,13 @@ class PageTableEditor:
         self._tables[pmd] = leaf
         return leaf is None
 
+    def fill_table(self, pmd: int, entries: dict[int, Pte]) -> None:
+        """Install a new PTE table under an empty PMD entry (pte_alloc and a
+        batch of set_pte_at), keyed by offset in the table."""
+        assert self.table_is_none(pmd)
+        self._tables[pmd] = Map(entries)
+        self._count += len(entries)
+
     def move_table(self, src_pmd: int, dst_pmd: int) -> None:
         """Move a whole PTE table to an empty PMD entry (move_normal_pmd)."""
         leaf = self._materialise(src_pmd)
