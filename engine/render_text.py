@@ -123,6 +123,17 @@ def render_statement(run: Run, i: int, inner: bool = False) -> str:
     return "\n".join(fit(out))
 
 
+def render_before_after(run: Run, i: int) -> str:
+    """Statement i's source line and result, then every process before it
+    and after it: the two pictures a review reply quotes."""
+    st = run.statements[i]
+    stmt = st.outcome.statement
+    before, after = statement_states(run, i)
+    out = [f"line {stmt.line}, {stmt.process}: {stmt.source}", f"  = {_result(st)}"]
+    out += ["", "-- before --", render_state(before), "", "-- after --", render_state(after)]
+    return "\n".join(fit(out))
+
+
 def step_lines(
     function: str, summary: str, events: Iterable[Event], warnings: Iterable[str]
 ) -> list[str]:
