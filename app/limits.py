@@ -1,11 +1,97 @@
-"""The web service's named limits, in one place.
+"""Every limit the web service enforces, in one place.
 
-Each bounds what one request may cost; error messages name the constant.
+The service is public: anyone can post a scenario. Each limit below keeps one
+request from costing unbounded time or memory, and each is checked before
+the work it bounds is done. Error messages name the constant, so a user can
+find the limit they hit here.
+
+The scenario language's own limits (engine/scenario/limits.py) and the
+engine's per-run Limits (engine/limits.py) are re-exported here, so this file
+lists them all; the web runs scenarios under WEB_LIMITS, smaller than the
+command line's defaults.
 """
 
 from __future__ import annotations
 
-from engine.scenario.limits import MAX_SOURCE_BYTES
+from engine.limits import LimitExceeded, Limits
+from engine.scenario.limits import (
+    MAX_EXPRESSION_DEPTH,
+    MAX_PROCESSES,
+    MAX_SOURCE_BYTES,
+    MAX_STATEMENTS,
+    MAX_U64,
+)
+
+__all__ = [
+    "CLI_LIMITS",
+    "LimitExceeded",
+    "Limits",
+    "MAX_BODY_BYTES",
+    "MAX_EXPRESSION_DEPTH",
+    "MAX_PROCESSES",
+    "MAX_QUEUE_SECONDS",
+    "MAX_RUN_CPU_SECONDS",
+    "MAX_RUN_MEMORY_BYTES",
+    "MAX_RUN_WALL_SECONDS",
+    "MAX_RUN_CACHE_BYTES",
+    "MAX_SOURCE",
+    "MAX_SOURCE_BYTES",
+    "MAX_STATEMENTS",
+    "MAX_TOKEN_CHARS",
+    "MAX_DECOMPRESSED_BYTES",
+    "MAX_SHARED_SOURCE_BYTES",
+    "MAX_SHARE_BODY_BYTES",
+    "MIN_ID_LENGTH",
+    "MAX_TRACE_BYTES",
+    "MAX_U64",
+    "RUN_WORKERS",
+    "WEB_LIMITS",
+]
+
+# --- the request ---------------------------------------------------------------
+
+# Largest request body of any route, in bytes, checked against Content-Length
+# and counted while a body streams in (app/security.py): larger is a 413
+# before the app reads it. The largest body a route takes is a share's
+# (MAX_SHARE_BODY_BYTES below); a route may check a smaller one itself.
+MAX_BODY_BYTES = 8 * MAX_SOURCE_BYTES
+
+# Longest scenario the web accepts, in characters (the `source` of POST
+# /api/run and of /play?source=...). The parser also stops at
+# MAX_SOURCE_BYTES UTF-8 bytes.
+MAX_SOURCE = 20_000
+
+# --- one run of the engine ---------------------------------------------------------
+
+# The command line's defaults, for comparison.
+CLI_LIMITS = Limits()
+
+# What one scenario run may cost on the web: inner steps across the whole
+# scenario, page-table entries in one process (a 128 MiB populated range),
+# processes alive at once. A run that passes one stops there, and the page
+# shows the steps before it with the limit's name.
+WEB_LIMITS = Limits(max_steps=5_000, max_populated_pages=32_768, max_processes=MAX_PROCESSES)
+
+# A run happens in a worker process (app/guard.py) under these bounds:
+# CPU seconds (RLIMIT_CPU, per run), wall-clock seconds before the worker is
+# killed, and the worker's address space (RLIMIT_AS).
+MAX_RUN_CPU_SECONDS = 5
+MAX_RUN_WALL_SECONDS = 10.0
+MAX_RUN_MEMORY_BYTES = 2 * 1024 * 1024 * 1024
+
+# The run's trace (every inner step's snapshot) as sent back from the worker,
+# pickled: a larger one is refused rather than cached.
+MAX_TRACE_BYTES = 16 * 1024 * 1024
+
+# Worker processes running scenarios at once, and how long a request waits
+# for a free one before it is answered 503.
+RUN_WORKERS = 2
+MAX_QUEUE_SECONDS = 15.0
+
+# The run cache (app/runs.py) keeps at most this many bytes of traces
+# (measured as MAX_TRACE_BYTES measures them), besides its count of runs.
+MAX_RUN_CACHE_BYTES = 256 * 1024 * 1024
+
 
 # --- sharing (app/share.py) ---------------------------------------------------
 

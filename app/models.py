@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-MAX_SOURCE = 20_000
+from app.limits import MAX_SOURCE  # the limit lives in app/limits.py
 
 
 class RunRequest(BaseModel):
