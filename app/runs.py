@@ -37,14 +37,15 @@ class RunCache:
         self._runs: OrderedDict[str, Run] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, source: str) -> Run:
-        key = source_key(source)
+    def get(self, source: str, policy: str | None = None) -> Run:
+        """The run of `source`, under `policy` if given (else its `// @policy`)."""
+        key = source_key(source if policy is None else f"{source}\0policy={policy}")
         with self._lock:
             run = self._runs.get(key)
             if run is not None:
                 self._runs.move_to_end(key)
                 return run
-        run = run_source(source)
+        run = run_source(source, policy=policy)
         with self._lock:
             self._runs[key] = run
             self._runs.move_to_end(key)
