@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from app.runs import invariant_violations
+from engine.accounting import metadata
 from engine.memory import linear_page_index
 from engine.mm_types import VMA, State, flag_names
 from engine.pagetable import ZERO_PAGE
@@ -174,6 +175,7 @@ class Counts(BaseModel):
     anon_vmas: int
     anon_vma_chains: int
     folios: int
+    bytes: int
 
 
 class ViolationView(BaseModel):
@@ -310,13 +312,7 @@ def _union(steps: Iterable[Step]) -> Changes:
 
 
 def counts(state: State) -> Counts:
-    return Counts(
-        processes=len(state.processes),
-        vmas=len(state.vmas),
-        anon_vmas=len(state.anon_vmas),
-        anon_vma_chains=sum(len(v.avc) for v in state.vmas.values()),
-        folios=len(state.folios),
-    )
+    return Counts(**metadata(state).as_dict())
 
 
 def maps_line_perms(flags: list[str]) -> str:

@@ -2,8 +2,9 @@
 
 Ours: the checks lockdep, VM_BUG_ON and the rmap code rely on. The rmap
 check is the one a racing rmap user needs: from every mapped anonymous
-page, folio->mapping must lead to an anon_vma chained to the VMA that maps
-it, and folio->index must put the page at its address (vma_address()).
+page (or migration entry), folio->mapping must lead to an anon_vma
+chained to the VMA that maps it, and folio->index must put the page at its
+address (vma_address()).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from engine.memory import linear_page_index
 from engine.mm_types import State
-from engine.pagetable import PRESENT, ZERO_PAGE
+from engine.pagetable import MIGRATION, PRESENT, ZERO_PAGE
 from engine.scenario.constants import PAGE_SHIFT, PAGE_SIZE
 
 
@@ -154,7 +155,9 @@ def _rmap(state: State) -> list[Violation]:
             for vpn, pte in mm.pagetable.items(
                 vma.vm_start >> PAGE_SHIFT, vma.vm_end >> PAGE_SHIFT
             ):
-                if pte.kind != PRESENT or pte.folio == ZERO_PAGE:
+                # A migration entry still names its folio, and migration
+                # finds it again by the same rmap walk (remove_migration_ptes).
+                if pte.kind not in (PRESENT, MIGRATION) or pte.folio == ZERO_PAGE:
                     continue
                 folio = state.folios.get(pte.folio)
                 addr = vpn << PAGE_SHIFT

@@ -57,11 +57,14 @@ PMD_SIZE = HPAGE_PMD_NR << PAGE_SHIFT
 MAX_MAP_COUNT = 65530
 
 POLICIES = {
-    "posted": "the v1 code as posted: pinned folios skipped yet counted a success; undo assumed infallible",
-    "pinned_aborts": "a pinned folio aborts the walk, as the RFC v2 changelog says",
+    "posted": "the v1 code as posted: a pinned folio is skipped yet counted a success;"
+    " the undo re-runs the walk's checks and its result is ignored",
+    "pinned_aborts": "a pinned folio aborts the walk, as the RFC v2 changelog says;"
+    " the undo is the posted one",
     "no_pin_check": "no racy pin check: pinned folios are moved too (David Hildenbrand)",
-    "isolate": "each folio referenced and isolated during the walk, so undo cannot fail (Lorenzo Stoakes)",
-    "split": "split the VMA where the walk fails instead of undoing it (Harry Yoo)",
+    "isolate": "pinned aborts; each relocated folio is held, so the undo reverts exactly"
+    " those, whatever raced (Lorenzo Stoakes)",
+    "split": "pinned aborts; the VMA is split where the walk failed instead of undoing (Harry Yoo)",
 }
 
 

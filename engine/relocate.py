@@ -22,6 +22,10 @@ from engine.scenario.constants import PAGE_SHIFT
 from engine.vma import VMG, find_vma_prev, vma_merge_existing_range
 
 PMD_PAGES = HPAGE_PMD_NR
+# Policies under which a pinned folio makes the forward walk fail, as the
+# RFC v2 changelog says; isolate and split differ from pinned_aborts only
+# in what they do after the failure.
+ABORTS_ON_PIN = ("pinned_aborts", "isolate", "split")
 # Folio-by-folio steps for walks up to this many pages; larger walks get
 # one step per page table, and a folio step only where something happens.
 SMALL_WALK_PAGES = 64
@@ -79,8 +83,11 @@ def relocate_and_move(k: Kernel, vrm: object, old: VMA, new: VMA) -> Outcome:
         ok = relocate_anon_folios(k, walk)
         _race(k, walk, RACE_BEFORE_UNDO)
         if not ok and k.policy == "split":
-            return _split_instead_of_undo(k, vrm, walk)
-        if not ok:
+            kept, rest = _split_instead_of_undo(k, vrm, walk)
+            if kept is None:
+                return Outcome(True, rest)
+            new = kept
+        elif not ok:
             walk.undo = True
             relocate_anon_folios(k, walk)
             k.step(
@@ -88,7 +95,8 @@ def relocate_and_move(k: Kernel, vrm: object, old: VMA, new: VMA) -> Outcome:
                 "undo walk done (its result is not checked: assumed infallible)",
             )
             return Outcome(False, k.vma(new.id))
-        move_page_tables(k, old, k.vma(new.id), vrm.addr, vrm.new_addr, vrm.old_len, True)
+        else:
+            move_page_tables(k, old, k.vma(new.id), vrm.addr, vrm.new_addr, vrm.old_len, True)
     new = k.vma(new.id)
     vmg = VMG.of(new, new.vm_start, new.vm_end, prev=find_vma_prev(k.state, new))
     merged = vma_merge_existing_range(k, vmg, "vma_merge_existing_range")
@@ -214,7 +222,7 @@ def _relocate_ptes(k: Kernel, walk: Walk, lo: int, hi: int, small: bool) -> bool
                 and k.policy not in ("no_pin_check",)
                 and not (walk.undo and k.policy == "isolate")
             ):
-                if k.policy == "pinned_aborts" and not walk.undo:
+                if k.policy in ABORTS_ON_PIN and not walk.undo:
                     k.event(
                         "relocate_anon_pte",
                         f"folio#{folio.id} is pinned: abort (as the changelog says)",
@@ -327,9 +335,10 @@ def _rewrite(k: Kernel, walk: Walk, folio: Folio, head_vpn: int) -> None:
     k.put_folio(folio._replace(index=linear_page_index(vma, addr)))
 
 
-def _split_instead_of_undo(k: Kernel, vrm: object, walk: Walk) -> Outcome:
+def _split_instead_of_undo(k: Kernel, vrm: object, walk: Walk) -> tuple[VMA | None, VMA]:
     """Harry Yoo's alternative: keep what was relocated as the new VMA and
-    move the rest as a plain copy of the old VMA, split at the failure."""
+    move the rest as a plain copy of the old VMA, split at the failure.
+    Returns (the relocated part, or None if nothing was, and the rest)."""
     from engine.mremap import VRM, move_page_tables
 
     assert isinstance(vrm, VRM) and walk.failed_at is not None
@@ -363,4 +372,4 @@ def _split_instead_of_undo(k: Kernel, vrm: object, walk: Walk) -> Outcome:
     move_page_tables(
         k, old, k.vma(rest.id), walk.old_addr + done, rest_start, walk.length - done, True
     )
-    return Outcome(True, k.vma(new.id) if done else k.vma(rest.id))
+    return (k.vma(new.id) if done else None), k.vma(rest.id)

@@ -3,12 +3,14 @@
 Ours. The contract (scenario-language.md) fixes the keys every statement
 carries; each statement here also carries its inner steps, each with its
 global index and the invariant violations in the state after it (the
-engine.invariants checks, with the locks held then). Snapshots are left
+engine.invariants checks, with the locks held then), and the metadata
+(engine.accounting) the state after the statement holds. Snapshots are left
 out: the document grows with what happened, not with the size of memory.
 """
 
 from __future__ import annotations
 
+from engine.accounting import metadata
 from engine.invariants import check
 from engine.simulation import Run
 
@@ -34,6 +36,8 @@ def run_json(run: Run) -> dict[str, object]:
             item["violations"] = last[2]
             inner.append(item)
         entry["inner"] = inner
+        if statement.last > statement.first:
+            entry["metadata"] = metadata(run.steps[statement.last - 1].state).as_dict()
         steps.append(entry)
     document: dict[str, object] = {"steps": steps}
     if run.error is not None:
