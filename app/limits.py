@@ -30,6 +30,7 @@ __all__ = [
     "MAX_EXPRESSION_DEPTH",
     "MAX_PROCESSES",
     "MAX_QUEUE_SECONDS",
+    "MAX_QUEUED_RUNS",
     "MAX_RUN_CPU_SECONDS",
     "MAX_RUN_MEMORY_BYTES",
     "MAX_RUN_WALL_SECONDS",
@@ -83,9 +84,11 @@ MAX_RUN_MEMORY_BYTES = 2 * 1024 * 1024 * 1024
 # pickled: a larger one is refused rather than cached.
 MAX_TRACE_BYTES = 16 * 1024 * 1024
 
-# Worker processes running scenarios at once, and how long a request waits
-# for a free one before it is answered 503.
+# Worker processes running scenarios at once; how many more runs may wait
+# for one (beyond that a request is answered 503 at once), and how long one
+# waits before it is answered 503.
 RUN_WORKERS = 2
+MAX_QUEUED_RUNS = 8
 MAX_QUEUE_SECONDS = 15.0
 
 # The run cache (app/runs.py) keeps at most this many bytes of traces

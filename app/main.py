@@ -7,24 +7,35 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.gzip import GZipMiddleware
 
 from app.config import data_dir
+from app.guard import shared_guard
 from app.routes import api, compare, gallery, play, scenarios
-from app.runs import RunCache
+from app.runs import RunCache, run_in_process
+from app.security import install as install_security
 from app.templating import TEMPLATES
 
 STATIC = TEMPLATES.parent / "static"
 
 
-def create_app(run_cache_size: int = 64) -> FastAPI:
-    """The FastAPI app; OpenAPI at /docs."""
+def create_app(run_cache_size: int = 64, isolate: bool = True) -> FastAPI:
+    """The FastAPI app; OpenAPI at /openapi.json (app/security.py says why not /docs).
+
+    Scenarios run in worker processes under a CPU-time bound (app/guard.py),
+    or here in the server when `isolate` is false.
+    """
     app = FastAPI(
         title="mremap-viz",
         summary="Step through Linux mremap(): VMAs, anon_vmas, folios",
         version="0.1.0",
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.data_dir = data_dir()
-    app.state.runs = RunCache(run_cache_size)
+    app.state.runs = RunCache(
+        run_cache_size, runner=shared_guard().run if isolate else run_in_process
+    )
     app.add_middleware(GZipMiddleware, minimum_size=1000)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for module in (gallery, scenarios, play, compare, api):
         app.include_router(module.router)
+    install_security(app)  # last: its middleware wraps everything above
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.limits import MAX_SOURCE  # the limit lives in app/limits.py
+from app.limits import MAX_SOURCE as MAX_SOURCE  # re-exported; the limit lives there
 
 
 class RunRequest(BaseModel):

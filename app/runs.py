@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
+from app.limits import MAX_RUN_CACHE_BYTES, WEB_LIMITS
 from engine import gallery as engine_gallery
 from engine.gallery import GalleryEntry
 from engine.invariants import check
@@ -22,35 +24,74 @@ from engine.simulation import Run, run_source
 
 def source_key(source: str) -> str:
     """The cache key of a scenario: the SHA-256 of its text."""
-    return hashlib.sha256(source.encode()).hexdigest()
+    return hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+Runner = Callable[[str, str | None], tuple[Run, int]]
+"""Runs a scenario under a policy: its Run and its size in bytes (what the cache counts)."""
+
+
+def run_in_process(source: str, policy: str | None = None) -> tuple[Run, int]:
+    """Run here, under the web's limits, unbounded in time (the tests' way)."""
+    return run_source(source, WEB_LIMITS, policy), 0
 
 
 class RunCache:
     """An LRU of Run objects keyed by source hash; safe across worker threads.
 
-    A ScenarioError from parsing propagates and is not cached: the editor
-    shows it, and a broken source costs one parse per request.
+    `runner` makes a Run (app.guard.Guard.run runs it in a worker process
+    under a CPU-time bound); the cache keeps at most `size` runs and
+    `max_bytes` bytes of them. Concurrent requests for one uncached source
+    wait for a single run. A ScenarioError (or a refused run) propagates and
+    is not cached: the editor shows it, and a broken source costs one parse
+    per request.
     """
 
-    def __init__(self, size: int = 64) -> None:
+    def __init__(
+        self, size: int = 64, runner: Runner | None = None, max_bytes: int = MAX_RUN_CACHE_BYTES
+    ) -> None:
         self.size = size
-        self._runs: OrderedDict[str, Run] = OrderedDict()
+        self.max_bytes = max_bytes
+        self.runner: Runner = runner or run_in_process
+        self._runs: OrderedDict[str, tuple[Run, int]] = OrderedDict()
+        self._bytes = 0
+        self._running: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
+
+    def _cached(self, key: str) -> Run | None:
+        with self._lock:
+            hit = self._runs.get(key)
+            if hit is None:
+                return None
+            self._runs.move_to_end(key)
+            return hit[0]
 
     def get(self, source: str, policy: str | None = None) -> Run:
         """The run of `source`, under `policy` if given (else its `// @policy`)."""
         key = source_key(source if policy is None else f"{source}\0policy={policy}")
+        run = self._cached(key)
+        if run is not None:
+            return run
         with self._lock:
-            run = self._runs.get(key)
+            running = self._running.setdefault(key, threading.Lock())
+        with running:  # one run per source at a time; the others find it cached
+            run = self._cached(key)
             if run is not None:
-                self._runs.move_to_end(key)
                 return run
-        run = run_source(source, policy=policy)
-        with self._lock:
-            self._runs[key] = run
-            self._runs.move_to_end(key)
-            while len(self._runs) > self.size:
-                self._runs.popitem(last=False)
+            try:
+                run, size = self.runner(source, policy)
+                with self._lock:
+                    if key not in self._runs:
+                        self._runs[key] = (run, size)
+                        self._bytes += size
+                    self._runs.move_to_end(key)
+                    while len(self._runs) > 1 and (
+                        len(self._runs) > self.size or self._bytes > self.max_bytes
+                    ):
+                        self._bytes -= self._runs.popitem(last=False)[1][1]
+            finally:
+                with self._lock:
+                    self._running.pop(key, None)
         return run
 
     def __len__(self) -> int:

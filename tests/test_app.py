@@ -321,11 +321,10 @@ def test_data_directory_is_created(client: TestClient, data_dir: Path) -> None:
 def test_stepping_does_not_rerun_the_scenario(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import app.runs
-
+    runs = client.app.state.runs  # type: ignore[attr-defined]
     calls = []
-    real = app.runs.run_source
-    monkeypatch.setattr(app.runs, "run_source", lambda s: calls.append(s) or real(s))
+    real = runs.runner
+    monkeypatch.setattr(runs, "runner", lambda s, p: calls.append(s) or real(s, p))
     for step in range(5):
         client.get(f"/scenarios/dontunmap?step={step}", headers={"HX-Request": "true"})
     assert len(calls) == 1
