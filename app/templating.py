@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from jinja2 import select_autoescape
 
 from app.htmx import HtmxInfo
 
@@ -21,6 +22,8 @@ HTMX_VERSION = "2.0.11"
 
 templates = Jinja2Templates(directory=TEMPLATES)
 env = templates.env
+# The SVG partials carry scenario text (process names, maps lines): escape them too.
+env.autoescape = select_autoescape(("html", "htm", "xml", "svg"))
 env.trim_blocks = True
 env.lstrip_blocks = True
 env.filters["hex"] = lambda n: "" if n is None else f"{n:#x}"

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
 from app.htmx import Htmx
+from app.links import StageLinks
 from app.runs import gallery_entry
+from app.share import SharedScenario, encode_token
 from app.stage import stage, stage_json, stage_text
+from app.svg import Which, svg_response
 from app.templating import render_page
 from app.views import View
 from engine.gallery import GalleryEntry
@@ -33,17 +35,17 @@ ViewParam = Annotated[View, Query(description="step, or the statement's before/a
 
 
 def scenario_stage(
-    request: Request, scenario: GalleryEntry, step: int, view: View
+    request: Request, scenario: GalleryEntry, step: int, view: View, embed: bool = False
 ) -> dict[str, Any]:
-    def url(n: int, v: View) -> str:
-        query = {"step": n} | ({"view": v} if v != "step" else {})
-        return f"/scenarios/{scenario.slug}?{urlencode(query)}"
-
+    # "Short link" freezes today's text of the scenario; the gallery's own link follows it.
+    token = encode_token(SharedScenario(source=scenario.source))
+    links = StageLinks(f"/scenarios/{scenario.slug}", embed=embed, shorten={"s": token})
     run = request.app.state.runs.get(scenario.source)
     return {
         "scenario": scenario,
-        "base": f"/scenarios/{scenario.slug}",
-        **stage(run, scenario.source, step, view, url),
+        "base": links.base,
+        "links": links,
+        **stage(run, scenario.source, step, view, links.page),
     }
 
 
@@ -69,11 +71,41 @@ def scenario_text_twin(
     return f"{scenario.title}\n\n" + stage_text(ctx["run"], ctx["stage"])
 
 
+def scenario_svg(
+    request: Request, scenario: GalleryEntry, step: int, view: View, which: Which
+) -> Response:
+    ctx = scenario_stage(request, scenario, step, view)
+    if ctx["stage"] is None:
+        raise HTTPException(404, "nothing to draw: the scenario has no step")
+    return svg_response(ctx["stage"], which, scenario.slug)
+
+
+@router.get("/{slug}/map.svg", response_class=Response)
+def scenario_map_svg(
+    request: Request, scenario: Entry, step: Step = 0, view: ViewParam = "step"
+) -> Response:
+    """The address-space map at that step, as a standalone SVG."""
+    return scenario_svg(request, scenario, step, view, "map")
+
+
+@router.get("/{slug}/anon_vma.svg", response_class=Response)
+def scenario_anon_svg(
+    request: Request, scenario: Entry, step: Step = 0, view: ViewParam = "step"
+) -> Response:
+    """The anon_vma graph at that step, as a standalone SVG."""
+    return scenario_svg(request, scenario, step, view, "anon_vma")
+
+
 @router.get("/{slug}", response_class=HTMLResponse)
 def scenario_page(
-    request: Request, scenario: Entry, htmx: Htmx, step: Step = 0, view: ViewParam = "step"
+    request: Request,
+    scenario: Entry,
+    htmx: Htmx,
+    step: Step = 0,
+    view: ViewParam = "step",
+    embed: Annotated[int, Query(ge=0, le=1, description="1: no page chrome")] = 0,
 ) -> HTMLResponse:
-    ctx = scenario_stage(request, scenario, step, view)
+    ctx = scenario_stage(request, scenario, step, view, bool(embed))
     return render_page(
         request, "scenario.html", ctx, htmx, blocks=STAGE_BLOCKS, block_template="stage.html"
     )

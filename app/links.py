@@ -1,0 +1,59 @@
+"""The URLs of a stage page: its steps, its twins, its SVGs, its share form.
+
+One object per page, so the step controls, the scrubber, the "Copy link"
+and "Copy as text" buttons and the SVG downloads all name the scenario the
+same way: `query` holds what names it (`source=`, `s=`, `policy=`; empty
+for a packaged scenario or a short link) and comes first in every URL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import urlencode
+
+from app.views import View
+
+
+@dataclass(frozen=True)
+class StageLinks:
+    base: str
+    query: dict[str, str] = field(default_factory=dict)
+    embed: bool = False
+    shorten: dict[str, str] | None = None
+    """Hidden fields of the "Short link" form (POST /share); None on a short link."""
+    shared: dict[str, str] | None = None
+    """What names the scenario in the links to share (the playground's token), if not `query`."""
+
+    def _q(self, step: int, view: View, embed: bool = False, own: bool = False) -> str:
+        names = self.query if own or self.shared is None else self.shared
+        q = dict(names) | {"step": str(step)}
+        if view != "step":
+            q["view"] = view
+        if embed:
+            q["embed"] = "1"
+        return urlencode(q)
+
+    def page(self, step: int, view: View = "step") -> str:
+        """A step of this page, as the controls link it (embed mode kept)."""
+        return f"{self.base}?{self._q(step, view, self.embed, own=True)}"
+
+    def link(self, step: int, view: View = "step") -> str:
+        """The link to share: the whole page, never the embed."""
+        return f"{self.base}?{self._q(step, view)}"
+
+    def embedded(self, step: int, view: View = "step") -> str:
+        return f"{self.base}?{self._q(step, view, True)}"
+
+    def text(self, step: int, view: View = "step") -> str:
+        return f"{self.base}.txt?{self._q(step, view)}"
+
+    def json(self, step: int, view: View = "step") -> str:
+        return f"{self.base}.json?{self._q(step, view)}"
+
+    def svg(self, which: str, step: int, view: View = "step") -> str:
+        return f"{self.base}/{which}.svg?{self._q(step, view)}"
+
+    @property
+    def hidden(self) -> dict[str, str]:
+        """The scrubber's hidden fields: what names the scenario, and embed."""
+        return dict(self.query) | ({"embed": "1"} if self.embed else {})
