@@ -43,4 +43,22 @@
       if (out) out.textContent = (Number(range.value) + 1) + " / " + (Number(range.max) + 1);
     }
   });
+  // "Copy link" and "Copy as text": without a clipboard they stay plain links to the twins.
+  function say(link, text) {
+    var bar = link.closest(".sharebar");
+    var out = bar && bar.querySelector(".copied");
+    if (out) out.textContent = text;
+  }
+  document.addEventListener("click", function (event) {
+    var link = event.target && event.target.closest && event.target.closest("a[data-copy]");
+    if (!link || !navigator.clipboard || !window.isSecureContext) return;
+    event.preventDefault();
+    var url = new URL(link.getAttribute("href"), window.location.href).href;
+    var text = link.getAttribute("data-copy") === "text"
+      ? fetch(url).then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); })
+      : Promise.resolve(url);
+    text.then(function (t) { return navigator.clipboard.writeText(t); })
+      .then(function () { say(link, link.getAttribute("data-copy") === "text" ? "Text copied." : "Link copied."); })
+      .catch(function () { window.location.href = url; });
+  });
 })();
