@@ -363,24 +363,34 @@ def should_relocate_anon(k: Kernel, vrm: VRM) -> tuple[bool, bool]:
     assert vma is not None
     fatal = bool(vrm.flags & MUST_RELOCATE_ANON)
     fn = "should_relocate_anon"
+    tail = " (fatal under MUST: -EFAULT)" if fatal else " (falls back to a plain move)"
     if vma.vm_flags & (VM_SPECIAL | VM_HUGETLB):
-        k.event(fn, "refused: VM_SPECIAL or hugetlb" + (" (fatal under MUST)" if fatal else ""))
+        k.event(fn, "refused: VM_SPECIAL or hugetlb" + tail, rule="VM_SPECIAL|VM_HUGETLB")
         return False, fatal
     if not vma.is_anonymous():
         k.event(
             fn,
-            "refused: not anonymous (MAP_SHARED is shmem)"
-            + (" (fatal under MUST)" if fatal else ""),
+            "refused: not anonymous (MAP_SHARED is shmem)" + tail,
+            rule="vma_is_anonymous",
         )
         return False, fatal
     shared, why = vma_maybe_has_shared_anon_folios(k.state, vma)
     if shared:
-        k.event(fn, f"refused: {why}" + (" (fatal under MUST)" if fatal else ""))
+        k.event(
+            fn,
+            f"refused: {why}" + tail,
+            rule="vma_maybe_has_shared_anon_folios",
+            chains=len(vma.avc),
+        )
         return False, fatal
     if vma.anon_vma is None:
-        k.event(fn, "no anon_vma: unfaulted, nothing to relocate (not an error)")
+        k.event(
+            fn,
+            "no anon_vma: unfaulted, nothing to relocate (not an error)",
+            rule="!vma->anon_vma",
+        )
         return False, False
-    k.event(fn, f"relocate: vma#{vma.id} is faulted, its folios are not shared")
+    k.event(fn, f"relocate: vma#{vma.id} is faulted, its folios are not shared", rule="relocate")
     return True, False
 
 

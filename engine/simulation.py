@@ -79,7 +79,7 @@ class Simulation:
             with k.lock(f"mmap_lock (write) of {process}"):
                 value = handler(k, process, args)
         except SyscallError as err:
-            k.event(function.split(":")[1], f"returns -{err.errno}: {err.why}")
+            k.event(function.split(":")[1], f"returns -{err.errno}: {err.why}", errno=err.errno)
             k.step(function, f"fails with {err.errno}")
             return CallResult(err.errno, -1)
         k.step(function, f"returns {value:#x}" if value else "returns 0")

@@ -24,10 +24,13 @@ VM_IGNORE_MERGE = 0
 
 
 class Verdict(NamedTuple):
-    """A merge rule's answer and the sentence saying why."""
+    """A merge rule's answer, the sentence saying why, the rule that decided
+    (the kernel function and its check) and the values it compared."""
 
     ok: bool
     why: str
+    rule: str = ""
+    values: tuple[tuple[str, str], ...] = ()
 
 
 # --- lookups (the maple tree walks of mm/mmap.c and mm/vma.h) -------------
@@ -143,10 +146,24 @@ def is_mergeable_vma(vmg: VMG, tgt: VMA) -> Verdict:
     differ = (tgt.vm_flags ^ vmg.flags) & ~VM_IGNORE_MERGE
     if differ:
         names = ",".join(flag_names(differ))
-        return Verdict(False, f"vm_flags differ: {names}")
+        return Verdict(
+            False,
+            f"vm_flags differ: {names}",
+            "is_mergeable_vma: vm_flags",
+            (
+                ("differ", names),
+                ("flags", f"{vmg.flags:#x}"),
+                ("target_flags", f"{tgt.vm_flags:#x}"),
+            ),
+        )
     if tgt.shmem != vmg.shmem:
-        return Verdict(False, "different files (each MAP_SHARED mapping has its own shmem file)")
-    return Verdict(True, "same vm_flags and file")
+        return Verdict(
+            False,
+            "different files (each MAP_SHARED mapping has its own shmem file)",
+            "is_mergeable_vma: vm_file",
+            (("file", str(vmg.shmem)), ("target_file", str(tgt.shmem))),
+        )
+    return Verdict(True, "same vm_flags and file", "is_mergeable_vma")
 
 
 def is_mergeable_anon_vma(vmg: VMG, tgt: VMA) -> Verdict:
@@ -165,6 +182,8 @@ def is_mergeable_anon_vma(vmg: VMG, tgt: VMA) -> Verdict:
             return Verdict(
                 False,
                 f"case 1: source vma#{src.id} is a fork child ({len(src.avc)} anon_vma_chains)",
+                "is_mergeable_anon_vma: case 1, vma_is_fork_child(src)",
+                (("source", f"vma#{src.id}"), ("anon_vma_chains", str(len(src.avc)))),
             )
         if vma_is_fork_child(vmg.copied_from):
             assert vmg.copied_from is not None
@@ -172,17 +191,46 @@ def is_mergeable_anon_vma(vmg: VMG, tgt: VMA) -> Verdict:
                 False,
                 f"case 1: copied-from vma#{vmg.copied_from.id} is a fork child"
                 f" ({len(vmg.copied_from.avc)} anon_vma_chains; the 6.18.8 fix)",
+                "is_mergeable_anon_vma: case 1, vma_is_fork_child(copied_from)",
+                (
+                    ("copied_from", f"vma#{vmg.copied_from.id}"),
+                    ("anon_vma_chains", str(len(vmg.copied_from.avc))),
+                ),
             )
-        return Verdict(True, f"case 1: target unfaulted takes {_av(src_anon)}")
+        return Verdict(
+            True,
+            f"case 1: target unfaulted takes {_av(src_anon)}",
+            "is_mergeable_anon_vma: case 1",
+            (("anon_vma", _av(src_anon)), ("target_anon_vma", "NULL")),
+        )
     if tgt_anon is not None and src_anon is None:
         if vma_is_fork_child(tgt):
             return Verdict(
-                False, f"case 2: target is a fork child ({len(tgt.avc)} anon_vma_chains)"
+                False,
+                f"case 2: target is a fork child ({len(tgt.avc)} anon_vma_chains)",
+                "is_mergeable_anon_vma: case 2, vma_is_fork_child(tgt)",
+                (("target", f"vma#{tgt.id}"), ("anon_vma_chains", str(len(tgt.avc)))),
             )
-        return Verdict(True, f"case 2: unfaulted range joins {_av(tgt_anon)}")
+        return Verdict(
+            True,
+            f"case 2: unfaulted range joins {_av(tgt_anon)}",
+            "is_mergeable_anon_vma: case 2",
+            (("anon_vma", "NULL"), ("target_anon_vma", _av(tgt_anon))),
+        )
+    values = (("anon_vma", _av(src_anon)), ("target_anon_vma", _av(tgt_anon)))
     if src_anon == tgt_anon:
-        return Verdict(True, f"case 3: same anon_vma ({_av(src_anon)})")
-    return Verdict(False, f"case 3: anon_vma differs: {_av(src_anon)} != {_av(tgt_anon)}")
+        return Verdict(
+            True,
+            f"case 3: same anon_vma ({_av(src_anon)})",
+            "is_mergeable_anon_vma: case 3",
+            values,
+        )
+    return Verdict(
+        False,
+        f"case 3: anon_vma differs: {_av(src_anon)} != {_av(tgt_anon)}",
+        "is_mergeable_anon_vma: case 3",
+        values,
+    )
 
 
 def can_vma_merge_before(vmg: VMG, nxt: VMA) -> Verdict:
@@ -194,12 +242,23 @@ def can_vma_merge_before(vmg: VMG, nxt: VMA) -> Verdict:
     if not a.ok:
         return a
     pglen = (vmg.end - vmg.start) >> PAGE_SHIFT
+    values = a.values + (
+        ("expected_pgoff", f"{vmg.pgoff + pglen:#x}"),
+        ("found_pgoff", f"{nxt.vm_pgoff:#x}"),
+    )
     if nxt.vm_pgoff != vmg.pgoff + pglen:
         return Verdict(
             False,
             f"pgoff {nxt.vm_pgoff:#x} != {vmg.pgoff:#x} + {pglen}" + _pgoff_hint(vmg),
+            "can_vma_merge_before: vm_pgoff",
+            values,
         )
-    return Verdict(True, f"{a.why}; pgoff {nxt.vm_pgoff:#x} == {vmg.pgoff:#x} + {pglen}")
+    return Verdict(
+        True,
+        f"{a.why}; pgoff {nxt.vm_pgoff:#x} == {vmg.pgoff:#x} + {pglen}",
+        "can_vma_merge_before",
+        values,
+    )
 
 
 def can_vma_merge_after(vmg: VMG, prev: VMA) -> Verdict:
@@ -210,12 +269,23 @@ def can_vma_merge_after(vmg: VMG, prev: VMA) -> Verdict:
     a = is_mergeable_anon_vma(vmg, prev)
     if not a.ok:
         return a
+    values = a.values + (
+        ("expected_pgoff", f"{prev.vm_pgoff + prev.pages:#x}"),
+        ("found_pgoff", f"{vmg.pgoff:#x}"),
+    )
     if prev.vm_pgoff + prev.pages != vmg.pgoff:
         return Verdict(
             False,
             f"pgoff {vmg.pgoff:#x} != {prev.vm_pgoff:#x} + {prev.pages}" + _pgoff_hint(vmg),
+            "can_vma_merge_after: vm_pgoff",
+            values,
         )
-    return Verdict(True, f"{a.why}; pgoff {vmg.pgoff:#x} == {prev.vm_pgoff:#x} + {prev.pages}")
+    return Verdict(
+        True,
+        f"{a.why}; pgoff {vmg.pgoff:#x} == {prev.vm_pgoff:#x} + {prev.pages}",
+        "can_vma_merge_after",
+        values,
+    )
 
 
 def _pgoff_hint(vmg: VMG) -> str:
@@ -231,7 +301,8 @@ def can_vma_merge_left(k: Kernel, vmg: VMG, fn: str) -> bool:
         k.event(fn, "prev: none adjacent")
         return False
     v = can_vma_merge_after(vmg, prev)
-    k.event(fn, f"prev vma#{prev.id} {'can merge' if v.ok else 'refused'}: {v.why}")
+    verdict = "can merge" if v.ok else "refused"
+    k.event(fn, f"prev vma#{prev.id} {verdict}: {v.why}", rule=v.rule, **dict(v.values))
     return v.ok
 
 
@@ -246,21 +317,30 @@ def can_vma_merge_right(k: Kernel, vmg: VMG, can_left: bool, fn: str) -> bool:
         k.event(fn, "next: none adjacent")
         return False
     v = can_vma_merge_before(vmg, nxt)
+    values = dict(v.values)
     if not v.ok:
-        k.event(fn, f"next vma#{nxt.id} refused: {v.why}")
+        k.event(fn, f"next vma#{nxt.id} refused: {v.why}", rule=v.rule, **values)
         return False
     if not can_left:
-        k.event(fn, f"next vma#{nxt.id} can merge: {v.why}")
+        k.event(fn, f"next vma#{nxt.id} can merge: {v.why}", rule=v.rule, **values)
         return True
     prev = vmg.prev
     assert prev is not None
     if prev.anon_vma is None or nxt.anon_vma is None or prev.anon_vma == nxt.anon_vma:
-        k.event(fn, f"next vma#{nxt.id} can merge: {v.why}; prev and next compatible")
+        k.event(
+            fn,
+            f"next vma#{nxt.id} can merge: {v.why}; prev and next compatible",
+            rule=v.rule,
+            **values,
+        )
         return True
     k.event(
         fn,
         f"next vma#{nxt.id} refused: three-way merge needs prev and next to share"
         f" an anon_vma: {_av(prev.anon_vma)} != {_av(nxt.anon_vma)}",
+        rule="can_vma_merge_right: three-way, prev and next anon_vmas",
+        prev_anon_vma=_av(prev.anon_vma),
+        next_anon_vma=_av(nxt.anon_vma),
     )
     return False
 
@@ -337,7 +417,7 @@ def vma_merge_new_range(k: Kernel, vmg: VMG, fn: str = "vma_merge_new_range") ->
     """
     prev, nxt = vmg.prev, vmg.next
     if vmg.flags & VM_SPECIAL:
-        k.event(fn, "VM_SPECIAL: no merge")
+        k.event(fn, "VM_SPECIAL: no merge", rule="VM_SPECIAL")
         return None
     if prev is None and nxt is None:
         k.event(fn, "no neighbours: no merge")
@@ -379,10 +459,14 @@ def vma_merge_existing_range(
     left_side = start == middle.vm_start
     right_side = end == middle.vm_end
     if vmg.flags & VM_SPECIAL:
-        k.event(fn, "VM_SPECIAL: no merge")
+        k.event(fn, "VM_SPECIAL: no merge", rule="VM_SPECIAL")
         return None
     if not left_side and not right_side:
-        k.event(fn, "range strictly inside vma: no neighbour to merge with")
+        k.event(
+            fn,
+            "range strictly inside vma: no neighbour to merge with",
+            rule="vma_merge_existing_range: neither side",
+        )
         return None
     left = can_vma_merge_left(k, vmg, fn) if left_side else False
     if right_side:
