@@ -67,6 +67,7 @@ class SQLiteStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -129,7 +130,7 @@ class PostgresStore:
             conn = psycopg.connect(self.url, autocommit=True)
             # Servers starting together must not race on CREATE TABLE IF NOT EXISTS.
             with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(5_2025_0618)")
+                conn.execute("SELECT pg_advisory_xact_lock(520250618)")
                 conn.execute(SCHEMA)
             self._local.conn = conn
             with self._lock:
