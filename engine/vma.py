@@ -572,7 +572,7 @@ def vma_modify(
     if merged is not None:
         return merged
     if vma.vm_start < start:
-        _, vma = split_vma(k, vma, start, new_below=False)
+        _, vma = split_vma(k, vma, start, new_below=True)
         k.event(fn, f"split at {start:#x}")
     if vma.vm_end > end:
         vma, _ = split_vma(k, vma, end, new_below=False)
