@@ -8,8 +8,6 @@ snapshot that shares everything unchanged with the one before.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from immutables import Map
@@ -18,6 +16,23 @@ from engine.limits import LimitExceeded, Limits
 from engine.mm_types import MM, VMA, AnonVMA, Folio, ShmemObject, State
 from engine.pagetable import PageTable, PageTableEditor
 from engine.trace import Event, Step
+
+
+class Held:
+    """A lock held for a `with` block (a plain class: the walk takes one per
+    folio, and a generator-based context manager costs several times more)."""
+
+    __slots__ = ("_locks", "_name")
+
+    def __init__(self, locks: list[str], name: str) -> None:
+        self._locks = locks
+        self._name = name
+
+    def __enter__(self) -> None:
+        self._locks.append(self._name)
+
+    def __exit__(self, *exc: object) -> None:
+        self._locks.remove(self._name)
 
 
 @dataclass(frozen=True)
@@ -57,13 +72,13 @@ class Kernel:
     def new_id(self) -> int:
         """A fresh object id (ids are never reused, like addresses in a trace)."""
         ident = self.state.next_id
-        self.state = replace(self.state, next_id=ident + 1)
+        self.state = self.state._replace(next_id=ident + 1)
         return ident
 
     def new_ids(self, count: int) -> range:
         """`count` fresh ids at once (a fault over a large range)."""
         first = self.state.next_id
-        self.state = replace(self.state, next_id=first + count)
+        self.state = self.state._replace(next_id=first + count)
         return range(first, first + count)
 
     def vma(self, ident: int) -> VMA:
@@ -96,25 +111,25 @@ class Kernel:
 
     def put_vma(self, vma: VMA) -> VMA:
         self._touch(f"vma:{vma.id}", vma.id in self._last.vmas)
-        self.state = replace(self.state, vmas=self.state.vmas.set(vma.id, vma))
+        self.state = self.state._replace(vmas=self.state.vmas.set(vma.id, vma))
         return vma
 
     def free_vma(self, ident: int) -> None:
         self._free(f"vma:{ident}")
-        self.state = replace(self.state, vmas=self.state.vmas.delete(ident))
+        self.state = self.state._replace(vmas=self.state.vmas.delete(ident))
 
     def put_anon_vma(self, av: AnonVMA) -> AnonVMA:
         self._touch(f"anon_vma:{av.id}", av.id in self._last.anon_vmas)
-        self.state = replace(self.state, anon_vmas=self.state.anon_vmas.set(av.id, av))
+        self.state = self.state._replace(anon_vmas=self.state.anon_vmas.set(av.id, av))
         return av
 
     def free_anon_vma(self, ident: int) -> None:
         self._free(f"anon_vma:{ident}")
-        self.state = replace(self.state, anon_vmas=self.state.anon_vmas.delete(ident))
+        self.state = self.state._replace(anon_vmas=self.state.anon_vmas.delete(ident))
 
     def put_folio(self, folio: Folio) -> Folio:
         self._touch(f"folio:{folio.id}", folio.id in self._last.folios)
-        self.state = replace(self.state, folios=self.state.folios.set(folio.id, folio))
+        self.state = self.state._replace(folios=self.state.folios.set(folio.id, folio))
         return folio
 
     def put_folios(self, folios: list[Folio]) -> None:
@@ -123,17 +138,17 @@ class Kernel:
             for folio in folios:
                 self._touch(f"folio:{folio.id}", folio.id in self._last.folios)
                 new[folio.id] = folio
-            self.state = replace(self.state, folios=new.finish())
+            self.state = self.state._replace(folios=new.finish())
 
     def free_folio(self, ident: int) -> None:
         self._free(f"folio:{ident}")
-        self.state = replace(self.state, folios=self.state.folios.delete(ident))
+        self.state = self.state._replace(folios=self.state.folios.delete(ident))
 
     def put_shmem(self, obj: ShmemObject) -> None:
-        self.state = replace(self.state, shmem=self.state.shmem.set(obj.id, obj))
+        self.state = self.state._replace(shmem=self.state.shmem.set(obj.id, obj))
 
     def put_mm(self, mm: MM) -> MM:
-        self.state = replace(self.state, processes=self.state.processes.set(mm.name, mm))
+        self.state = self.state._replace(processes=self.state.processes.set(mm.name, mm))
         return mm
 
     def link_vma(self, vma: VMA) -> VMA:
@@ -185,14 +200,9 @@ class Kernel:
 
     # --- locks, decisions and steps ---------------------------------------
 
-    @contextlib.contextmanager
-    def lock(self, name: str) -> Iterator[None]:
-        """Hold a lock for the steps taken inside the block."""
-        self._locks.append(name)
-        try:
-            yield
-        finally:
-            self._locks.remove(name)
+    def lock(self, name: str) -> Held:
+        """Hold a lock for the steps taken inside the `with` block."""
+        return Held(self._locks, name)
 
     @property
     def locks(self) -> tuple[str, ...]:
@@ -205,8 +215,9 @@ class Kernel:
         )
 
     def warn(self, text: str) -> None:
-        """Record a warning for the step being built (shown in red)."""
-        self._warnings.append(text)
+        """Record a warning for the step being built (shown in red), once."""
+        if text not in self._warnings:
+            self._warnings.append(text)
 
     def step(self, function: str, summary: str) -> Step:
         """Close an inner step: keep the state as it is now."""

@@ -212,19 +212,19 @@ class ShmemObject:
     """The page cache: page index -> folio id."""
 
 
-@dataclass(frozen=True, slots=True)
-class State:
+class State(NamedTuple):
     """The whole simulated machine at one instant: a snapshot.
 
     Every field is an immutable value, so a snapshot is taken by keeping a
-    reference; the next step's state shares all it did not change.
+    reference; the next step's state shares all it did not change. (A
+    NamedTuple: _replace() is cheap on the per-folio paths.)
     """
 
-    processes: Map[str, MM] = field(default_factory=Map)
-    vmas: Map[int, VMA] = field(default_factory=Map)
-    anon_vmas: Map[int, AnonVMA] = field(default_factory=Map)
-    folios: Map[int, Folio] = field(default_factory=Map)
-    shmem: Map[int, ShmemObject] = field(default_factory=Map)
+    processes: Map[str, MM] = Map()
+    vmas: Map[int, VMA] = Map()
+    anon_vmas: Map[int, AnonVMA] = Map()
+    folios: Map[int, Folio] = Map()
+    shmem: Map[int, ShmemObject] = Map()
     next_id: int = 1
 
     def mm_vmas(self, mm: str) -> list[VMA]:

@@ -17,7 +17,7 @@ from engine.memory import linear_page_index, split_huge_pmd
 from engine.mm_types import HPAGE_PMD_NR, VMA, Folio, State
 from engine.pagetable import PRESENT, ZERO_PAGE
 from engine.pin import RACE_BEFORE_UNDO, RACE_BEFORE_WALK, pin_one
-from engine.rmap import anon_vma_clone, folio_move_anon_rmap
+from engine.rmap import anon_vma_clone
 from engine.scenario.constants import PAGE_SHIFT
 from engine.vma import VMG, find_vma_prev, vma_merge_existing_range
 
@@ -331,8 +331,8 @@ def _rewrite(k: Kernel, walk: Walk, folio: Folio, head_vpn: int) -> None:
         vma, addr = walk.new, old_addr - walk.old_addr + walk.new_addr
         walk.relocated.append(folio.id)
     vma = k.vma(vma.id)
-    folio = folio_move_anon_rmap(k, folio, vma)
-    k.put_folio(folio._replace(index=linear_page_index(vma, addr)))
+    # folio_move_anon_rmap() then WRITE_ONCE(folio->index): stored as one.
+    k.put_folio(folio._replace(mapping=vma.anon_vma, index=linear_page_index(vma, addr)))
 
 
 def _split_instead_of_undo(k: Kernel, vrm: object, walk: Walk) -> tuple[VMA | None, VMA]:

@@ -8,8 +8,11 @@ its outcome and the range of inner steps it took.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from engine import fork, madvise, mmap, mprotect, mremap, pin
@@ -191,14 +194,42 @@ def run_scenario(
     sim = Simulation(limits, policy)
     result = Run(scenario, steps=sim.kernel.steps)
     first = 0
-    try:
-        for outcome in run(scenario, sim):
-            last = len(sim.kernel.steps)
-            result.statements.append(StatementRun(outcome, first, last, sim.maps()))
-            first = last
-    except (LimitExceeded, ScenarioError) as err:
-        result.error = str(err)
+    with _cyclic_gc_paused():
+        try:
+            for outcome in run(scenario, sim):
+                last = len(sim.kernel.steps)
+                result.statements.append(StatementRun(outcome, first, last, sim.maps()))
+                first = last
+        except (LimitExceeded, ScenarioError) as err:
+            result.error = str(err)
     return result
+
+
+_gc_lock = threading.Lock()
+_gc_pausers = 0
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause Python's cycle collector while a run allocates.
+
+    A large run makes millions of small acyclic objects (folios, page-table
+    entries); each full collection would scan them all again, which made a
+    relocating 256 MiB move 40% slower. Reference counting still frees
+    everything; collection resumes when the last concurrent run ends.
+    """
+    global _gc_pausers
+    with _gc_lock:
+        _gc_pausers += 1
+        if _gc_pausers == 1:
+            gc.disable()
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pausers -= 1
+            if _gc_pausers == 0:
+                gc.enable()
 
 
 _POLICY = re.compile(r"^\s*//\s*@policy\s+(\w+)", re.MULTILINE)
