@@ -599,3 +599,12 @@ def test_app_on_postgresql(pg_url: str, data_dir: Path, monkeypatch: pytest.Monk
     one.state.store.close()
     two.state.store.close()
     assert not (data_dir / "shares.sqlite3").exists()
+
+
+def test_a_source_too_big_to_share_still_plays() -> None:
+    from app.routes.play import PlayInput
+
+    source = "// " + "\U0001f600" * 17_000 + "\n" + SOURCE  # > MAX_SHARED_SOURCE_BYTES in UTF-8
+    links = PlayInput(source, None, None).links()
+    assert links.shorten is None and links.shared is None
+    assert links.link(1).startswith("/play?source=")

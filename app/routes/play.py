@@ -71,7 +71,10 @@ class PlayInput:
             query = {"source": scenario.source} | (
                 {"policy": scenario.policy} if scenario.policy else {}
             )
-        token = self.token or encode_token(scenario)
+        try:
+            token = self.token or encode_token(scenario)
+        except ValidationError:  # over MAX_SHARED_SOURCE_BYTES: no link to share
+            return StageLinks("/play", query, embed)
         fits = len(token) <= MAX_TOKEN_CHARS
         return StageLinks(
             "/play",
