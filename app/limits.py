@@ -35,6 +35,8 @@ __all__ = [
     "MAX_RUN_MEMORY_BYTES",
     "MAX_RUN_WALL_SECONDS",
     "MAX_RUN_CACHE_BYTES",
+    "MAX_PAGE_CACHE_BYTES",
+    "MAX_PAGE_CACHE_ENTRY_BYTES",
     "MAX_SOURCE",
     "MAX_SOURCE_BYTES",
     "MAX_STATEMENTS",
@@ -94,6 +96,11 @@ MAX_QUEUE_SECONDS = 15.0
 # The run cache (app/runs.py) keeps at most this many bytes of traces
 # (measured as MAX_TRACE_BYTES measures them), besides its count of runs.
 MAX_RUN_CACHE_BYTES = 256 * 1024 * 1024
+
+# The page cache (app/pagecache.py) keeps rendered step pages and fragments,
+# up to this many bytes in all, none larger than the second.
+MAX_PAGE_CACHE_BYTES = 64 * 1024 * 1024
+MAX_PAGE_CACHE_ENTRY_BYTES = 1024 * 1024
 
 
 # --- sharing (app/share.py) ---------------------------------------------------

@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.guard import EngineFailure, RunFailed
 from app.limits import MAX_BODY_BYTES
+from app.pagecache import PageCache
 from app.templating import templates
 from engine.limits import LimitExceeded
 from engine.scenario.errors import ScenarioError
@@ -223,7 +224,7 @@ def _limit_exceeded(request: Request, exc: Exception) -> Response:
 
 
 def install(app: FastAPI) -> None:
-    """Add the body limit, the security headers and the run error pages to `app`.
+    """Add the page cache, the body limit, the security headers and the error pages to `app`.
 
     Call it last: the middleware it adds wraps all added before.
     """
@@ -236,5 +237,6 @@ def install(app: FastAPI) -> None:
         """Swagger UI needs a CDN and inline scripts; the document it shows is here."""
         return RedirectResponse("/openapi.json")
 
+    app.add_middleware(PageCache)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     app.add_middleware(SecurityHeaders)
