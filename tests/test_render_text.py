@@ -81,7 +81,7 @@ def test_index_mismatch_is_marked_where_rmap_would_miss(faulted_pair: Run) -> No
     # !!             A's vm_pgoff moved under its folios: rmap looks elsewhere
     state = final(faulted_pair)
     vma_a = state.mm_vmas("main")[0]
-    state = replace(state, vmas=state.vmas.set(vma_a.id, replace(vma_a, vm_pgoff=0x10)))
+    state = state._replace(vmas=state.vmas.set(vma_a.id, replace(vma_a, vm_pgoff=0x10)))
     first, second = sorted(state.folios.keys())
     text = render_state(state, "main")
     lines = text.split("\n")
@@ -96,7 +96,7 @@ def test_folio_mapping_an_anon_vma_that_does_not_chain_the_vma(faulted_pair: Run
     state = final(faulted_pair)
     first = min(state.folios.keys())
     folio = state.folios[first]
-    state = replace(state, folios=state.folios.set(first, folio._replace(mapping=999)))
+    state = state._replace(folios=state.folios.set(first, folio._replace(mapping=999)))
     lines = render_state(state, "main").split("\n")
     assert lines[4] == " rmap ?."
     assert f" ? A page 0: folio#{first} maps av#999, not chaining it" in lines
