@@ -18,10 +18,13 @@ one being reachable. /docs redirects to the OpenAPI document, /openapi.json.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -223,6 +226,13 @@ def _limit_exceeded(request: Request, exc: Exception) -> Response:
     return _error_response(request, 422, "This scenario is over a limit", detail)
 
 
+def _validation_error(request: Request, exc: Exception) -> Response:
+    """FastAPI's 422, but ASCII JSON: an echoed lone surrogate (\\ud800) cannot be UTF-8."""
+    assert isinstance(exc, RequestValidationError)
+    body = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True)
+    return Response(body, status_code=422, media_type="application/json")
+
+
 def install(app: FastAPI) -> None:
     """Add the page cache, the body limit, the security headers and the error pages to `app`.
 
@@ -231,6 +241,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RunFailed, _run_failed)
     app.add_exception_handler(ScenarioError, _scenario_error)
     app.add_exception_handler(LimitExceeded, _limit_exceeded)
+    app.add_exception_handler(RequestValidationError, _validation_error)
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> RedirectResponse:
