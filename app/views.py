@@ -256,13 +256,13 @@ def step_view(run: Run, index: int, view: View = "step") -> StepView:
     step = run.steps[index]
     s = statement_of(run, index)
     st = run.statements[s]
-    locks = step.locks
+    locks = step.held
     if view == "before":
         state, changes, before = run.steps[st.first].state, Changes(), None
-        locks = run.steps[st.first].locks
+        locks = run.steps[st.first].held
     elif view == "after":
         state = run.steps[st.last - 1].state
-        locks = run.steps[st.last - 1].locks
+        locks = run.steps[st.last - 1].held
         changes = _union(run.steps[st.first : st.last])
         before = run.steps[st.first].state
     else:

@@ -46,7 +46,7 @@ _ANON_VMA_LOCK = re.compile(r"anon_vma rwsem \(write\) of anon_vma#(\d+)")
 def check(state: State, locks: tuple[str, ...] = ()) -> list[Violation]:
     """Every violation in a snapshot (empty when all is well).
 
-    `locks` are the locks held at that step (Step.locks): an rmap mismatch
+    `locks` are the locks held at that step (Step.held): an rmap mismatch
     on a folio whose anon_vma root is write-locked is marked `locked`.
     """
     held = {int(m.group(1)) for lock in locks if (m := _ANON_VMA_LOCK.search(lock))}

@@ -20,16 +20,23 @@ from engine.trace import Event, Step
 
 class Held:
     """A lock held for a `with` block (a plain class: the walk takes one per
-    folio, and a generator-based context manager costs several times more)."""
+    folio, and a generator-based context manager costs several times more).
 
-    __slots__ = ("_locks", "_name")
+    Besides the locks held now, the kernel notes every lock taken since the
+    last step, so a step lists the locks its work ran under even when they
+    were dropped before it closed (vma_complete() drops the anon_vma lock).
+    """
 
-    def __init__(self, locks: list[str], name: str) -> None:
+    __slots__ = ("_locks", "_taken", "_name")
+
+    def __init__(self, locks: list[str], taken: dict[str, None], name: str) -> None:
         self._locks = locks
+        self._taken = taken
         self._name = name
 
     def __enter__(self) -> None:
         self._locks.append(self._name)
+        self._taken[self._name] = None
 
     def __exit__(self, *exc: object) -> None:
         self._locks.remove(self._name)
@@ -59,6 +66,7 @@ class Kernel:
         self.steps: list[Step] = []
         self.statement = -1
         self._locks: list[str] = []
+        self._taken: dict[str, None] = {}
         self._editors: dict[str, PageTableEditor] = {}
         self._created: dict[str, None] = {}
         self._changed: dict[str, None] = {}
@@ -202,10 +210,11 @@ class Kernel:
 
     def lock(self, name: str) -> Held:
         """Hold a lock for the steps taken inside the `with` block."""
-        return Held(self._locks, name)
+        return Held(self._locks, self._taken, name)
 
     @property
     def locks(self) -> tuple[str, ...]:
+        """The locks held now, outermost first."""
         return tuple(self._locks)
 
     def event(self, function: str, decision: str, **values: object) -> None:
@@ -229,7 +238,8 @@ class Kernel:
             statement=self.statement,
             function=function,
             summary=summary,
-            locks=self.locks,
+            locks=tuple(dict.fromkeys([*self._locks, *self._taken])),
+            held=tuple(self._locks),
             created=tuple(self._created),
             changed=tuple(self._changed),
             freed=tuple(self._freed),
@@ -240,6 +250,7 @@ class Kernel:
         self.steps.append(step)
         self._created, self._changed, self._freed = {}, {}, {}
         self._events, self._warnings = [], []
+        self._taken = dict.fromkeys(self._locks)
         self._last = self.state
         return step
 

@@ -411,27 +411,28 @@ def move_page_tables(
     old_vpn, new_vpn, npages = old_addr >> PAGE_SHIFT, new_addr >> PAGE_SHIFT, length >> PAGE_SHIFT
     aligned = (old_addr - new_addr) % PMD_SIZE == 0
     whole = moved = 0
-    for pmd in table.pmd_indexes(old_vpn, old_vpn + npages):
-        lo, hi = max(pmd << 9, old_vpn), min((pmd + 1) << 9, old_vpn + npages)
-        leaf = table.leaf(pmd)
-        assert leaf is not None
-        full = hi - lo == HPAGE_PMD_NR
-        head = pt.get(lo)
-        if head is not None and head.pmd and not (full and aligned):
-            split_huge_pmd(k, mm, lo << PAGE_SHIFT)
-        dst_pmd = (lo + new_vpn - old_vpn) >> 9
-        if full and aligned and pt.table_is_none(dst_pmd):
-            pt.move_table(pmd, dst_pmd)
-            whole += 1
-            continue
-        for off in sorted(leaf):
-            vpn = (pmd << 9) | off
-            if lo <= vpn < hi:
-                entry = pt.get(vpn)
-                if entry is not None:
-                    pt.set(vpn, None)
-                    pt.set(vpn + new_vpn - old_vpn, entry)
-                    moved += 1
+    with k.lock("page-table locks of the old and new tables"):
+        for pmd in table.pmd_indexes(old_vpn, old_vpn + npages):
+            lo, hi = max(pmd << 9, old_vpn), min((pmd + 1) << 9, old_vpn + npages)
+            leaf = table.leaf(pmd)
+            assert leaf is not None
+            full = hi - lo == HPAGE_PMD_NR
+            head = pt.get(lo)
+            if head is not None and head.pmd and not (full and aligned):
+                split_huge_pmd(k, mm, lo << PAGE_SHIFT)
+            dst_pmd = (lo + new_vpn - old_vpn) >> 9
+            if full and aligned and pt.table_is_none(dst_pmd):
+                pt.move_table(pmd, dst_pmd)
+                whole += 1
+                continue
+            for off in sorted(leaf):
+                vpn = (pmd << 9) | off
+                if lo <= vpn < hi:
+                    entry = pt.get(vpn)
+                    if entry is not None:
+                        pt.set(vpn, None)
+                        pt.set(vpn + new_vpn - old_vpn, entry)
+                        moved += 1
     locks = "rmap locks taken" if need_rmap_locks or whole else "no rmap locks needed"
     k.step(
         "mm/mremap.c:move_page_tables",

@@ -27,11 +27,11 @@ def run_json(run: Run) -> dict[str, object]:
             item = step.as_dict()
             item["index"] = index
             # A step that changed nothing keeps the same State object: check it once.
-            if last is None or last[0] is not step.state or last[1] != step.locks:
+            if last is None or last[0] is not step.state or last[1] != step.held:
                 last = (
                     step.state,
-                    step.locks,
-                    [v.as_dict() for v in check(step.state, step.locks)],
+                    step.held,
+                    [v.as_dict() for v in check(step.state, step.held)],
                 )
             item["violations"] = last[2]
             inner.append(item)

@@ -38,12 +38,18 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One inner step of one statement, and the state after it."""
+    """One inner step of one statement, and the state after it.
+
+    `locks` are the locks the step's work ran under (taken at some point
+    during it); `held` those still held when it ended, as a racing reader
+    of the state after the step would find them.
+    """
 
     statement: int
     function: str
     summary: str
     locks: tuple[str, ...]
+    held: tuple[str, ...]
     created: tuple[str, ...]
     changed: tuple[str, ...]
     freed: tuple[str, ...]

@@ -11,6 +11,7 @@ with the very code that decided.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
@@ -394,19 +395,34 @@ def vma_expand(k: Kernel, vmg: VMG) -> VMA:
     assert target is not None
     nxt = vmg.next
     remove_next = nxt is not None and target.id != nxt.id and vmg.end == nxt.vm_end
-    if remove_next:
-        assert nxt is not None
-        dup_anon_vma(k, target, nxt)
-    if vmg.copied_from is not None:
-        dup_anon_vma(k, target, vmg.copied_from)
-    target = k.put_vma(
-        replace(k.vma(target.id), vm_start=vmg.start, vm_end=vmg.end, vm_pgoff=vmg.pgoff)
-    )
-    if remove_next:
-        assert nxt is not None
-        remove_merged_vma(k, nxt)
+    with vma_locks(k, target, nxt if remove_next else None):
+        if remove_next:
+            assert nxt is not None
+            dup_anon_vma(k, target, nxt)
+        if vmg.copied_from is not None:
+            dup_anon_vma(k, target, vmg.copied_from)
+        target = k.put_vma(
+            replace(k.vma(target.id), vm_start=vmg.start, vm_end=vmg.end, vm_pgoff=vmg.pgoff)
+        )
+        if remove_next:
+            assert nxt is not None
+            remove_merged_vma(k, nxt)
     k.sort_vmas(target.mm)
     return k.vma(target.id)
+
+
+def vma_locks(k: Kernel, *vmas: VMA | None) -> contextlib.ExitStack:
+    """Models vma_start_write() on each VMA a merge or split changes, and
+    vma_prepare()'s anon_vma_lock_write() on the target's anon_vma root."""
+    stack = contextlib.ExitStack()
+    present = [v for v in vmas if v is not None]
+    for vma in present:
+        stack.enter_context(k.lock(f"vma write lock vma#{vma.id}"))
+    anon = next((k.vma(v.id).anon_vma for v in present if k.vma(v.id).anon_vma), None)
+    if anon is not None:
+        root = k.anon_vma(anon).root
+        stack.enter_context(k.lock(f"anon_vma rwsem (write) of anon_vma#{root}"))
+    return stack
 
 
 def vma_merge_new_range(k: Kernel, vmg: VMG, fn: str = "vma_merge_new_range") -> VMA | None:
@@ -478,42 +494,47 @@ def vma_merge_existing_range(
         return None
     remove_middle = left_side and right_side
     prev, nxt = vmg.prev, vmg.next
-    if left and right:
-        assert prev is not None and nxt is not None
-        dup_anon_vma(k, prev, nxt if nxt.anon_vma is not None else middle)
-        target = k.put_vma(replace(k.vma(prev.id), vm_end=nxt.vm_end))
-        remove_merged_vma(k, middle)
-        remove_merged_vma(k, nxt)
-        how = "prev, middle and next"
-    elif left:
-        assert prev is not None
-        dup_anon_vma(k, prev, middle)
-        target = k.put_vma(replace(k.vma(prev.id), vm_end=end))
-        if remove_middle:
+    with vma_locks(k, prev if left else None, middle, nxt if right else None):
+        if left and right:
+            assert prev is not None and nxt is not None
+            dup_anon_vma(k, prev, nxt if nxt.anon_vma is not None else middle)
+            target = k.put_vma(replace(k.vma(prev.id), vm_end=nxt.vm_end))
             remove_merged_vma(k, middle)
-        else:
-            m = k.vma(middle.id)
-            k.put_vma(
-                replace(m, vm_start=end, vm_pgoff=m.vm_pgoff + ((end - m.vm_start) >> PAGE_SHIFT))
-            )
-        how = "prev"
-    else:
-        assert nxt is not None
-        dup_anon_vma(k, nxt, middle)
-        n = k.vma(nxt.id)
-        if remove_middle:
-            pglen = (end - start) >> PAGE_SHIFT
-            target = k.put_vma(replace(n, vm_start=start, vm_pgoff=n.vm_pgoff - pglen))
-            remove_merged_vma(k, middle)
-        else:
-            m = k.vma(middle.id)
-            k.put_vma(replace(m, vm_end=start))
-            target = k.put_vma(
-                replace(
-                    n, vm_start=start, vm_pgoff=n.vm_pgoff - ((n.vm_start - start) >> PAGE_SHIFT)
+            remove_merged_vma(k, nxt)
+            how = "prev, middle and next"
+        elif left:
+            assert prev is not None
+            dup_anon_vma(k, prev, middle)
+            target = k.put_vma(replace(k.vma(prev.id), vm_end=end))
+            if remove_middle:
+                remove_merged_vma(k, middle)
+            else:
+                m = k.vma(middle.id)
+                k.put_vma(
+                    replace(
+                        m, vm_start=end, vm_pgoff=m.vm_pgoff + ((end - m.vm_start) >> PAGE_SHIFT)
+                    )
                 )
-            )
-        how = "next"
+            how = "prev"
+        else:
+            assert nxt is not None
+            dup_anon_vma(k, nxt, middle)
+            n = k.vma(nxt.id)
+            if remove_middle:
+                pglen = (end - start) >> PAGE_SHIFT
+                target = k.put_vma(replace(n, vm_start=start, vm_pgoff=n.vm_pgoff - pglen))
+                remove_merged_vma(k, middle)
+            else:
+                m = k.vma(middle.id)
+                k.put_vma(replace(m, vm_end=start))
+                target = k.put_vma(
+                    replace(
+                        n,
+                        vm_start=start,
+                        vm_pgoff=n.vm_pgoff - ((n.vm_start - start) >> PAGE_SHIFT),
+                    )
+                )
+            how = "next"
     k.sort_vmas(target.mm)
     target = k.vma(target.id)
     k.event(fn, f"merged with {how}: vma#{target.id} now {target.vm_start:#x}-{target.vm_end:#x}")
@@ -540,22 +561,23 @@ def split_vma(k: Kernel, vma: VMA, addr: int, new_below: bool) -> tuple[VMA, VMA
 
     if len(k.mm(vma.mm).vmas) >= MAX_MAP_COUNT:
         raise SplitError
-    split_huge_pmd_address(k, vma, addr)
-    ident = k.new_id()
-    delta = (addr - vma.vm_start) >> PAGE_SHIFT
-    if new_below:
-        new = replace(vma, id=ident, vm_end=addr, avc=())
-    else:
-        new = replace(vma, id=ident, vm_start=addr, vm_pgoff=vma.vm_pgoff + delta, avc=())
-    if new.anon_vma is not None:
-        new = k.put_vma(new)
-        new = anon_vma_clone(k, new, vma)
-    if new_below:
-        vma = k.put_vma(replace(k.vma(vma.id), vm_start=addr, vm_pgoff=vma.vm_pgoff + delta))
-    else:
-        vma = k.put_vma(replace(k.vma(vma.id), vm_end=addr))
-    k.link_vma(new)
-    new = k.vma(ident)
+    with vma_locks(k, vma):
+        split_huge_pmd_address(k, vma, addr)
+        ident = k.new_id()
+        delta = (addr - vma.vm_start) >> PAGE_SHIFT
+        if new_below:
+            new = replace(vma, id=ident, vm_end=addr, avc=())
+        else:
+            new = replace(vma, id=ident, vm_start=addr, vm_pgoff=vma.vm_pgoff + delta, avc=())
+        if new.anon_vma is not None:
+            new = k.put_vma(new)
+            new = anon_vma_clone(k, new, vma)
+        if new_below:
+            vma = k.put_vma(replace(k.vma(vma.id), vm_start=addr, vm_pgoff=vma.vm_pgoff + delta))
+        else:
+            vma = k.put_vma(replace(k.vma(vma.id), vm_end=addr))
+        k.link_vma(new)
+        new = k.vma(ident)
     return (new, vma) if new_below else (vma, new)
 
 

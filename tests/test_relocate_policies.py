@@ -39,7 +39,7 @@ def relocate(src: str, dst: str) -> str:
 def rmap_misses(run: Run) -> list[str]:
     """The rmap violations left in the final state (none may be hidden by a lock)."""
     last = run.steps[-1]
-    return [v.message for v in check(last.state, last.locks) if v.kind == "rmap"]
+    return [v.message for v in check(last.state, last.held) if v.kind == "rmap"]
 
 
 def vma_extents(run: Run) -> list[tuple[int, int]]:
