@@ -118,7 +118,7 @@ def test_gallery_to_scenario_keys_and_buttons_see_a_merge(page: object, server: 
     # back through the statement: before the last mprotect there were three VMAs
     pg.get_by_role("link", name="Previous statement").click()
     pg.wait_for_function(
-        "document.querySelector('#source .current code').textContent.includes('PROT_READ)')"
+        "() => document.querySelector('#source .current code').textContent.includes('PROT_READ)')"
     )
     pg.get_by_role("link", name="After the statement").click()
     pg.wait_for_selector('.viewtoggle a[aria-current="page"]:text("After the statement")')
@@ -126,13 +126,13 @@ def test_gallery_to_scenario_keys_and_buttons_see_a_merge(page: object, server: 
     pg.get_by_role("link", name="Next statement").click()
     pg.get_by_role("link", name="After the statement").click()
     pg.wait_for_function(
-        "document.querySelector('dd[data-count=\"vmas\"]').textContent.trim() === '1'"
+        "() => document.querySelector('dd[data-count=\"vmas\"]').textContent.trim() === '1'"
     )
     assert pg.locator("svg.vma-map g.vma").count() == 1
     pg.keyboard.press("Home")
     wait_step(pg, 0)
     pg.go_back()
-    pg.wait_for_function("document.querySelector('#state').dataset.step !== '0'")
+    pg.wait_for_function("() => document.querySelector('#state').dataset.step !== '0'")
 
 
 def test_scrubber_moves_the_state(page: object) -> None:
@@ -150,7 +150,7 @@ def test_playground_shows_a_folio_index_change(page: object) -> None:
     pg = page
     pg.goto("/play?" + urlencode({"source": source}))
     # htmx must be listening before a key press is turned into a swap.
-    pg.wait_for_function("window.htmx !== undefined && document.readyState === 'complete'")
+    pg.wait_for_function("() => window.htmx !== undefined && document.readyState === 'complete'")
     pg.keyboard.press("End")
     last = int(pg.get_attribute("#step-range", "max"))
     wait_step(pg, last)
@@ -170,7 +170,7 @@ def test_playground_shows_a_folio_index_change(page: object) -> None:
     after = seen.locator("td.index").text_content()
     pg.get_by_role("link", name="Previous step").click()
     row = pg.locator(f'table.folios tr[data-folio="{folio}"]').first
-    pg.wait_for_function(f"document.querySelector('#state').dataset.step === '{n - 1}'")
+    pg.wait_for_function(f"() => document.querySelector('#state').dataset.step === '{n - 1}'")
     assert row.locator("td.index").text_content() != after
 
 
