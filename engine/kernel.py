@@ -250,7 +250,7 @@ class Kernel:
         self.steps.append(step)
         self._created, self._changed, self._freed = {}, {}, {}
         self._events, self._warnings = [], []
-        self._taken = dict.fromkeys(self._locks)
+        self._taken = {}
         self._last = self.state
         return step
 
