@@ -35,7 +35,7 @@ def parse_header(slug: str, source: str) -> GalleryEntry:
         elif text.startswith("Note:"):
             note.append(text[5:].strip())
             in_note = True
-        elif in_note and text:
+        elif in_note and text and not text.startswith("@"):
             note.append(text)
     return GalleryEntry(slug, title, " ".join(note), source)
 
