@@ -154,15 +154,18 @@ def _thp_get_unmapped_area(k: Kernel, mm: str, length: int) -> int:
     return aligned
 
 
+def calc_vm_prot_bits(prot: int) -> int:
+    """Models include/linux/mman.h:calc_vm_prot_bits(): PROT_* to VM_*."""
+    return (
+        (VM_READ if prot & PROT["PROT_READ"] else 0)
+        | (VM_WRITE if prot & PROT["PROT_WRITE"] else 0)
+        | (VM_EXEC if prot & PROT["PROT_EXEC"] else 0)
+    )
+
+
 def calc_vm_flags(prot: int, flags: int) -> int:
     """Models calc_vm_prot_bits() | calc_vm_flag_bits() | VM_MAY*."""
-    vm = VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC
-    if prot & PROT["PROT_READ"]:
-        vm |= VM_READ
-    if prot & PROT["PROT_WRITE"]:
-        vm |= VM_WRITE
-    if prot & PROT["PROT_EXEC"]:
-        vm |= VM_EXEC
+    vm = calc_vm_prot_bits(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC
     if flags & MAP["MAP_GROWSDOWN"]:
         vm |= VM_GROWSDOWN
     if flags & MAP["MAP_LOCKED"]:

@@ -15,16 +15,14 @@ from engine.memory import change_protection
 from engine.mm_types import (
     VM_ACCESS_FLAGS,
     VM_ACCOUNT,
-    VM_EXEC,
     VM_GROWSDOWN,
     VM_HUGETLB,
     VM_NORESERVE,
-    VM_READ,
     VM_SHARED,
     VM_WRITE,
     VMA,
 )
-from engine.mmap import page_align
+from engine.mmap import calc_vm_prot_bits, page_align
 from engine.scenario.constants import PAGE_SIZE, PROT
 from engine.vma import SplitError, find_vma, find_vma_prev, vma_modify
 
@@ -32,18 +30,6 @@ PROT_GROWSDOWN = 0x01000000
 PROT_GROWSUP = 0x02000000
 PROT_SEM = 0x8
 VALID_PROT = PROT["PROT_READ"] | PROT["PROT_WRITE"] | PROT["PROT_EXEC"] | PROT_SEM
-
-
-def calc_vm_prot_bits(prot: int) -> int:
-    """Models include/linux/mman.h:calc_vm_prot_bits()."""
-    flags = 0
-    if prot & PROT["PROT_READ"]:
-        flags |= VM_READ
-    if prot & PROT["PROT_WRITE"]:
-        flags |= VM_WRITE
-    if prot & PROT["PROT_EXEC"]:
-        flags |= VM_EXEC
-    return flags
 
 
 def do_mprotect(k: Kernel, mm: str, start: int, length: int, prot: int) -> None:

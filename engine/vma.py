@@ -234,59 +234,44 @@ def is_mergeable_anon_vma(vmg: VMG, tgt: VMA) -> Verdict:
     )
 
 
-def can_vma_merge_before(vmg: VMG, nxt: VMA) -> Verdict:
-    """Models mm/vma.c:can_vma_merge_before(): may the range join next?"""
-    v = is_mergeable_vma(vmg, nxt)
+def _contiguous(vmg: VMG, tgt: VMA, rule: str, expected: int, found: int, sums: str) -> Verdict:
+    """The checks both sides share: attributes, anon_vma, then vm_pgoff.
+
+    `sums` shows how `expected` was computed ("0x7f0 + 5"), for the sentence.
+    """
+    v = is_mergeable_vma(vmg, tgt)
     if not v.ok:
         return v
-    a = is_mergeable_anon_vma(vmg, nxt)
+    a = is_mergeable_anon_vma(vmg, tgt)
     if not a.ok:
         return a
+    values = a.values + (("expected_pgoff", f"{expected:#x}"), ("found_pgoff", f"{found:#x}"))
+    if found != expected:
+        why = f"pgoff {found:#x} != {sums}" + _pgoff_hint(vmg)
+        return Verdict(False, why, f"{rule}: vm_pgoff", values)
+    return Verdict(True, f"{a.why}; pgoff {found:#x} == {sums}", rule, values)
+
+
+def can_vma_merge_before(vmg: VMG, nxt: VMA) -> Verdict:
+    """Models mm/vma.c:can_vma_merge_before(): may the range join next?
+
+    next must start where the range's pages end: next.vm_pgoff ==
+    vmg.pgoff + pages of the range.
+    """
     pglen = (vmg.end - vmg.start) >> PAGE_SHIFT
-    values = a.values + (
-        ("expected_pgoff", f"{vmg.pgoff + pglen:#x}"),
-        ("found_pgoff", f"{nxt.vm_pgoff:#x}"),
-    )
-    if nxt.vm_pgoff != vmg.pgoff + pglen:
-        return Verdict(
-            False,
-            f"pgoff {nxt.vm_pgoff:#x} != {vmg.pgoff:#x} + {pglen}" + _pgoff_hint(vmg),
-            "can_vma_merge_before: vm_pgoff",
-            values,
-        )
-    return Verdict(
-        True,
-        f"{a.why}; pgoff {nxt.vm_pgoff:#x} == {vmg.pgoff:#x} + {pglen}",
-        "can_vma_merge_before",
-        values,
-    )
+    sums = f"{vmg.pgoff:#x} + {pglen}"
+    return _contiguous(vmg, nxt, "can_vma_merge_before", vmg.pgoff + pglen, nxt.vm_pgoff, sums)
 
 
 def can_vma_merge_after(vmg: VMG, prev: VMA) -> Verdict:
-    """Models mm/vma.c:can_vma_merge_after(): may the range join prev?"""
-    v = is_mergeable_vma(vmg, prev)
-    if not v.ok:
-        return v
-    a = is_mergeable_anon_vma(vmg, prev)
-    if not a.ok:
-        return a
-    values = a.values + (
-        ("expected_pgoff", f"{prev.vm_pgoff + prev.pages:#x}"),
-        ("found_pgoff", f"{vmg.pgoff:#x}"),
-    )
-    if prev.vm_pgoff + prev.pages != vmg.pgoff:
-        return Verdict(
-            False,
-            f"pgoff {vmg.pgoff:#x} != {prev.vm_pgoff:#x} + {prev.pages}" + _pgoff_hint(vmg),
-            "can_vma_merge_after: vm_pgoff",
-            values,
-        )
-    return Verdict(
-        True,
-        f"{a.why}; pgoff {vmg.pgoff:#x} == {prev.vm_pgoff:#x} + {prev.pages}",
-        "can_vma_merge_after",
-        values,
-    )
+    """Models mm/vma.c:can_vma_merge_after(): may the range join prev?
+
+    The range must continue prev's pages: vmg.pgoff == prev.vm_pgoff +
+    pages of prev.
+    """
+    expected = prev.vm_pgoff + prev.pages
+    sums = f"{prev.vm_pgoff:#x} + {prev.pages}"
+    return _contiguous(vmg, prev, "can_vma_merge_after", expected, vmg.pgoff, sums)
 
 
 def _pgoff_hint(vmg: VMG) -> str:
