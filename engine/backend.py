@@ -46,3 +46,8 @@ class Backend(Protocol):
     def maps(self) -> dict[str, list[str]]:
         """Every live process's VMAs as /proc/PID/maps prints them."""
         ...
+
+    def resident(self) -> dict[str, dict[str, int]]:
+        """Every live process's resident pages per VMA ("start-end" ->
+        pages), as /proc/PID/smaps counts Rss (the zero page not counted)."""
+        ...

@@ -23,12 +23,11 @@ from engine.report import run_json
 from engine.scenario import ast
 from engine.scenario.constants import MREMAP
 from engine.scenario.errors import ScenarioError
-from engine.scenario.interpret import run as interpret_run
-from engine.scenario.interpret import step_record
 from engine.scenario.parse import parse
 from engine.simulation import Run, run_scenario
 from engine.verify.compare import compare
 from engine.verify.real import NotMainline, RealMachine, RealMachineError
+from engine.verify.steps import recorded, simulated
 
 EXIT_OK = 0
 EXIT_DIFFERENT = 1
@@ -166,7 +165,7 @@ def _verify(args: argparse.Namespace) -> int:
     if used:
         raise _proposed(name, " and ".join(used))
     run = run_scenario(scenario)
-    sim_steps = [statement.record() for statement in run.statements]
+    sim_steps = simulated(run)
     real_steps = _real_steps(name, scenario)
     return _report(run, sim_steps, real_steps)
 
@@ -183,11 +182,7 @@ def _real_steps(name: str, scenario: ast.Scenario) -> list[dict[str, object]]:
     steps: list[dict[str, object]] = []
     try:
         with RealMachine() as machine:
-            try:
-                for outcome in interpret_run(scenario, _MainlineOnly(name, machine)):
-                    steps.append({**step_record(outcome), "maps": machine.maps()})
-            except ScenarioError:
-                pass  # the simulated run stops at the same statement
+            steps = recorded(scenario, _MainlineOnly(name, machine))
     except NotMainline as e:
         raise _Failure(f"{name}: {e}: only the simulated kernel has it", EXIT_UNCHECKABLE) from None
     except RealMachineError as e:
@@ -257,3 +252,6 @@ class _MainlineOnly:
 
     def maps(self) -> dict[str, list[str]]:
         return self._machine.maps()
+
+    def resident(self) -> dict[str, dict[str, int]]:
+        return self._machine.resident()

@@ -194,10 +194,25 @@ def _dontneed(k: Kernel, prev: VMA | None, vma: VMA, start: int, end: int) -> VM
 
 
 def _free(k: Kernel, prev: VMA | None, vma: VMA, start: int, end: int) -> VMA:
-    """Models madvise_free_single_vma(): private anonymous memory only; the
-    pages stay mapped until reclaim finds them clean (not modelled)."""
+    """Models madvise_free_single_vma(): private anonymous memory only.
+
+    Each exclusive folio wholly in the range is marked lazyfree with clean
+    PTEs (madvise_free_pte_range): it stays mapped, and reclaim may drop it
+    without swap unless a write dirties it first.
+    """
     if not vma.is_anonymous() or vma.vm_flags & (VM_LOCKED | VM_PFNMAP | VM_HUGETLB):
         raise SyscallError("EINVAL", "MADV_FREE needs private anonymous memory")
+    marked: dict[int, Folio] = {}
+    for vpn, pte in k.pagetable(vma.mm).items(start >> PAGE_SHIFT, end >> PAGE_SHIFT):
+        if pte.kind != PRESENT or pte.folio == ZERO_PAGE or pte.folio in marked:
+            continue
+        folio = k.folio(pte.folio)
+        head = vpn - pte.page
+        inside = head >= start >> PAGE_SHIFT and head + folio.nr_pages <= end >> PAGE_SHIFT
+        if inside and folio.total_mapcount == folio.nr_pages and not folio.shmem:
+            marked[folio.id] = folio._replace(lazyfree=True)
+    k.put_folios(list(marked.values()))
+    k.step("mm/madvise.c:madvise_free_single_vma", f"{len(marked)} folio(s) marked lazyfree")
     return vma
 
 
@@ -211,19 +226,61 @@ def _remove(k: Kernel, prev: VMA | None, vma: VMA, start: int, end: int) -> VMA:
 
 
 def _pageout(k: Kernel, prev: VMA | None, vma: VMA, start: int, end: int) -> VMA:
-    """Models madvise_pageout(): reclaim the range's exclusive folios."""
+    """Models madvise_pageout() and shrink_folio_list() with no swap device.
+
+    The machines this models have no swap (as the test hosts have none; the
+    engine's `swapout()` call reclaims as if one were configured). Only
+    folios mapped by this mapping alone, unpinned, are taken: a clean
+    lazyfree (MADV_FREE'd) anonymous folio is unmapped and freed; a shmem
+    folio is unmapped, then kept in the page cache when writing it out
+    fails for want of swap; other anonymous folios stay.
+    """
     if vma.vm_flags & (VM_LOCKED | VM_PFNMAP | VM_HUGETLB):
         raise SyscallError("EINVAL", "MADV_PAGEOUT on a locked or special mapping")
-    count = swap_out_range(k, vma, start, end)
-    k.step("mm/madvise.c:madvise_pageout", f"{count} pages written to swap")
+    size = HPAGE_PMD_NR << PAGE_SHIFT
+    for edge in (start, end):
+        if edge % size:
+            split_huge_pmd(k, vma.mm, edge & ~(size - 1))
+    table = k.pagetable(vma.mm)
+    pt = k.pt(vma.mm)
+    folios: dict[int, Folio] = {}
+    dropped = unmapped = 0
+    for vpn, pte in table.items(start >> PAGE_SHIFT, end >> PAGE_SHIFT):
+        if pte.kind != PRESENT or pte.folio == ZERO_PAGE:
+            continue
+        folio = folios.get(pte.folio) or k.folio(pte.folio)
+        if folio.total_mapcount != folio.nr_pages and pte.folio not in folios:
+            continue  # mapped elsewhere too: not this mapping's to reclaim
+        if folio.maybe_dma_pinned() or not (folio.lazyfree or folio.shmem is not None):
+            continue
+        pt.set(vpn, None)
+        counts = list(folio.mapcount)
+        counts[pte.page] -= 1
+        folio = folio._replace(mapcount=tuple(counts))
+        folios[folio.id] = folio
+        if folio.shmem is None:
+            dropped += 1
+        else:
+            unmapped += 1
+    for folio in folios.values():
+        if folio.total_mapcount == 0 and folio.shmem is None:
+            k.free_folio(folio.id)
+        else:
+            k.put_folio(folio)
+    k.event(
+        "shrink_folio_list",
+        f"no swap device: {dropped} lazyfree page(s) discarded, {unmapped} shmem page(s)"
+        " unmapped and kept in the page cache; other anonymous pages stay",
+    )
+    k.step("mm/madvise.c:madvise_pageout", f"{dropped + unmapped} page(s) reclaimed")
     return vma
 
 
 def swap_out_range(k: Kernel, vma: VMA, start: int, end: int) -> int:
     """Models reclaim of anonymous folios to swap (shrink_folio_list()).
 
-    This machine model has a swap device: each page of an exclusive,
-    unpinned anonymous folio becomes a swap entry and the folio is freed.
+    With a swap device, each page of an exclusive, unpinned anonymous folio
+    becomes a swap entry and the folio is freed.
     Folios mapped more than once or pinned are skipped, as reclaim does.
     """
     size = HPAGE_PMD_NR << PAGE_SHIFT
@@ -252,8 +309,9 @@ def swap_out_range(k: Kernel, vma: VMA, start: int, end: int) -> int:
 
 
 def swap_out(k: Kernel, mm: str, start: int, length: int) -> None:
-    """The engine's `swapout(addr, len)`: reclaim a range as if under memory
-    pressure, so a scenario can put swap entries where it wants them."""
+    """The engine's `swapout(addr, len)`: reclaim a range to a swap device
+    (as if one were configured), so a scenario can put swap entries where it
+    wants them."""
     end = start + page_align(length)
     vma = find_vma(k.state, mm, start)
     if vma is None or vma.vm_start > start or vma.vm_end < end:

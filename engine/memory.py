@@ -356,6 +356,12 @@ def _fault_existing(k: Kernel, vma: VMA, addr: int, pte: Pte, write: bool) -> VM
         pt.set(vpn, pte._replace(kind=PRESENT))
         k.event("migration_entry_wait", f"migration of folio#{pte.folio} completes at {addr:#x}")
         pte = pt.get(vpn) or pte
+    if write and pte.folio != ZERO_PAGE:
+        folio = k.folio(pte.folio)
+        if folio.lazyfree:
+            # The write dirties the PTE: reclaim must keep the folio again.
+            k.put_folio(folio._replace(lazyfree=False))
+            k.event("do_wp_page", f"write to MADV_FREE'd folio#{folio.id}: dirty, kept")
     if not write or pte.write:
         return vma
     return do_wp_page(k, vma, addr, pte)

@@ -156,6 +156,8 @@ class Folio(NamedTuple):
     entire_mapcount: int = 0
     pincount: int = 0
     shmem: int | None = None
+    lazyfree: bool = False
+    """MADV_FREE'd and still clean: reclaim may drop it without swap."""
 
     @property
     def nr_pages(self) -> int:

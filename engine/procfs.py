@@ -7,6 +7,7 @@ as "/dev/zero (deleted)" on device 00:01.
 """
 
 from engine.mm_types import VM_EXEC, VM_MAYSHARE, VM_READ, VM_WRITE, VMA, State
+from engine.pagetable import PRESENT, ZERO_PAGE
 from engine.scenario.constants import PAGE_SHIFT
 
 
@@ -23,6 +24,24 @@ def maps_line(state: State, vma: VMA) -> str:
         inode = state.shmem[vma.shmem].inode
         return f"{head} {vma.vm_pgoff << PAGE_SHIFT:08x} 00:01 {inode} /dev/zero (deleted)"
     return f"{head} 00000000 00:00 0"
+
+
+def resident_pages(state: State) -> dict[str, dict[str, int]]:
+    """Models smaps' Rss per VMA: present entries mapping a real page (the
+    zero page is not counted), keyed "start-end" as maps prints the range."""
+    found: dict[str, dict[str, int]] = {}
+    for name in state.processes:
+        table = state.processes[name].pagetable
+        pages: dict[str, int] = {}
+        for vma in state.mm_vmas(name):
+            count = sum(
+                1
+                for _, pte in table.items(vma.vm_start >> PAGE_SHIFT, vma.vm_end >> PAGE_SHIFT)
+                if pte.kind == PRESENT and pte.folio != ZERO_PAGE
+            )
+            pages[f"{vma.vm_start:08x}-{vma.vm_end:08x}"] = count
+        found[name] = pages
+    return found
 
 
 def proc_maps(state: State) -> dict[str, list[str]]:

@@ -23,7 +23,7 @@ from engine.limits import LimitExceeded, Limits
 from engine.memory import handle_mm_fault
 from engine.mm_types import State
 from engine.mremap import POLICIES
-from engine.procfs import proc_maps
+from engine.procfs import proc_maps, resident_pages
 from engine.scenario import ast
 from engine.scenario.constants import PAGE_SIZE
 from engine.scenario.errors import ScenarioError
@@ -139,6 +139,9 @@ class Simulation:
 
     def maps(self) -> dict[str, list[str]]:
         return proc_maps(self.kernel.state)
+
+    def resident(self) -> dict[str, dict[str, int]]:
+        return resident_pages(self.kernel.state)
 
 
 def _fault_vma_range(k: Kernel, process: str, start: int, end: int, write: bool) -> str:

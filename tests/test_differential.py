@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from engine.scenario.interpret import run, step_record
 from engine.scenario.parse import parse
 from engine.simulation import run_source
 from engine.verify.compare import Difference, compare
 from engine.verify.real import RealMachine, executor_path
+from engine.verify.steps import recorded, simulated
 from tests.conftest import real_kernel_unavailable
 from tests.scenario_gen import cases, generate
 
@@ -35,14 +35,9 @@ def _executor() -> None:
 
 
 def real_steps(source: str) -> list[dict[str, Any]]:
-    """The scenario's steps on the host kernel, in the JSON contract's form."""
-    steps = []
+    """The scenario's steps on the host kernel, with resident pages."""
     with RealMachine() as machine:
-        for outcome in run(parse(source), machine):
-            record = step_record(outcome)
-            record["maps"] = machine.maps()
-            steps.append(record)
-    return steps
+        return recorded(parse(source), machine)
 
 
 def sim_steps(source: str) -> tuple[list[dict[str, Any]], str | None]:
@@ -56,7 +51,7 @@ def sim_steps(source: str) -> tuple[list[dict[str, Any]], str | None]:
     except Exception as err:  # noqa: BLE001 - any crash is a finding, reported with the scenario
         frames = traceback.format_exception(err)[-6:]
         return [], "the simulator crashed:\n" + "".join(frames)
-    return [statement.record() for statement in result.statements], result.error
+    return simulated(result), result.error
 
 
 def numbered(source: str) -> str:

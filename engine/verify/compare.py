@@ -107,6 +107,24 @@ def _compare_step(sim: Mapping[str, Any], real: Mapping[str, Any]) -> list[Diffe
                     None if real_lines is None else tuple(real_lines),
                 )
             )
+        elif "resident" in sim and "resident" in real:
+            sim_pages = sim["resident"].get(name, {})
+            real_pages = real["resident"].get(name, {})
+            differ = sorted(
+                vma
+                for vma in sim_pages.keys() | real_pages.keys()
+                if sim_pages.get(vma) != real_pages.get(vma)
+            )
+            if differ:
+                out.append(
+                    Difference(
+                        line,
+                        source,
+                        f"resident:{name}",
+                        tuple(f"{vma} {sim_pages.get(vma)} pages" for vma in differ),
+                        tuple(f"{vma} {real_pages.get(vma)} pages" for vma in differ),
+                    )
+                )
     return out
 
 

@@ -167,9 +167,10 @@ static void guarded_access(uint64_t op, const uint64_t *arg)
 	reply(REPLY_OK, 0, 0, 0);
 }
 
-static void send_maps(void)
+/* /proc/self/maps, or /proc/self/smaps when asked (resident pages). */
+static void send_maps(uint64_t smaps)
 {
-	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	int fd = open(smaps ? "/proc/self/smaps" : "/proc/self/maps", O_RDONLY | O_CLOEXEC);
 	size_t len = 0;
 	ssize_t n;
 
@@ -244,7 +245,7 @@ static void run(const struct command *c, int fd)
 		do_fork(fd);
 		return;
 	case OP_MAPS:
-		send_maps();
+		send_maps(a[0]);
 		break;
 	default:
 		reply(REPLY_ERRNO, ENOSYS, 0, 0);

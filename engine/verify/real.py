@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -52,6 +53,7 @@ _OP_STORE = 7
 _OP_LOAD = 8
 _OP_FORK = 9
 _OP_MAPS = 10
+_VMA_LINE = re.compile(r"^[0-9a-f]+-[0-9a-f]+ ")
 
 _COMMAND = struct.Struct("=7Q")
 _REPLY = struct.Struct("=qqQ")
@@ -269,6 +271,25 @@ class RealMachine:
             for name, p in self._processes.items()
         }
 
+    def resident(self) -> dict[str, dict[str, int]]:
+        """Each process's resident pages per scenario VMA ("start-end" ->
+        pages), from the Rss lines of /proc/PID/smaps. The zero page does not
+        count, as in the kernel's smaps walk."""
+        if self._closed is not None:
+            raise RealMachineError(self._closed)
+        found: dict[str, dict[str, int]] = {}
+        for name, p in self._processes.items():
+            pages: dict[str, int] = {}
+            current: str | None = None
+            for line in self._read_maps(p, smaps=True):
+                if _VMA_LINE.match(line):
+                    header = normalise_maps_line(line)
+                    current = header.split()[0] if self._is_scenario(header) else None
+                elif current is not None and line.startswith("Rss:"):
+                    pages[current] = int(line.split()[1]) // 4
+            found[name] = pages
+        return found
+
     def close(self) -> None:
         """Kill every executor, descendants first, and wait until each is gone.
 
@@ -322,11 +343,15 @@ class RealMachine:
                 f"executor {p.name!r} could not turn off ASLR (personality {persona:#x})"
             )
 
-    def _read_maps(self, p: _Process) -> list[str]:
-        kind, value, text = self._call(p, _OP_MAPS, [], "maps")
+    def _read_maps(self, p: _Process, smaps: bool = False) -> list[str]:
+        kind, value, text = self._call(p, _OP_MAPS, [int(smaps)], "smaps" if smaps else "maps")
         if kind != _REPLY_OK:
             raise RealMachineError(f"{p.name!r} could not read its maps: errno {value}")
-        return [normalise_maps_line(line) for line in text.decode().splitlines()]
+        return (
+            text.decode().splitlines()
+            if smaps
+            else [normalise_maps_line(line) for line in text.decode().splitlines()]
+        )
 
     def _call(
         self,
