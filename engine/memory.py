@@ -377,6 +377,12 @@ def do_wp_page(k: Kernel, vma: VMA, addr: int, pte: Pte) -> VMA:
     """
     pt = k.pt(vma.mm)
     vpn = addr >> PAGE_SHIFT
+    if pte.pmd and pte.folio == ZERO_PAGE:
+        # do_huge_zero_wp_pmd(): a write to the huge zero page gets a THP.
+        haddr = addr & ~((HPAGE_PMD_NR << PAGE_SHIFT) - 1)
+        vma = _fault_new(k, vma, [(haddr >> PAGE_SHIFT, True)])
+        k.event("do_huge_zero_wp_pmd", f"write to the huge zero page at {haddr:#x}: a new THP")
+        return vma
     if pte.pmd:
         split_huge_pmd(k, vma.mm, addr & ~((HPAGE_PMD_NR << PAGE_SHIFT) - 1))
         pte = pt.get(vpn) or pte

@@ -35,6 +35,7 @@ FAMILIES = (
     "multi_vma",
     "fork",
     "placement",
+    "thp",
 )
 
 # How many seeds each family is run with by the differential test.
@@ -48,6 +49,7 @@ SEEDS = {
     "multi_vma": 80,
     "fork": 90,
     "placement": 50,
+    "thp": 40,
 }
 
 PRIVATE = "MAP_PRIVATE | MAP_ANONYMOUS"
@@ -679,6 +681,57 @@ def _placement(b: Builder) -> None:
             names.append(name)
 
 
+def _thp(b: Builder) -> None:
+    """MADV_HUGEPAGE regions in a 2 MiB-aligned area: PMD faults, the huge
+    zero page, PMD splits by mprotect, munmap, DONTNEED and misaligned
+    moves, and COW of a THP after fork (resident pages tell them apart)."""
+    rng = b.rng
+    huge = 512  # pages in 2 MiB
+    b.emit(f"char *t = mmap(NULL, {8 * huge} * page_size, PROT_NONE, {PRIVATE}, -1, 0);")
+    names: list[tuple[str, int, int]] = []
+    for slot in rng.sample(range(1, 7), rng.randint(1, 3)):
+        n = rng.choice((huge, 2 * huge, huge + 64))
+        name = b.fresh("h")
+        b.emit(
+            f"char *{name} = mmap(t + {slot * huge} * page_size, {n} * page_size, {RW}, {PRIVATE} | MAP_FIXED, -1, 0);"
+        )
+        if rng.random() < 0.8:
+            b.emit(f"madvise({name}, {n} * page_size, MADV_HUGEPAGE);")
+        names.append((name, slot * huge, n))
+    forked = False
+    for _ in range(rng.randint(4, 14)):
+        name, base, n = rng.choice(names)
+        page = rng.randrange(n)
+        r = rng.random()
+        who = "child" if forked and rng.random() < 0.4 else "main"
+        if r < 0.35:
+            b.emit(f"{name}[{page} * page_size + {rng.randrange(4096)}] = 'h';", who)
+        elif r < 0.45:
+            b.emit(f"char {b.fresh('v')} = {name}[{page} * page_size];", who)
+        elif r < 0.55:
+            b.emit(f"mprotect({name} + {page} * page_size, page_size, PROT_READ);", who)
+        elif r < 0.62:
+            b.emit(
+                f"madvise({name} + {page} * page_size, {rng.choice((1, 16, huge))} * page_size, MADV_DONTNEED);",
+                who,
+            )
+        elif r < 0.7:
+            b.emit(f"munmap({name} + {page} * page_size, {rng.choice((1, 8))} * page_size);", who)
+        elif r < 0.85:
+            length = rng.choice((huge, 64, 1))
+            dest = rng.choice((7 * huge, 7 * huge + 16, 0, 16))
+            b.emit(
+                f"char *{b.fresh('r')} = mremap({name}, {length} * page_size, {length} * page_size,"
+                f" MREMAP_MAYMOVE | MREMAP_FIXED, t + {dest} * page_size);",
+                who,
+            )
+        elif not forked:
+            b.emit("pid_t child = fork();")
+            forked = True
+        else:
+            b.emit(f"memset({name} + {page} * page_size, 'c', page_size);", who)
+
+
 _FAMILY_FUNCS: dict[str, Callable[[Builder], None]] = {
     "mmap_fault": _mmap_fault,
     "mprotect": _mprotect,
@@ -689,6 +742,7 @@ _FAMILY_FUNCS: dict[str, Callable[[Builder], None]] = {
     "multi_vma": _multi_vma,
     "fork": _fork,
     "placement": _placement,
+    "thp": _thp,
 }
 
 
@@ -697,7 +751,7 @@ def generate(seed: int, family: str) -> str:
     if family not in _FAMILY_FUNCS:
         raise ValueError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
     rng = random.Random(f"{family}:{seed}")
-    b = Builder(rng, carveout=family != "placement")
+    b = Builder(rng, carveout=family not in ("placement", "thp"))
     b.lines.insert(0, f"// {family} #{seed} (tests/scenario_gen.py)")
     _FAMILY_FUNCS[family](b)
     return b.text()
