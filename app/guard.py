@@ -48,6 +48,8 @@ log = logging.getLogger("mremap_viz.guard")
 
 # Runs a worker serves before it is replaced (bounds fragmentation and leaks).
 RUNS_PER_WORKER = 1000
+# Seconds a new worker may take to import the engine, apart from any run's bounds.
+STARTUP_SECONDS = 60
 
 
 class RunFailed(Exception):
@@ -167,6 +169,7 @@ def _worker_main(conn: Connection, memory: int, cpu_seconds: int, max_trace: int
     signal.signal(signal.SIGXCPU, _on_sigxcpu)
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    conn.send(("ready",))
     while True:
         try:
             source, policy, limits = conn.recv()
@@ -214,6 +217,16 @@ class _Worker:
         child.close()
         self.conn = Connection(parent.detach())
         self.runs = 0
+        # Starting (imports) is not the run's time: wait for the worker apart from the run.
+        try:
+            ready = self.conn.poll(STARTUP_SECONDS) and self.conn.recv() == ("ready",)
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            self.kill()
+            raise RunBusy(
+                f"a worker did not start within {STARTUP_SECONDS} s; try again shortly", None
+            )
 
     def is_alive(self) -> bool:
         return self.process.poll() is None
