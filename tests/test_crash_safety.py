@@ -1,0 +1,122 @@
+"""kill -9 the server while shares are being written: every acknowledged
+link must resolve after a restart, and the store must be intact.
+
+A real server process (python -m app) on loopback, a temporary data
+directory, threads posting distinct scenarios to /api/share, SIGKILL at
+three moments, then a restart on the same directory.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.store import SQLITE_FILE
+
+ROOT = Path(__file__).resolve().parents[1]
+WRITERS = 6
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(data: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "MREMAP_VIZ_DATA": str(data)}
+    env.pop("DATABASE_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/index.json", timeout=0.5)
+            return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("the server did not start")
+
+
+def scenario(writer: int, n: int) -> str:
+    """A distinct small scenario per (writer, n)."""
+    pages = 1 + writer * 1000 + n
+    return f"char *p = mmap(NULL, {pages} * page_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);\n"
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path
+
+
+@pytest.mark.parametrize("kill_after", [0.3, 1.0, 2.0])
+def test_acknowledged_shares_survive_kill_9(data: Path, kill_after: float) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start(data, port)
+    acked: dict[str, str] = {}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def writer(w: int) -> None:
+        with httpx.Client(timeout=5) as client:
+            for n in range(10_000):
+                if stop.is_set():
+                    return
+                source = scenario(w, n)
+                try:
+                    r = client.post(url + "/api/share", json={"source": source})
+                except httpx.HTTPError:
+                    return  # the server died mid-request: not acknowledged
+                if r.status_code == 200:
+                    with lock:
+                        acked[r.json()["id"]] = source
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(WRITERS)]
+    for t in threads:
+        t.start()
+    time.sleep(kill_after)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+    assert acked, "no share was acknowledged before the kill"
+
+    db = sqlite3.connect(data / SQLITE_FILE)
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    finally:
+        db.close()
+
+    proc = start(data, port)
+    try:
+        with httpx.Client(timeout=10) as client:
+            for ident, source in acked.items():
+                r = client.get(f"{url}/s/{ident}.json")
+                assert r.status_code == 200, ident
+                assert r.json()["source"] == source
+            # sharing again after the restart finds the same link
+            ident, source = next(iter(acked.items()))
+            again = client.post(url + "/api/share", json={"source": source})
+            assert again.json()["id"] == ident
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
