@@ -91,6 +91,13 @@ def wait_step(pg: object, n: int) -> None:
     pg.wait_for_selector(f'#state[data-step="{n}"]')  # type: ignore[attr-defined]
 
 
+def wait_step_change(pg: object, old: int) -> None:
+    """Wait until the state panel shows a step other than `old` (a swap landed)."""
+    pg.wait_for_function(  # type: ignore[attr-defined]
+        f"() => document.querySelector('#state').dataset.step !== '{old}'"
+    )
+
+
 def vma_count(pg: object) -> int:
     return int(pg.text_content('dd[data-count="vmas"]'))  # type: ignore[attr-defined]
 
@@ -123,7 +130,9 @@ def test_gallery_to_scenario_keys_and_buttons_see_a_merge(page: object, server: 
     pg.get_by_role("link", name="After the statement").click()
     pg.wait_for_selector('.viewtoggle a[aria-current="page"]:text("After the statement")')
     assert vma_count(pg) == 3
+    before = state_step(pg)
     pg.get_by_role("link", name="Next statement").click()
+    wait_step_change(pg, before)
     pg.get_by_role("link", name="After the statement").click()
     pg.wait_for_function(
         "() => document.querySelector('dd[data-count=\"vmas\"]').textContent.trim() === '1'"
@@ -156,7 +165,10 @@ def test_playground_shows_a_folio_index_change(page: object) -> None:
     wait_step(pg, last)
     # find the first step at which a folio row is marked changed with a new index
     pg.get_by_role("link", name="Previous statement").click()
+    wait_step_change(pg, last)
+    before = state_step(pg)
     pg.get_by_role("link", name="Next statement").click()
+    wait_step_change(pg, before)
     first = state_step(pg)
     seen = None
     for n in range(first, last + 1):
