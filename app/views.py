@@ -8,7 +8,7 @@ object changed) for templates/ and for the pages' JSON twins.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Literal
 
 from pydantic import BaseModel
@@ -21,7 +21,7 @@ from engine.pagetable import ZERO_PAGE
 from engine.procfs import maps_line
 from engine.scenario.constants import PAGE_SHIFT, PAGE_SIZE
 from engine.simulation import Run
-from engine.trace import Step
+from engine.trace import Event, Step
 from engine.vma import explain_adjacent
 
 FOLIO_ROW_CAP = 512
@@ -74,6 +74,8 @@ class VmaBar(BaseModel):
     x: float
     width: float
     merge_note: str | None = None
+    compared: dict[str, str] = {}
+    """Columns a merge rule compared at this step: column -> what it compared."""
 
 
 class Gap(BaseModel):
@@ -286,7 +288,7 @@ def step_view(run: Run, index: int, view: View = "step") -> StepView:
         counts=counts(state),
         violations=[ViolationView(**v) for v in invariant_violations(state, locks)],
         maps={name: [maps_line(state, v) for v in state.mm_vmas(name)] for name in state.processes},
-        address_map=address_map(state, changes, before),
+        address_map=address_map(state, changes, before, step.events if view == "step" else ()),
         anon_graph=anon_graph(state, changes),
         folios=folio_table(state, changes),
     )
@@ -332,7 +334,31 @@ def _colours(state: State) -> dict[int, int]:
 # --- the address-space map ---------------------------------------------------
 
 
-def address_map(state: State, changes: Changes, before: State | None = None) -> AddressMap:
+def compared_columns(events: Sequence[Event]) -> dict[int, dict[str, str]]:
+    """Which VMA table cells a step's merge rules compared, and what they found.
+
+    A merge decision names its candidate VMA and its rule (engine/vma.py);
+    the cell of the attribute the rule looked at is highlighted.
+    """
+    found: dict[int, dict[str, str]] = {}
+    for event in events:
+        values = dict(event.values)
+        candidate, rule = values.get("candidate"), values.get("rule", "")
+        if not candidate or not candidate.startswith("vma#"):
+            continue
+        cells = found.setdefault(int(candidate[4:]), {})
+        if "expected_pgoff" in values:
+            cells["pgoff"] = f"expected {values['expected_pgoff']}, found {values['found_pgoff']}"
+        if rule.endswith("vm_flags"):
+            cells["flags"] = f"flags differ: {values.get('differ', '')}"
+        if rule.startswith("is_mergeable_anon_vma"):
+            cells["anon_vma"] = rule
+    return found
+
+
+def address_map(
+    state: State, changes: Changes, before: State | None = None, events: Sequence[Event] = ()
+) -> AddressMap:
     """VMAs as bars on one address axis shared by all processes; long gaps compressed.
 
     The axis also has the boundaries of `before` (the state the step started
@@ -343,6 +369,7 @@ def address_map(state: State, changes: Changes, before: State | None = None) -> 
         intervals += [(v.vm_start, v.vm_end) for v in before.vmas.values()]
     xs, gaps, ticks = _axis(intervals)
     colours = _colours(state)
+    compared = compared_columns(events)
     lanes = []
     for n, name in enumerate(sorted(state.processes, key=lambda p: state.processes[p].pid)):
         mm = state.processes[name]
@@ -373,6 +400,7 @@ def address_map(state: State, changes: Changes, before: State | None = None) -> 
                     x=xs[v.vm_start],
                     width=max(xs[v.vm_end] - xs[v.vm_start], 2.0),
                     merge_note=note,
+                    compared=compared.get(v.id, {}),
                 )
             )
         lanes.append(

@@ -288,7 +288,13 @@ def can_vma_merge_left(k: Kernel, vmg: VMG, fn: str) -> bool:
         return False
     v = can_vma_merge_after(vmg, prev)
     verdict = "can merge" if v.ok else "refused"
-    k.event(fn, f"prev vma#{prev.id} {verdict}: {v.why}", rule=v.rule, **dict(v.values))
+    k.event(
+        fn,
+        f"prev vma#{prev.id} {verdict}: {v.why}",
+        rule=v.rule,
+        candidate=f"vma#{prev.id}",
+        **dict(v.values),
+    )
     return v.ok
 
 
@@ -303,7 +309,7 @@ def can_vma_merge_right(k: Kernel, vmg: VMG, can_left: bool, fn: str) -> bool:
         k.event(fn, "next: none adjacent")
         return False
     v = can_vma_merge_before(vmg, nxt)
-    values = dict(v.values)
+    values = {"candidate": f"vma#{nxt.id}", **dict(v.values)}
     if not v.ok:
         k.event(fn, f"next vma#{nxt.id} refused: {v.why}", rule=v.rule, **values)
         return False

@@ -27,7 +27,6 @@ MAINLINE = {
 BROKEN = (
     "char *p = mmap(NULL, page_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);\nmunmap(p,;\n"
 )
-RELOCATE = Path("/work/shared/reference/scenario-language.md")
 
 
 @pytest.fixture
@@ -354,3 +353,32 @@ def test_first_page_is_small(client: TestClient) -> None:
         response = client.get(url, headers={"Accept-Encoding": "gzip"})
         total += int(response.headers.get("content-length", len(response.content)))
     assert total <= 150_000
+
+
+def test_a_merge_verdict_highlights_the_compared_cells(client: TestClient) -> None:
+    # 0123456789012345678901234
+    #  AAAAA              BBBBB   A unfaulted, B faulted at 20, moved next to A:
+    #  AAAAABBBBB                 case 1 allows it, vm_pgoff refuses it
+    from engine.simulation import run_source
+
+    source = (
+        "char *c = mmap(NULL, 30 * page_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);\n"
+        "char *a = mmap(&c[page_size], 5 * page_size, PROT_READ | PROT_WRITE,"
+        " MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);\n"
+        "char *b = mmap(&c[20 * page_size], 5 * page_size, PROT_READ | PROT_WRITE,"
+        " MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);\n"
+        "memset(b, 'y', 5 * page_size);\n"
+        "b = mremap(b, 5 * page_size, 5 * page_size, MREMAP_MAYMOVE | MREMAP_FIXED, &a[5 * page_size]);\n"
+    )
+    run = run_source(source)
+    step = next(i for i, s in enumerate(run.steps) if s.function == "mm/vma.c:copy_vma")
+    a_id = run.steps[step].state.mm_vmas("main")[1].id
+    doc = html(client.get("/play?" + urlencode({"source": source, "step": step})))
+    row = doc.css_first(f'table.vmas tr[data-vma="{a_id}"]')
+    assert row is not None
+    mark = row.css_first("mark.compared")
+    assert mark is not None
+    assert "expected 0x7ffff7fdf, found 0x7ffff7fed" in (mark.attributes.get("title") or "")
+    # nothing is highlighted at a step that compared nothing
+    quiet = html(client.get("/play?" + urlencode({"source": source, "step": 1})))
+    assert quiet.css_first("mark.compared") is None

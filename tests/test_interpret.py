@@ -11,7 +11,7 @@ from engine.scenario.interpret import StepOutcome, run, step_record
 from engine.scenario.parse import parse
 
 U64 = (1 << 64) - 1
-REFERENCE = Path("/work/shared/reference/scenario-language.md")
+REFERENCE = Path(__file__).resolve().parents[2] / "shared/reference/scenario-language.md"
 MAP_FIXED = 0x10
 
 

@@ -17,7 +17,7 @@ from engine.scenario.limits import (
 )
 from engine.scenario.parse import CALLS, parse
 
-REFERENCE = Path("/work/shared/reference/scenario-language.md")
+REFERENCE = Path(__file__).resolve().parents[2] / "shared/reference/scenario-language.md"
 
 MAP = (
     "char *p = mmap(NULL, 4 * page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANON, -1, 0);\n"

@@ -1,8 +1,9 @@
 // Title: A faulted VMA moved next to its neighbour does not merge
 // Note: mremap() with MREMAP_FIXED runs move_vma(), whose copy_vma() keeps the moved VMA's
 // Note: vm_pgoff and anon_vma, because its folios' index and mapping must not change.
-// Note: vma_merge_new_range() then refuses: the pgoff is not contiguous with the neighbour's
-// Note: and is_mergeable_anon_vma() sees two different anon_vmas. move_page_tables() moves the PTEs.
+// Note: vma_merge_new_range() then refuses: is_mergeable_anon_vma() sees two different
+// Note: anon_vmas (case 3), and even one anon_vma would not do, as the moved VMA's pgoff is
+// Note: not contiguous with its neighbour's. move_page_tables() moves the PTEs.
 char *carveout = mmap(NULL, 30 * page_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 char *ptr = mmap(&carveout[page_size], 5 * page_size, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
