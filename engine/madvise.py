@@ -14,9 +14,8 @@ from dataclasses import replace
 
 from engine.errors import SyscallError
 from engine.kernel import Kernel
-from engine.memory import populate_range, split_huge_pmd, zap_page_range
+from engine.memory import populate_range, split_huge_pmd_edges, zap_page_range
 from engine.mm_types import (
-    HPAGE_PMD_NR,
     VM_DONTCOPY,
     VM_DONTDUMP,
     VM_HUGEPAGE,
@@ -237,10 +236,7 @@ def _pageout(k: Kernel, prev: VMA | None, vma: VMA, start: int, end: int) -> VMA
     """
     if vma.vm_flags & (VM_LOCKED | VM_PFNMAP | VM_HUGETLB):
         raise SyscallError("EINVAL", "MADV_PAGEOUT on a locked or special mapping")
-    size = HPAGE_PMD_NR << PAGE_SHIFT
-    for edge in (start, end):
-        if edge % size:
-            split_huge_pmd(k, vma.mm, edge & ~(size - 1))
+    split_huge_pmd_edges(k, vma.mm, start, end)
     table = k.pagetable(vma.mm)
     pt = k.pt(vma.mm)
     folios: dict[int, Folio] = {}
@@ -283,10 +279,7 @@ def swap_out_range(k: Kernel, vma: VMA, start: int, end: int) -> int:
     becomes a swap entry and the folio is freed.
     Folios mapped more than once or pinned are skipped, as reclaim does.
     """
-    size = HPAGE_PMD_NR << PAGE_SHIFT
-    for edge in (start, end):
-        if edge % size:
-            split_huge_pmd(k, vma.mm, edge & ~(size - 1))
+    split_huge_pmd_edges(k, vma.mm, start, end)
     table = k.pagetable(vma.mm)
     pt = k.pt(vma.mm)
     victims: dict[int, Folio] = {}

@@ -144,6 +144,15 @@ def split_huge_pmd_address(k: Kernel, vma: VMA, addr: int) -> None:
         split_huge_pmd(k, vma.mm, addr & ~(size - 1))
 
 
+def split_huge_pmd_edges(k: Kernel, mm: str, start: int, end: int) -> None:
+    """Split the huge PMDs that [start, end) covers only in part, as zap and
+    reclaim do before working page by page (__split_huge_pmd at each edge)."""
+    size = HPAGE_PMD_NR << PAGE_SHIFT
+    for edge in (start, end):
+        if edge % size:
+            split_huge_pmd(k, mm, edge & ~(size - 1))
+
+
 def zap_page_range(k: Kernel, mm: str, start: int, end: int) -> int:
     """Models mm/memory.c:zap_page_range_single() / unmap_vmas(): clear the
     entries of [start, end), dropping mapcounts and freeing unused folios.
@@ -151,10 +160,7 @@ def zap_page_range(k: Kernel, mm: str, start: int, end: int) -> int:
     A huge PMD only partly in the range is split first. Returns how many
     entries were cleared.
     """
-    size = HPAGE_PMD_NR << PAGE_SHIFT
-    for edge in (start, end):
-        if edge % size:
-            split_huge_pmd(k, mm, edge & ~(size - 1))
+    split_huge_pmd_edges(k, mm, start, end)
     table = k.pagetable(mm)
     pt = k.pt(mm)
     folios: dict[int, Folio] = {}
