@@ -18,6 +18,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
@@ -275,6 +276,22 @@ static void fix_layout(char **argv, char **envp)
 		execve("/proc/self/exe", argv, envp);
 }
 
+/* Pins this process (and the children it forks) to the CPU it runs on.
+ * Folios wait in per-CPU LRU batches, and madvise drains only the current
+ * CPU's: a process that moved between MADV_FREE and MADV_PAGEOUT would see
+ * some folios not on the LRU yet, and reclaim would skip them at random. */
+static void stay_on_one_cpu(void)
+{
+	cpu_set_t set;
+	int cpu = sched_getcpu();
+
+	if (cpu < 0)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+}
+
 int main(int argc, char **argv, char **envp)
 {
 	struct sigaction sa = { 0 };
@@ -283,6 +300,7 @@ int main(int argc, char **argv, char **envp)
 
 	(void)argc;
 	fix_layout(argv, envp);
+	stay_on_one_cpu();
 	sa.sa_handler = on_fault;
 	sigaction(SIGSEGV, &sa, 0);
 	sigaction(SIGBUS, &sa, 0);
