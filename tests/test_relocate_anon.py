@@ -27,7 +27,7 @@ from engine.mm_types import State
 from engine.pagetable import ZERO_PAGE
 from engine.scenario.constants import PAGE_SIZE
 from engine.simulation import Run, run_source
-from tests.test_selftests_merge import MAX_U64, Outcome, on_kernel, scenario
+from tests.test_selftests_merge import Outcome, engine_outcome, on_kernel, scenario
 
 P = PAGE_SIZE
 MUST = "MREMAP_MUST_RELOCATE_ANON"
@@ -55,16 +55,7 @@ class EngineRun:
 
 def on_engine(source: str) -> EngineRun:
     run = run_source(source)
-    assert run.error is None, run.error
-    values: dict[str, int] = {}
-    results = []
-    for s in run.statements:
-        st = s.outcome.statement
-        if st.target is not None:
-            v = s.outcome.result.value
-            values[st.target] = (v & MAX_U64) if v is not None else 0
-        results.append((st.source, s.outcome.result.result))
-    return EngineRun(run, Outcome(values, results, run.statements[-1].maps))
+    return EngineRun(run, engine_outcome(run))
 
 
 def rmap_mismatches(state: State, process: str = "main") -> list[str]:

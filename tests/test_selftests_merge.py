@@ -25,7 +25,7 @@ from engine.scenario.constants import PAGE_SIZE
 from engine.scenario.interpret import StepOutcome
 from engine.scenario.interpret import run as interpret_run
 from engine.scenario.parse import parse
-from engine.simulation import run_source
+from engine.simulation import Run, run_source
 from engine.verify.real import RealMachine
 from tests.conftest import real_kernel_unavailable
 
@@ -104,18 +104,14 @@ def _collect(outcomes: Iterator[StepOutcome], maps: Callable[[], dict[str, list[
     return Outcome(values, results, maps())
 
 
-def on_engine(source: str) -> Outcome:
-    run = run_source(source)
+def engine_outcome(run: Run) -> Outcome:
+    """A finished simulated run, in the form a kernel run is collected in."""
     assert run.error is None, run.error
-    values: dict[str, int] = {}
-    results = []
-    for s in run.statements:
-        st = s.outcome.statement
-        if st.target is not None:
-            v = s.outcome.result.value
-            values[st.target] = (v & MAX_U64) if v is not None else 0
-        results.append((st.source, s.outcome.result.result))
-    return Outcome(values, results, run.statements[-1].maps)
+    return _collect((s.outcome for s in run.statements), lambda: run.statements[-1].maps)
+
+
+def on_engine(source: str) -> Outcome:
+    return engine_outcome(run_source(source))
 
 
 def on_kernel(source: str) -> Outcome:

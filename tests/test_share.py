@@ -6,7 +6,6 @@ import base64
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -40,6 +39,7 @@ from app.store import PostgresStore, ShareRecord, SQLiteStore, Store, open_store
 from engine.gallery import find
 from engine.render_text import WIDTH
 from engine.version import ENGINE_VERSION
+from tests.servers import free_port
 
 SOURCE = """\
 char *p = mmap(NULL, 4 * page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -98,12 +98,6 @@ def _pg_bindir() -> Path | None:
     return Path(initdb).parent if initdb else None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[str]:
     """A PostgreSQL server on a free port in a temporary directory; its URL."""
@@ -122,7 +116,7 @@ def postgres() -> Iterator[str]:
             pytest.skip("running as root without a postgres user to run the server as")
         shutil.chown(root, "postgres", "postgres")
         prefix = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
+    port = free_port()
     data = root / "data"
     try:
         subprocess.run(
