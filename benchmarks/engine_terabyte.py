@@ -35,7 +35,7 @@ def scenario(size: str) -> str:
 
 def timed(source: str, reps: int) -> tuple[float, list[float], int]:
     from engine.scenario.parse import parse
-    from engine.simulation import policy_of, run_scenario
+    from engine.sim.simulation import policy_of, run_scenario
 
     parsed = parse(source)
     policy = policy_of(source)
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not ok or args.profile:
         from engine.scenario.parse import parse
-        from engine.simulation import run_scenario
+        from engine.sim.simulation import run_scenario
 
         parsed = parse(scenario("1ULL << 40"))
         print("\ncProfile of one 1 TiB run:")

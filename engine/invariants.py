@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from engine.memory import linear_page_index
+from engine.mm_constants import PAGE_SHIFT, PAGE_SIZE
 from engine.mm_types import State
+from engine.pagemap import linear_page_index
 from engine.pagetable import MIGRATION, PRESENT, ZERO_PAGE
-from engine.scenario.constants import PAGE_SHIFT, PAGE_SIZE
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.backend import CallResult
-from engine.scenario.constants import PAGE_SIZE
+from engine.mm_constants import PAGE_SIZE
 from engine.scenario.errors import ScenarioError
 from engine.scenario.interpret import StepOutcome, run, step_record
 from engine.scenario.parse import parse
+from engine.sim.backend import CallResult
 
 U64 = (1 << 64) - 1
 REFERENCE = Path(__file__).resolve().parents[2] / "shared/reference/scenario-language.md"

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 import pytest
 
 from engine.invariants import check
-from engine.memory import linear_page_index
+from engine.mm_constants import PAGE_SIZE
 from engine.mm_types import State
+from engine.pagemap import linear_page_index
 from engine.pagetable import ZERO_PAGE
-from engine.scenario.constants import PAGE_SIZE
-from engine.simulation import Run, run_source
+from engine.sim.simulation import Run, run_source
 from tests.test_selftests_merge import Outcome, engine_outcome, on_kernel, scenario
 
 P = PAGE_SIZE

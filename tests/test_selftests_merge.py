@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from engine.scenario.constants import PAGE_SIZE
+from engine.mm_constants import PAGE_SIZE
 from engine.scenario.interpret import StepOutcome
 from engine.scenario.interpret import run as interpret_run
 from engine.scenario.parse import parse
-from engine.simulation import Run, run_source
+from engine.sim.simulation import Run, run_source
 from engine.verify.real import RealMachine
 from tests.conftest import real_kernel_unavailable
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 from engine.invariants import check
-from engine.kernel import Kernel
 from engine.mm_types import (
     VM_DONTEXPAND,
     VM_IO,
@@ -25,9 +24,9 @@ from engine.mm_types import (
     VMA,
 )
 from engine.mmap import do_mmap
-from engine.mremap import vma_merge_extend
 from engine.rmap import anon_vma_alloc, link_avc
-from engine.scenario.constants import MAP, PROT
+from engine.sim.kernel import Kernel
+from engine.uapi import MAP, PROT
 from engine.vma import (
     VMG,
     copy_vma,
@@ -35,6 +34,7 @@ from engine.vma import (
     find_vma_prev,
     vma_before,
     vma_merge_existing_range,
+    vma_merge_extend,
     vma_merge_new_range,
     vma_modify,
 )
