@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from app.runs import invariant_violations
 from engine.accounting import metadata
+from engine.invariants import rmap_check
 from engine.mm_constants import PAGE_SHIFT, PAGE_SIZE
 from engine.mm_types import VMA, State, flag_names
 from engine.pagemap import linear_page_index
@@ -617,7 +618,7 @@ def _folio_row(
         pins=folio.pincount,
         exclusive=folio.anon_exclusive[page],
         linear=linear,
-        index_ok=index == linear,
+        index_ok=rmap_check(state, vma, address, page, folio).index_matches,
         change=changes.of(f"folio:{folio.id}"),
     )
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from engine.invariants import RmapMiss, rmap_check
 from engine.mm_constants import PAGE_SHIFT
 from engine.mm_types import VMA, Folio, State
-from engine.pagemap import linear_page_index
 from engine.pagetable import MIGRATION, PRESENT, SWAP, ZERO_PAGE, Pte
 from engine.present.tables import anon_vma_table, folio_summary, letter_names, vma_table
 from engine.present.text import WIDTH, fit
@@ -244,26 +244,20 @@ def _page(
 def _rmap_check(
     state: State, vma: VMA, vpn: int, pte: Pte, folio: Folio, where: str, misses: list[str]
 ) -> str:
-    """Would rmap_walk_anon() (or the shmem file's walk) from this folio reach vpn?
-
-    It walks the VMAs chained to folio->mapping, and in each looks at
-    vma_address(folio->index): both must lead back here.
-    """
-    expected = linear_page_index(vma, vpn << PAGE_SHIFT)
-    index = folio.index + pte.page
-    if folio.shmem is not None:
-        if folio.shmem != vma.shmem:
-            misses.append(f"? {where}: folio#{folio.id} is in shmem#{folio.shmem}")
-            return "?"
-    else:
-        av = None if folio.mapping is None else state.anon_vmas.get(folio.mapping)
-        if av is None or vma.id not in av.chains:
-            mapping = "no mapping" if folio.mapping is None else f"av#{folio.mapping}"
-            misses.append(f"? {where}: folio#{folio.id} maps {mapping}, not chaining it")
-            return "?"
-    if index != expected:
+    """The rmap row's symbol for one page (engine.invariants.rmap_check);
+    a miss is described in `misses`."""
+    result = rmap_check(state, vma, vpn << PAGE_SHIFT, pte.page, folio)
+    if result.miss is RmapMiss.OTHER_FILE:
+        misses.append(f"? {where}: folio#{folio.id} is in shmem#{folio.shmem}")
+        return "?"
+    if result.miss in (RmapMiss.NO_ANON_VMA, RmapMiss.NOT_CHAINED):
+        mapping = "no mapping" if folio.mapping is None else f"av#{folio.mapping}"
+        misses.append(f"? {where}: folio#{folio.id} maps {mapping}, not chaining it")
+        return "?"
+    if result.miss is RmapMiss.WRONG_INDEX:
         misses.append(
-            f"! {where}: folio#{folio.id} index {index:x}, linear_page_index {expected:x}"
+            f"! {where}: folio#{folio.id} index {result.index:x},"
+            f" linear_page_index {result.expected:x}"
         )
         return "!"
     return "."
