@@ -108,7 +108,16 @@ class ShareResponse(BaseModel):
     token: str = Field(description="the self-contained token of /play?s=")
 
 
-class BadToken(ValueError):
+class BadLink(Exception):
+    """A link that cannot be followed: the message says why, `status` answers it
+    (app/errors.py shows it as the page, JSON or text the request asked for)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class BadToken(BadLink, ValueError):
     """A self-contained link that cannot be read; the message says why."""
 
 

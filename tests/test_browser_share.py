@@ -44,7 +44,8 @@ def test_copy_link_then_copy_as_text_then_open_the_link(clip_page: object, serve
     pg.get_by_role("link", name="Copy as text").click()  # type: ignore[attr-defined]
     pg.wait_for_selector('#sharebar .copied:text("Text copied.")')  # type: ignore[attr-defined]
     text = pg.evaluate("navigator.clipboard.readText()")  # type: ignore[attr-defined]
-    assert text.startswith("step 4/") and "mmap(NULL" in text and " vma " in text
+    assert text.startswith(f"Link: {link}\n"), "the text names its link first, as /s/<id>.txt does"
+    assert text.splitlines()[1].startswith("step 4/") and "mmap(NULL" in text and " vma " in text
     pg.goto(link)  # type: ignore[attr-defined]
     pg.wait_for_selector('#state[data-step="3"]')  # type: ignore[attr-defined]
     assert pg.input_value("#source-editor") == SOURCE  # type: ignore[attr-defined]

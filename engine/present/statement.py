@@ -10,25 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from engine.mm_types import State
 from engine.present.picture import render_state
 from engine.present.text import fit
-from engine.sim.kernel import Kernel
 from engine.sim.simulation import Run, StatementRun
 from engine.sim.trace import Event
-
-
-def statement_states(run: Run, i: int) -> tuple[State, State]:
-    """Statement i's state before it (its first step) and after it (its last).
-
-    A statement that took no steps (an assignment like `q = p + 4096;`)
-    has the state the previous statement left.
-    """
-    st = run.statements[i]
-    if st.first < st.last:
-        return run.steps[st.first].state, run.steps[st.last - 1].state
-    before = run.steps[st.first - 1].state if st.first > 0 else Kernel().state
-    return before, before
 
 
 def render_statement(run: Run, i: int, inner: bool = False) -> str:
@@ -38,10 +23,10 @@ def render_statement(run: Run, i: int, inner: bool = False) -> str:
     stmt = st.outcome.statement
     out = [f"line {stmt.line}, {stmt.process}: {stmt.source}", f"  = {_result(st)}"]
     if inner:
-        for step in run.steps[st.first : st.last]:
+        for step in run.statement_steps(i):
             out += step_lines(step.function, step.summary, step.events, step.warnings)
     out.append("")
-    out.append(render_state(statement_states(run, i)[1]))
+    out.append(render_state(run.statement_states(i)[1]))
     return "\n".join(fit(out))
 
 
@@ -50,7 +35,7 @@ def render_before_after(run: Run, i: int) -> str:
     and after it: the two pictures a review reply quotes."""
     st = run.statements[i]
     stmt = st.outcome.statement
-    before, after = statement_states(run, i)
+    before, after = run.statement_states(i)
     out = [f"line {stmt.line}, {stmt.process}: {stmt.source}", f"  = {_result(st)}"]
     out += ["", "-- before --", render_state(before), "", "-- after --", render_state(after)]
     return "\n".join(fit(out))
