@@ -1,7 +1,6 @@
 """The scenario parser: what it accepts, what it builds, and where it says a scenario is wrong."""
 
 import time
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -16,19 +15,11 @@ from engine.scenario.limits import (
     MAX_STATEMENTS,
 )
 from engine.scenario.parse import CALLS, parse
-
-REFERENCE = Path(__file__).resolve().parents[2] / "shared/reference/scenario-language.md"
+from tests.support.data import language_example
 
 MAP = (
     "char *p = mmap(NULL, 4 * page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANON, -1, 0);\n"
 )
-
-
-def example_source() -> str:
-    """The example from the language reference, verbatim."""
-    if not REFERENCE.exists():
-        pytest.skip("the language reference is not on this machine")
-    return REFERENCE.read_text().split("```c\n", 1)[1].split("```", 1)[0]
 
 
 def error(source: str | bytes) -> ScenarioError:
@@ -67,7 +58,7 @@ def strip_positions(node: object) -> object:
 
 
 def test_reference_example() -> None:
-    scenario = parse(example_source())
+    scenario = parse(language_example())
     statements = scenario.statements
     assert [s.line for s in statements] == [2, 3, 5, 7, 8, 9]
     assert [s.col for s in statements] == [1, 1, 1, 1, 1, 1]
