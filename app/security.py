@@ -33,8 +33,8 @@ from app.guard import EngineFailure, RunFailed
 from app.limits import MAX_BODY_BYTES
 from app.pagecache import PageCache
 from app.templating import templates
-from engine.limits import LimitExceeded
 from engine.scenario.errors import ScenarioError
+from engine.sim.limits import LimitExceeded
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

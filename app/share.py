@@ -37,9 +37,9 @@ from app.limits import (
 )
 from app.runs import RunCache
 from app.store import ShareRecord, Store
-from engine.mremap import POLICIES
 from engine.scenario.errors import ScenarioError
-from engine.simulation import policy_of
+from engine.sim.policy import POLICIES
+from engine.sim.simulation import policy_of
 from engine.version import ENGINE_VERSION, fingerprint
 
 TOKEN_VERSION = "v1"

@@ -14,8 +14,8 @@ from pydantic import BaseModel
 
 from app.runs import scenario_json
 from app.views import StepView, View, source_lines, statement_of, step_view
-from engine.render_text import render_statement
-from engine.simulation import Run
+from engine.present.statement import render_statement
+from engine.sim.simulation import Run
 
 StepUrl = Callable[[int, View], str]
 

@@ -15,13 +15,14 @@ from pydantic import BaseModel
 
 from app.runs import invariant_violations
 from engine.accounting import metadata
-from engine.memory import linear_page_index
+from engine.invariants import rmap_check
+from engine.mm_constants import PAGE_SHIFT, PAGE_SIZE
 from engine.mm_types import VMA, State, flag_names
+from engine.pagemap import linear_page_index
 from engine.pagetable import ZERO_PAGE
 from engine.procfs import maps_line
-from engine.scenario.constants import PAGE_SHIFT, PAGE_SIZE
-from engine.simulation import Run
-from engine.trace import Event, Step
+from engine.sim.simulation import Run
+from engine.sim.trace import Event, Step
 from engine.vma import explain_adjacent
 
 FOLIO_ROW_CAP = 512
@@ -617,7 +618,7 @@ def _folio_row(
         pins=folio.pincount,
         exclusive=folio.anon_exclusive[page],
         linear=linear,
-        index_ok=index == linear,
+        index_ok=rmap_check(state, vma, address, page, folio).index_matches,
         change=changes.of(f"folio:{folio.id}"),
     )
 

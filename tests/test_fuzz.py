@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
-from engine.limits import Limits
+from engine.sim.limits import Limits
 from tests.support.fuzz import (
     FUZZ_LIMITS,
     LIMIT_NAMES,

@@ -2,11 +2,11 @@
 
 import pytest
 
-from engine.backend import CallResult
-from engine.scenario.constants import PAGE_SIZE
+from engine.mm_constants import PAGE_SIZE
 from engine.scenario.errors import ScenarioError
 from engine.scenario.interpret import StepOutcome, run, step_record
 from engine.scenario.parse import parse
+from engine.sim.backend import CallResult
 from tests.support.data import language_example
 
 U64 = (1 << 64) - 1

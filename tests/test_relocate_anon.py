@@ -24,11 +24,11 @@ from dataclasses import dataclass
 import pytest
 
 from engine.invariants import check
-from engine.memory import linear_page_index
+from engine.mm_constants import PAGE_SIZE
 from engine.mm_types import State
+from engine.pagemap import linear_page_index
 from engine.pagetable import ZERO_PAGE
-from engine.scenario.constants import PAGE_SIZE
-from engine.simulation import Run, run_source
+from engine.sim.simulation import Run, run_source
 from tests.support.merge_c import (
     CORRECT_PLACED_CHECKS,
     MREMAP_UNFAULTED,

@@ -12,8 +12,10 @@ from dataclasses import replace
 import pytest
 
 from engine.mm_types import State
-from engine.render_text import WIDTH, fit, render_state, render_statement, statement_states
-from engine.simulation import Run, run_source
+from engine.present.picture import render_state
+from engine.present.statement import render_statement, statement_states
+from engine.present.text import WIDTH, fit
+from engine.sim.simulation import Run, run_source
 
 RW_PRIVATE = "PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0"
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import pytest
 
-from engine.scenario.constants import PAGE_SIZE
+from engine.mm_constants import PAGE_SIZE
 from tests.support.merge_c import (
     CORRECT_PLACED_CHECKS,
     MREMAP_UNFAULTED,

@@ -37,7 +37,7 @@ from app.share import (
 )
 from app.store import PostgresStore, ShareRecord, SQLiteStore, Store, open_store
 from engine.gallery import find
-from engine.render_text import WIDTH
+from engine.present.text import WIDTH
 from engine.version import ENGINE_VERSION
 from tests.support.servers import free_port
 

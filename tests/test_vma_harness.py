@@ -14,7 +14,6 @@ from dataclasses import replace
 import pytest
 
 from engine.invariants import check
-from engine.kernel import Kernel
 from engine.mm_types import (
     VM_DONTEXPAND,
     VM_IO,
@@ -27,9 +26,9 @@ from engine.mm_types import (
     VMA,
 )
 from engine.mmap import do_mmap
-from engine.mremap import vma_merge_extend
 from engine.rmap import anon_vma_alloc, link_avc
-from engine.scenario.constants import MAP, PROT
+from engine.sim.kernel import Kernel
+from engine.uapi import MAP, PROT
 from engine.vma import (
     VMG,
     copy_vma,
@@ -37,6 +36,7 @@ from engine.vma import (
     find_vma_prev,
     vma_before,
     vma_merge_existing_range,
+    vma_merge_extend,
     vma_merge_new_range,
     vma_modify,
 )

@@ -14,7 +14,7 @@ from app.runs import scenario_json
 from app.templating import render_page
 from app.views import compare_view
 from engine.gallery import GalleryEntry
-from engine.render_text import render_statement
+from engine.present.statement import render_statement
 from engine.variants import VARIANTS, apply
 
 router = APIRouter(prefix="/compare", tags=["compare"])

@@ -21,8 +21,8 @@ from app.stage import stage, stage_json, stage_text
 from app.svg import Which, svg_response
 from app.templating import render_page
 from app.views import View, source_lines
-from engine.mremap import POLICIES
 from engine.scenario.errors import ScenarioError
+from engine.sim.policy import POLICIES
 
 router = APIRouter(tags=["play"])
 
@@ -93,7 +93,12 @@ def play_stage(
     scenario = given.scenario
     text = scenario.source
     links = given.links(embed)
-    base = {"source": text, "policy": scenario.policy, "policies": POLICIES, "links": links}
+    base = {
+        "source": text,
+        "policy": scenario.policy,
+        "policies": {name: p.description for name, p in POLICIES.items()},
+        "links": links,
+    }
     try:
         run = request.app.state.runs.get(text, scenario.policy)
     except ScenarioError as err:

@@ -33,7 +33,7 @@ from app.store import ShareRecord
 from app.svg import Which, svg_response
 from app.templating import render_page, templates
 from app.views import View, source_lines
-from engine.render_text import render_before_after
+from engine.present.statement import render_before_after
 from engine.scenario.errors import ScenarioError
 from engine.version import ENGINE_VERSION, first_difference
 

@@ -24,10 +24,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.gallery import gallery
-from engine.limits import LimitExceeded, Limits
-from engine.scenario.constants import MADV, MAP, MREMAP, PROT
 from engine.scenario.errors import ScenarioError
-from engine.simulation import Run, run_source
+from engine.sim.limits import LimitExceeded, Limits
+from engine.sim.simulation import Run, run_source
+from engine.uapi import MADV, MAP, MREMAP, PROT
 
 # Small limits: the fuzzer looks for crashes, not for large runs.
 FUZZ_LIMITS = Limits(max_steps=2_000, max_populated_pages=4_096, max_processes=16)

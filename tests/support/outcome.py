@@ -10,7 +10,7 @@ import pytest
 from engine.scenario.interpret import StepOutcome
 from engine.scenario.interpret import run as interpret_run
 from engine.scenario.parse import parse
-from engine.simulation import Run, run_source
+from engine.sim.simulation import Run, run_source
 from engine.verify.real import RealMachine
 from tests.support.host import real_kernel_unavailable
 

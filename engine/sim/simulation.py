@@ -15,21 +15,22 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from engine import fork, madvise, mmap, mprotect, mremap, pin
-from engine.backend import CallResult
-from engine.errors import SyscallError
-from engine.kernel import Kernel
-from engine.limits import LimitExceeded, Limits
-from engine.memory import handle_mm_fault
+from engine import fork, gup, madvise, mmap, mprotect, mremap
+from engine.memory import access_allowed, fault_anon_range, handle_mm_fault
+from engine.mm_constants import PAGE_SIZE
 from engine.mm_types import State
-from engine.mremap import POLICIES
 from engine.procfs import proc_maps, resident_pages
 from engine.scenario import ast
-from engine.scenario.constants import PAGE_SIZE
 from engine.scenario.errors import ScenarioError
 from engine.scenario.interpret import StepOutcome, run, step_record
 from engine.scenario.parse import parse
-from engine.trace import Step
+from engine.sim.backend import CallResult
+from engine.sim.errors import SyscallError
+from engine.sim.kernel import Kernel
+from engine.sim.limits import LimitExceeded, Limits
+from engine.sim.policy import POLICIES
+from engine.sim.trace import Step
+from engine.vma import find_vma
 
 Handler = Callable[[Kernel, str, list[int]], int]
 
@@ -50,9 +51,9 @@ SYSCALLS: dict[str, tuple[str, Handler]] = {
     "mprotect": ("mm/mprotect.c:do_mprotect_pkey", _returns_zero(mprotect.do_mprotect)),
     "madvise": ("mm/madvise.c:do_madvise", _returns_zero(madvise.do_madvise)),
     "mremap": ("mm/mremap.c:do_mremap", lambda k, p, a: mremap.do_mremap(k, p, *a)),
-    "pin": ("mm/gup.c:pin_user_pages", _returns_zero(pin.pin_user_pages)),
-    "unpin": ("mm/gup.c:unpin_user_pages", _returns_zero(pin.unpin_user_pages)),
-    "gup_fast_pin": ("mm/gup.c:gup_fast", _returns_zero(pin.arm_gup_fast_race)),
+    "pin": ("mm/gup.c:pin_user_pages", _returns_zero(gup.pin_user_pages)),
+    "unpin": ("mm/gup.c:unpin_user_pages", _returns_zero(gup.unpin_user_pages)),
+    "gup_fast_pin": ("mm/gup.c:gup_fast", _returns_zero(gup.arm_gup_fast_race)),
     "swapout": ("mm/vmscan.c:shrink_folio_list", _returns_zero(madvise.swap_out)),
     "migrate_entry": (
         "mm/migrate.c:migrate_pages",
@@ -65,7 +66,7 @@ class Simulation:
     """A Backend whose kernel is the model: every call becomes inner steps."""
 
     def __init__(self, limits: Limits | None = None, policy: str = "posted") -> None:
-        self.kernel = Kernel(limits, policy)
+        self.kernel = Kernel(limits, POLICIES[policy])
 
     def _begin(self, summary: str) -> None:
         k = self.kernel
@@ -114,8 +115,6 @@ class Simulation:
     def _fault(self, process: str, start: int, end: int, write: bool) -> CallResult:
         """Touch every page of [start, end) in order, as the CPU would."""
         k = self.kernel
-        from engine.vma import find_vma
-
         addr = start & ~(PAGE_SIZE - 1)
         end = min(end, 1 << 64)
         with k.lock(f"mmap_lock (read) of {process}"):
@@ -146,9 +145,6 @@ class Simulation:
 
 def _fault_vma_range(k: Kernel, process: str, start: int, end: int, write: bool) -> str:
     """A run of pages inside one private VMA: one access check, then the batch."""
-    from engine.memory import access_allowed, fault_anon_range
-    from engine.vma import find_vma
-
     vma = find_vma(k.state, process, start)
     assert vma is not None
     if not access_allowed(vma, write):
