@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.engine_fault_move [--profile] [--relocate-reps N]
 
-Each measurement is one `engine.simulation.run_source()` call in a fresh
+Each measurement is one `engine.sim.simulation.run_source()` call in a fresh
 subprocess (so its peak RSS, ru_maxrss, is the run's own). The scenario
 reserves a PROT_NONE destination, maps SIZE read-write, memsets all of it,
 then `mremap(p, SIZE, SIZE, MREMAP_MAYMOVE | MREMAP_FIXED, dest)`; the run

@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks.engine_terabyte [--profile] [--reps N]
 
 The scenario is parsed once (engine.scenario.parse.parse); the timed part is
-engine.simulation.run_scenario() on the parsed scenario, median of N runs
+engine.sim.simulation.run_scenario() on the parsed scenario, median of N runs
 (after one untimed warm-up run). The same scenario with a 1-page mapping is
 the yardstick. Both runs must succeed and return the destination.
 

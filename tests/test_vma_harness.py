@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from engine.invariants import check
 from engine.mm_types import (
     VM_DONTEXPAND,
@@ -171,14 +173,21 @@ def test_merge_new() -> None:
     clean(k)
 
 
-def test_special_flags_never_merge() -> None:
-    for special in (VM_IO, VM_DONTEXPAND, VM_PFNMAP, VM_MIXEDMAP):
-        k = Kernel()
-        alloc(k, 0, 2, flags=RW | special)
-        assert merge_new(k, 2, 3, flags=RW | special) is None
-        v = alloc(k, 2, 3, flags=RW | special)
-        vmg = VMG.of(v, v.vm_start, v.vm_end, prev=find_vma_prev(k.state, v))
-        assert vma_merge_existing_range(k, vmg) is None
+@pytest.mark.parametrize(
+    "special",
+    [VM_IO, VM_DONTEXPAND, VM_PFNMAP, VM_MIXEDMAP],
+    ids=["VM_IO", "VM_DONTEXPAND", "VM_PFNMAP", "VM_MIXEDMAP"],
+)
+def test_special_flags_never_merge(special: int) -> None:
+    # 012
+    # SSn    new [2,3) with the same special flag: no merge
+    # SS|S   an existing [2,3) next to it: no merge either
+    k = Kernel()
+    alloc(k, 0, 2, flags=RW | special)
+    assert merge_new(k, 2, 3, flags=RW | special) is None
+    v = alloc(k, 2, 3, flags=RW | special)
+    vmg = VMG.of(v, v.vm_start, v.vm_end, prev=find_vma_prev(k.state, v))
+    assert vma_merge_existing_range(k, vmg) is None
 
 
 def test_merge_existing() -> None:
