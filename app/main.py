@@ -12,9 +12,7 @@ from app.routes import api, compare, gallery, play, scenarios, share
 from app.runs import RunCache, run_in_process
 from app.security import install as install_security
 from app.store import open_store
-from app.templating import TEMPLATES
-
-STATIC = TEMPLATES.parent / "static"
+from app.templating import STATIC
 
 
 def create_app(run_cache_size: int = 64, isolate: bool = True) -> FastAPI:

@@ -10,7 +10,8 @@ from pathlib import Path
 from fastapi.templating import Jinja2Templates
 from jinja2 import select_autoescape
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+STATIC = Path(__file__).resolve().parent / "static"
 HTMX_VERSION = "2.0.11"
 
 templates = Jinja2Templates(directory=TEMPLATES)
