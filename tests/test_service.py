@@ -1,0 +1,81 @@
+"""The service as deployed: several servers on one store, links moved between stores.
+
+Real app servers (`python -m app`, tests/support/servers.py) on a real
+PostgreSQL (tests/support/postgres.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.servers import free_port, start_app
+
+SOURCE = """\
+char *p = mmap(NULL, 4 * page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+memset(p, 'x', 4 * page_size);
+char *q = mremap(p, 2 * page_size, 2 * page_size, MREMAP_MAYMOVE | MREMAP_FIXED, p + 8 * page_size);
+"""
+
+
+def variant(n: int) -> str:
+    return SOURCE + f"// variant {n}\n"
+
+
+@pytest.fixture
+def two_servers(pg_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """Two app servers, the second with two worker processes, on one PostgreSQL database."""
+    ports = free_port(), free_port()
+    procs = [
+        start_app(tmp_path / "a", ports[0], DATABASE_URL=pg_url),
+        start_app(tmp_path / "b", ports[1], "--workers", "2", DATABASE_URL=pg_url),
+    ]
+    try:
+        yield f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}"
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=30)
+    assert not (tmp_path / "a" / "shares.sqlite3").exists()
+
+
+def test_a_link_made_on_one_server_resolves_on_the_other(two_servers: tuple[str, str]) -> None:
+    a, b = two_servers
+    made = httpx.post(a + "/api/share", json={"source": SOURCE}, timeout=60)
+    assert made.status_code == 200, made.text
+    url = made.json()["url"]
+    there = httpx.get(b + url + ".json", timeout=60)
+    assert there.status_code == 200
+    assert there.json()["source"] == SOURCE
+    again = httpx.post(b + "/api/share", json={"source": SOURCE}, timeout=60)
+    assert again.json()["id"] == made.json()["id"]
+
+
+def test_shares_written_to_both_at_once_stay_correct(two_servers: tuple[str, str]) -> None:
+    """Distinct scenarios to either server, and the same scenarios to both at
+    once: every link resolves on both, to its own source, one id per scenario."""
+    a, b = two_servers
+    jobs = [(server, n) for n in range(24) for server in (a, b)]
+
+    def post(job: tuple[str, int]) -> tuple[int, str]:
+        server, n = job
+        r = httpx.post(server + "/api/share", json={"source": variant(n)}, timeout=120)
+        assert r.status_code == 200, r.text
+        return n, str(r.json()["id"])
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(post, jobs))
+    ids: dict[int, set[str]] = {}
+    for n, ident in results:
+        ids.setdefault(n, set()).add(ident)
+    assert all(len(found) == 1 for found in ids.values()), ids
+    assert len({next(iter(found)) for found in ids.values()}) == len(ids)
+    for n, found in ids.items():
+        for server in (a, b):
+            r = httpx.get(f"{server}/s/{next(iter(found))}.json", timeout=60)
+            assert r.status_code == 200
+            assert r.json()["source"] == variant(n)
