@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
 from starlette.middleware.gzip import GZipMiddleware
 
+from app.assets import HashedStatic
 from app.config import data_dir
 from app.guard import shared_guard
 from app.routes import api, compare, gallery, play, scenarios, share
 from app.runs import RunCache, run_in_process
 from app.security import install as install_security
 from app.store import open_store
-from app.templating import STATIC
 
 
 def create_app(run_cache_size: int = 64, isolate: bool = True) -> FastAPI:
@@ -34,7 +33,7 @@ def create_app(run_cache_size: int = 64, isolate: bool = True) -> FastAPI:
         run_cache_size, runner=shared_guard().run if isolate else run_in_process
     )
     app.add_middleware(GZipMiddleware, minimum_size=1000)
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount("/static", HashedStatic(), name="static")
     for module in (gallery, scenarios, play, compare, api, share):
         app.include_router(module.router)
     install_security(app)  # last: its middleware wraps everything above

@@ -6,14 +6,20 @@ PostgreSQL (tests/support/postgres.py).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
+from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
-from tests.support.servers import free_port, start_app
+from app.assets import ASSET_HASH_CHARS
+from app.limits import ASSET_MAX_AGE_SECONDS
+from app.main import create_app
+from tests.support.servers import ROOT, free_port, start_app
 
 SOURCE = """\
 char *p = mmap(NULL, 4 * page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -79,3 +85,70 @@ def test_shares_written_to_both_at_once_stay_correct(two_servers: tuple[str, str
             r = httpx.get(f"{server}/s/{next(iter(found))}.json", timeout=60)
             assert r.status_code == 200
             assert r.json()["source"] == variant(n)
+
+
+# --- caching: hashed static URLs, pages that revalidate -----------------------------
+
+
+@pytest.fixture
+def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    monkeypatch.setenv("MREMAP_VIZ_DATA", str(tmp_path / "data"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    application = create_app(isolate=False)
+    with TestClient(application) as c:
+        yield c
+    application.state.store.close()
+
+
+def test_static_files_have_content_hashed_urls_cached_for_long(client: TestClient) -> None:
+    page = client.get("/scenarios/dontunmap")
+    doc = HTMLParser(page.text)
+    urls = [n.attributes["src"] for n in doc.css("script[src]")]
+    urls += [n.attributes["href"] for n in doc.css("link[href^='/static/']")]
+    assert len(urls) == 4
+    for url in urls:
+        path, _, version = url.partition("?v=")
+        content = (ROOT / "app" / path.lstrip("/")).read_bytes()
+        assert version == hashlib.sha256(content).hexdigest()[:ASSET_HASH_CHARS]
+        fresh = client.get(url)
+        assert fresh.status_code == 200
+        assert fresh.headers["cache-control"] == (
+            f"public, max-age={ASSET_MAX_AGE_SECONDS}, immutable"
+        )
+        stale = client.get(path + "?v=000000000000")
+        assert stale.headers["cache-control"] == "no-cache"
+        assert client.get(path).headers["cache-control"] == "no-cache"
+        assert client.get(path, headers={"If-None-Match": fresh.headers["etag"]}).status_code == 304
+
+
+@pytest.mark.parametrize(
+    "url, headers",
+    [
+        ("/", {}),
+        ("/scenarios/dontunmap?step=2", {}),
+        ("/scenarios/dontunmap?step=2", {"HX-Request": "true"}),
+        ("/scenarios/dontunmap.txt?step=2", {}),
+        ("/scenarios/dontunmap.json", {}),
+        ("/scenarios/dontunmap/map.svg?step=2", {}),
+    ],
+)
+def test_pages_revalidate_with_an_etag(
+    client: TestClient, url: str, headers: dict[str, str]
+) -> None:
+    first = client.get(url, headers=headers)
+    assert first.status_code == 200
+    assert first.headers["cache-control"] == "no-cache"
+    etag = first.headers["etag"]
+    again = client.get(url, headers={**headers, "If-None-Match": etag})
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again.headers["etag"] == etag
+    other = client.get(url, headers={**headers, "If-None-Match": '"something-else"'})
+    assert other.status_code == 200 and other.content == first.content
+
+
+def test_a_changed_page_has_a_new_etag(client: TestClient) -> None:
+    one = client.get("/scenarios/dontunmap?step=1").headers["etag"]
+    two = client.get("/scenarios/dontunmap?step=2").headers["etag"]
+    fragment = client.get("/scenarios/dontunmap?step=1", headers={"HX-Request": "true"})
+    assert len({one, two, fragment.headers["etag"]}) == 3

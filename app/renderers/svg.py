@@ -13,8 +13,9 @@ from typing import Literal
 
 from fastapi import HTTPException, Request, Response
 
+from app.assets import STATIC
 from app.contexts import StagePage
-from app.templating import STATIC, env
+from app.templating import env
 
 BEGIN = "/* standalone-svg: begin"
 END = "/* standalone-svg: end */"
