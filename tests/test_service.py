@@ -7,6 +7,10 @@ PostgreSQL (tests/support/postgres.py).
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +23,10 @@ from selectolax.lexbor import LexborHTMLParser as HTMLParser
 from app.assets import ASSET_HASH_CHARS
 from app.limits import ASSET_MAX_AGE_SECONDS
 from app.main import create_app
+from app.runs import RunCache
+from app.share import RunOptions, SharedScenario, canonical, scenario_digest, share
+from app.store import open_store
+from engine.version import ENGINE_VERSION
 from tests.support.servers import ROOT, free_port, start_app
 
 SOURCE = """\
@@ -152,3 +160,94 @@ def test_a_changed_page_has_a_new_etag(client: TestClient) -> None:
     two = client.get("/scenarios/dontunmap?step=2").headers["etag"]
     fragment = client.get("/scenarios/dontunmap?step=1", headers={"HX-Request": "true"})
     assert len({one, two, fragment.headers["etag"]}) == 3
+
+
+# --- links export / import ----------------------------------------------------------
+
+
+def links(action: str, file: Path, database_url: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": database_url}
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", "links", action, str(file)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+
+
+SHARED = [
+    SharedScenario(source=SOURCE),
+    SharedScenario(source=SOURCE, options=RunOptions(policy="split")),
+    SharedScenario(source="munmap(0, page_size);\n// é ☃ \U0001f600\n"),
+    SharedScenario(source="char *p = mmap(NULL,\n"),  # does not parse: shared all the same
+]
+
+
+def test_links_move_sqlite_to_postgresql_and_back(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = f"sqlite:///{tmp_path / 'first.sqlite3'}"
+    store = open_store(tmp_path, first)
+    ids = [share(store, RunCache(), scenario) for scenario in SHARED]
+    store.close()
+
+    exported = tmp_path / "links.jsonl"
+    done = links("export", exported, first)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in exported.read_text().splitlines()]
+    assert sorted(line["id"] for line in lines) == sorted(ids)
+    assert all(line["engine"] == ENGINE_VERSION for line in lines)
+    assert {"id", "source", "options", "engine", "fingerprint", "created"} <= lines[0].keys()
+
+    done = links("import", exported, pg_url)
+    assert done.returncode == 0, done.stderr
+    assert f"imported {len(SHARED)} links (0 were" in done.stdout
+    again = links("import", exported, pg_url)
+    assert f"imported 0 links ({len(SHARED)} were already there)" in again.stdout
+
+    monkeypatch.setenv("MREMAP_VIZ_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("DATABASE_URL", pg_url)
+    application = create_app(isolate=False)
+    with TestClient(application) as c:
+        for ident, scenario in zip(ids, SHARED, strict=True):
+            page = c.get(f"/s/{ident}")
+            assert page.status_code == 200
+            assert HTMLParser(page.text).css_first("#drift") is None  # its fingerprint moved too
+            twin = c.get(f"/s/{ident}.json")
+            if twin.status_code == 200:
+                assert twin.json()["source"] == scenario.source
+        assert shared_id(c, SHARED[0]) == ids[0]  # the moved link is the one a share finds
+    application.state.store.close()
+
+    back = tmp_path / "back.jsonl"
+    assert links("export", back, pg_url).returncode == 0
+    assert back.read_text() == exported.read_text()
+    second = f"sqlite:///{tmp_path / 'second.sqlite3'}"
+    assert links("import", back, second).returncode == 0
+    final = tmp_path / "final.jsonl"
+    assert links("export", final, second).returncode == 0
+    assert final.read_text() == exported.read_text()
+
+
+def shared_id(c: TestClient, scenario: SharedScenario) -> str:
+    r = c.post("/api/share", json=scenario.model_dump(exclude_none=True))
+    assert r.status_code == 200, r.text
+    return str(r.json()["id"])
+
+
+def test_an_import_refuses_a_line_whose_id_is_not_its_scenarios(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.sqlite3'}"
+    good = {"id": "", "source": SOURCE, "options": {}, "engine": ENGINE_VERSION}
+    good["id"] = scenario_digest(canonical(SharedScenario(source=SOURCE)))[:8]
+    forged = {**good, "source": "munmap(0, 4096);\n"}
+    file = tmp_path / "links.jsonl"
+    file.write_text(json.dumps(good) + "\n" + json.dumps(forged) + "\n")
+    done = links("import", file, url)
+    assert done.returncode == 2
+    assert f"{file}:2: id '{good['id']}' is not a prefix of its scenario's digest" in done.stderr
+    file.write_text(json.dumps({**good, "options": {"policy": "nonsense"}}) + "\n")
+    bad = links("import", file, url)
+    assert bad.returncode == 2 and f"{file}:1: not a link line: " in bad.stderr
+    assert "unknown policy" in bad.stderr
