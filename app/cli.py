@@ -17,8 +17,11 @@ import uvicorn
 
 from app.config import data_dir
 from app.links_io import LinkFileError, export_links, import_links
-from app.store import open_store
+from app.store import StoreRefused, open_store
 from engine import cli as engine_cli
+
+EXIT_STORE = 5
+"""links: the store refused (its quota, a full disk, a database away)."""
 
 
 def add_serve_options(parser: argparse.ArgumentParser) -> None:
@@ -65,6 +68,9 @@ def _links(args: argparse.Namespace) -> int:
     except LinkFileError as e:
         print(f"{args.file}:{e.line}: {e}", file=sys.stderr)
         return engine_cli.EXIT_PARSE
+    except StoreRefused as e:
+        print(f"links {args.action}: {e} ({e.limit})", file=sys.stderr)
+        return EXIT_STORE
     finally:
         store.close()
     return engine_cli.EXIT_OK

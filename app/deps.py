@@ -7,7 +7,9 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Query, Request
 
+from app.clients import client_key
 from app.limits import MAX_SOURCE
+from app.ratelimit import RUNS, SHARES, Limiter, NamedLimit
 from app.renderers.registry import Answer as Answerer
 from app.runs import RunCache, gallery_entry
 from app.store import Store
@@ -32,6 +34,38 @@ def _store(request: Request) -> Store:
 
 Runs = Annotated[RunCache, Depends(_runs)]
 ShareStore = Annotated[Store, Depends(_store)]
+
+
+@dataclass(frozen=True)
+class ClientLimits:
+    """The rate limiter, and the client this request counts against."""
+
+    limiter: Limiter
+    client: str
+
+    def hit(self, limit: NamedLimit) -> None:
+        """Count this request against `limit`; RateLimited (a 429) if over it."""
+        self.limiter.hit(limit, self.client)
+
+
+def _client_limits(request: Request) -> ClientLimits:
+    return ClientLimits(request.app.state.limiter, client_key(request))
+
+
+def _share_limited(limits: Annotated[ClientLimits, Depends(_client_limits)]) -> None:
+    limits.hit(SHARES)
+
+
+def _run_limited(limits: Annotated[ClientLimits, Depends(_client_limits)]) -> None:
+    limits.hit(RUNS)
+
+
+RateLimits = Annotated[ClientLimits, Depends(_client_limits)]
+"""For a route that decides itself when to count (/play: only uncached runs)."""
+SHARE_LIMITED = Depends(_share_limited)
+"""A route dependency: each request counts against SHARES_PER_CLIENT."""
+RUN_LIMITED = Depends(_run_limited)
+"""A route dependency: each request counts against RUNS_PER_CLIENT."""
 
 
 @dataclass(frozen=True)

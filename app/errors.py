@@ -4,7 +4,9 @@ One handler per kind of failure, each answering as app.formats.requested
 says the request asked: the error page, JSON, or text (an SVG's error is
 text). A run's failures (app.guard's RunFailed, a ScenarioError, a
 LimitExceeded) name the limit, the line or the statement; a link that
-cannot be followed (app.share.BadLink) says why.
+cannot be followed (app.share.BadLink) says why; a client over a rate limit
+(app.ratelimit) gets a 429 naming it, and a store that cannot take a new
+link (app.store.StoreRefused) a 507 (full) or 503 (away).
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from starlette.responses import Response
 from app.formats import Format, requested
 from app.guard import EngineFailure, RunFailed
 from app.models import ScenarioErrorDetail
+from app.ratelimit import RateLimited
 from app.share import BadLink
+from app.store import StoreRefused
 from app.templating import templates
 from engine.scenario.errors import ScenarioError
 from engine.sim.limits import LimitExceeded
@@ -92,6 +96,30 @@ def _bad_link(request: Request, exc: Exception) -> Response:
     )
 
 
+def _rate_limited(request: Request, exc: Exception) -> Response:
+    """Over a per-client limit: 429, Retry-After, the limit's name."""
+    assert isinstance(exc, RateLimited)
+    detail = {"type": "rate_limited", "msg": str(exc), "limit": exc.limit.name}
+    response = _error_response(request, 429, "Too many requests from your address", detail)
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+def _store_refused(request: Request, exc: Exception) -> Response:
+    """The store is full (507: no new links; stored ones still open) or away (503)."""
+    assert isinstance(exc, StoreRefused)
+    title = (
+        "No room for new links: links already made still work"
+        if exc.status == 507
+        else "The link store is unavailable: try again shortly"
+    )
+    detail = {"type": "store_refused", "msg": str(exc), "limit": exc.limit}
+    response = _error_response(request, exc.status, title, detail)
+    if exc.status == 503:
+        response.headers["Retry-After"] = "5"
+    return response
+
+
 def _validation_error(request: Request, exc: Exception) -> Response:
     """FastAPI's 422, but ASCII JSON: an echoed lone surrogate (\\ud800) cannot be UTF-8."""
     assert isinstance(exc, RequestValidationError)
@@ -105,4 +133,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ScenarioError, _scenario_error)
     app.add_exception_handler(LimitExceeded, _limit_exceeded)
     app.add_exception_handler(BadLink, _bad_link)
+    app.add_exception_handler(RateLimited, _rate_limited)
+    app.add_exception_handler(StoreRefused, _store_refused)
     app.add_exception_handler(RequestValidationError, _validation_error)

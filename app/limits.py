@@ -13,6 +13,8 @@ command line's defaults.
 
 from __future__ import annotations
 
+import os
+
 from engine.scenario.limits import (
     MAX_EXPRESSION_DEPTH,
     MAX_PROCESSES,
@@ -23,6 +25,11 @@ from engine.scenario.limits import (
 from engine.sim.limits import LimitExceeded, Limits
 
 __all__ = [
+    "MAX_STORE_BYTES",
+    "MAX_STORE_ROWS",
+    "RUNS_PER_CLIENT",
+    "SHARES_PER_CLIENT",
+    "STORE_TIMEOUT_SECONDS",
     "ASSET_MAX_AGE_SECONDS",
     "CLI_LIMITS",
     "LimitExceeded",
@@ -51,6 +58,13 @@ __all__ = [
     "RUN_WORKERS",
     "WEB_LIMITS",
 ]
+
+
+
+def _operator(name: str, default: str) -> str:
+    """A limit an operator may set in the environment as MREMAP_VIZ_<name>."""
+    return os.environ.get(f"MREMAP_VIZ_{name}", default)
+
 
 # --- the request ---------------------------------------------------------------
 
@@ -130,3 +144,30 @@ MAX_SHARE_BODY_BYTES = 8 * MAX_SOURCE_BYTES
 # Shortest short-link id (hex digits of the scenario's SHA-256); a colliding
 # prefix grows one digit at a time until it is unique.
 MIN_ID_LENGTH = 8
+
+
+# --- who may write or run how much (app/ratelimit.py) ------------------------------
+#
+# Per client (its socket address, or what a trusted proxy says: app/clients.py;
+# an IPv6 client by its /64), counted in fixed windows in the share store, so
+# every worker and server of a deployment counts together. Over a limit is a
+# 429 naming it, with Retry-After. In `limits` notation ("N/minute; M/day");
+# an operator may set each as MREMAP_VIZ_<NAME>.
+
+# New short links: POST /api/share and POST /share together.
+SHARES_PER_CLIENT = _operator("SHARES_PER_CLIENT", "20/minute; 200/day")
+
+# Runs of a scenario no cache holds: POST /api/run and /play with a new source.
+RUNS_PER_CLIENT = _operator("RUNS_PER_CLIENT", "60/minute; 2000/day")
+
+
+# --- the share store (app/store.py) -------------------------------------------------
+
+# What the shares table may hold: links and bytes (scenario and fingerprint).
+# Past either, a new link is a 507 that says so; stored links keep working.
+MAX_STORE_ROWS = int(_operator("MAX_STORE_ROWS", "200000"))
+MAX_STORE_BYTES = int(_operator("MAX_STORE_BYTES", str(1024 * 1024 * 1024)))
+
+# How long a store call may wait: connecting to PostgreSQL, one statement, a
+# silent peer (tcp_user_timeout), or SQLite's lock. Then the answer is a 503.
+STORE_TIMEOUT_SECONDS = 3.0

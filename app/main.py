@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.assets import HashedStatic
+from app.clients import trusted_proxies
 from app.config import data_dir
 from app.guard import shared_guard
+from app.ratelimit import Limiter
 from app.routes import api, compare, gallery, play, scenarios, share
 from app.runs import RunCache, run_in_process
 from app.security import install as install_security
@@ -29,6 +32,7 @@ def create_app(run_cache_size: int = 64, isolate: bool = True) -> FastAPI:
     )
     app.state.data_dir = data_dir()
     app.state.store = open_store(app.state.data_dir)  # DATABASE_URL may name PostgreSQL
+    app.state.limiter = Limiter(app.state.store)  # counts in the store: across servers
     app.state.runs = RunCache(
         run_cache_size, runner=shared_guard().run if isolate else run_in_process
     )
@@ -36,5 +40,8 @@ def create_app(run_cache_size: int = 64, isolate: bool = True) -> FastAPI:
     app.mount("/static", HashedStatic(), name="static")
     for module in (gallery, scenarios, play, compare, api, share):
         app.include_router(module.router)
-    install_security(app)  # last: its middleware wraps everything above
+    install_security(app)  # its middleware wraps everything above
+    proxies = trusted_proxies()
+    if proxies:  # outermost: the limits and the logs see the client the proxy names
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
     return app

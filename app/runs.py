@@ -66,9 +66,18 @@ class RunCache:
             self._runs.move_to_end(key)
             return hit[0]
 
+    @staticmethod
+    def _key(source: str, policy: str | None) -> str:
+        return source_key(source if policy is None else f"{source}\0policy={policy}")
+
+    def holds(self, source: str, policy: str | None = None) -> bool:
+        """Whether the run of `source` under `policy` is cached (asking costs no run)."""
+        with self._lock:
+            return self._key(source, policy) in self._runs
+
     def get(self, source: str, policy: str | None = None) -> Run:
         """The run of `source`, under `policy` if given (else its `// @policy`)."""
-        key = source_key(source if policy is None else f"{source}\0policy={policy}")
+        key = self._key(source, policy)
         run = self._cached(key)
         if run is not None:
             return run

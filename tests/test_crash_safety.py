@@ -42,7 +42,8 @@ def test_acknowledged_shares_survive_kill_9(data: Path, kill_after: int) -> None
     writers go on), so the kill lands mid-stream however loaded the host."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = start_app(data, port)
+    # As many shares as the writers can make: no rate limit in this test.
+    proc = start_app(data, port, MREMAP_VIZ_SHARES_PER_CLIENT="1000000/minute")
     acked: dict[str, str] = {}
     lock = threading.Lock()
     stop = threading.Event()

@@ -11,7 +11,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -44,9 +44,10 @@ def variant(n: int) -> str:
 def two_servers(pg_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """Two app servers, the second with two worker processes, on one PostgreSQL database."""
     ports = free_port(), free_port()
+    env = {"DATABASE_URL": pg_url, "MREMAP_VIZ_SHARES_PER_CLIENT": "1000/minute"}
     procs = [
-        start_app(tmp_path / "a", ports[0], DATABASE_URL=pg_url),
-        start_app(tmp_path / "b", ports[1], "--workers", "2", DATABASE_URL=pg_url),
+        start_app(tmp_path / "a", ports[0], **env),
+        start_app(tmp_path / "b", ports[1], "--workers", "2", **env),
     ]
     try:
         yield f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}"
@@ -251,3 +252,90 @@ def test_an_import_refuses_a_line_whose_id_is_not_its_scenarios(tmp_path: Path) 
     bad = links("import", file, url)
     assert bad.returncode == 2 and f"{file}:1: not a link line: " in bad.stderr
     assert "unknown policy" in bad.stderr
+
+
+# --- rate limits ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """Starts app servers with the given environment; their base URLs."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(*args: str, **env: str) -> str:
+        port = free_port()
+        procs.append(start_app(tmp_path / f"data{len(procs)}", port, *args, **env))
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def assert_limited(r: httpx.Response, name: str, kind: str) -> None:
+    assert r.status_code == 429, r.text
+    assert 1 <= int(r.headers["retry-after"]) <= 60
+    assert r.headers["content-type"].startswith(kind)
+    if kind == "application/json":
+        detail = r.json()["detail"][0]
+        assert detail["limit"] == name and detail["type"] == "rate_limited"
+    else:
+        assert name in HTMLParser(r.text).body.text()  # type: ignore[union-attr]
+
+
+def test_one_client_is_limited_and_a_forged_forwarded_for_does_not_help(
+    servers: Callable[..., str],
+) -> None:
+    base = servers(MREMAP_VIZ_SHARES_PER_CLIENT="3/minute", MREMAP_VIZ_RUNS_PER_CLIENT="2/minute")
+    with httpx.Client(base_url=base, timeout=60) as c:
+        for n in range(3):
+            assert c.post("/api/share", json={"source": variant(n)}).status_code == 200
+        assert_limited(
+            c.post("/api/share", json={"source": variant(9)}),
+            "SHARES_PER_CLIENT",
+            "application/json",
+        )
+        forged = {"X-Forwarded-For": "203.0.113.7", "X-Real-IP": "203.0.113.7"}
+        assert_limited(
+            c.post("/api/share", json={"source": variant(10)}, headers=forged),
+            "SHARES_PER_CLIENT",
+            "application/json",
+        )
+        assert_limited(
+            c.post("/share", data={"source": variant(11)}), "SHARES_PER_CLIENT", "text/html"
+        )
+        assert c.get("/play", params={"source": variant(20)}).status_code == 200
+        assert c.get("/play", params={"source": variant(21)}).status_code == 200
+        assert_limited(
+            c.get("/play", params={"source": variant(22)}), "RUNS_PER_CLIENT", "text/html"
+        )
+        # A run the cache holds costs nothing: stepping through it is not limited.
+        assert c.get("/play", params={"source": variant(20), "step": 2}).status_code == 200
+        assert_limited(
+            c.post("/api/run", json={"source": variant(23)}), "RUNS_PER_CLIENT", "application/json"
+        )
+        assert c.get("/scenarios/dontunmap?step=1").status_code == 200
+
+
+def test_a_trusted_proxy_names_the_client(servers: Callable[..., str]) -> None:
+    base = servers(MREMAP_VIZ_SHARES_PER_CLIENT="2/minute", MREMAP_VIZ_TRUSTED_PROXIES="127.0.0.1")
+    with httpx.Client(base_url=base, timeout=60) as c:
+        one = {"X-Forwarded-For": "198.51.100.1"}
+        for n in range(2):
+            assert c.post("/api/share", json={"source": variant(n)}, headers=one).status_code == 200
+        assert c.post("/api/share", json={"source": variant(2)}, headers=one).status_code == 429
+        other = {"X-Forwarded-For": "198.51.100.2"}
+        assert c.post("/api/share", json={"source": variant(2)}, headers=other).status_code == 200
+
+
+def test_servers_on_one_store_count_a_client_together(
+    servers: Callable[..., str], pg_url: str
+) -> None:
+    env = {"DATABASE_URL": pg_url, "MREMAP_VIZ_SHARES_PER_CLIENT": "3/minute"}
+    a, b = servers(**env), servers(**env)
+    codes = [
+        httpx.post(base + "/api/share", json={"source": variant(n)}, timeout=60).status_code
+        for n, base in enumerate((a, b, a, b))
+    ]
+    assert codes == [200, 200, 200, 429]

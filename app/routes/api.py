@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from app.deps import Runs
+from app.deps import RUN_LIMITED, Runs
 from app.models import RunRequest, ScenarioErrorResponse, ScenarioJSON
 from app.runs import scenario_json
 
@@ -16,7 +16,11 @@ router = APIRouter(prefix="/api", tags=["api"])
 @router.post(
     "/run",
     response_model=ScenarioJSON,
-    responses={422: {"model": ScenarioErrorResponse, "description": "the scenario is broken"}},
+    responses={
+        422: {"model": ScenarioErrorResponse, "description": "the scenario is broken"},
+        429: {"description": "over RUNS_PER_CLIENT (app/limits.py); see Retry-After"},
+    },
+    dependencies=[RUN_LIMITED],
 )
 def run(body: RunRequest, runs: Runs) -> Any:
     """Run a scenario; answer as `python -m engine run FILE --json` does.

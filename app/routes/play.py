@@ -9,9 +9,10 @@ from fastapi import APIRouter, HTTPException, Response
 from pydantic import ValidationError
 
 from app.contexts import PlayPage, open_stage
-from app.deps import Answer, Policy, Runs, Source, StepAt, Token
+from app.deps import Answer, Policy, RateLimits, Runs, Source, StepAt, Token
 from app.limits import MAX_TOKEN_CHARS
 from app.links import StageLinks
+from app.ratelimit import RUNS
 from app.renderers.registry import resource
 from app.share import RunOptions, SharedScenario, decode_token, encode_token
 from engine.sim.policy import POLICIES
@@ -75,13 +76,19 @@ def play(
     runs: Runs,
     at: StepAt,
     answer: Answer,
+    limits: RateLimits,
     source: Source = None,
     s: Token = None,
     policy: Policy = None,
 ) -> Response:
-    """The playground at one inner step: the page, .json, .txt, map.svg, anon_vma.svg."""
+    """The playground at one inner step: the page, .json, .txt, map.svg, anon_vma.svg.
+
+    A source no cache holds counts against RUNS_PER_CLIENT before it runs.
+    """
     given = PlayInput(source, s, policy)
     scenario = given.scenario
+    if not runs.holds(scenario.source, scenario.policy):
+        limits.hit(RUNS)
     links = given.links(at.embed)
     stage = open_stage(runs, scenario.source, scenario.policy, at.step, at.view, links, "play")
     return answer(PlayPage(stage, scenario.policy, {name: p.description for name, p in POLICIES.items()}))

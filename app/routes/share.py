@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
 from app.contexts import Drift, SharedPage, open_stage
-from app.deps import Answer, Runs, ShareStore, StepAt
+from app.deps import SHARE_LIMITED, Answer, Runs, ShareStore, StepAt
 from app.limits import MAX_SHARE_BODY_BYTES
 from app.links import StageLinks
 from app.renderers.registry import resource
@@ -31,7 +31,13 @@ router = APIRouter(tags=["share"])
 @router.post(
     "/api/share",
     response_model=ShareResponse,
-    responses={422: {"description": "an unknown option, or a source over the size limit"}},
+    responses={
+        422: {"description": "an unknown option, or a source over the size limit"},
+        429: {"description": "over SHARES_PER_CLIENT (app/limits.py); see Retry-After"},
+        503: {"description": "the store is unavailable"},
+        507: {"description": "the store's quota is reached, or its disk full"},
+    },
+    dependencies=[SHARE_LIMITED],
 )
 def api_share(body: SharedScenario, runs: Runs, store: ShareStore) -> ShareResponse:
     """Store a scenario and answer its short link.
@@ -45,7 +51,7 @@ def api_share(body: SharedScenario, runs: Runs, store: ShareStore) -> ShareRespo
     return ShareResponse(id=ident, url=f"/s/{ident}", token=encode_token(body))
 
 
-@router.post("/share", include_in_schema=False)
+@router.post("/share", include_in_schema=False, dependencies=[SHARE_LIMITED])
 async def form_share(request: Request, runs: Runs, store: ShareStore) -> Response:
     """The "Short link" button: a form with `s` (a token) or `source` and
     `policy`, and `step`; stores the scenario and sees the page at /s/<id>."""
