@@ -9,8 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,12 +24,13 @@ from fastapi.testclient import TestClient
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
 from app.assets import ASSET_HASH_CHARS
-from app.limits import ASSET_MAX_AGE_SECONDS
+from app.limits import ASSET_MAX_AGE_SECONDS, STORE_TIMEOUT_SECONDS
 from app.main import create_app
 from app.runs import RunCache
 from app.share import RunOptions, SharedScenario, canonical, scenario_digest, share
 from app.store import open_store
 from engine.version import ENGINE_VERSION
+from tests.support.postgres import PostgresServer
 from tests.support.servers import ROOT, free_port, start_app
 
 SOURCE = """\
@@ -339,3 +343,109 @@ def test_servers_on_one_store_count_a_client_together(
         for n, base in enumerate((a, b, a, b))
     ]
     assert codes == [200, 200, 200, 429]
+
+
+# --- a store that is full, or away ------------------------------------------------
+
+
+def big(n: int, size: int = 40_000) -> str:
+    return SOURCE + f"// variant {n} " + "x" * size + "\n"
+
+
+def test_the_store_quota_refuses_new_links_and_keeps_the_old(servers: Callable[..., str]) -> None:
+    base = servers(MREMAP_VIZ_MAX_STORE_ROWS="3")
+    with httpx.Client(base_url=base, timeout=60) as c:
+        ids = [c.post("/api/share", json={"source": variant(n)}).json()["id"] for n in range(3)]
+        full = c.post("/api/share", json={"source": variant(3)})
+        assert full.status_code == 507
+        assert full.json()["detail"][0]["limit"] == "MAX_STORE_ROWS"
+        page = c.post("/share", data={"source": variant(3)})
+        assert page.status_code == 507 and "MAX_STORE_ROWS" in page.text
+        assert "links already made still work" in page.text
+        for n, ident in enumerate(ids):
+            assert c.get(f"/s/{ident}.json").json()["source"] == variant(n)
+        assert c.post("/api/share", json={"source": variant(1)}).json()["id"] == ids[1]
+    base = servers(MREMAP_VIZ_MAX_STORE_BYTES="100000")
+    with httpx.Client(base_url=base, timeout=60) as c:
+        assert c.post("/api/share", json={"source": big(1)}).status_code == 200
+        assert c.post("/api/share", json={"source": big(2)}).status_code == 200
+        over = c.post("/api/share", json={"source": big(3)})
+        assert over.status_code == 507
+        assert over.json()["detail"][0]["limit"] == "MAX_STORE_BYTES"
+        assert c.post("/api/share", json={"source": variant(1)}).status_code == 200  # small fits
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs (root only)."""
+    if os.getuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_refuses_writes_and_keeps_every_acknowledged_link(
+    small_disk: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MREMAP_VIZ_DATA", str(small_disk / "data"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    application = create_app(isolate=False)
+    filler = small_disk / "filler"
+    acked: dict[str, str] = {}
+    with TestClient(application) as c:
+        c.post("/api/share", json={"source": variant(0)})  # the tables and WAL exist
+        free = shutil.disk_usage(small_disk).free
+        filler.write_bytes(b"\0" * (free - 400_000))
+        answers = []
+        for n in range(1, 16):
+            r = c.post("/api/share", json={"source": big(n, 30_000)})
+            answers.append(r.status_code)
+            if r.status_code == 200:
+                acked[r.json()["id"]] = big(n, 30_000)
+            else:
+                assert r.status_code == 507, r.text
+                assert r.json()["detail"][0]["limit"] == "disk full"
+        assert 200 in answers and 507 in answers, answers
+        for ident, source in acked.items():  # reads go on while the disk is full
+            assert c.get(f"/s/{ident}.json").json()["source"] == source
+        filler.unlink()
+        again = c.post("/api/share", json={"source": big(99, 30_000)})
+        assert again.status_code == 200  # space is back: writes work, no restart
+        acked[again.json()["id"]] = big(99, 30_000)
+    application.state.store.close()
+    with sqlite3.connect(small_disk / "data" / "shares.sqlite3") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    reopened = create_app(isolate=False)
+    with TestClient(reopened) as c:
+        for ident, source in acked.items():
+            assert c.get(f"/s/{ident}.json").json()["source"] == source
+    reopened.state.store.close()
+
+
+def test_postgresql_going_away_is_a_503_in_bounded_time_then_works_again(
+    pg_server: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MREMAP_VIZ_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("DATABASE_URL", pg_server.database())
+    application = create_app(isolate=False)
+    with TestClient(application) as c:
+        ident = c.post("/api/share", json={"source": variant(1)}).json()["id"]
+        pg_server.stop()
+        started = time.monotonic()
+        down = c.post("/api/share", json={"source": variant(2)})
+        assert time.monotonic() - started < STORE_TIMEOUT_SECONDS * 2 + 1
+        assert down.status_code == 503
+        assert down.json()["detail"][0]["limit"] == "STORE_TIMEOUT_SECONDS"
+        assert int(down.headers["retry-after"]) > 0
+        page = c.get(f"/s/{ident}")
+        assert page.status_code == 503 and "unavailable" in page.text
+        pg_server.start()
+        back = c.post("/api/share", json={"source": variant(2)})
+        assert back.status_code == 200, back.text
+        assert c.get(f"/s/{ident}.json").json()["source"] == variant(1)
+    application.state.store.close()
