@@ -215,6 +215,9 @@ class _Worker:
             start_new_session=True,
         )
         child.close()
+        # Below the server: a stream of new scenarios cannot starve cached pages of CPU.
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, self.process.pid, L.RUN_NICENESS)
         self.conn = Connection(parent.detach())
         self.runs = 0
         # Starting (imports) is not the run's time: wait for the worker apart from the run.

@@ -55,6 +55,7 @@ __all__ = [
     "MIN_ID_LENGTH",
     "MAX_TRACE_BYTES",
     "MAX_U64",
+    "RUN_NICENESS",
     "RUN_WORKERS",
     "WEB_LIMITS",
 ]
@@ -96,6 +97,9 @@ WEB_LIMITS = Limits(max_steps=5_000, max_populated_pages=32_768, max_processes=M
 MAX_RUN_CPU_SECONDS = 5
 MAX_RUN_WALL_SECONDS = 10.0
 MAX_RUN_MEMORY_BYTES = 2 * 1024 * 1024 * 1024
+
+# The worker's niceness (setpriority): the server's cached pages come first.
+RUN_NICENESS = 10
 
 # The run's trace (every inner step's snapshot) as sent back from the worker,
 # pickled: a larger one is refused rather than cached.

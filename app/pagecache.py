@@ -9,8 +9,10 @@ stepping at once) the latency would grow with the queue. `PageCache`
 keeps the last responses, as sent (compressed or not), keyed by path,
 query and those headers, up to MAX_PAGE_CACHE_BYTES.
 
-Only GET answers with status 200 are kept, and only for the prefixes
-above; shares are not (a share's page may change with the store).
+Only GET answers with status 200 are kept, and only for the paths above.
+A short link's page (`/s/<id>`) is kept too: a stored link is written once
+and never changed, so its 200 page is the same until the engine changes
+(a new process); a link not found (404) or a store away (503) is not kept.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.limits import MAX_PAGE_CACHE_BYTES, MAX_PAGE_CACHE_ENTRY_BYTES
 
-PREFIXES = ("/scenarios/", "/play", "/compare/")
+PREFIXES = ("/scenarios/", "/play", "/compare/", "/s/")
+PATHS = ("/", "/index.json")
+"""The gallery: a function of the packaged scenarios alone."""
 VARY = (b"hx-request", b"hx-history-restore-request")
 
 Key = tuple[str, bytes, bool, tuple[bytes, ...]]
@@ -49,7 +53,7 @@ class PageCache:
         if scope["type"] != "http" or scope["method"] != "GET":
             return None
         path: str = scope["path"]
-        if not path.startswith(PREFIXES):
+        if not path.startswith(PREFIXES) and path not in PATHS:
             return None
         gzip = False
         vary = []
