@@ -17,6 +17,9 @@ class Limits:
     """Page-table entries in one process (a 2 GiB populated range)."""
     max_processes: int = 16
     """Processes alive at once (main and its forks)."""
+    max_page_records: int = 2_000_000
+    """Pages a `--pages` document describes: populated pages of every
+    process, summed over the statements (before runs are compressed)."""
 
 
 class LimitExceeded(Exception):

@@ -16,14 +16,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from engine import fork, madvise, mmap, mprotect, mremap, pin
-from engine.backend import CallResult
+from engine.backend import CallResult, ProcessPages
 from engine.errors import SyscallError
 from engine.kernel import Kernel
 from engine.limits import LimitExceeded, Limits
 from engine.memory import handle_mm_fault
 from engine.mm_types import State
 from engine.mremap import POLICIES
-from engine.procfs import proc_maps, resident_pages
+from engine.procfs import all_pages, proc_maps, resident_pages
 from engine.scenario import ast
 from engine.scenario.constants import PAGE_SIZE
 from engine.scenario.errors import ScenarioError
@@ -142,6 +142,9 @@ class Simulation:
 
     def resident(self) -> dict[str, dict[str, int]]:
         return resident_pages(self.kernel.state)
+
+    def pages(self) -> dict[str, ProcessPages]:
+        return all_pages(self.kernel.state)
 
 
 def _fault_vma_range(k: Kernel, process: str, start: int, end: int, write: bool) -> str:
