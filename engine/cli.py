@@ -17,7 +17,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from importlib import resources
 from typing import Any
 
-from engine.backend import CallResult
+from engine.backend import PAGE_FIELDS, CallResult, ProcessPages
+from engine.limits import LimitExceeded
 from engine.render_text import WIDTH, fit, render_statement, step_lines
 from engine.report import run_json
 from engine.scenario import ast
@@ -72,11 +73,21 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a scenario on the simulated kernel")
     run.add_argument("file", metavar="FILE", help="the scenario; - reads standard input")
     run.add_argument("--json", action="store_true", help="print the JSON contract instead")
+    run.add_argument(
+        "--pages",
+        action="store_true",
+        help="with --json: every populated page of every process after each statement",
+    )
     run.set_defaults(command=_run)
     verify = commands.add_parser(
         "verify", help="run a scenario on this machine's kernel too, and compare"
     )
     verify.add_argument("file", metavar="FILE", help="the scenario; - reads standard input")
+    verify.add_argument(
+        "--pages",
+        action="store_true",
+        help="compare page by page too (pagemap, kpagecount, kpageflags; slower)",
+    )
     verify.set_defaults(command=_verify)
     listing = commands.add_parser("list", help="list the gallery's scenarios")
     listing.set_defaults(command=_list)
@@ -101,10 +112,16 @@ def _load(path: str) -> tuple[str, ast.Scenario]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.pages and not args.json:
+        raise _Failure("--pages is part of the JSON document: add --json", EXIT_PARSE)
     name, scenario = _load(args.file)
     run = run_scenario(scenario)
     if args.json:
-        print(json.dumps(run_json(run)))
+        try:
+            document = run_json(run, pages=args.pages)
+        except LimitExceeded as e:
+            raise _Failure(f"{name}: stopped: {e}", EXIT_STOPPED) from None
+        print(json.dumps(document))
     else:
         for i in range(len(run.statements)):
             print(render_statement(run, i, inner=True))
@@ -165,8 +182,8 @@ def _verify(args: argparse.Namespace) -> int:
     if used:
         raise _proposed(name, " and ".join(used))
     run = run_scenario(scenario)
-    sim_steps = simulated(run)
-    real_steps = _real_steps(name, scenario)
+    sim_steps = simulated(run, pages=args.pages)
+    real_steps = _real_steps(name, scenario, args.pages)
     return _report(run, sim_steps, real_steps)
 
 
@@ -178,11 +195,11 @@ def _proposed(name: str, flags: str) -> _Failure:
     )
 
 
-def _real_steps(name: str, scenario: ast.Scenario) -> list[dict[str, object]]:
+def _real_steps(name: str, scenario: ast.Scenario, pages: bool) -> list[dict[str, object]]:
     steps: list[dict[str, object]] = []
     try:
         with RealMachine() as machine:
-            steps = recorded(scenario, _MainlineOnly(name, machine))
+            steps = recorded(scenario, _MainlineOnly(name, machine), pages)
     except NotMainline as e:
         raise _Failure(f"{name}: {e}: only the simulated kernel has it", EXIT_UNCHECKABLE) from None
     except RealMachineError as e:
@@ -194,6 +211,15 @@ def _report(
     run: Run, sim_steps: list[dict[str, object]], real_steps: Sequence[Mapping[str, Any]]
 ) -> int:
     differences = compare(sim_steps, real_steps)
+    if any(
+        found.fields != PAGE_FIELDS
+        for step in real_steps
+        for found in step.get("pages", {}).values()
+    ):
+        print(
+            "not root: pages compared by pagemap's present, swap and exclusive bits only"
+            " (PFNs, /proc/kpagecount and /proc/kpageflags need root)"
+        )
     if run.error is not None:
         print(f"the simulated run stopped: {run.error}")
     if differences:
@@ -255,3 +281,6 @@ class _MainlineOnly:
 
     def resident(self) -> dict[str, dict[str, int]]:
         return self._machine.resident()
+
+    def pages(self) -> dict[str, ProcessPages]:
+        return self._machine.pages()

@@ -4,8 +4,11 @@ Every (family, seed) of tests/scenario_gen.py runs twice, once on the
 simulated kernel (engine.simulation.run_source) and once on the real one
 (RealMachine, a fresh set of executor processes per scenario, sharing one
 compiled executor); engine.verify.compare must find no difference in any
-statement's result, returned address or /proc/PID/maps. A failure prints
-the scenario with line numbers and the differences, ready to be filed.
+statement's result, returned address, /proc/PID/maps, resident pages or,
+page by page, in what pagemap, kpagecount, kpageflags and smaps
+AnonHugePages say (sharing, zero pages, folio position, mapcount,
+exclusivity, PMD mapping). A failure prints the scenario with line numbers
+and the differences, ready to be filed.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ def _executor() -> None:
 def real_steps(source: str) -> list[dict[str, Any]]:
     """The scenario's steps on the host kernel, with resident pages."""
     with RealMachine() as machine:
-        return recorded(parse(source), machine)
+        return recorded(parse(source), machine, pages=True)
 
 
 def sim_steps(source: str) -> tuple[list[dict[str, Any]], str | None]:
@@ -51,7 +54,7 @@ def sim_steps(source: str) -> tuple[list[dict[str, Any]], str | None]:
     except Exception as err:  # noqa: BLE001 - any crash is a finding, reported with the scenario
         frames = traceback.format_exception(err)[-6:]
         return [], "the simulator crashed:\n" + "".join(frames)
-    return simulated(result), result.error
+    return simulated(result, pages=True), result.error
 
 
 def numbered(source: str) -> str:
