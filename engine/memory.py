@@ -276,6 +276,10 @@ def fault_anon_range(k: Kernel, vma: VMA, start: int, end: int, write: bool) -> 
                 if write:
                     new.append((vpn & ~(HPAGE_PMD_NR - 1), True))
                 else:
+                    # vmf_anon_prepare() comes first, read or write: a read that
+                    # maps the huge zero page leaves the VMA with an anon_vma.
+                    if vma.anon_vma is None:
+                        vma = anon_vma_prepare(k, vma)
                     base = vpn & ~(HPAGE_PMD_NR - 1)
                     for i in range(HPAGE_PMD_NR):
                         pt.set(base + i, Pte(PRESENT, ZERO_PAGE, 0, write=False, pmd=True))
