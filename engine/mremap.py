@@ -419,7 +419,7 @@ def move_page_tables(
             full = hi - lo == HPAGE_PMD_NR
             head = pt.get(lo)
             if head is not None and head.pmd and not (full and aligned):
-                split_huge_pmd(k, mm, lo << PAGE_SHIFT)
+                split_huge_pmd(k, mm, pmd << (9 + PAGE_SHIFT))
             dst_pmd = (lo + new_vpn - old_vpn) >> 9
             if full and aligned and pt.table_is_none(dst_pmd):
                 pt.move_table(pmd, dst_pmd)
