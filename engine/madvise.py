@@ -27,10 +27,12 @@ from engine.mm_types import (
     VM_NOHUGEPAGE,
     VM_PFNMAP,
     VM_RAND_READ,
+    VM_READ,
     VM_SEQ_READ,
     VM_SHARED,
     VM_SPECIAL,
     VM_WIPEONFORK,
+    VM_WRITE,
     VMA,
     Folio,
 )
@@ -341,12 +343,10 @@ def _populate(k: Kernel, mm: str, start: int, end: int, write: bool) -> None:
         vma = find_vma(k.state, mm, addr)
         if vma is None or vma.vm_start > addr:
             raise SyscallError("ENOMEM", f"{addr:#x} is not mapped")
-        from engine.memory import access_allowed
-
-        if not access_allowed(vma, write):
-            raise SyscallError(
-                "EINVAL" if write else "EFAULT", "the mapping does not allow the access"
-            )
+        if not vma.vm_flags & (VM_WRITE if write else VM_READ):
+            # __get_user_pages() with FOLL_MADV_POPULATE: check_vma_flags()
+            # failing is -EINVAL, and a read needs VM_READ itself.
+            raise SyscallError("EINVAL", "check_vma_flags: the mapping does not allow the access")
         addr = min(vma.vm_end, end)
     populate_range(k, mm, start, end) if write else _read_range(k, mm, start, end)
     k.step("mm/madvise.c:madvise_populate", f"populated {start:#x}-{end:#x}")
