@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from immutables import Map
 
 from engine.limits import LimitExceeded, Limits
+from engine.machine import DEFAULT, MachineProfile
 from engine.mm_types import MM, VMA, AnonVMA, Folio, ShmemObject, State
 from engine.pagetable import PageTable, PageTableEditor
 from engine.trace import Event, Step
@@ -55,11 +56,18 @@ class Kernel:
     """The current state of the simulated machine, and its trace of steps.
 
     `policy` selects how the RELOCATE_ANON walk behaves where the posted
-    code and its review differ (engine.mremap.POLICIES).
+    code and its review differ (engine.mremap.POLICIES); `profile` the host
+    settings the modelled kernel runs with (engine.machine).
     """
 
-    def __init__(self, limits: Limits | None = None, policy: str = "posted") -> None:
+    def __init__(
+        self,
+        limits: Limits | None = None,
+        policy: str = "posted",
+        profile: MachineProfile = DEFAULT,
+    ) -> None:
         self.limits = limits or Limits()
+        self.profile = profile
         self.policy = policy
         self.gup_race: GupRace | None = None
         self.state = State(processes=Map({"main": MM("main", 1)}))

@@ -72,11 +72,14 @@ def new_folio(
 def thp_eligible(k: Kernel, vma: VMA, addr: int) -> bool:
     """Models the checks of do_huge_pmd_anonymous_page()'s caller.
 
-    THP is "madvise" on these machines: the VMA needs VM_HUGEPAGE (and not
-    VM_NOHUGEPAGE), the aligned 2 MiB around addr must lie inside it, and
-    no PTE table may exist there yet (the PMD is none).
+    The machine profile's THP mode decides (engine.machine): "madvise"
+    needs VM_HUGEPAGE, "always" only not VM_NOHUGEPAGE, "never" none; the
+    aligned 2 MiB around addr must lie inside the VMA, and no PTE table
+    may exist there yet (the PMD is none).
     """
-    if not vma.vm_flags & VM_HUGEPAGE or vma.vm_flags & VM_NOHUGEPAGE or not vma.is_anonymous():
+    mode = k.profile.thp_enabled
+    wanted = mode == "always" or (mode == "madvise" and vma.vm_flags & VM_HUGEPAGE)
+    if not wanted or vma.vm_flags & VM_NOHUGEPAGE or not vma.is_anonymous():
         return False
     haddr = addr & ~((HPAGE_PMD_NR << PAGE_SHIFT) - 1)
     if haddr < vma.vm_start or haddr + (HPAGE_PMD_NR << PAGE_SHIFT) > vma.vm_end:
@@ -261,7 +264,7 @@ def fault_anon_range(k: Kernel, vma: VMA, start: int, end: int, write: bool) -> 
     pt = k.pt(vma.mm)
     addr = start
     new: list[tuple[int, bool]] = []  # (vpn, huge) of fresh anonymous faults
-    huge_ok = bool(vma.vm_flags & VM_HUGEPAGE)
+    huge_ok = k.profile.thp_enabled == "always" or bool(vma.vm_flags & VM_HUGEPAGE)
     while addr < end:
         vpn = addr >> PAGE_SHIFT
         if write and not huge_ok and not vpn & (HPAGE_PMD_NR - 1) and pt.table_is_none(vpn >> 9):
@@ -273,7 +276,7 @@ def fault_anon_range(k: Kernel, vma: VMA, start: int, end: int, write: bool) -> 
         pte = pt.get(vpn)
         if pte is None:
             if thp_eligible(k, vma, addr):
-                if write:
+                if write or not k.profile.thp_use_zero_page:
                     new.append((vpn & ~(HPAGE_PMD_NR - 1), True))
                 else:
                     # vmf_anon_prepare() comes first, read or write: a read that
