@@ -337,18 +337,23 @@ def install_migration_entries(k: Kernel, mm: str, start: int, length: int) -> No
 
 
 def _populate(k: Kernel, mm: str, start: int, end: int, write: bool) -> None:
-    """Models madvise_populate(): fault the range in; holes are -ENOMEM."""
+    """Models madvise_populate(): fault the range in, VMA by VMA; a hole is
+    -ENOMEM and a refused access -EINVAL, after what came before it was
+    populated (faultin_page_range() stops there, it does not undo)."""
     addr = start
     while addr < end:
         vma = find_vma(k.state, mm, addr)
         if vma is None or vma.vm_start > addr:
+            k.step("mm/madvise.c:madvise_populate", f"populated {start:#x}-{addr:#x}")
             raise SyscallError("ENOMEM", f"{addr:#x} is not mapped")
         if not vma.vm_flags & (VM_WRITE if write else VM_READ):
             # __get_user_pages() with FOLL_MADV_POPULATE: check_vma_flags()
             # failing is -EINVAL, and a read needs VM_READ itself.
+            k.step("mm/madvise.c:madvise_populate", f"populated {start:#x}-{addr:#x}")
             raise SyscallError("EINVAL", "check_vma_flags: the mapping does not allow the access")
-        addr = min(vma.vm_end, end)
-    populate_range(k, mm, start, end) if write else _read_range(k, mm, start, end)
+        hi = min(vma.vm_end, end)
+        populate_range(k, mm, addr, hi) if write else _read_range(k, mm, addr, hi)
+        addr = hi
     k.step("mm/madvise.c:madvise_populate", f"populated {start:#x}-{end:#x}")
 
 

@@ -193,7 +193,7 @@ def test_verify_lists_differences_and_exits_1(
 
     real = [s.record() for s in run_source(SMALL).statements]
     real[2] = {**real[2], "result": "EINVAL", "value": -1}
-    monkeypatch.setattr(module, "_real_steps", lambda name, scenario: real)
+    monkeypatch.setattr(module, "_real_steps", lambda name, scenario, pages: real)
     assert module.main(["verify", str(small)]) == 1
     out = capsys.readouterr().out
     assert "line 3: munmap(p + page_size, page_size);" in out
