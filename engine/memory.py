@@ -240,6 +240,10 @@ def shmem_fault(k: Kernel, vma: VMA, addr: int, write: bool) -> str:
         if write and not pte.write:
             pt.set(vpn, pte._replace(write=True))
         return "ok"
+    if not write:
+        do_fault_around(k, vma, addr)
+        if pt.get(vpn) is not None:
+            return "ok"
     folio_id = obj.cache.get(index)
     if folio_id is None:
         folio_id = k.new_id()
@@ -251,6 +255,38 @@ def shmem_fault(k: Kernel, vma: VMA, addr: int, write: bool) -> str:
     k.put_folio(folio)
     pt.set(vpn, Pte(PRESENT, folio_id, 0, write=bool(vma.vm_flags & VM_WRITE)))
     return "ok"
+
+
+def do_fault_around(k: Kernel, vma: VMA, addr: int) -> None:
+    """Models mm/memory.c:do_fault_around() and filemap_map_pages() for a
+    read fault in a shmem mapping: the pages the page cache already holds
+    within fault_around_bytes (machine profile) around addr, aligned, in
+    the same PTE table and the VMA, are mapped too where nothing is."""
+    assert vma.shmem is not None
+    obj = k.state.shmem[vma.shmem]
+    nr = k.profile.fault_around_bytes >> PAGE_SHIFT
+    if nr <= 1:
+        return
+    pt = k.pt(vma.mm)
+    vpn = addr >> PAGE_SHIFT
+    pte_off = vpn & (HPAGE_PMD_NR - 1)
+    vma_off = (addr - vma.vm_start) >> PAGE_SHIFT
+    first = max(pte_off & ~(nr - 1), pte_off - min(pte_off, vma_off))
+    last = min(first + nr, HPAGE_PMD_NR, pte_off + vma.pages - vma_off)
+    base = vpn - pte_off
+    mapped = []
+    for off in range(first, last):
+        at = (base + off) << PAGE_SHIFT
+        index = linear_page_index(vma, at)
+        folio_id = obj.cache.get(index)
+        if folio_id is None or pt.get(base + off) is not None:
+            continue
+        folio = k.folio(folio_id)
+        k.put_folio(folio._replace(mapcount=(folio.mapcount[0] + 1,)))
+        pt.set(base + off, Pte(PRESENT, folio_id, 0, write=False))
+        mapped.append(index)
+    if mapped:
+        k.event("do_fault_around", f"{len(mapped)} cached page(s) mapped around {addr:#x}")
 
 
 def fault_anon_range(k: Kernel, vma: VMA, start: int, end: int, write: bool) -> str:
