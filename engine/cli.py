@@ -210,7 +210,7 @@ def _proposed_flags(scenario: ast.Scenario) -> set[str]:
     return {n.name for s in scenario.statements for n in _names(s.action)} & set(PROPOSED_FLAGS)
 
 
-def _names(node: ast.Expr | ast.Store) -> Iterator[ast.Name]:
+def _names(node: ast.HExpr | ast.Store) -> Iterator[ast.Name]:
     if isinstance(node, ast.Name):
         yield node
     elif isinstance(node, ast.Unary):
@@ -252,6 +252,9 @@ class _MainlineOnly:
 
     def maps(self) -> dict[str, list[str]]:
         return self._machine.maps()
+
+    def procmap_query(self, process: str, addr: int) -> tuple[int, int] | None:
+        return self._machine.procmap_query(process, addr)
 
     def resident(self) -> dict[str, dict[str, int]]:
         return self._machine.resident()

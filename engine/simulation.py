@@ -28,6 +28,7 @@ from engine.scenario import ast
 from engine.scenario.constants import PAGE_SIZE
 from engine.scenario.errors import ScenarioError
 from engine.scenario.interpret import StepOutcome, run, step_record
+from engine.scenario.machine import TestMachine, Verdict
 from engine.scenario.parse import parse
 from engine.trace import Step
 
@@ -140,6 +141,13 @@ class Simulation:
     def maps(self) -> dict[str, list[str]]:
         return proc_maps(self.kernel.state)
 
+    def procmap_query(self, process: str, addr: int) -> tuple[int, int] | None:
+        """Models fs/proc/task_mmu.c:do_procmap_query() without flags: vma_lookup()."""
+        from engine.vma import vma_lookup
+
+        vma = vma_lookup(self.kernel.state, process, addr)
+        return None if vma is None else (vma.vm_start, vma.vm_end)
+
     def resident(self) -> dict[str, dict[str, int]]:
         return resident_pages(self.kernel.state)
 
@@ -184,6 +192,8 @@ class Run:
     statements: list[StatementRun] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
     error: str | None = None
+    test: str | None = None
+    verdict: Verdict | None = None
 
     def state_at(self, step: int) -> State:
         """The snapshot after inner step `step`."""
@@ -196,16 +206,41 @@ def run_scenario(
     """Run a parsed scenario on the model, keeping every inner step."""
     sim = Simulation(limits, policy)
     result = Run(scenario, steps=sim.kernel.steps)
+    _record(sim, run(scenario, sim), result)
+    return result
+
+
+def run_test(
+    harness: ast.HarnessFile,
+    test: ast.HarnessTest,
+    limits: Limits | None = None,
+    policy: str = "posted",
+) -> Run:
+    """Run one test of a harness file on a fresh model, as the harness forks one per test."""
+    sim = Simulation(limits, policy)
+    machine = TestMachine(harness, test, sim)
+    result = Run(ast.Scenario((), ("main",)), steps=sim.kernel.steps, test=test.name)
+    _record(sim, machine.run(), result)
+    result.scenario = ast.Scenario(
+        tuple(s.outcome.statement for s in result.statements), tuple(machine.processes)
+    )
+    result.verdict = machine.verdict or Verdict(
+        "fail", result.error, machine.passed, machine.failed
+    )
+    return result
+
+
+def _record(sim: Simulation, outcomes: Iterator[StepOutcome], result: Run) -> None:
+    """Keep each outcome with its inner steps and the maps after it."""
     first = 0
     with _cyclic_gc_paused():
         try:
-            for outcome in run(scenario, sim):
+            for outcome in outcomes:
                 last = len(sim.kernel.steps)
                 result.statements.append(StatementRun(outcome, first, last, sim.maps()))
                 first = last
         except (LimitExceeded, ScenarioError) as err:
             result.error = str(err)
-    return result
 
 
 _gc_lock = threading.Lock()
