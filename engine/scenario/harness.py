@@ -206,9 +206,7 @@ def _parse(lines: Lines, pasted: bool = False) -> Any:
     parser = Parser()
     head, tail = ("TEST_F(merge, pasted) {\n", "\n}\n") if pasted else ("", "")
     try:
-        return parser.parse(
-            TYPEDEFS_C + head + f'# 1 "{FILENAME}"\n' + lines.text + tail, FILENAME
-        )
+        return parser.parse(TYPEDEFS_C + head + f'# 1 "{FILENAME}"\n' + lines.text + tail, FILENAME)
     except RecursionError:
         where = token_position(parser) or lines.end()
         raise ScenarioError(*where, "expression nested too deeply") from None

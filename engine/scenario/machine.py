@@ -142,9 +142,7 @@ class _Process:
 class TestMachine:
     """One test's run: iterate `run()` for its steps, then read `verdict`."""
 
-    def __init__(
-        self, harness: ast.HarnessFile, test: ast.HarnessTest, backend: Backend
-    ) -> None:
+    def __init__(self, harness: ast.HarnessFile, test: ast.HarnessTest, backend: Backend) -> None:
         self.test = test
         self.backend = backend
         self.constants = {**CONSTANTS, **HARNESS_CONSTANTS, **dict(harness.constants)}
@@ -447,7 +445,9 @@ class TestMachine:
         check: CheckResult | None = None,
     ) -> StepOutcome:
         failed = [c for c in self._calls if c.result != "ok"]
-        result = failed[-1] if failed else (self._calls[-1] if self._calls else CallResult("ok", None))
+        result = (
+            failed[-1] if failed else (self._calls[-1] if self._calls else CallResult("ok", None))
+        )
         statement = ast.Statement(line, col, source, p.name, None, action, creates)
         return StepOutcome(statement, result, check)
 
@@ -614,9 +614,7 @@ class TestMachine:
         """A backend call's result: errno is set; a signal kills the test."""
         self._calls.append(result)
         if result.result.startswith("SIG"):
-            raise _Stop(
-                "fail", f"{p.name} killed by {result.result} at {where.line}:{where.col}"
-            )
+            raise _Stop("fail", f"{p.name} killed by {result.result} at {where.line}:{where.col}")
         if result.result != "ok":
             p.errno = ERRNO.get(result.result, 0)
         return result
@@ -713,7 +711,9 @@ class TestMachine:
             del p.env[f"{ref.path}.owner"]
             return Value(0, True)
         if not isinstance(owner, Ref):
-            raise ScenarioError(call.line, call.col, "find_vma_procmap() before open_self_procmap()")
+            raise ScenarioError(
+                call.line, call.col, "find_vma_procmap() before open_self_procmap()"
+            )
         addr = self._number(p, call.args[1])
         p.activity += 1
         found = self.backend.procmap_query(owner.path, addr)
