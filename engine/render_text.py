@@ -175,6 +175,8 @@ def fit(lines: Iterable[str]) -> list[str]:
 
 
 def _result(st: StatementRun) -> str:
+    if st.outcome.check is not None:
+        return st.outcome.check.describe()
     result = st.outcome.result
     if result.value is None or result.result != "ok":
         return result.result
