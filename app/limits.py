@@ -13,7 +13,6 @@ command line's defaults.
 
 from __future__ import annotations
 
-from engine.limits import LimitExceeded, Limits
 from engine.scenario.limits import (
     MAX_EXPRESSION_DEPTH,
     MAX_PROCESSES,
@@ -21,6 +20,7 @@ from engine.scenario.limits import (
     MAX_STATEMENTS,
     MAX_U64,
 )
+from engine.sim.limits import LimitExceeded, Limits
 
 __all__ = [
     "CLI_LIMITS",

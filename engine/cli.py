@@ -21,16 +21,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from importlib import resources
 from typing import Any
 
-from engine.backend import CallResult
-from engine.render_text import WIDTH, fit, render_statement, step_lines
-from engine.report import run_json
+from engine.present.report import run_json
+from engine.present.statement import render_statement, step_lines
+from engine.present.text import WIDTH, fit
 from engine.scenario import ast
-from engine.scenario.constants import MREMAP
 from engine.scenario.errors import ScenarioError
 from engine.scenario.harness import is_harness, parse_harness
 from engine.scenario.machine import TestMachine, Verdict
 from engine.scenario.parse import parse
-from engine.simulation import Run, run_scenario, run_test
+from engine.sim.backend import CallResult
+from engine.sim.simulation import Run, run_scenario, run_test
+from engine.uapi import MREMAP
 from engine.verify.compare import Difference, compare
 from engine.verify.real import NotMainline, RealMachine, RealMachineError
 from engine.verify.steps import record, recorded, simulated

@@ -6,20 +6,24 @@ inode and name. A MAP_SHARED anonymous mapping is a shmem file that shows
 as "/dev/zero (deleted)" on device 00:01.
 """
 
+from engine.mm_constants import PAGE_SHIFT
 from engine.mm_types import VM_EXEC, VM_MAYSHARE, VM_READ, VM_WRITE, VMA, State
 from engine.pagetable import PRESENT, ZERO_PAGE
-from engine.scenario.constants import PAGE_SHIFT
 
 
-def maps_line(state: State, vma: VMA) -> str:
-    """One VMA's line, single-spaced (as the verifier normalises the kernel's)."""
-    perms = (
+def vma_perms(vma: VMA) -> str:
+    """The rwxp column show_map_vma() prints: s for VM_MAYSHARE, else p."""
+    return (
         ("r" if vma.vm_flags & VM_READ else "-")
         + ("w" if vma.vm_flags & VM_WRITE else "-")
         + ("x" if vma.vm_flags & VM_EXEC else "-")
         + ("s" if vma.vm_flags & VM_MAYSHARE else "p")
     )
-    head = f"{vma.vm_start:08x}-{vma.vm_end:08x} {perms}"
+
+
+def maps_line(state: State, vma: VMA) -> str:
+    """One VMA's line, single-spaced (as the verifier normalises the kernel's)."""
+    head = f"{vma.vm_start:08x}-{vma.vm_end:08x} {vma_perms(vma)}"
     if vma.shmem is not None:
         inode = state.shmem[vma.shmem].inode
         return f"{head} {vma.vm_pgoff << PAGE_SHIFT:08x} 00:01 {inode} /dev/zero (deleted)"

@@ -1,7 +1,7 @@
 """Differential tests: generated scenarios on the simulator and on the host kernel.
 
-Every (family, seed) of tests/scenario_gen.py runs twice, once on the
-simulated kernel (engine.simulation.run_source) and once on the real one
+Every (family, seed) of tests/support/scenario_gen.py runs twice, once on the
+simulated kernel (engine.sim.simulation.run_source) and once on the real one
 (RealMachine, a fresh set of executor processes per scenario, sharing one
 compiled executor); engine.verify.compare must find no difference in any
 statement's result, returned address or /proc/PID/maps. A failure prints
@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 
 from engine.scenario.parse import parse
-from engine.simulation import run_source
+from engine.sim.simulation import run_source
 from engine.verify.compare import Difference, compare
 from engine.verify.real import RealMachine, executor_path
 from engine.verify.steps import recorded, simulated
-from tests.conftest import real_kernel_unavailable
-from tests.scenario_gen import cases, generate
+from tests.support.host import real_kernel_unavailable
+from tests.support.scenario_gen import cases, generate
 
 _reason = real_kernel_unavailable()
 if _reason is not None:

@@ -18,8 +18,8 @@ from engine.scenario import ast
 from engine.scenario.errors import ScenarioError
 from engine.scenario.harness import is_harness, parse_harness
 from engine.scenario.limits import MAX_EXECUTED_STATEMENTS, MAX_SOURCE_BYTES
-from engine.simulation import Run, run_test
-from tests.conftest import real_kernel_unavailable
+from engine.sim.simulation import Run, run_test
+from tests.support.host import real_kernel_unavailable
 
 FIXTURE = """\
 #define _GNU_SOURCE

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from engine.scenario.harness import parse_harness
-from engine.simulation import run_test
-from tests.conftest import real_kernel_unavailable
+from engine.sim.simulation import run_test
+from tests.support.host import real_kernel_unavailable
 
 DATA = Path(__file__).parent / "data" / "selftests"
 MERGE_C = DATA / "merge.c"

@@ -13,11 +13,11 @@ import operator
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from engine.backend import Backend, CallResult
 from engine.scenario import ast
 from engine.scenario.constants import CONSTANTS
 from engine.scenario.errors import ScenarioError
 from engine.scenario.limits import MAX_U64
+from engine.sim.backend import Backend, CallResult
 
 _OPERATORS: dict[str, Callable[[int, int], int]] = {
     "+": operator.add,

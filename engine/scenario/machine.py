@@ -26,12 +26,14 @@ import copy
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from engine.backend import Backend, CallResult
+from engine.mm_constants import PAGE_SIZE
 from engine.scenario import ast
-from engine.scenario.constants import CONSTANTS, ERRNO, MAP, PAGE_SIZE
+from engine.scenario.constants import CONSTANTS
 from engine.scenario.errors import ScenarioError
 from engine.scenario.interpret import CheckResult, StepOutcome
 from engine.scenario.limits import MAX_EXECUTED_STATEMENTS, MAX_PROCESSES, MAX_U64
+from engine.sim.backend import Backend, CallResult
+from engine.uapi import ERRNO, MAP
 
 PR_SET_MEMORY_MERGE = 67
 ECHILD = 10

@@ -172,7 +172,7 @@ def decode(source: str | bytes) -> str:
     data = source if isinstance(source, bytes) else source.encode("utf-8", "surrogatepass")
     if len(data) > MAX_SOURCE_BYTES:
         prefix = data[:MAX_SOURCE_BYTES].decode("utf-8", "ignore")
-        raise Lines(prefix).error(
+        raise Lines(newlines(prefix)).error(
             len(prefix),
             f"scenario too large: {len(data)} bytes (limit MAX_SOURCE_BYTES = {MAX_SOURCE_BYTES})",
         )
@@ -182,7 +182,7 @@ def decode(source: str | bytes) -> str:
         return source.decode("utf-8")
     except UnicodeDecodeError as exc:
         prefix = source[: exc.start].decode("utf-8")
-        raise Lines(prefix).error(
+        raise Lines(newlines(prefix)).error(
             len(prefix), f"not UTF-8 text: byte 0x{source[exc.start]:02x}"
         ) from None
 

@@ -31,8 +31,8 @@ from importlib import resources
 from pathlib import Path
 from types import TracebackType
 
-from engine.backend import CallResult
-from engine.scenario.constants import ERRNO_NAME
+from engine.sim.backend import CallResult
+from engine.uapi import ERRNO_NAME
 
 COMPILE_FLAGS = ("-static", "-O1")
 ADDR_NO_RANDOMIZE = 0x0040000

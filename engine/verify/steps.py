@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from engine.backend import Backend
 from engine.procfs import resident_pages
 from engine.scenario import ast
 from engine.scenario.errors import ScenarioError
 from engine.scenario.interpret import StepOutcome, run, step_record
-from engine.simulation import Run
+from engine.sim.backend import Backend
+from engine.sim.simulation import Run
 
 
 def recorded(scenario: ast.Scenario, backend: Backend) -> list[dict[str, Any]]:

@@ -12,10 +12,11 @@ from dataclasses import dataclass, replace
 
 from immutables import Map
 
-from engine.limits import LimitExceeded, Limits
 from engine.mm_types import MM, VMA, AnonVMA, Folio, ShmemObject, State
 from engine.pagetable import PageTable, PageTableEditor
-from engine.trace import Event, Step
+from engine.sim.limits import LimitExceeded, Limits
+from engine.sim.policy import POSTED, Policy
+from engine.sim.trace import Event, Step
 
 
 class Held:
@@ -55,10 +56,10 @@ class Kernel:
     """The current state of the simulated machine, and its trace of steps.
 
     `policy` selects how the RELOCATE_ANON walk behaves where the posted
-    code and its review differ (engine.mremap.POLICIES).
+    code and its review differ (engine.sim.policy).
     """
 
-    def __init__(self, limits: Limits | None = None, policy: str = "posted") -> None:
+    def __init__(self, limits: Limits | None = None, policy: Policy = POSTED) -> None:
         self.limits = limits or Limits()
         self.policy = policy
         self.gup_race: GupRace | None = None

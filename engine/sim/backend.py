@@ -1,7 +1,7 @@
 """What runs a scenario's calls: the simulated kernel or the real one.
 
 The scenario interpreter evaluates expressions and hands each call, store and
-load to a backend. `engine.kernel.Simulation` models Linux 6.18 step by step;
+load to a backend. `engine.sim.simulation.Simulation` models Linux 6.18 step by step;
 `engine.verify.real.RealMachine` runs the same calls for real on the host so
 the two can be compared (mainline calls only).
 """

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from engine.accounting import metadata
 from engine.invariants import check
-from engine.simulation import Run
+from engine.sim.simulation import Run
 
 
 def run_json(run: Run) -> dict[str, object]:
