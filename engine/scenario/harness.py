@@ -164,21 +164,28 @@ def _prepare(text: str) -> tuple[Lines, list[ast.Note]]:
 def _skip_statements(text: str) -> str:
     """`SKIP(return, "why")` as `SKIP(0     , "why")`: same length, an expression."""
     for match in re.finditer(r"\bSKIP\s*\(", text):
-        depth, pos = 0, match.end()
-        while pos < len(text):
-            char = text[pos]
-            if char in "([":
-                depth += 1
-            elif char in ")]":
-                if depth == 0:
-                    break
-                depth -= 1
-            elif char == "," and depth == 0:
-                argument = text[match.end() : pos]
-                text = text[: match.end()] + "0" + blank(argument)[1:] + text[pos:]
-                break
-            pos += 1
+        end = _argument_end(text, match.end())
+        if end < len(text) and text[end] == ",":
+            argument = text[match.end() : end]
+            text = text[: match.end()] + "0" + blank(argument)[1:] + text[end:]
     return text
+
+
+def _argument_end(text: str, pos: int) -> int:
+    """Where the argument starting at pos ends: its ',', the call's ')', or a ';'."""
+    depth = 0
+    while pos < len(text):
+        char = text[pos]
+        if char in "([":
+            depth += 1
+        elif char in ")]":
+            if depth == 0:
+                break
+            depth -= 1
+        elif (char == "," and depth == 0) or char in ";{}":
+            break
+        pos += 1
+    return pos
 
 
 def _check_depth(lines: Lines) -> None:
@@ -612,7 +619,6 @@ class _Translator:
         text = self.lines.text
         start = self.lines.offset(*self.at(node))
         if isinstance(node, c_ast.DoWhile):
-            start = self.lines.offset(*self.at(node.cond))
             return "while (" + self.text_of(node.cond) + ")"
         open_at = text.find("(", start)
         depth, pos = 0, open_at
@@ -626,20 +632,8 @@ class _Translator:
     def text_of(self, node: Any) -> str:
         """An expression's own text, for an assertion's message, as the harness prints it."""
         start = self.lines.offset(*self.at(node))
-        text = self.lines.text
-        depth, pos = 0, start
-        while pos < len(text):
-            char = text[pos]
-            if char in "([":
-                depth += 1
-            elif char in ")]":
-                if depth == 0:
-                    break
-                depth -= 1
-            elif (char == "," and depth == 0) or char in ";{}":
-                break
-            pos += 1
-        return " ".join(text[start:pos].split())
+        end = _argument_end(self.lines.text, start)
+        return " ".join(self.lines.text[start:end].split())
 
 
 def _default_merge_fixture() -> ast.Fixture:
