@@ -40,9 +40,9 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from app import limits as L
-from engine.limits import LimitExceeded, Limits
 from engine.scenario.errors import ScenarioError
-from engine.simulation import Run, run_scenario, run_source
+from engine.sim.limits import LimitExceeded, Limits
+from engine.sim.simulation import Run, run_scenario, run_source
 
 log = logging.getLogger("mremap_viz.guard")
 

@@ -1,4 +1,4 @@
-"""The URLs of a stage page: its steps, its twins, its SVGs, its share form.
+"""The URLs of a stage page: its steps, its twins (.json, .txt, SVGs), its share form.
 
 One object per page, so the step controls, the scrubber, the "Copy link"
 and "Copy as text" buttons and the SVG downloads all name the scenario the
@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
-from app.views import View
+from app.formats import SUFFIX, Format
+from engine.sim.simulation import View
 
 
 @dataclass(frozen=True)
@@ -44,14 +45,9 @@ class StageLinks:
     def embedded(self, step: int, view: View = "step") -> str:
         return f"{self.base}?{self._q(step, view, True)}"
 
-    def text(self, step: int, view: View = "step") -> str:
-        return f"{self.base}.txt?{self._q(step, view)}"
-
-    def json(self, step: int, view: View = "step") -> str:
-        return f"{self.base}.json?{self._q(step, view)}"
-
-    def svg(self, which: str, step: int, view: View = "step") -> str:
-        return f"{self.base}/{which}.svg?{self._q(step, view)}"
+    def twin(self, fmt: str, step: int, view: View = "step") -> str:
+        """The step in another format ("json", "text", "map.svg": app.formats.Format)."""
+        return f"{self.base}{SUFFIX[Format(fmt)]}?{self._q(step, view)}"
 
     @property
     def hidden(self) -> dict[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.limits import MAX_SOURCE as MAX_SOURCE  # re-exported; the limit lives there
+from app.limits import MAX_SOURCE
 
 
 class RunRequest(BaseModel):

@@ -18,8 +18,8 @@ from engine import gallery as engine_gallery
 from engine.gallery import GalleryEntry
 from engine.invariants import check
 from engine.mm_types import State
-from engine.report import run_json
-from engine.simulation import Run, run_source
+from engine.present.report import run_json
+from engine.sim.simulation import Run, run_source
 
 
 def source_key(source: str) -> str:

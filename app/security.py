@@ -5,10 +5,8 @@
 - `SecurityHeaders` sends a Content-Security-Policy that lets a page run only
   the app's own scripts and styles, X-Content-Type-Options, Referrer-Policy,
   and frame rules: no page may be framed except in embed mode (`?embed=1`).
-- `install()` adds both, and turns what a run can end in (app.guard's
-  RunFailed, a ScenarioError or LimitExceeded that escaped a route) into a
-  422 or 503 page, JSON or text naming the limit, the line or the
-  statement, never a 500.
+- `install()` adds both, the page cache, and the error handlers
+  (app/errors.py): what a run can end in is a 422 or 503, never a 500.
 
 Swagger UI (/docs) is not served: it loads its script and styles from a
 CDN and starts itself with an inline script, which this CSP forbids, and a
@@ -18,23 +16,18 @@ one being reachable. /docs redirects to the OpenAPI document, /openapi.json.
 
 from __future__ import annotations
 
-import json
-from typing import Any
 from urllib.parse import parse_qs
 
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.guard import EngineFailure, RunFailed
+from app.errors import install as install_error_handlers
+from app.formats import Format, requested
 from app.limits import MAX_BODY_BYTES
 from app.pagecache import PageCache
-from app.templating import templates
-from engine.limits import LimitExceeded
-from engine.scenario.errors import ScenarioError
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -52,17 +45,6 @@ def is_embed(scope: Scope) -> bool:
     """Embed mode: the page was asked for with `embed=1`, and may be framed anywhere."""
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     return "1" in query.get("embed", ())
-
-
-def wants(path: str, accept: str) -> str:
-    """ "json", "text" or "html": the kind of answer a request at `path` expects."""
-    if path.endswith(".json") or path.startswith("/api/") or path.startswith("/openapi"):
-        return "json"
-    if path.endswith(".txt"):
-        return "text"
-    if "text/html" not in accept and "application/json" in accept:
-        return "json"
-    return "html"
 
 
 class SecurityHeaders:
@@ -153,12 +135,8 @@ class BodyLimit:
         status, message = (
             (413, str(err.detail)) if err is not None else (400, "malformed Content-Length")
         )
-        accept = ""
-        for name, value in scope.get("headers", []):
-            if name.lower() == b"accept":
-                accept = value.decode("latin-1")
         response: Response
-        if wants(scope["path"], accept) == "html":
+        if requested(scope["path"], Headers(scope=scope)) in (Format.PAGE, Format.FRAGMENT):
             response = HTMLResponse(
                 f"<!doctype html><title>{status}</title><h1>{status}</h1><p>{message}</p>",
                 status_code=status,
@@ -175,73 +153,12 @@ class BodyLimit:
         await response(scope, no_body, send)
 
 
-# --- errors of a run ----------------------------------------------------------------
-
-
-def _error_response(request: Request, status: int, title: str, detail: dict[str, Any]) -> Response:
-    kind = wants(request.url.path, request.headers.get("accept", ""))
-    if kind == "json":
-        return JSONResponse({"detail": [detail]}, status_code=status)
-    if kind == "text":
-        where = f"line {detail['line']}: " if detail.get("line") else ""
-        return PlainTextResponse(f"{title}: {where}{detail['msg']}\n", status_code=status)
-    return templates.TemplateResponse(
-        request,
-        "error.html",
-        {"title": title, "detail": detail, "status": status, "oob": False},
-        status_code=status,
-        headers={"Vary": "HX-Request"},
-    )
-
-
-def _run_failed(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RunFailed)
-    if isinstance(exc, EngineFailure):
-        title = "The simulator failed on this scenario"
-    elif exc.status == 503:
-        title = "The simulator is busy"
-    else:
-        title = "This scenario is over a limit"
-    response = _error_response(request, exc.status, title, exc.detail())
-    if exc.status == 503:
-        response.headers["Retry-After"] = "5"
-    return response
-
-
-def _scenario_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ScenarioError)
-    detail = {
-        "type": "scenario_error",
-        "loc": ["body", "source"],
-        "line": exc.line,
-        "col": exc.col,
-        "msg": exc.message,
-    }
-    return _error_response(request, 422, "This scenario does not parse", detail)
-
-
-def _limit_exceeded(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, LimitExceeded)
-    detail = {"type": "limit_exceeded", "msg": str(exc), "limit": exc.name}
-    return _error_response(request, 422, "This scenario is over a limit", detail)
-
-
-def _validation_error(request: Request, exc: Exception) -> Response:
-    """FastAPI's 422, but ASCII JSON: an echoed lone surrogate (\\ud800) cannot be UTF-8."""
-    assert isinstance(exc, RequestValidationError)
-    body = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True)
-    return Response(body, status_code=422, media_type="application/json")
-
-
 def install(app: FastAPI) -> None:
     """Add the page cache, the body limit, the security headers and the error pages to `app`.
 
     Call it last: the middleware it adds wraps all added before.
     """
-    app.add_exception_handler(RunFailed, _run_failed)
-    app.add_exception_handler(ScenarioError, _scenario_error)
-    app.add_exception_handler(LimitExceeded, _limit_exceeded)
-    app.add_exception_handler(RequestValidationError, _validation_error)
+    install_error_handlers(app)
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> RedirectResponse:

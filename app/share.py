@@ -37,9 +37,9 @@ from app.limits import (
 )
 from app.runs import RunCache
 from app.store import ShareRecord, Store
-from engine.mremap import POLICIES
 from engine.scenario.errors import ScenarioError
-from engine.simulation import policy_of
+from engine.sim.policy import POLICIES
+from engine.sim.simulation import policy_of
 from engine.version import ENGINE_VERSION, fingerprint
 
 TOKEN_VERSION = "v1"
@@ -108,7 +108,16 @@ class ShareResponse(BaseModel):
     token: str = Field(description="the self-contained token of /play?s=")
 
 
-class BadToken(ValueError):
+class BadLink(Exception):
+    """A link that cannot be followed: the message says why, `status` answers it
+    (app/errors.py shows it as the page, JSON or text the request asked for)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class BadToken(BadLink, ValueError):
     """A self-contained link that cannot be read; the message says why."""
 
 

@@ -2,7 +2,8 @@
 
 A record is written once under its content-addressed id and never changed,
 so the interface is two calls: `put` (insert if absent; says whether it
-inserted) and `get`. `put` returns only after the row is durable: SQLite in
+inserted) and `get`. Both stores share SQLStore's logic; they differ in
+how a connection is opened and in the SQL dialect. `put` returns only after the row is durable: SQLite in
 WAL mode with synchronous=FULL, PostgreSQL with synchronous_commit at its
 default. With DATABASE_URL naming a PostgreSQL database, several app
 servers can share one store behind any load balancer.
@@ -18,6 +19,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+import psycopg
 
 SQLITE_FILE = "shares.sqlite3"
 
@@ -62,106 +65,112 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-class SQLiteStore:
-    """One SQLite file; one connection per thread, WAL, synchronous=FULL."""
+@dataclass(frozen=True)
+class Dialect:
+    """The two statements whose SQL differs between databases."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+    insert: str
+    """Insert (id, scenario, engine, fingerprint, created) unless the id is taken."""
+    select: str
+    """The record's (scenario, engine, fingerprint, created) by id."""
+
+
+COLUMNS = "id, scenario, engine, fingerprint, created"
+RECORD = "SELECT scenario, engine, fingerprint, created FROM shares WHERE id = "
+
+SQLITE = Dialect(
+    insert=f"INSERT OR IGNORE INTO shares ({COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+    select=RECORD + "?",
+)
+POSTGRES = Dialect(
+    insert=f"INSERT INTO shares ({COLUMNS}) VALUES (%s, %s, %s, %s, %s)"
+    " ON CONFLICT (id) DO NOTHING",
+    select=RECORD + "%s",
+)
+
+
+class SQLStore:
+    """The shares table through DB-API connections, one per thread; a subclass
+    says how to open one (and make the table) and which SQL dialect it speaks."""
+
+    dialect: Dialect
+
+    def __init__(self) -> None:
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._all: list[Any] = []
         self._lock = threading.Lock()
-        self._connect()  # create the file and the table now, not on the first share
+        self._connect()  # create the table now, not on the first share
 
-    def _connect(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute(SCHEMA)
+    def _open(self) -> Any:
+        """A new autocommit connection, the table created."""
+        raise NotImplementedError
+
+    def _alive(self, conn: Any) -> bool:
+        return True
+
+    def _connect(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or not self._alive(conn):
+            conn = self._open()
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
         return conn
 
     def put(self, ident: str, record: ShareRecord) -> bool:
-        cur = self._connect().execute(
-            "INSERT OR IGNORE INTO shares (id, scenario, engine, fingerprint, created)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (ident, *record.row()),
-        )
-        return cur.rowcount == 1
+        cur = self._connect().execute(self.dialect.insert, (ident, *record.row()))
+        return bool(cur.rowcount == 1)
 
     def get(self, ident: str) -> ShareRecord | None:
-        row = (
-            self._connect()
-            .execute(
-                "SELECT scenario, engine, fingerprint, created FROM shares WHERE id = ?", (ident,)
-            )
-            .fetchone()
-        )
+        row = self._connect().execute(self.dialect.select, (ident,)).fetchone()
         return None if row is None else ShareRecord.from_row(row)
 
     def close(self) -> None:
         with self._lock:
             for conn in self._all:
-                with contextlib.suppress(sqlite3.ProgrammingError):  # another thread's
+                with contextlib.suppress(sqlite3.ProgrammingError):  # SQLite: another thread's
                     conn.close()
             self._all.clear()
         self._local = threading.local()
 
 
-class PostgresStore:
-    """A PostgreSQL database (psycopg 3); one autocommit connection per thread."""
+class SQLiteStore(SQLStore):
+    """One SQLite file in WAL mode, synchronous=FULL."""
+
+    dialect = SQLITE
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        super().__init__()
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(SCHEMA)
+        return conn
+
+
+class PostgresStore(SQLStore):
+    """A PostgreSQL database (psycopg 3), synchronous_commit at its default."""
+
+    dialect = POSTGRES
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._local = threading.local()
-        self._all: list[Any] = []
-        self._lock = threading.Lock()
-        self._connect()
+        super().__init__()
 
-    def _connect(self) -> Any:
-        import psycopg
-
-        conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed:
-            conn = psycopg.connect(self.url, autocommit=True)
-            # Servers starting together must not race on CREATE TABLE IF NOT EXISTS.
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(520250618)")
-                conn.execute(SCHEMA)
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
+    def _open(self) -> psycopg.Connection[Any]:
+        conn = psycopg.connect(self.url, autocommit=True)
+        # Servers starting together must not race on CREATE TABLE IF NOT EXISTS.
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(520250618)")
+            conn.execute(SCHEMA)
         return conn
 
-    def put(self, ident: str, record: ShareRecord) -> bool:
-        cur = self._connect().execute(
-            "INSERT INTO shares (id, scenario, engine, fingerprint, created)"
-            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
-            (ident, *record.row()),
-        )
-        return bool(cur.rowcount == 1)
-
-    def get(self, ident: str) -> ShareRecord | None:
-        row = (
-            self._connect()
-            .execute(
-                "SELECT scenario, engine, fingerprint, created FROM shares WHERE id = %s",
-                (ident,),
-            )
-            .fetchone()
-        )
-        return None if row is None else ShareRecord.from_row(row)
-
-    def close(self) -> None:
-        with self._lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
-        self._local = threading.local()
+    def _alive(self, conn: Any) -> bool:
+        return not conn.closed
 
 
 def open_store(data_dir: Path, database_url: str | None = None) -> Store:

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.engine_fault_move [--profile] [--relocate-reps N]
 
-Each measurement is one `engine.simulation.run_source()` call in a fresh
+Each measurement is one `engine.sim.simulation.run_source()` call in a fresh
 subprocess (so its peak RSS, ru_maxrss, is the run's own). The scenario
 reserves a PROT_NONE destination, maps SIZE read-write, memsets all of it,
 then `mremap(p, SIZE, SIZE, MREMAP_MAYMOVE | MREMAP_FIXED, dest)`; the run
@@ -42,7 +42,7 @@ def scenario(size: str, relocate: bool) -> str:
 def child(size: str, relocate: bool) -> None:
     """One timed run; prints a JSON line with seconds and RSS."""
     from benchmarks._common import maxrss_mib
-    from engine.simulation import run_source
+    from engine.sim.simulation import run_source
 
     source = scenario(size, relocate)
     rss_before = maxrss_mib()
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{relocate[-1]['rss_peak_mib']:.0f} MiB"
     )
     if not ok or args.profile:
-        from engine.simulation import run_source
+        from engine.sim.simulation import run_source
 
         print("\ncProfile of one 1 GiB run (MREMAP_FIXED):")
         print(profile(lambda: run_source(scenario(SIZES["1 GiB"], False))))

@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks.engine_terabyte [--profile] [--reps N]
 
 The scenario is parsed once (engine.scenario.parse.parse); the timed part is
-engine.simulation.run_scenario() on the parsed scenario, median of N runs
+engine.sim.simulation.run_scenario() on the parsed scenario, median of N runs
 (after one untimed warm-up run). The same scenario with a 1-page mapping is
 the yardstick. Both runs must succeed and return the destination.
 
@@ -35,7 +35,7 @@ def scenario(size: str) -> str:
 
 def timed(source: str, reps: int) -> tuple[float, list[float], int]:
     from engine.scenario.parse import parse
-    from engine.simulation import policy_of, run_scenario
+    from engine.sim.simulation import policy_of, run_scenario
 
     parsed = parse(source)
     policy = policy_of(source)
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not ok or args.profile:
         from engine.scenario.parse import parse
-        from engine.simulation import run_scenario
+        from engine.sim.simulation import run_scenario
 
         parsed = parse(scenario("1ULL << 40"))
         print("\ncProfile of one 1 TiB run:")

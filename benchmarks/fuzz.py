@@ -2,9 +2,9 @@
 
     PYTHONPATH=. .venv/bin/python benchmarks/fuzz.py --count 100000 --jobs 2
 
-Runs tests/test_fuzz.py's strategies (grammar-generated scenarios, mutated
+Runs tests/support/fuzz.py's strategies (grammar-generated scenarios, mutated
 gallery scenarios, random text) `--count` times in all, spread over `--jobs`
-processes, each run bounded by tests.test_fuzz.FUZZ_LIMITS and the whole
+processes, each run bounded by tests.support.fuzz.FUZZ_LIMITS and the whole
 job by `--seconds`. Any exception but ScenarioError and LimitExceeded is a
 crash: each distinct one (by exception type and the frame that raised it)
 is printed with its smallest scenario and its traceback. Then schemathesis
@@ -32,7 +32,7 @@ def _fuzz_chunk(args: tuple[int, int, float]) -> tuple[int, dict[str, tuple[str,
     count, seed_value, deadline = args
     from hypothesis import HealthCheck, Phase, given, seed, settings
 
-    from tests.test_fuzz import any_scenario, check
+    from tests.support.fuzz import any_scenario, check
 
     crashes: dict[str, tuple[str, str]] = {}
     done = 0
@@ -90,7 +90,7 @@ def fuzz_api(examples: int) -> tuple[int, list[str]]:
 
     os.environ.setdefault("MREMAP_VIZ_DATA", tempfile.mkdtemp(prefix="mremap-viz-fuzz-"))
     from app.main import create_app
-    from tests.test_fuzz import api_operations, exercise
+    from tests.support.fuzz import api_operations, exercise
 
     calls = 0
     failures = []

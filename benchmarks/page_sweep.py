@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.page_sweep --seeds 5000
 
-Runs `--seeds` generated scenarios (tests/scenario_gen.py), spread over the
+Runs `--seeds` generated scenarios (tests/support/scenario_gen.py), spread over the
 families round-robin from seed `--first` on, each on the simulated kernel
 and on this machine's (engine.verify.check), comparing results, maps,
 resident pages and every page after every statement. It prints how many
@@ -23,7 +23,7 @@ from collections import Counter
 
 from benchmarks._common import print_machine
 from engine.verify.check import Verdict, check_source, smallest
-from tests.scenario_gen import FAMILIES, SEEDS, generate
+from tests.support.scenario_gen import FAMILIES, SEEDS, generate
 
 
 def main(argv: list[str] | None = None) -> int:

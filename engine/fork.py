@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from engine.kernel import Kernel
-from engine.memory import new_folio
+from engine.mm_constants import PAGE_SHIFT
 from engine.mm_types import MM, VM_DONTCOPY, VM_LOCKED_MASK, VM_WIPEONFORK, VM_WRITE, VMA, Folio
 from engine.pagetable import PRESENT, ZERO_PAGE, Pte
-from engine.rmap import anon_vma_fork
-from engine.scenario.constants import PAGE_SHIFT
+from engine.rmap import anon_vma_fork, new_folio
+from engine.sim.kernel import Kernel
 
 
 def dup_mmap(k: Kernel, parent: str, child: str) -> int:

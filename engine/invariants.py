@@ -11,11 +11,68 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from enum import Enum
 
-from engine.memory import linear_page_index
-from engine.mm_types import State
+from engine.mm_constants import PAGE_SHIFT, PAGE_SIZE
+from engine.mm_types import VMA, Folio, State
+from engine.pagemap import linear_page_index
 from engine.pagetable import MIGRATION, PRESENT, ZERO_PAGE
-from engine.scenario.constants import PAGE_SHIFT, PAGE_SIZE
+from engine.rmap import folio_anon_vma, rmap_walk_anon
+
+
+class RmapMiss(Enum):
+    """Why an rmap walk from a folio would not reach one of its mappings."""
+
+    NO_ANON_VMA = "folio->mapping names no live anon_vma"
+    NOT_CHAINED = "the anon_vma has no chain to the VMA"
+    WRONG_INDEX = "folio->index puts the page at another address"
+    OTHER_FILE = "the shmem folio belongs to another file"
+
+
+@dataclass(frozen=True)
+class RmapCheck:
+    """The rmap check of one mapped page: `miss` is None when rmap finds it;
+    `index` is the page's index (folio->index + page), `expected`
+    linear_page_index() of where it is mapped."""
+
+    miss: RmapMiss | None
+    index: int
+    expected: int
+
+    @property
+    def index_matches(self) -> bool:
+        """folio->index agrees with linear_page_index(), chained or not."""
+        return self.index == self.expected
+
+
+def rmap_check(state: State, vma: VMA, addr: int, page: int, folio: Folio) -> RmapCheck:
+    """Would rmap find page `page` of `folio` again where `vma` maps it, at addr?
+
+    For an anonymous folio: rmap_walk_anon() from folio->mapping must visit
+    `vma`, and there folio->index must put the page at addr. A shmem folio
+    is found through its file: it must be the VMA's, at the same index.
+    The one check the invariants, the text picture and the web use.
+    """
+    index = folio.index + page
+    expected = linear_page_index(vma, addr)
+    miss: RmapMiss | None
+    if folio.shmem is not None:
+        if folio.shmem != vma.shmem:
+            miss = RmapMiss.OTHER_FILE
+        else:
+            miss = None if index == expected else RmapMiss.WRONG_INDEX
+        return RmapCheck(miss, index, expected)
+    for seen, _ in rmap_walk_anon(state, folio):
+        if seen.id == vma.id and linear_page_index(seen, addr) == index:
+            return RmapCheck(None, index, expected)
+    av = folio_anon_vma(state, folio)
+    if av is None:
+        miss = RmapMiss.NO_ANON_VMA
+    elif vma.id not in av.chains:
+        miss = RmapMiss.NOT_CHAINED
+    else:
+        miss = RmapMiss.WRONG_INDEX
+    return RmapCheck(miss, index, expected)
 
 
 @dataclass(frozen=True)
@@ -165,32 +222,21 @@ def _rmap(state: State) -> list[Violation]:
                 if folio is None:
                     found.append(Violation("rmap", f"{addr:#x} maps freed folio#{pte.folio}", refs))
                     continue
-                av = state.anon_vmas.get(folio.mapping) if folio.mapping is not None else None
-                if av is None:
-                    found.append(
-                        Violation(
-                            "rmap",
-                            f"folio#{folio.id} at {addr:#x}: mapping anon_vma#{folio.mapping} is freed: rmap would use freed memory",
-                            refs,
-                        )
-                    )
+                result = rmap_check(state, vma, addr, pte.page, folio)
+                if result.miss is None:
                     continue
-                if vma.id not in av.chains:
-                    found.append(
-                        Violation(
-                            "rmap",
-                            f"folio#{folio.id} at {addr:#x}: anon_vma#{av.id} has no chain to vma#{vma.id}: rmap walk misses this mapping",
-                            refs,
-                        )
+                where = f"folio#{folio.id} at {addr:#x}"
+                if result.miss is RmapMiss.NO_ANON_VMA:
+                    why = f"mapping anon_vma#{folio.mapping} is freed: rmap would use freed memory"
+                elif result.miss is RmapMiss.NOT_CHAINED:
+                    why = (
+                        f"anon_vma#{folio.mapping} has no chain to vma#{vma.id}:"
+                        " rmap walk misses this mapping"
                     )
-                    continue
-                expected = linear_page_index(vma, addr)
-                if folio.index + pte.page != expected:
-                    found.append(
-                        Violation(
-                            "rmap",
-                            f"folio#{folio.id} at {addr:#x}: index {folio.index + pte.page:#x} != linear_page_index {expected:#x}: rmap walk looks at the wrong address",
-                            refs,
-                        )
+                else:
+                    why = (
+                        f"index {result.index:#x} != linear_page_index {result.expected:#x}:"
+                        " rmap walk looks at the wrong address"
                     )
+                found.append(Violation("rmap", f"{where}: {why}", refs))
     return found

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from engine.errors import SyscallError
-from engine.kernel import Kernel
-from engine.memory import populate_range, split_huge_pmd_edges, zap_page_range
+from engine.gup import populate_range
+from engine.huge_memory import split_huge_pmd_edges
+from engine.memory import handle_mm_fault, zap_page_range
+from engine.mm_constants import PAGE_SHIFT, PAGE_SIZE, page_align
 from engine.mm_types import (
     VM_DONTCOPY,
     VM_DONTDUMP,
@@ -36,9 +37,10 @@ from engine.mm_types import (
     VMA,
     Folio,
 )
-from engine.mmap import page_align
 from engine.pagetable import MIGRATION, PRESENT, SWAP, ZERO_PAGE, Pte
-from engine.scenario.constants import MADV, PAGE_SHIFT, PAGE_SIZE
+from engine.sim.errors import SyscallError
+from engine.sim.kernel import Kernel
+from engine.uapi import MADV
 from engine.vma import SplitError, find_vma, vma_before, vma_modify
 
 # advice -> (flags to set, flags to clear) for madvise_update_vma()
@@ -358,7 +360,5 @@ def _populate(k: Kernel, mm: str, start: int, end: int, write: bool) -> None:
 
 
 def _read_range(k: Kernel, mm: str, start: int, end: int) -> None:
-    from engine.memory import handle_mm_fault
-
     for addr in range(start, end, PAGE_SIZE):
         handle_mm_fault(k, mm, addr, write=False)

@@ -15,8 +15,8 @@ from typing import NamedTuple
 
 from immutables import Map
 
+from engine.mm_constants import PAGE_SHIFT
 from engine.pagetable import PageTable
-from engine.scenario.constants import PAGE_SHIFT
 
 # vm_flags bits (include/linux/mm.h, x86-64).
 VM_READ = 0x00000001
@@ -85,9 +85,6 @@ def flag_names(flags: int) -> list[str]:
     return [name for bit, name in VM_FLAG_NAMES.items() if flags & bit]
 
 
-HPAGE_PMD_ORDER = 9
-HPAGE_PMD_NR = 1 << HPAGE_PMD_ORDER
-PMD_SIZE = HPAGE_PMD_NR << PAGE_SHIFT
 GUP_PIN_COUNTING_BIAS = 1024
 
 

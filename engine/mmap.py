@@ -1,19 +1,31 @@
 """Creating and removing mappings: mmap, munmap and address placement.
 
-Models mm/mmap.c (do_mmap, __get_unmapped_area, the x86-64 top-down
-arch_get_unmapped_area_topdown and THP alignment of large anonymous
-mappings) and the mmap_region/munmap paths of mm/vma.c.
+Models mm/mmap.c (do_mmap, __get_unmapped_area, do_munmap), the x86-64
+top-down arch_get_unmapped_area_topdown and THP alignment of large
+anonymous mappings.
+
+Three functions of mm/vma.c live here, not in engine.vma: the ones that zap
+pages (vms_complete_munmap_vmas, do_vmi_munmap, __mmap_region). Zapping is
+mm/memory.c's, and the faults there call into mm/vma.c
+(find_mergeable_anon_vma, expand_downwards): in C the two files call each
+other, a Python import graph must not, so vma.py stays below memory.py.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from engine.errors import SyscallError
-from engine.kernel import Kernel
-from engine.memory import populate_range, zap_page_range
+from engine.gup import populate_range
+from engine.memory import zap_page_range
+from engine.mm_constants import (
+    MAX_MAP_COUNT,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    PMD_SIZE,
+    TASK_SIZE,
+    page_align,
+)
 from engine.mm_types import (
-    HPAGE_PMD_NR,
     VM_ACCOUNT,
     VM_EXEC,
     VM_GROWSDOWN,
@@ -31,59 +43,23 @@ from engine.mm_types import (
     ShmemObject,
 )
 from engine.rmap import unlink_anon_vmas
-from engine.scenario.constants import ERRNO_NAME, MAP, PAGE_SHIFT, PAGE_SIZE, PROT
+from engine.sim.errors import SyscallError
+from engine.sim.kernel import Kernel
+from engine.uapi import ERRNO_NAME, MAP, MAP_TYPE, PROT
 from engine.vma import (
-    MAX_MAP_COUNT,
     VMG,
-    SplitError,
     find_vma,
-    split_vma,
+    gather_munmap_vmas,
+    unmapped_area_topdown,
+    vm_start_gap,
     vma_before,
     vma_merge_new_range,
     vmas_in_range,
 )
 
-TASK_SIZE = 0x7FFFFFFFF000  # 47-bit user address space
 MMAP_BASE = 0x7FFFF7FF7000  # top of the top-down area, below [vvar] (ASLR off)
 MMAP_MIN_ADDR = 0x1000  # /proc/sys/vm/mmap_min_addr on these machines
-STACK_GUARD_GAP = 256 << PAGE_SHIFT
-PMD_SIZE = HPAGE_PMD_NR << PAGE_SHIFT
-
-MAP_TYPE = 0x0F
 MAX_ERRNO = 4095
-
-
-def page_align(n: int) -> int:
-    """PAGE_ALIGN(), wrapping at 2**64 like the kernel's unsigned long."""
-    return (n + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1) & ((1 << 64) - 1)
-
-
-def vm_start_gap(vma: VMA) -> int:
-    """Models vm_start_gap(): a stack's guard gap belongs to it."""
-    if vma.vm_flags & VM_GROWSDOWN:
-        return max(vma.vm_start - STACK_GUARD_GAP, 0)
-    return vma.vm_start
-
-
-def unmapped_area_topdown(k: Kernel, mm: str, length: int, high: int) -> int:
-    """Models mm/vma.c:unmapped_area_topdown(): the highest gap that fits.
-
-    The gap ends at the next VMA's vm_start_gap() (or the top of the area)
-    and starts at the previous VMA's end (or the first page).
-    """
-    vmas = k.state.mm_vmas(mm)
-    gap_end = high
-    for vma in reversed(vmas):
-        if vma.vm_start >= high:
-            continue
-        start = max(vma.vm_end, PAGE_SIZE)
-        top = min(gap_end, high)
-        if top >= start and top - start >= length:
-            return top - length
-        gap_end = vm_start_gap(vma)
-    if gap_end - PAGE_SIZE >= length:
-        return gap_end - length
-    raise SyscallError("ENOMEM", "get_unmapped_area: no gap large enough")
 
 
 def arch_get_unmapped_area_topdown(k: Kernel, mm: str, addr: int, length: int) -> int:
@@ -175,29 +151,6 @@ def calc_vm_flags(prot: int, flags: int) -> int:
     return vm
 
 
-def gather_munmap_vmas(k: Kernel, mm: str, start: int, end: int) -> list[VMA]:
-    """Models mm/vma.c:vms_gather_munmap_vmas(): split the VMAs at the edges
-    of [start, end) and return those inside it (to be removed)."""
-    vmas = vmas_in_range(k.state, mm, start, end)
-    if not vmas:
-        return []
-    first, last = vmas[0], vmas[-1]
-    try:
-        if first.vm_start < start:
-            if end < first.vm_end and len(k.mm(mm).vmas) >= MAX_MAP_COUNT:
-                raise SplitError
-            _, first = split_vma(k, first, start, new_below=True)
-            k.event("vms_gather_munmap_vmas", f"split vma#{first.id} at {start:#x}")
-            if last.id == first.id or last.vm_start < start:
-                last = first
-        if last.vm_end > end:
-            last, _ = split_vma(k, k.vma(last.id), end, new_below=False)
-            k.event("vms_gather_munmap_vmas", f"split vma#{last.id} at {end:#x}")
-    except SplitError as err:
-        raise SyscallError("ENOMEM", "split_vma: map_count at max_map_count") from err
-    return vmas_in_range(k.state, mm, start, end)
-
-
 def complete_munmap_vmas(k: Kernel, mm: str, vmas: list[VMA], start: int, end: int) -> None:
     """Models mm/vma.c:vms_complete_munmap_vmas(): zap the pages, drop the
     anon_vma chains (free_pgtables) and free the removed VMAs."""
@@ -209,11 +162,19 @@ def complete_munmap_vmas(k: Kernel, mm: str, vmas: list[VMA], start: int, end: i
         k.unlink_vma(vma)
 
 
-def do_vmi_munmap(k: Kernel, mm: str, start: int, length: int, fn: str = "do_vmi_munmap") -> None:
+def do_vmi_munmap(
+    k: Kernel,
+    mm: str,
+    start: int,
+    length: int,
+    fn: str = "do_vmi_munmap",
+    file: str = "mm/vma.c",
+) -> None:
     """Models mm/vma.c:do_vmi_munmap(): unmap [start, start + len).
 
     Unmapping nothing is not an error; the edges of partly covered VMAs are
-    split off and survive.
+    split off and survive. `fn` in `file` is the caller the steps name
+    (mm/mmap.c:do_munmap, mm/mremap.c:shrink_vma, ...).
     """
     if start % PAGE_SIZE or start > TASK_SIZE or length > TASK_SIZE - start:
         raise SyscallError("EINVAL", "start unaligned or range beyond TASK_SIZE")
@@ -223,7 +184,7 @@ def do_vmi_munmap(k: Kernel, mm: str, start: int, length: int, fn: str = "do_vmi
     vmas = gather_munmap_vmas(k, mm, start, end)
     if not vmas:
         k.event(fn, "no VMA in range: nothing to do")
-        k.step(f"mm/vma.c:{fn}", f"nothing mapped in {start:#x}-{end:#x}")
+        k.step(f"{file}:{fn}", f"nothing mapped in {start:#x}-{end:#x}")
         return
     k.step(
         "mm/vma.c:vms_gather_munmap_vmas",

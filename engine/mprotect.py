@@ -1,6 +1,7 @@
 """mprotect(2): change a range's protection, splitting and merging VMAs.
 
-Models mm/mprotect.c:do_mprotect_pkey() and mprotect_fixup(). The loop
+Models mm/mprotect.c:do_mprotect_pkey(), mprotect_fixup() and
+change_protection(). The loop
 changes VMA after VMA and stops with -ENOMEM at the first hole, after
 changing what came before it, as the kernel does.
 """
@@ -9,9 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from engine.errors import SyscallError
-from engine.kernel import Kernel
-from engine.memory import change_protection
+from engine.mm_constants import PAGE_SHIFT, PAGE_SIZE, page_align
 from engine.mm_types import (
     VM_ACCESS_FLAGS,
     VM_ACCOUNT,
@@ -22,13 +21,13 @@ from engine.mm_types import (
     VM_WRITE,
     VMA,
 )
-from engine.mmap import calc_vm_prot_bits, page_align
-from engine.scenario.constants import PAGE_SIZE, PROT
+from engine.mmap import calc_vm_prot_bits
+from engine.pagetable import PRESENT, ZERO_PAGE
+from engine.sim.errors import SyscallError
+from engine.sim.kernel import Kernel
+from engine.uapi import PROT, PROT_GROWSDOWN, PROT_GROWSUP, PROT_SEM
 from engine.vma import SplitError, find_vma, find_vma_prev, vma_modify
 
-PROT_GROWSDOWN = 0x01000000
-PROT_GROWSUP = 0x02000000
-PROT_SEM = 0x8
 VALID_PROT = PROT["PROT_READ"] | PROT["PROT_WRITE"] | PROT["PROT_EXEC"] | PROT_SEM
 
 
@@ -107,3 +106,22 @@ def mprotect_fixup(
         f"vma#{vma.id} {vma.vm_start:#x}-{vma.vm_end:#x} gets the new protection",
     )
     return vma
+
+
+def change_protection(k: Kernel, vma: VMA) -> None:
+    """Models mm/mprotect.c:change_protection(): PTE write bits follow the
+    VMA. Only exclusive anonymous pages (and shared ones) may be made
+    writable without a fault (can_change_pte_writable)."""
+    writable = bool(vma.vm_flags & VM_WRITE)
+    table = k.pagetable(vma.mm)
+    pt = k.pt(vma.mm)
+    for vpn, pte in table.items(vma.vm_start >> PAGE_SHIFT, vma.vm_end >> PAGE_SHIFT):
+        if pte.kind != PRESENT:
+            continue
+        if not writable:
+            if pte.write:
+                pt.set(vpn, pte._replace(write=False))
+        elif not pte.write and pte.folio != ZERO_PAGE:
+            folio = k.folio(pte.folio)
+            if folio.shmem is not None or folio.anon_exclusive[pte.page]:
+                pt.set(vpn, pte._replace(write=True))

@@ -13,59 +13,38 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from engine.errors import SyscallError
-from engine.kernel import Kernel
-from engine.memory import populate_range, split_huge_pmd
+from engine.gup import populate_range
+from engine.mm_constants import MAX_MAP_COUNT, PAGE_SHIFT, PAGE_SIZE, TASK_SIZE, page_align
 from engine.mm_types import (
-    HPAGE_PMD_NR,
     VM_ACCOUNT,
     VM_DONTEXPAND,
-    VM_HUGETLB,
     VM_LOCKED,
     VM_LOCKED_MASK,
     VM_MAYSHARE,
     VM_PFNMAP,
     VM_SHARED,
-    VM_SPECIAL,
     VMA,
 )
-from engine.mmap import (
-    TASK_SIZE,
-    complete_munmap_vmas,
-    do_vmi_munmap,
-    get_unmapped_area,
-    page_align,
-)
+from engine.mmap import complete_munmap_vmas, do_vmi_munmap, get_unmapped_area
+from engine.move_page_tables import move_page_tables
+from engine.relocate import Walk, relocate_and_move, should_relocate_anon
 from engine.rmap import anon_vma_prepare, unlink_anon_vmas
-from engine.scenario.constants import MAP, MREMAP, PAGE_SHIFT, PAGE_SIZE
+from engine.sim.errors import SyscallError
+from engine.sim.kernel import Kernel
+from engine.uapi import MAP, MREMAP
 from engine.vma import (
-    VMG,
     copy_vma,
-    find_vma_next,
+    find_mergeable_anon_vma,
     vma_lookup,
-    vma_merge_new_range,
+    vma_merge_extend,
     vmas_in_range,
 )
 
 MAYMOVE = MREMAP["MREMAP_MAYMOVE"]
 FIXED = MREMAP["MREMAP_FIXED"]
 DONTUNMAP = MREMAP["MREMAP_DONTUNMAP"]
-RELOCATE_ANON = MREMAP["MREMAP_RELOCATE_ANON"]
+RELOCATE_FLAGS = MREMAP["MREMAP_RELOCATE_ANON"] | MREMAP["MREMAP_MUST_RELOCATE_ANON"]
 MUST_RELOCATE_ANON = MREMAP["MREMAP_MUST_RELOCATE_ANON"]
-RELOCATE_FLAGS = RELOCATE_ANON | MUST_RELOCATE_ANON
-PMD_SIZE = HPAGE_PMD_NR << PAGE_SHIFT
-MAX_MAP_COUNT = 65530
-
-POLICIES = {
-    "posted": "the v1 code as posted: a pinned folio is skipped yet counted a success;"
-    " the undo re-runs the walk's checks and its result is ignored",
-    "pinned_aborts": "a pinned folio aborts the walk, as the RFC v2 changelog says;"
-    " the undo is the posted one",
-    "no_pin_check": "no racy pin check: pinned folios are moved too (David Hildenbrand)",
-    "isolate": "pinned aborts; each relocated folio is held, so the undo reverts exactly"
-    " those, whatever raced (Lorenzo Stoakes)",
-    "split": "pinned aborts; the VMA is split where the walk failed instead of undoing (Harry Yoo)",
-}
 
 
 @dataclass
@@ -177,7 +156,7 @@ def mremap_at(k: Kernel, vrm: VRM) -> int:
     if vrm.new_len == vrm.old_len:
         return vrm.addr
     if vrm.new_len < vrm.old_len:
-        do_vmi_munmap(k, vrm.mm, vrm.addr + vrm.new_len, vrm.delta, "shrink_vma")
+        do_vmi_munmap(k, vrm.mm, vrm.addr + vrm.new_len, vrm.delta, "shrink_vma", "mm/mremap.c")
         return vrm.addr
     return expand_vma(k, vrm)
 
@@ -213,14 +192,6 @@ def vma_expandable(k: Kernel, vma: VMA, delta: int) -> bool:
     return not vmas_in_range(k.state, vma.mm, vma.vm_end, end) and end <= TASK_SIZE
 
 
-def vma_merge_extend(k: Kernel, vma: VMA, delta: int) -> VMA | None:
-    """Models mm/vma.c:vma_merge_extend(): grow vma as a new-range merge with
-    itself as prev, which may also absorb the next VMA."""
-    vmg = VMG.of(vma, vma.vm_end, vma.vm_end + delta, prev=vma, middle=None)
-    vmg.next = find_vma_next(k.state, vma)
-    return vma_merge_new_range(k, vmg, "vma_merge_extend")
-
-
 def vrm_set_new_addr(k: Kernel, vrm: VRM) -> None:
     """Models mm/mremap.c:vrm_set_new_addr(): where the moved range goes."""
     vma = vrm.vma
@@ -235,12 +206,12 @@ def vrm_set_new_addr(k: Kernel, vrm: VRM) -> None:
 def mremap_to(k: Kernel, vrm: VRM) -> int:
     """Models mm/mremap.c:mremap_to(): a move to a named address."""
     if vrm.flags & FIXED:
-        do_vmi_munmap(k, vrm.mm, vrm.new_addr, vrm.new_len, "do_munmap")
+        do_vmi_munmap(k, vrm.mm, vrm.new_addr, vrm.new_len, "do_munmap", "mm/mmap.c")
         vrm.vma = vma_lookup(k.state, vrm.mm, vrm.addr)
         if vrm.vma is None:
             raise SyscallError("EFAULT", "the source went away with the destination")
     if vrm.new_len < vrm.old_len:
-        do_vmi_munmap(k, vrm.mm, vrm.addr + vrm.new_len, vrm.delta, "shrink_vma")
+        do_vmi_munmap(k, vrm.mm, vrm.addr + vrm.new_len, vrm.delta, "shrink_vma", "mm/mremap.c")
         vrm.old_len = vrm.new_len
         vrm.vma = vma_lookup(k.state, vrm.mm, vrm.addr)
     vrm_set_new_addr(k, vrm)
@@ -314,7 +285,7 @@ def copy_vma_and_data(k: Kernel, vrm: VRM) -> tuple[str | None, VMA | None]:
     assert vma is not None
     relocate = False
     if vrm.relocate:
-        relocate, err = should_relocate_anon(k, vrm)
+        relocate, err = should_relocate_anon(k, vma, bool(vrm.flags & MUST_RELOCATE_ANON))
         if err:
             k.step("mm/mremap.c:should_relocate_anon", "MREMAP_MUST_RELOCATE_ANON: -EFAULT")
             return "EFAULT", None
@@ -330,18 +301,17 @@ def copy_vma_and_data(k: Kernel, vrm: VRM) -> tuple[str | None, VMA | None]:
         )
         if not relocate:
             break
-        new_vma = anon_vma_prepare(k, new_vma)
+        new_vma = anon_vma_prepare(k, new_vma, find_mergeable_anon_vma(k, new_vma))
         k.step("mm/rmap.c:__anon_vma_prepare", f"vma#{new_vma.id} gets anon_vma#{new_vma.anon_vma}")
-        from engine.relocate import relocate_and_move
-
-        outcome = relocate_and_move(k, vrm, vma, new_vma)
+        walk = Walk(vma, new_vma, vrm.addr, vrm.new_addr, vrm.old_len)
+        outcome = relocate_and_move(k, walk)
         if outcome.moved:
             return None, outcome.new_vma
         k.step(
             "mm/mremap.c:copy_vma_and_data", "relocation failed and was undone: unmap the new VMA"
         )
         complete_munmap_vmas(k, vrm.mm, [new_vma], new_vma.vm_start, new_vma.vm_end)
-        k.step("mm/vma.c:do_munmap", f"vma#{new_vma.id} unmapped")
+        k.step("mm/mmap.c:do_munmap", f"vma#{new_vma.id} unmapped")
         relocate = False
         if vrm.flags & MUST_RELOCATE_ANON:
             return "EFAULT", None
@@ -349,96 +319,6 @@ def copy_vma_and_data(k: Kernel, vrm: VRM) -> tuple[str | None, VMA | None]:
         k.event("copy_vma_and_data", "MREMAP_RELOCATE_ANON falls back to a plain move")
     move_page_tables(k, vma, new_vma, vrm.addr, vrm.new_addr, vrm.old_len, need_rmap_locks)
     return None, k.vma(new_vma.id)
-
-
-def should_relocate_anon(k: Kernel, vrm: VRM) -> tuple[bool, bool]:
-    """Models the series' should_relocate_anon(): (relocate, -EFAULT?).
-
-    Under MREMAP_MUST_RELOCATE_ANON the first three refusals are fatal; an
-    unfaulted source is a harmless no-op either way.
-    """
-    from engine.relocate import vma_maybe_has_shared_anon_folios
-
-    vma = vrm.vma
-    assert vma is not None
-    fatal = bool(vrm.flags & MUST_RELOCATE_ANON)
-    fn = "should_relocate_anon"
-    tail = " (fatal under MUST: -EFAULT)" if fatal else " (falls back to a plain move)"
-    if vma.vm_flags & (VM_SPECIAL | VM_HUGETLB):
-        k.event(fn, "refused: VM_SPECIAL or hugetlb" + tail, rule="VM_SPECIAL|VM_HUGETLB")
-        return False, fatal
-    if not vma.is_anonymous():
-        k.event(
-            fn,
-            "refused: not anonymous (MAP_SHARED is shmem)" + tail,
-            rule="vma_is_anonymous",
-        )
-        return False, fatal
-    shared, why = vma_maybe_has_shared_anon_folios(k.state, vma)
-    if shared:
-        k.event(
-            fn,
-            f"refused: {why}" + tail,
-            rule="vma_maybe_has_shared_anon_folios",
-            chains=len(vma.avc),
-        )
-        return False, fatal
-    if vma.anon_vma is None:
-        k.event(
-            fn,
-            "no anon_vma: unfaulted, nothing to relocate (not an error)",
-            rule="!vma->anon_vma",
-        )
-        return False, False
-    k.event(fn, f"relocate: vma#{vma.id} is faulted, its folios are not shared", rule="relocate")
-    return True, False
-
-
-def move_page_tables(
-    k: Kernel, old: VMA, new: VMA, old_addr: int, new_addr: int, length: int, need_rmap_locks: bool
-) -> int:
-    """Models mm/mremap.c:move_page_tables(): move entries, not folios.
-
-    Only page tables that exist are visited. A huge PMD moves whole when
-    both sides are 2 MiB aligned and it is fully covered (else it is split
-    first); a full PTE table moves as one when both sides are aligned
-    (move_normal_pmd); otherwise each entry moves (move_ptes). Folio index
-    and mapping do not change.
-    """
-    mm = old.mm
-    table = k.pagetable(mm)
-    pt = k.pt(mm)
-    old_vpn, new_vpn, npages = old_addr >> PAGE_SHIFT, new_addr >> PAGE_SHIFT, length >> PAGE_SHIFT
-    aligned = (old_addr - new_addr) % PMD_SIZE == 0
-    whole = moved = 0
-    with k.lock("page-table locks of the old and new tables"):
-        for pmd in table.pmd_indexes(old_vpn, old_vpn + npages):
-            lo, hi = max(pmd << 9, old_vpn), min((pmd + 1) << 9, old_vpn + npages)
-            leaf = table.leaf(pmd)
-            assert leaf is not None
-            full = hi - lo == HPAGE_PMD_NR
-            head = pt.get(lo)
-            if head is not None and head.pmd and not (full and aligned):
-                split_huge_pmd(k, mm, pmd << (9 + PAGE_SHIFT))
-            dst_pmd = (lo + new_vpn - old_vpn) >> 9
-            if full and aligned and pt.table_is_none(dst_pmd):
-                pt.move_table(pmd, dst_pmd)
-                whole += 1
-                continue
-            for off in sorted(leaf):
-                vpn = (pmd << 9) | off
-                if lo <= vpn < hi:
-                    entry = pt.get(vpn)
-                    if entry is not None:
-                        pt.set(vpn, None)
-                        pt.set(vpn + new_vpn - old_vpn, entry)
-                        moved += 1
-    locks = "rmap locks taken" if need_rmap_locks or whole else "no rmap locks needed"
-    k.step(
-        "mm/mremap.c:move_page_tables",
-        f"{moved} PTEs moved, {whole} page tables moved whole ({locks}); folios untouched",
-    )
-    return length
 
 
 def unmap_source_vma(k: Kernel, vrm: VRM) -> None:
@@ -453,7 +333,7 @@ def unmap_source_vma(k: Kernel, vrm: VRM) -> None:
     vm_start, vm_end = vma.vm_start, vma.vm_end
     if accountable:
         k.put_vma(replace(vma, vm_flags=vma.vm_flags & ~VM_ACCOUNT))
-    do_vmi_munmap(k, vrm.mm, start, vrm.old_len, "unmap_source_vma")
+    do_vmi_munmap(k, vrm.mm, start, vrm.old_len, "unmap_source_vma", "mm/mremap.c")
     if accountable:
         for piece_addr, cond in ((start - 1, vm_start < start), (end, vm_end > end)):
             piece = vma_lookup(k.state, vrm.mm, piece_addr) if cond else None

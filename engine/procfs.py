@@ -8,21 +8,25 @@ as "/dev/zero (deleted)" on device 00:01. Page by page, pagemap_read(),
 fs/proc/page.c:kpagecount_read() and stable_page_flags().
 """
 
-from engine.backend import PageRecord, ProcessPages
-from engine.mm_types import HPAGE_PMD_NR, VM_EXEC, VM_MAYSHARE, VM_READ, VM_WRITE, VMA, State
+from engine.mm_constants import HPAGE_PMD_NR, PAGE_SHIFT
+from engine.mm_types import VM_EXEC, VM_MAYSHARE, VM_READ, VM_WRITE, VMA, State
 from engine.pagetable import PRESENT, SWAP, ZERO_PAGE, Pte
-from engine.scenario.constants import PAGE_SHIFT
+from engine.sim.backend import PageRecord, ProcessPages
 
 
-def maps_line(state: State, vma: VMA) -> str:
-    """One VMA's line, single-spaced (as the verifier normalises the kernel's)."""
-    perms = (
+def vma_perms(vma: VMA) -> str:
+    """The rwxp column show_map_vma() prints: s for VM_MAYSHARE, else p."""
+    return (
         ("r" if vma.vm_flags & VM_READ else "-")
         + ("w" if vma.vm_flags & VM_WRITE else "-")
         + ("x" if vma.vm_flags & VM_EXEC else "-")
         + ("s" if vma.vm_flags & VM_MAYSHARE else "p")
     )
-    head = f"{vma.vm_start:08x}-{vma.vm_end:08x} {perms}"
+
+
+def maps_line(state: State, vma: VMA) -> str:
+    """One VMA's line, single-spaced (as the verifier normalises the kernel's)."""
+    head = f"{vma.vm_start:08x}-{vma.vm_end:08x} {vma_perms(vma)}"
     if vma.shmem is not None:
         inode = state.shmem[vma.shmem].inode
         return f"{head} {vma.vm_pgoff << PAGE_SHIFT:08x} 00:01 {inode} /dev/zero (deleted)"

@@ -5,30 +5,66 @@ Models the series' relocate_anon_folios() and its helpers in mm/mremap.c
 old range under the page-table lock, each anonymous folio is locked and its
 mapping and index rewritten to the new VMA's anon_vma and linear index.
 Where the posted code, its changelog and its review disagree, `k.policy`
-chooses (engine.mremap.POLICIES); "posted" is the code as posted.
+chooses (engine.sim.policy); "posted" is the code as posted.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from engine.kernel import Kernel
-from engine.memory import linear_page_index, split_huge_pmd
-from engine.mm_types import HPAGE_PMD_NR, VMA, Folio, State
+from engine.gup import RACE_BEFORE_UNDO, RACE_BEFORE_WALK, pin_one
+from engine.huge_memory import split_folio, split_huge_pmd
+from engine.mm_constants import HPAGE_PMD_NR, PAGE_SHIFT
+from engine.mm_types import VM_HUGETLB, VM_SPECIAL, VMA, Folio, State
+from engine.move_page_tables import move_page_tables
+from engine.pagemap import linear_page_index
 from engine.pagetable import PRESENT, ZERO_PAGE
-from engine.pin import RACE_BEFORE_UNDO, RACE_BEFORE_WALK, pin_one
 from engine.rmap import anon_vma_clone
-from engine.scenario.constants import PAGE_SHIFT
+from engine.sim.kernel import Kernel
 from engine.vma import VMG, find_vma_prev, vma_merge_existing_range
 
-PMD_PAGES = HPAGE_PMD_NR
-# Policies under which a pinned folio makes the forward walk fail, as the
-# RFC v2 changelog says; isolate and split differ from pinned_aborts only
-# in what they do after the failure.
-ABORTS_ON_PIN = ("pinned_aborts", "isolate", "split")
 # Folio-by-folio steps for walks up to this many pages; larger walks get
 # one step per page table, and a folio step only where something happens.
 SMALL_WALK_PAGES = 64
+
+
+def should_relocate_anon(k: Kernel, vma: VMA, must: bool) -> tuple[bool, bool]:
+    """Models the series' should_relocate_anon(): (relocate, -EFAULT?).
+
+    Under MREMAP_MUST_RELOCATE_ANON (`must`) the first three refusals are
+    fatal; an unfaulted source is a harmless no-op either way.
+    """
+    fatal = must
+    fn = "should_relocate_anon"
+    tail = " (fatal under MUST: -EFAULT)" if fatal else " (falls back to a plain move)"
+    if vma.vm_flags & (VM_SPECIAL | VM_HUGETLB):
+        k.event(fn, "refused: VM_SPECIAL or hugetlb" + tail, rule="VM_SPECIAL|VM_HUGETLB")
+        return False, fatal
+    if not vma.is_anonymous():
+        k.event(
+            fn,
+            "refused: not anonymous (MAP_SHARED is shmem)" + tail,
+            rule="vma_is_anonymous",
+        )
+        return False, fatal
+    shared, why = vma_maybe_has_shared_anon_folios(k.state, vma)
+    if shared:
+        k.event(
+            fn,
+            f"refused: {why}" + tail,
+            rule="vma_maybe_has_shared_anon_folios",
+            chains=len(vma.avc),
+        )
+        return False, fatal
+    if vma.anon_vma is None:
+        k.event(
+            fn,
+            "no anon_vma: unfaulted, nothing to relocate (not an error)",
+            rule="!vma->anon_vma",
+        )
+        return False, False
+    k.event(fn, f"relocate: vma#{vma.id} is faulted, its folios are not shared", rule="relocate")
+    return True, False
 
 
 def vma_maybe_has_shared_anon_folios(state: State, vma: VMA) -> tuple[bool, str]:
@@ -70,20 +106,18 @@ class Walk:
     relocated: list[int] = field(default_factory=list)
 
 
-def relocate_and_move(k: Kernel, vrm: object, old: VMA, new: VMA) -> Outcome:
+def relocate_and_move(k: Kernel, walk: Walk) -> Outcome:
     """Models the series' relocating part of copy_vma_and_data(): lock the
     new anon_vma, walk and relocate, move the page tables, unlock, and try
     vma_merge_existing_range() on the new VMA."""
-    from engine.mremap import VRM, move_page_tables
-
-    assert isinstance(vrm, VRM) and new.anon_vma is not None
+    old, new = walk.old, walk.new
+    assert new.anon_vma is not None
     root = k.anon_vma(new.anon_vma).root
-    walk = Walk(old, new, vrm.addr, vrm.new_addr, vrm.old_len)
     with k.lock(f"anon_vma rwsem (write) of anon_vma#{root}"):
         ok = relocate_anon_folios(k, walk)
         _race(k, walk, RACE_BEFORE_UNDO)
-        if not ok and k.policy == "split":
-            kept, rest = _split_instead_of_undo(k, vrm, walk)
+        if not ok and k.policy.split_on_failure:
+            kept, rest = _split_instead_of_undo(k, walk)
             if kept is None:
                 return Outcome(True, rest)
             new = kept
@@ -96,7 +130,7 @@ def relocate_and_move(k: Kernel, vrm: object, old: VMA, new: VMA) -> Outcome:
             )
             return Outcome(False, k.vma(new.id))
         else:
-            move_page_tables(k, old, k.vma(new.id), vrm.addr, vrm.new_addr, vrm.old_len, True)
+            move_page_tables(k, old, k.vma(new.id), walk.old_addr, walk.new_addr, walk.length, True)
     new = k.vma(new.id)
     vmg = VMG.of(new, new.vm_start, new.vm_end, prev=find_vma_prev(k.state, new))
     merged = vma_merge_existing_range(k, vmg, "vma_merge_existing_range")
@@ -144,7 +178,7 @@ def relocate_anon_folios(k: Kernel, walk: Walk) -> bool:
         lo, hi = max(pmd << 9, start_vpn), min((pmd + 1) << 9, end_vpn)
         head = k.pt(mm).get(lo)
         if head is not None and head.pmd and head.kind == PRESENT:
-            if hi - lo != PMD_PAGES:
+            if hi - lo != HPAGE_PMD_NR:
                 k.event(
                     "relocate_anon_folios",
                     f"PMD THP at {lo << PAGE_SHIFT:#x} only partly in range: fail",
@@ -156,7 +190,7 @@ def relocate_anon_folios(k: Kernel, walk: Walk) -> bool:
                 )
                 return False
             new_lo = lo - start_vpn + (walk.new_addr >> PAGE_SHIFT)
-            if new_lo % PMD_PAGES == 0 and head.folio != ZERO_PAGE:
+            if new_lo % HPAGE_PMD_NR == 0 and head.folio != ZERO_PAGE:
                 with (
                     k.lock(f"pmd lock of {lo << PAGE_SHIFT:#x}"),
                     k.lock(f"folio lock of folio#{head.folio}"),
@@ -217,12 +251,13 @@ def _relocate_ptes(k: Kernel, walk: Walk, lo: int, hi: int, small: bool) -> bool
                 k.step("mm/mremap.c:relocate_anon_pte", f"{what}: shared folio skipped")
                 vpn += 1
                 continue
+            policy = k.policy
             if (
                 folio.maybe_dma_pinned()
-                and k.policy not in ("no_pin_check",)
-                and not (walk.undo and k.policy == "isolate")
+                and policy.pin_check
+                and not (walk.undo and policy.undo_relocated_only)
             ):
-                if k.policy in ABORTS_ON_PIN and not walk.undo:
+                if policy.pinned_aborts and not walk.undo:
                     k.event(
                         "relocate_anon_pte",
                         f"folio#{folio.id} is pinned: abort (as the changelog says)",
@@ -237,7 +272,7 @@ def _relocate_ptes(k: Kernel, walk: Walk, lo: int, hi: int, small: bool) -> bool
                 k.step("mm/mremap.c:relocate_anon_pte", f"{what}: pinned folio skipped")
                 vpn += folio.nr_pages - pte.page if folio.order else 1
                 continue
-            if walk.undo and k.policy == "isolate" and folio.id not in walk.relocated:
+            if walk.undo and policy.undo_relocated_only and folio.id not in walk.relocated:
                 vpn += 1
                 continue
             if folio.order:
@@ -289,33 +324,9 @@ def _large_pte_folio(k: Kernel, walk: Walk, folio: Folio, vpn: int, page: int) -
     return 0
 
 
-def split_folio(k: Kernel, mm: str, folio: Folio, head_vpn: int) -> None:
-    """Models split_folio(): one small folio per page, same mapping, index
-    head.index + i, each page keeping its mapcount and exclusivity."""
-    pt = k.pt(mm)
-    ids = k.new_ids(folio.nr_pages)
-    small = []
-    for i, ident in enumerate(ids):
-        small.append(
-            Folio(
-                ident,
-                0,
-                folio.mapping,
-                folio.index + i,
-                (folio.mapcount[i],),
-                (folio.anon_exclusive[i],),
-            )
-        )
-        entry = pt.get(head_vpn + i)
-        if entry is not None and entry.kind == PRESENT and entry.folio == folio.id:
-            pt.set(head_vpn + i, entry._replace(folio=ident, page=0))
-    k.free_folio(folio.id)
-    k.put_folios(small)
-
-
 def _relocate_folio(k: Kernel, walk: Walk, folio: Folio, head_vpn: int) -> bool:
     """Models relocate_large_folio(): refuse shared, pinned or KSM folios."""
-    if folio.maybe_mapped_shared() or (folio.maybe_dma_pinned() and k.policy != "no_pin_check"):
+    if folio.maybe_mapped_shared() or (folio.maybe_dma_pinned() and k.policy.pin_check):
         k.event("relocate_large_folio", f"folio#{folio.id} is shared or pinned: fail")
         return False
     _rewrite(k, walk, folio, head_vpn)
@@ -335,13 +346,11 @@ def _rewrite(k: Kernel, walk: Walk, folio: Folio, head_vpn: int) -> None:
     k.put_folio(folio._replace(mapping=vma.anon_vma, index=linear_page_index(vma, addr)))
 
 
-def _split_instead_of_undo(k: Kernel, vrm: object, walk: Walk) -> tuple[VMA | None, VMA]:
+def _split_instead_of_undo(k: Kernel, walk: Walk) -> tuple[VMA | None, VMA]:
     """Harry Yoo's alternative: keep what was relocated as the new VMA and
     move the rest as a plain copy of the old VMA, split at the failure.
     Returns (the relocated part, or None if nothing was, and the rest)."""
-    from engine.mremap import VRM, move_page_tables
-
-    assert isinstance(vrm, VRM) and walk.failed_at is not None
+    assert walk.failed_at is not None
     done = (walk.failed_at << PAGE_SHIFT) - walk.old_addr
     new = k.vma(walk.new.id)
     old = k.vma(walk.old.id)

@@ -9,9 +9,31 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from engine.kernel import Kernel
-from engine.mm_types import VM_ACCESS_FLAGS, VMA, AnonVMA, Folio, State, flag_names
-from engine.scenario.constants import PAGE_SHIFT
+from engine.mm_types import VMA, AnonVMA, Folio, State
+from engine.pagemap import linear_page_index, vma_address
+from engine.sim.kernel import Kernel
+
+
+def new_folio(
+    k: Kernel, ident: int, order: int, vma: VMA | None, addr: int, exclusive: bool = True
+) -> Folio:
+    """Models mm/rmap.c:folio_add_new_anon_rmap(): a new anonymous folio's rmap fields.
+
+    mapping = vma->anon_vma (an exclusive folio) and index =
+    linear_page_index(vma, addr): the pair an rmap walk starts from. The
+    folio starts mapped once on every page (the caller maps it).
+    """
+    nr = 1 << order
+    assert vma is not None
+    return Folio(
+        id=ident,
+        order=order,
+        mapping=vma.anon_vma,
+        index=linear_page_index(vma, addr),
+        mapcount=(1,) * nr if order == 0 else (0,) * nr,
+        anon_exclusive=(exclusive,) * nr,
+        entire_mapcount=1 if order else 0,
+    )
 
 
 def anon_vma_alloc(k: Kernel) -> AnonVMA:
@@ -27,72 +49,16 @@ def link_avc(k: Kernel, vma: VMA, av_id: int) -> VMA:
     return k.put_vma(replace(vma, avc=(av_id,) + vma.avc))
 
 
-def anon_vma_compatible(a: VMA, b: VMA) -> tuple[bool, str]:
-    """Models mm/vma.c:anon_vma_compatible(): could b share a's anon_vma?
-
-    Adjacent, same file, flags equal but for read/write/exec (mprotect may
-    differ), and pgoff linear across the boundary.
-    """
-    if a.vm_end != b.vm_start:
-        return False, f"not adjacent: {a.vm_end:#x} != {b.vm_start:#x}"
-    if a.shmem != b.shmem:
-        return False, "different files"
-    differ = (a.vm_flags ^ b.vm_flags) & ~VM_ACCESS_FLAGS
-    if differ:
-        return False, "flags differ: " + ",".join(flag_names(differ))
-    expected = a.vm_pgoff + ((b.vm_start - a.vm_start) >> PAGE_SHIFT)
-    if b.vm_pgoff != expected:
-        return False, f"pgoff {b.vm_pgoff:#x} != {a.vm_pgoff:#x} + {a.pages}"
-    return True, "adjacent, same flags but for rwx, pgoff linear"
-
-
-def find_mergeable_anon_vma(k: Kernel, vma: VMA) -> int | None:
-    """Models mm/vma.c:find_mergeable_anon_vma(): reuse a neighbour's anon_vma.
-
-    Tries next first, then prev: the neighbour must be compatible and its
-    anon_vma must be its only chain (not a fork child), so that folios
-    later faulted here can be found through it.
-    """
-    from engine.vma import find_vma_next, find_vma_prev
-
-    nxt = find_vma_next(k.state, vma)
-    prev = find_vma_prev(k.state, vma)
-    for name, old, a, b in (("next", nxt, vma, nxt), ("prev", prev, prev, vma)):
-        if old is None or a is None or b is None:
-            k.event("find_mergeable_anon_vma", f"{name}: none")
-            continue
-        ok, why = anon_vma_compatible(a, b)
-        if not ok:
-            k.event("find_mergeable_anon_vma", f"{name} vma#{old.id} not reused: {why}")
-            continue
-        if old.anon_vma is None:
-            k.event("find_mergeable_anon_vma", f"{name} vma#{old.id} not reused: no anon_vma")
-            continue
-        if len(old.avc) != 1:
-            k.event(
-                "find_mergeable_anon_vma",
-                f"{name} vma#{old.id} not reused: {len(old.avc)} anon_vma_chains"
-                " (a fork child; list_is_singular fails)",
-                chains=len(old.avc),
-            )
-            continue
-        k.event(
-            "find_mergeable_anon_vma",
-            f"reuse anon_vma#{old.anon_vma} of {name} vma#{old.id}: {why}",
-        )
-        return old.anon_vma
-    return None
-
-
-def anon_vma_prepare(k: Kernel, vma: VMA) -> VMA:
+def anon_vma_prepare(k: Kernel, vma: VMA, mergeable: int | None) -> VMA:
     """Models mm/rmap.c:__anon_vma_prepare(): give a VMA its anon_vma.
 
-    Runs on the first write fault (or COW) in a VMA without one: reuses a
-    compatible neighbour's anon_vma, else allocates a new root.
+    Runs on the first write fault (or COW) in a VMA without one: reuses
+    `mergeable`, the compatible neighbour's anon_vma that the caller got
+    from mm/vma.c:find_mergeable_anon_vma() (engine.vma imports this
+    module, so the caller asks it), else allocates a new root.
     """
-    if vma.anon_vma is not None:
-        return vma
-    av_id = find_mergeable_anon_vma(k, vma)
+    assert vma.anon_vma is None
+    av_id = mergeable
     if av_id is None:
         av = anon_vma_alloc(k)
         av = k.put_anon_vma(replace(av, num_children=av.num_children + 1))
@@ -222,8 +188,6 @@ def rmap_walk_anon(state: State, folio: Folio) -> list[tuple[VMA, int]]:
     From folio->mapping, each VMA chained to that anon_vma whose pgoff
     range covers the folio's index, at vma_address() of the index.
     """
-    from engine.memory import vma_address
-
     av = folio_anon_vma(state, folio)
     if av is None:
         return []

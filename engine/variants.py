@@ -11,7 +11,7 @@ other) and changes only what the option names:
   ``MREMAP_MUST_RELOCATE_ANON`` flags removed from every expression that ORs
   them in, so the same moves run as today's kernel runs them.
 - ``policy-NAME``: the RELOCATE_ANON walk under one of
-  engine.mremap.POLICIES (a ``// @policy NAME`` line, replacing any other).
+  engine.sim.policy.POLICIES (a ``// @policy NAME`` line, replacing any other).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable
 from typing import NamedTuple
 
-from engine.mremap import POLICIES
+from engine.sim.policy import POLICIES
 
 _RELOCATE = r"MREMAP_(?:MUST_)?RELOCATE_ANON\b"
 _OR_BEFORE = re.compile(r"\s*\|\s*" + _RELOCATE)
@@ -77,8 +77,12 @@ VARIANTS: dict[str, Variant] = {
             _without_relocate_flags,
         ),
         *(
-            Variant(f"policy-{name}", f"RELOCATE_ANON policy {name}: {text}", _with_policy(name))
-            for name, text in POLICIES.items()
+            Variant(
+                f"policy-{name}",
+                f"RELOCATE_ANON policy {name}: {policy.description}",
+                _with_policy(name),
+            )
+            for name, policy in POLICIES.items()
         ),
     )
 }

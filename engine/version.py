@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 
-from engine.report import run_json
-from engine.simulation import Run
+from engine.present.report import run_json
+from engine.sim.simulation import Run
 
 ENGINE_VERSION = "6.18-relocate-v1.1"
 """The model's version: the kernel it follows, the series, and our revision."""
@@ -25,7 +25,7 @@ def _digest(value: object) -> str:
 
 
 def fingerprint(run: Run) -> list[str]:
-    """One short hash per statement of the run's JSON document (engine.report),
+    """One short hash per statement of the run's JSON document (engine.present.report),
     then one of how the run ended.
 
     Every part of that document is a function of the scenario and the

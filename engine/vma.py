@@ -1,6 +1,7 @@
-"""VMA lookup, splitting, merging and copying.
+"""VMA lookup, splitting, merging, copying, unmapping and stack growth.
 
-Models mm/vma.c as of Linux 6.18.8 and later: the merge rules of
+Models mm/vma.c as of Linux 6.18.8 and later (and the lookups of mm/mmap.c
+and include/linux/mm.h every caller uses): the merge rules of
 vma_merge_new_range() (mmap, mremap's copy_vma, in-place growth) and
 vma_merge_existing_range() (mprotect, madvise), with the 6.16 anon_vma rule
 (879bca0a2c4f) and the 6.18.8 fix for faulted-into-unfaulted merges
@@ -15,10 +16,12 @@ import contextlib
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
-from engine.kernel import Kernel
-from engine.mm_types import VM_SPECIAL, VMA, State, flag_names
-from engine.rmap import anon_vma_clone, unlink_anon_vmas
-from engine.scenario.constants import PAGE_SHIFT
+from engine.huge_memory import split_huge_pmd_address
+from engine.mm_constants import MAX_MAP_COUNT, PAGE_SHIFT, PAGE_SIZE, STACK_GUARD_GAP
+from engine.mm_types import VM_ACCESS_FLAGS, VM_GROWSDOWN, VM_SPECIAL, VMA, State, flag_names
+from engine.rmap import anon_vma_clone, anon_vma_prepare, unlink_anon_vmas
+from engine.sim.errors import SyscallError
+from engine.sim.kernel import Kernel
 
 # VM_SOFTDIRTY (and 6.18.y's VM_STICKY) are not modelled: no bit to ignore.
 VM_IGNORE_MERGE = 0
@@ -87,6 +90,34 @@ def vmas_in_range(state: State, mm: str, start: int, end: int) -> list[VMA]:
         if vma.vm_end > start:
             found.append(vma)
     return found
+
+
+def vm_start_gap(vma: VMA) -> int:
+    """Models include/linux/mm.h:vm_start_gap(): a stack's guard gap belongs to it."""
+    if vma.vm_flags & VM_GROWSDOWN:
+        return max(vma.vm_start - STACK_GUARD_GAP, 0)
+    return vma.vm_start
+
+
+def unmapped_area_topdown(k: Kernel, mm: str, length: int, high: int) -> int:
+    """Models mm/vma.c:unmapped_area_topdown(): the highest gap that fits.
+
+    The gap ends at the next VMA's vm_start_gap() (or the top of the area)
+    and starts at the previous VMA's end (or the first page).
+    """
+    vmas = k.state.mm_vmas(mm)
+    gap_end = high
+    for vma in reversed(vmas):
+        if vma.vm_start >= high:
+            continue
+        start = max(vma.vm_end, PAGE_SIZE)
+        top = min(gap_end, high)
+        if top >= start and top - start >= length:
+            return top - length
+        gap_end = vm_start_gap(vma)
+    if gap_end - PAGE_SIZE >= length:
+        return gap_end - length
+    raise SyscallError("ENOMEM", "get_unmapped_area: no gap large enough")
 
 
 # --- the merge rules --------------------------------------------------------
@@ -350,6 +381,64 @@ def explain_adjacent(state: State, a: VMA, b: VMA) -> Verdict:
     return can_vma_merge_after(VMG.of(b, b.vm_start, b.vm_end, prev=a), a)
 
 
+# --- the anon_vma a new VMA may share -----------------------------------
+
+
+def anon_vma_compatible(a: VMA, b: VMA) -> tuple[bool, str]:
+    """Models mm/vma.c:anon_vma_compatible(): could b share a's anon_vma?
+
+    Adjacent, same file, flags equal but for read/write/exec (mprotect may
+    differ), and pgoff linear across the boundary.
+    """
+    if a.vm_end != b.vm_start:
+        return False, f"not adjacent: {a.vm_end:#x} != {b.vm_start:#x}"
+    if a.shmem != b.shmem:
+        return False, "different files"
+    differ = (a.vm_flags ^ b.vm_flags) & ~VM_ACCESS_FLAGS
+    if differ:
+        return False, "flags differ: " + ",".join(flag_names(differ))
+    expected = a.vm_pgoff + ((b.vm_start - a.vm_start) >> PAGE_SHIFT)
+    if b.vm_pgoff != expected:
+        return False, f"pgoff {b.vm_pgoff:#x} != {a.vm_pgoff:#x} + {a.pages}"
+    return True, "adjacent, same flags but for rwx, pgoff linear"
+
+
+def find_mergeable_anon_vma(k: Kernel, vma: VMA) -> int | None:
+    """Models mm/vma.c:find_mergeable_anon_vma(): reuse a neighbour's anon_vma.
+
+    Tries next first, then prev: the neighbour must be compatible and its
+    anon_vma must be its only chain (not a fork child), so that folios
+    later faulted here can be found through it.
+    """
+    nxt = find_vma_next(k.state, vma)
+    prev = find_vma_prev(k.state, vma)
+    for name, old, a, b in (("next", nxt, vma, nxt), ("prev", prev, prev, vma)):
+        if old is None or a is None or b is None:
+            k.event("find_mergeable_anon_vma", f"{name}: none")
+            continue
+        ok, why = anon_vma_compatible(a, b)
+        if not ok:
+            k.event("find_mergeable_anon_vma", f"{name} vma#{old.id} not reused: {why}")
+            continue
+        if old.anon_vma is None:
+            k.event("find_mergeable_anon_vma", f"{name} vma#{old.id} not reused: no anon_vma")
+            continue
+        if len(old.avc) != 1:
+            k.event(
+                "find_mergeable_anon_vma",
+                f"{name} vma#{old.id} not reused: {len(old.avc)} anon_vma_chains"
+                " (a fork child; list_is_singular fails)",
+                chains=len(old.avc),
+            )
+            continue
+        k.event(
+            "find_mergeable_anon_vma",
+            f"reuse anon_vma#{old.anon_vma} of {name} vma#{old.id}: {why}",
+        )
+        return old.anon_vma
+    return None
+
+
 # --- merging ----------------------------------------------------------------
 
 
@@ -539,17 +628,12 @@ class SplitError(Exception):
     """split_vma() failed (map_count at sysctl_max_map_count): -ENOMEM."""
 
 
-MAX_MAP_COUNT = 65530  # /proc/sys/vm/max_map_count default
-
-
 def split_vma(k: Kernel, vma: VMA, addr: int, new_below: bool) -> tuple[VMA, VMA]:
     """Models mm/vma.c:__split_vma(): cut a VMA in two at addr.
 
     Both halves keep the anon_vma and get a clone of every chain, so they
     stay mergeable while their pgoffs stay linear. Returns (lower, upper).
     """
-    from engine.memory import split_huge_pmd_address
-
     if len(k.mm(vma.mm).vmas) >= MAX_MAP_COUNT:
         raise SplitError
     with vma_locks(k, vma):
@@ -639,3 +723,56 @@ def copy_vma(
     k.link_vma(new)
     k.event(fn, f"new vma#{ident} {addr:#x}-{addr + length:#x} pgoff {pgoff:#x}")
     return k.vma(ident), vma, False, relocate
+
+
+def vma_merge_extend(k: Kernel, vma: VMA, delta: int) -> VMA | None:
+    """Models mm/vma.c:vma_merge_extend(): grow vma as a new-range merge with
+    itself as prev, which may also absorb the next VMA."""
+    vmg = VMG.of(vma, vma.vm_end, vma.vm_end + delta, prev=vma, middle=None)
+    vmg.next = find_vma_next(k.state, vma)
+    return vma_merge_new_range(k, vmg, "vma_merge_extend")
+
+
+# --- munmap, and growing a stack -------------------------------------------
+
+
+def gather_munmap_vmas(k: Kernel, mm: str, start: int, end: int) -> list[VMA]:
+    """Models mm/vma.c:vms_gather_munmap_vmas(): split the VMAs at the edges
+    of [start, end) and return those inside it (to be removed)."""
+    vmas = vmas_in_range(k.state, mm, start, end)
+    if not vmas:
+        return []
+    first, last = vmas[0], vmas[-1]
+    try:
+        if first.vm_start < start:
+            if end < first.vm_end and len(k.mm(mm).vmas) >= MAX_MAP_COUNT:
+                raise SplitError
+            _, first = split_vma(k, first, start, new_below=True)
+            k.event("vms_gather_munmap_vmas", f"split vma#{first.id} at {start:#x}")
+            if last.id == first.id or last.vm_start < start:
+                last = first
+        if last.vm_end > end:
+            last, _ = split_vma(k, k.vma(last.id), end, new_below=False)
+            k.event("vms_gather_munmap_vmas", f"split vma#{last.id} at {end:#x}")
+    except SplitError as err:
+        raise SyscallError("ENOMEM", "split_vma: map_count at max_map_count") from err
+    return vmas_in_range(k.state, mm, start, end)
+
+
+def expand_downwards(k: Kernel, mm: str, addr: int) -> VMA | None:
+    """Models mm/vma.c:expand_downwards(): a fault just below a
+    VM_GROWSDOWN VMA grows it, if the stack guard gap to prev allows."""
+    vma = find_vma(k.state, mm, addr)
+    if vma is None or not vma.vm_flags & VM_GROWSDOWN:
+        return None
+    addr &= ~(PAGE_SIZE - 1)
+    prev = vma_before(k.state, mm, vma.vm_start)
+    if prev is not None and addr - prev.vm_end < STACK_GUARD_GAP:
+        return None
+    if vma.anon_vma is None:
+        vma = anon_vma_prepare(k, vma, find_mergeable_anon_vma(k, vma))
+    grow = (vma.vm_start - addr) >> PAGE_SHIFT
+    vma = k.put_vma(replace(vma, vm_start=addr, vm_pgoff=vma.vm_pgoff - grow))
+    k.sort_vmas(mm)
+    k.event("expand_downwards", f"stack vma#{vma.id} grows down to {addr:#x}")
+    return vma

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
-from engine.verify.real import find_compiler
+from tests.support.host import real_kernel_unavailable
 
-
-def real_kernel_unavailable() -> str | None:
-    """Why scenarios cannot run on the host kernel here, or None if they can."""
-    if not sys.platform.startswith("linux"):
-        return "the real-kernel checks need a Linux host"
-    if find_compiler() is None:
-        return "no C compiler (cc, gcc, clang or $CC) to build the executor"
-    return None
+# The browser fixtures (server, browser, page) for every browser test module.
+pytest_plugins = ["tests.support.browser"]
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,8 @@ from engine.accounting import (
     metadata,
 )
 from engine.gallery import find
-from engine.report import run_json
-from engine.simulation import run_source
+from engine.present.report import run_json
+from engine.sim.simulation import run_source
 from engine.variants import apply
 
 

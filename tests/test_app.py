@@ -359,7 +359,7 @@ def test_a_merge_verdict_highlights_the_compared_cells(client: TestClient) -> No
     # 0123456789012345678901234
     #  AAAAA              BBBBB   A unfaulted, B faulted at 20, moved next to A:
     #  AAAAABBBBB                 case 1 allows it, vm_pgoff refuses it
-    from engine.simulation import run_source
+    from engine.sim.simulation import run_source
 
     source = (
         "char *c = mmap(NULL, 30 * page_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);\n"

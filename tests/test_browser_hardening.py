@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from tests.test_browser import browser, page, server  # noqa: F401  (fixtures)
-
 XSS = "<script>window.pwned=1</script>"
 IMG = '<img src=x onerror="window.pwned=1">'
 SOURCE = (
@@ -15,7 +13,7 @@ SOURCE = (
 )
 
 
-def test_injected_script_never_runs_and_is_shown_as_text(page: object) -> None:  # noqa: F811
+def test_injected_script_never_runs_and_is_shown_as_text(page: object) -> None:
     pg = page
     for source in (SOURCE, SOURCE + f"bogus({XSS});\n"):
         pg.goto("/play?" + urlencode({"source": source}))  # type: ignore[attr-defined]
@@ -34,7 +32,7 @@ def test_injected_script_never_runs_and_is_shown_as_text(page: object) -> None: 
     assert pg.evaluate("typeof window.pwned") == "undefined"  # type: ignore[attr-defined]
 
 
-def test_csp_blocks_an_inline_script_even_if_one_got_in(page: object) -> None:  # noqa: F811
+def test_csp_blocks_an_inline_script_even_if_one_got_in(page: object) -> None:
     pg = page
     pg.goto("/")  # type: ignore[attr-defined]
     blocked = pg.evaluate(  # type: ignore[attr-defined]

@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-
-from tests.test_browser import CHROMIUM, browser, server  # noqa: F401  (fixtures)
-
-playwright = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no /usr/bin/chromium")
 
 SOURCE = """\
 char *p = mmap(NULL, 4 * page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -21,7 +15,7 @@ mprotect(p + page_size, page_size, PROT_READ);
 
 
 @pytest.fixture
-def clip_page(browser: object, server: str) -> Iterator[object]:  # noqa: F811
+def clip_page(browser: object, server: str) -> Iterator[object]:
     context = browser.new_context(  # type: ignore[attr-defined]
         base_url=server, permissions=["clipboard-read", "clipboard-write"]
     )
@@ -33,7 +27,7 @@ def clip_page(browser: object, server: str) -> Iterator[object]:  # noqa: F811
     assert errors == []
 
 
-def test_copy_link_then_copy_as_text_then_open_the_link(clip_page: object, server: str) -> None:  # noqa: F811
+def test_copy_link_then_copy_as_text_then_open_the_link(clip_page: object, server: str) -> None:
     pg = clip_page
     pg.goto("/play?" + urlencode({"source": SOURCE, "step": 3}))  # type: ignore[attr-defined]
     pg.get_by_role("link", name="Copy link").click()  # type: ignore[attr-defined]
@@ -44,7 +38,8 @@ def test_copy_link_then_copy_as_text_then_open_the_link(clip_page: object, serve
     pg.get_by_role("link", name="Copy as text").click()  # type: ignore[attr-defined]
     pg.wait_for_selector('#sharebar .copied:text("Text copied.")')  # type: ignore[attr-defined]
     text = pg.evaluate("navigator.clipboard.readText()")  # type: ignore[attr-defined]
-    assert text.startswith("step 4/") and "mmap(NULL" in text and " vma " in text
+    assert text.startswith(f"Link: {link}\n"), "the text names its link first, as /s/<id>.txt does"
+    assert text.splitlines()[1].startswith("step 4/") and "mmap(NULL" in text and " vma " in text
     pg.goto(link)  # type: ignore[attr-defined]
     pg.wait_for_selector('#state[data-step="3"]')  # type: ignore[attr-defined]
     assert pg.input_value("#source-editor") == SOURCE  # type: ignore[attr-defined]

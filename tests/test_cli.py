@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.render_text import WIDTH
+from engine.present.text import WIDTH
 
 ROOT = Path(__file__).resolve().parent.parent
 RW_PRIVATE = "PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0"
@@ -189,7 +189,7 @@ def test_verify_lists_differences_and_exits_1(
     small: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from engine import cli as module
-    from engine.simulation import run_source
+    from engine.sim.simulation import run_source
 
     real = [s.record() for s in run_source(SMALL).statements]
     real[2] = {**real[2], "result": "EINVAL", "value": -1}

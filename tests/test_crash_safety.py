@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from app.store import SQLITE_FILE
-from tests.servers import free_port, start_app
+from tests.support.servers import free_port, start_app
 
 WRITERS = 6
 

@@ -1,6 +1,6 @@
 """Differential tests: generated scenarios on the simulator and on the host kernel.
 
-Every (family, seed) of tests/scenario_gen.py runs twice, once on the
+Every (family, seed) of tests/support/scenario_gen.py runs twice, once on the
 simulated kernel and once on the real one (engine.verify.check: a fresh set
 of executor processes per scenario, sharing one compiled executor);
 engine.verify.compare must find no difference in any statement's result,
@@ -18,8 +18,8 @@ import pytest
 
 from engine.verify.check import check_source
 from engine.verify.real import executor_path
-from tests.conftest import real_kernel_unavailable
-from tests.scenario_gen import cases, generate
+from tests.support.host import real_kernel_unavailable
+from tests.support.scenario_gen import cases, generate
 
 _reason = real_kernel_unavailable()
 if _reason is not None:

@@ -7,8 +7,8 @@ are columns, as in the kernel's tools/testing/vma.
 
 from __future__ import annotations
 
-from engine.simulation import Run, run_source
-from engine.trace import Event
+from engine.sim.simulation import Run, run_source
+from engine.sim.trace import Event
 from engine.vma import explain_adjacent
 
 CARVEOUT = "char *c = mmap(NULL, 30 * page_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);\n"

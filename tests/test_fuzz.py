@@ -1,321 +1,87 @@
-"""Fuzzing: hostile and random scenarios never crash the parser, the engine or the server.
+"""Fuzzing: hostile and random scenarios keep the rules of bad input.
 
-`scenarios()` generates scenario text from the language's grammar (calls,
-stores, loads, forks, labels, expressions with every operator and constant,
-comments with markup); `mutants()` mutates the gallery's scenarios
-character by character and line by line. A run may end in a ScenarioError
-or a LimitExceeded, never in another exception. benchmarks/fuzz.py runs the
-same strategies 100,000 times; here a few hundred examples run, and
-schemathesis checks the API against its OpenAPI schema.
+Each generated or mutated scenario (tests/support/fuzz.py) must end in a
+run or a ScenarioError, never another exception; the error names a line
+and a column inside the text; the run stays within its named limits, and
+a stopped run names the limit or the line. The API, driven from its
+OpenAPI schema by schemathesis, never answers 5xx and each 4xx names what
+was wrong. benchmarks/fuzz.py runs the same strategies 100,000 times.
 """
 
 from __future__ import annotations
 
-import string
-import traceback
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
-from engine.gallery import gallery
-from engine.limits import LimitExceeded, Limits
-from engine.scenario.constants import MADV, MAP, MREMAP, PROT
-from engine.scenario.errors import ScenarioError
-from engine.simulation import run_source
-
-# Small limits: the fuzzer looks for crashes, not for large runs.
-FUZZ_LIMITS = Limits(max_steps=2_000, max_populated_pages=4_096, max_processes=16)
-
-NAMES = ("p", "q", "r", "ptr", "ptr2", "carveout", "x")
-PROCESSES = ("child", "child2", "c3")
-CONSTANTS = (*PROT, *MAP, *MREMAP, *MADV, "NULL", "page_size", "MAP_FAILED")
-CALLS = {
-    "mmap": 6,
-    "munmap": 2,
-    "mprotect": 3,
-    "madvise": 3,
-    "mremap": 5,
-    "memset": 3,
-    "pin": 2,
-    "unpin": 2,
-    "gup_fast_pin": 2,
-    "swapout": 2,
-    "migrate_entry": 2,
-}
-BINARY = ("+", "-", "*", "/", "%", "<<", ">>", "|", "&", "^")
-MARKUP = (
-    "<script>window.pwned=1</script>",
-    '<img src=x onerror="window.pwned=1">',
-    "</textarea><b>bold</b>",
-    "&amp; &lt; {{ 7*7 }} {% raw %}",
+from engine.sim.limits import Limits
+from tests.support.fuzz import (
+    FUZZ_LIMITS,
+    LIMIT_NAMES,
+    NOISE,
+    any_scenario,
+    api_operations,
+    check,
+    exercise,
+    mutants,
+    scenarios,
 )
 
-
-def _numbers() -> st.SearchStrategy[str]:
-    return st.one_of(
-        st.integers(0, 64).map(str),
-        st.integers(0, 64).map(lambda n: f"{n} * page_size"),
-        st.sampled_from(["0", "1", "-1", "4096", "0x7ffff7ff6000", "0xffffffffffffffff"]),
-        st.integers(0, 2**64 - 1).map(hex),
-        st.sampled_from(["'x'", "'\\0'", "'\\n'"]),
-    )
-
-
-def _expressions(names: tuple[str, ...]) -> st.SearchStrategy[str]:
-    leaves = [_numbers(), st.sampled_from(CONSTANTS)]
-    if names:
-        leaves += [st.sampled_from(names), st.sampled_from(names).map(lambda n: f"&{n}[page_size]")]
-    return st.recursive(
-        st.one_of(leaves),
-        lambda inner: st.one_of(
-            st.tuples(inner, st.sampled_from(BINARY), inner).map(lambda t: f"{t[0]} {t[1]} {t[2]}"),
-            inner.map(lambda e: f"({e})"),
-            inner.map(lambda e: f"-{e}"),
-            inner.map(lambda e: f"~{e}"),
-            inner.map(lambda e: f"(char *){e}"),
-        ),
-        max_leaves=5,
-    )
-
-
-def _address(draw: st.DrawFn, names: tuple[str, ...]) -> str:
-    if not names or draw(st.integers(0, 5)) == 0:
-        return draw(_expressions(names))
-    base = draw(st.sampled_from(names))
-    return draw(
-        st.sampled_from(
-            [base, f"{base} + {draw(st.integers(0, 40))} * page_size", f"&{base}[page_size]"]
-        )
-    )
-
-
-def _call(draw: st.DrawFn, names: tuple[str, ...]) -> str:
-    name = draw(st.sampled_from(sorted(CALLS)))
-    length = f"{draw(st.integers(0, 40))} * page_size"
-    if name == "mmap":
-        prot = draw(st.sampled_from(["PROT_READ | PROT_WRITE", "PROT_NONE", "PROT_READ"]))
-        flags = draw(
-            st.sampled_from(
-                [
-                    "MAP_PRIVATE | MAP_ANONYMOUS",
-                    "MAP_SHARED | MAP_ANONYMOUS",
-                    "MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED",
-                    "MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE",
-                ]
-            )
-        )
-        addr = "NULL" if draw(st.booleans()) else _address(draw, names)
-        args = [addr, length, prot, flags, "-1", "0"]
-    elif name == "mremap":
-        flags = draw(
-            st.sampled_from(
-                [
-                    "0",
-                    "MREMAP_MAYMOVE",
-                    "MREMAP_MAYMOVE | MREMAP_FIXED",
-                    "MREMAP_MAYMOVE | MREMAP_DONTUNMAP",
-                    "MREMAP_MAYMOVE | MREMAP_RELOCATE_ANON",
-                    "MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_MUST_RELOCATE_ANON",
-                ]
-            )
-        )
-        new_length = f"{draw(st.integers(0, 40))} * page_size"
-        args = [_address(draw, names), length, new_length, flags, _address(draw, names)]
-    elif name in ("mprotect", "madvise"):
-        third = draw(st.sampled_from(sorted(PROT) if name == "mprotect" else sorted(MADV)))
-        args = [_address(draw, names), length, third]
-    elif name == "memset":
-        args = [_address(draw, names), "'x'", length]
-    elif name == "gup_fast_pin":
-        args = [_address(draw, names), draw(st.sampled_from(["1", "2"]))]
-    else:
-        args = [_address(draw, names), length]
-    if draw(st.integers(0, 9)) == 0:  # wrong arity, or wild arguments
-        arity = CALLS[name] + draw(st.sampled_from([-1, 0, 1]))
-        args = draw(st.lists(_expressions(names), min_size=max(arity, 0), max_size=max(arity, 0)))
-    return f"{name}({', '.join(args)})"
-
-
-@st.composite
-def scenarios(draw: st.DrawFn) -> str:
-    """Scenario text from the grammar, mostly valid, with some errors on purpose.
-
-    Variables and processes are used after they are made, except now and then.
-    """
-    names: list[str] = []
-    processes: list[str] = []
-    lines = []
-    if draw(st.integers(0, 9)) == 0:
-        policy = draw(
-            st.sampled_from(
-                ["posted", "pinned_aborts", "no_pin_check", "isolate", "split", "bogus"]
-            )
-        )
-        lines.append(f"// @policy {policy}")
-    if draw(st.booleans()):
-        lines.append(
-            "char *carveout = mmap(NULL, 32 * page_size, PROT_NONE, "
-            "MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);"
-        )
-        names.append("carveout")
-    for _ in range(draw(st.integers(0, 12))):
-        known = tuple(names)
-        wild = draw(st.integers(0, 19)) == 0
-        label = ""
-        if processes and draw(st.booleans()):
-            label = draw(st.sampled_from(processes)) + ": "
-        elif wild:
-            label = "nosuch: "
-        kind = draw(
-            st.sampled_from(["assign", "assign", "call", "store", "load", "fork", "comment"])
-        )
-        if kind == "assign":
-            name = draw(st.sampled_from(NAMES))
-            ctype = (
-                "" if name in names else draw(st.sampled_from(["char *", "int ", "unsigned long "]))
-            )
-            lines.append(f"{label}{ctype}{name} = {_call(draw, known)};")
-            names.append(name)
-        elif kind == "call":
-            lines.append(f"{label}{_call(draw, known)};")
-        elif kind == "store" and (known or wild):
-            target = draw(st.sampled_from(known or NAMES))
-            index = draw(_expressions(known))
-            lines.append(f"{label}{target}[{index}] = {draw(_numbers())};")
-        elif kind == "load" and (known or wild):
-            name = draw(st.sampled_from(NAMES))
-            ctype = "" if name in names else "char "
-            lines.append(f"{label}{ctype}{name} = *({_address(draw, known)});")
-            names.append(name)
-        elif kind == "fork" and len(processes) < len(PROCESSES):
-            child = PROCESSES[len(processes)]
-            lines.append(f"{label}pid_t {child} = fork();")
-            processes.append(child)
-        else:
-            lines.append(f"// {draw(st.sampled_from(MARKUP))} {draw(st.text(max_size=20))}")
-    return "\n".join(lines) + draw(st.sampled_from(["\n", "", "\r\n", " \t"]))
-
-
-GALLERY = tuple(e.source for e in gallery())
-NOISE = string.printable + "\x00\u00e9\u2028\ufeff<>&\"'{}[]();*"
-
-
-@st.composite
-def mutants(draw: st.DrawFn) -> str:
-    """A gallery scenario, mutated: characters and lines deleted, duplicated, swapped, inserted."""
-    text = draw(st.sampled_from(GALLERY))
-    for _ in range(draw(st.integers(1, 6))):
-        op = draw(st.sampled_from(["delete", "insert", "replace", "dup_line", "drop_line", "swap"]))
-        if not text:
-            text = draw(st.text(NOISE, max_size=10))
-            continue
-        at = draw(st.integers(0, len(text) - 1))
-        if op == "delete":
-            text = text[:at] + text[at + draw(st.integers(1, 8)) :]
-        elif op == "insert":
-            text = text[:at] + draw(st.text(NOISE, min_size=1, max_size=8)) + text[at:]
-        elif op == "replace":
-            text = text[:at] + draw(st.sampled_from([*NOISE, *BINARY, *CONSTANTS])) + text[at + 1 :]
-        else:
-            lines = text.split("\n")
-            i = draw(st.integers(0, len(lines) - 1))
-            if op == "dup_line":
-                lines.insert(i, lines[i])
-            elif op == "drop_line":
-                del lines[i]
-            else:
-                j = draw(st.integers(0, len(lines) - 1))
-                lines[i], lines[j] = lines[j], lines[i]
-            text = "\n".join(lines)
-    return text
-
-
-def any_scenario() -> st.SearchStrategy[str]:
-    return st.one_of(scenarios(), mutants(), st.text(NOISE, max_size=200))
-
-
-def check(source: str) -> str:
-    """Parse and run `source`; the outcome's kind. Any exception but the two allowed propagates."""
-    try:
-        run = run_source(source, FUZZ_LIMITS)
-    except ScenarioError:
-        return "scenario_error"
-    except LimitExceeded:  # run_source reports limits in Run.error; one escaping is still named
-        return "limit"
-    return "stopped" if run.error else "ok"
-
-
-def crash_report(source: str) -> str | None:
-    """None, or the traceback of the crash `source` causes."""
-    try:
-        check(source)
-    except Exception:
-        return traceback.format_exc()
-    return None
+LIMITS_PASSED = tuple(f"limit {name}" for name in sorted(LIMIT_NAMES))
 
 
 @settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck))
 @given(scenarios())
-def test_generated_scenarios_parse_and_run_or_fail_cleanly(source: str) -> None:
-    check(source)
+def test_generated_scenarios_run_or_name_the_line_and_column(source: str) -> None:
+    assert check(source) in ("ok", "stopped", "scenario_error", *LIMITS_PASSED)
 
 
 @settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.one_of(mutants(), st.text(NOISE, max_size=200)))
-def test_mutated_gallery_scenarios_parse_and_run_or_fail_cleanly(source: str) -> None:
-    check(source)
+def test_mutated_gallery_scenarios_run_or_name_the_line_and_column(source: str) -> None:
+    assert check(source) in ("ok", "stopped", "scenario_error", *LIMITS_PASSED)
+
+
+def kinds(strategy: st.SearchStrategy[str], examples: int, limits: Limits) -> Counter[str]:
+    """How `examples` runs of seeded examples of `strategy` ended (check()'s kinds)."""
+    seen: Counter[str] = Counter()
+
+    @seed(7)  # the same examples every time: the tests below count them
+    @settings(
+        max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None
+    )
+    @given(strategy)
+    def sample(source: str) -> None:
+        seen[check(source, limits)] += 1
+
+    sample()
+    return seen
+
+
+@pytest.mark.parametrize(
+    "tiny", [{"max_steps": 15}, {"max_populated_pages": 4}, {"max_processes": 1}], ids=str
+)
+def test_a_tiny_limit_stops_runs_and_is_never_passed(tiny: dict[str, int]) -> None:
+    """With one limit tiny, generated runs stop at it, naming it, and no snapshot passes it."""
+    seen = kinds(any_scenario(), 150, replace(FUZZ_LIMITS, **tiny))
+    (name,) = tiny
+    assert seen[f"limit {name}"] > 0, seen
 
 
 def test_most_generated_scenarios_run() -> None:
     """The generator is not only making parse errors: most of its scenarios run."""
-    kinds: dict[str, int] = {}
-
-    @settings(
-        max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None
-    )
-    @given(scenarios())
-    def sample(source: str) -> None:
-        kind = check(source)
-        kinds[kind] = kinds.get(kind, 0) + 1
-
-    sample()
-    assert kinds.get("ok", 0) + kinds.get("stopped", 0) >= sum(kinds.values()) // 4, kinds
+    seen = kinds(scenarios(), 60, FUZZ_LIMITS)
+    assert seen.total() - seen["scenario_error"] >= seen.total() // 4, seen
 
 
-# --- the API, from its OpenAPI schema -------------------------------------------------------
-
-
-def api_operations(app: object) -> list[object]:
-    """Every operation of the app's OpenAPI schema, as schemathesis sees it (in-process ASGI)."""
-    import schemathesis
-
-    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
-    return [result.ok() for result in schema.get_all_operations()]
-
-
-def exercise(operation: object, examples: int) -> int:
-    """Call `operation` with `examples` generated requests; fail on a 5xx. The count run."""
-    from schemathesis.checks import not_a_server_error
-
-    calls = 0
-
-    @settings(
-        max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None
-    )
-    @given(operation.as_strategy())  # type: ignore[attr-defined]
-    def call(case: object) -> None:
-        nonlocal calls
-        calls += 1
-        response = case.call()  # type: ignore[attr-defined]
-        case.validate_response(response, checks=(not_a_server_error,))  # type: ignore[attr-defined]
-
-    call()
-    return calls
-
-
-def test_api_never_answers_5xx(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
-    """schemathesis against every operation of /openapi.json: no 5xx for any input."""
+def test_api_never_answers_5xx_and_each_4xx_names_the_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """schemathesis against every operation of /openapi.json."""
     pytest.importorskip("schemathesis")
     from app.main import create_app
 

@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 import app.limits as L
 from app.guard import EngineFailure, Guard, RunBusy, RunLimit, execute
 from app.main import create_app
-from engine.limits import Limits
 from engine.scenario.errors import ScenarioError
+from engine.sim.limits import Limits
 
 MAP = "char *p = mmap(NULL, {n} * page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);\n"
 # A few seconds of CPU: 2 GiB faulted in, moved, unmapped, again and again.
@@ -211,12 +211,14 @@ def test_too_many_waiting_runs_are_503() -> None:
 
 
 def test_engine_failure_names_the_statement(monkeypatch: pytest.MonkeyPatch) -> None:
-    import engine.simulation
+    import engine.sim.simulation
 
     def broken(*args: object) -> int:
         raise KeyError("boom")
 
-    monkeypatch.setitem(engine.simulation.SYSCALLS, "munmap", ("mm/vma.c:do_vmi_munmap", broken))
+    monkeypatch.setitem(
+        engine.sim.simulation.SYSCALLS, "munmap", ("mm/vma.c:do_vmi_munmap", broken)
+    )
     answer = execute(MAP.format(n=1) + "munmap(p, page_size);\n", None, BIG, 60, 10**9)
     assert answer[0] == "engine"
     assert answer[2] == 2 and answer[3].startswith("munmap(p")

@@ -1,17 +1,15 @@
 """The interpreter: evaluated arguments, dispatch to the backend, and what variables become."""
 
-from pathlib import Path
-
 import pytest
 
-from engine.backend import CallResult
-from engine.scenario.constants import PAGE_SIZE
+from engine.mm_constants import PAGE_SIZE
 from engine.scenario.errors import ScenarioError
 from engine.scenario.interpret import StepOutcome, run, step_record
 from engine.scenario.parse import parse
+from engine.sim.backend import CallResult
+from tests.support.data import language_example
 
 U64 = (1 << 64) - 1
-REFERENCE = Path(__file__).resolve().parents[2] / "shared/reference/scenario-language.md"
 MAP_FIXED = 0x10
 
 
@@ -68,10 +66,7 @@ def values(source: str) -> list[int | None]:
 
 
 def test_reference_example_calls() -> None:
-    if not REFERENCE.exists():
-        pytest.skip("the language reference is not on this machine")
-    example = REFERENCE.read_text().split("```c\n", 1)[1].split("```", 1)[0]
-    backend, outcomes = execute(example)
+    backend, outcomes = execute(language_example())
     carveout = 0x7FFF_F000_0000 - 30 * PAGE_SIZE
     ptr = carveout + PAGE_SIZE
     ptr2 = carveout + 20 * PAGE_SIZE

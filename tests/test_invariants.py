@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from engine.invariants import check
 from engine.mm_types import State
-from engine.simulation import run_source
+from engine.sim.simulation import run_source
 
 SOURCE = """char *c = mmap(NULL, 30 * page_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 char *a = mmap(&c[page_size], 5 * page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);

@@ -9,17 +9,17 @@ from dataclasses import replace
 
 import pytest
 
-from engine.backend import PAGEMAP_FIELDS, PageRecord, ProcessPages
 from engine.cli import main
-from engine.kernel import Kernel
-from engine.limits import LimitExceeded, Limits
-from engine.machine import DEFAULT, host_profile
 from engine.memory import handle_mm_fault
 from engine.mmap import do_mmap
+from engine.present.report import run_json
 from engine.procfs import process_pages
-from engine.report import run_json
-from engine.scenario.constants import MAP, PROT
-from engine.simulation import run_source
+from engine.sim.backend import PAGEMAP_FIELDS, PageRecord, ProcessPages
+from engine.sim.kernel import Kernel
+from engine.sim.limits import LimitExceeded, Limits
+from engine.sim.profile import DEFAULT, host_profile
+from engine.sim.simulation import run_source
+from engine.uapi import MAP, PROT
 from engine.verify.compare import compare
 
 THP_FORK = """\

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from engine.backend import Backend, CallResult
-from engine.scenario.constants import CONSTANTS, PAGE_SIZE
+from engine.mm_constants import PAGE_SIZE
+from engine.scenario.constants import CONSTANTS
+from engine.sim.backend import Backend, CallResult
 from engine.verify.compare import Difference, compare
 from engine.verify.real import (
     ExecutorTimeout,

@@ -11,8 +11,10 @@ must agree with this host's kernel, the truth for what mainline does.
 
 After every successful relocating mremap the rmap must be exact: each
 mapped folio's index is linear_page_index() of its VMA, and its mapping is
-that VMA's anon_vma. Pictures as in test_selftests_merge.py: one column per
+that VMA's anon_vma. Pictures as in merge.c's: one column per
 page of the carve-out, upper case faulted, lower case unfaulted.
+Mainline's merge.c bodies are shared with test_selftests_merge.py, in
+tests/support/merge_c.py.
 """
 
 from __future__ import annotations
@@ -22,12 +24,20 @@ from dataclasses import dataclass
 import pytest
 
 from engine.invariants import check
-from engine.memory import linear_page_index
+from engine.mm_constants import PAGE_SIZE
 from engine.mm_types import State
+from engine.pagemap import linear_page_index
 from engine.pagetable import ZERO_PAGE
-from engine.scenario.constants import PAGE_SIZE
-from engine.simulation import Run, run_source
-from tests.test_selftests_merge import Outcome, engine_outcome, on_kernel, scenario
+from engine.sim.simulation import Run, run_source
+from tests.support.merge_c import (
+    CORRECT_PLACED_CHECKS,
+    MREMAP_UNFAULTED,
+    UNFAULTED_BETWEEN_CORRECTLY_PLACED,
+    correct_placed_checkpoints,
+    flagged,
+    scenario,
+)
+from tests.support.outcome import Outcome, engine_outcome, on_kernel
 
 P = PAGE_SIZE
 MUST = "MREMAP_MUST_RELOCATE_ANON"
@@ -51,6 +61,9 @@ class EngineRun:
 
     def results(self) -> list[tuple[str, str]]:
         return self.outcome.results
+
+    def failed(self) -> list[tuple[str, str]]:
+        return self.outcome.failed()
 
 
 def on_engine(source: str) -> EngineRun:
@@ -91,146 +104,33 @@ def assert_rmap_exact(r: EngineRun) -> None:
     assert [v.message for v in check(r.final)] == []
 
 
-def failed(r: EngineRun | Outcome) -> list[tuple[str, str]]:
-    results = r.results() if isinstance(r, EngineRun) else r.results
-    return [(src, res) for src, res in results if res != "ok"]
-
-
 # --- patch 06: mainline merges, with the flag too ---------------------------
-
-UNFAULTED_TO_FAULTED = """
-char *ptr = mmap(&carveout[page_size], 5 * page_size, PROT_READ | PROT_WRITE,
-                 MAP_ANONYMOUS | MAP_PRIVATE | MAP_FIXED, -1, 0);
-char *ptr2 = mmap(&carveout[7 * page_size], 5 * page_size, PROT_READ | PROT_WRITE,
-                  MAP_ANONYMOUS | MAP_PRIVATE | MAP_FIXED, -1, 0);
-ptr2 = mremap(ptr2, 5 * page_size, 5 * page_size, MREMAP_MAYMOVE | MREMAP_FIXED{flag},
-              ptr2 + page_size * 1000);
-ptr[0] = 'x';
-ptr2 = mremap(ptr2, 5 * page_size, 5 * page_size, MREMAP_MAYMOVE | MREMAP_FIXED{flag},
-              &ptr[5 * page_size]);
-"""
-
-UNFAULTED_BEHIND_FAULTED = """
-char *ptr = mmap(&carveout[6 * page_size], 5 * page_size, PROT_READ | PROT_WRITE,
-                 MAP_ANONYMOUS | MAP_PRIVATE | MAP_FIXED, -1, 0);
-char *ptr2 = mmap(&carveout[14 * page_size], 5 * page_size, PROT_READ | PROT_WRITE,
-                  MAP_ANONYMOUS | MAP_PRIVATE | MAP_FIXED, -1, 0);
-ptr2 = mremap(ptr2, 5 * page_size, 5 * page_size, MREMAP_MAYMOVE | MREMAP_FIXED{flag},
-              ptr2 + page_size * 1000);
-ptr[0] = 'x';
-ptr2 = mremap(ptr2, 5 * page_size, 5 * page_size, MREMAP_MAYMOVE | MREMAP_FIXED{flag},
-              &carveout[page_size]);
-"""
-
-UNFAULTED_BETWEEN = """
-char *ptr = mmap(&carveout[page_size], 5 * page_size, PROT_READ | PROT_WRITE,
-                 MAP_ANONYMOUS | MAP_PRIVATE | MAP_FIXED, -1, 0);
-char *ptr2 = mmap(&carveout[7 * page_size], 5 * page_size, PROT_READ | PROT_WRITE,
-                  MAP_ANONYMOUS | MAP_PRIVATE | MAP_FIXED, -1, 0);
-char *ptr3 = mmap(&carveout[14 * page_size], 5 * page_size, PROT_READ | PROT_WRITE,
-                  MAP_ANONYMOUS | MAP_PRIVATE | MAP_FIXED, -1, 0);
-ptr3 = mremap(ptr3, 5 * page_size, 5 * page_size, MREMAP_MAYMOVE | MREMAP_FIXED{flag},
-              ptr3 + page_size * 2000);
-ptr2 = mremap(ptr2, 5 * page_size, 5 * page_size, MREMAP_MAYMOVE | MREMAP_FIXED{flag},
-              ptr2 + page_size * 1000);
-ptr[0] = 'x';
-{fault3}
-ptr3 = mremap(ptr3, 5 * page_size, 5 * page_size, MREMAP_MAYMOVE | MREMAP_FIXED{flag},
-              &ptr[10 * page_size]);
-ptr2 = mremap(ptr2, 5 * page_size, 5 * page_size, MREMAP_MAYMOVE | MREMAP_FIXED{flag},
-              &ptr[5 * page_size]);
-"""
-
-UNFAULTED_BETWEEN_CORRECTLY_PLACED = """
-char *ptr = mmap(&carveout[page_size], 15 * page_size, PROT_READ | PROT_WRITE,
-                 MAP_ANONYMOUS | MAP_PRIVATE | MAP_FIXED, -1, 0);
-ptr[0] = 'x';
-munmap(&ptr[5 * page_size], 5 * page_size);
-char *ptr2 = mmap(&carveout[20 * page_size], 5 * page_size, PROT_READ | PROT_WRITE,
-                  MAP_ANONYMOUS | MAP_PRIVATE | MAP_FIXED, -1, 0);
-{fault2}
-ptr2 = mremap(ptr2, 5 * page_size, 5 * page_size, MREMAP_MAYMOVE | MREMAP_FIXED{flag},
-              &ptr[5 * page_size]);
-"""
-
-
-def _flag(name: str) -> str:
-    return f" | {name}" if name else ""
-
 
 FLAGS = pytest.mark.parametrize("flag", [RELOCATE, MUST])
 
 
 @FLAGS
-def test_06_mremap_unfaulted_to_faulted(flag: str) -> None:
-    # 0123456789A
-    #  AAAAAbbbbb     unfaulted B moved after faulted A: nothing to relocate
-    #  AAAAAAAAAA
-    r = on_engine(scenario(UNFAULTED_TO_FAULTED.replace("{flag}", _flag(flag))))
-    assert failed(r) == []
-    assert r.extent(r["ptr"]) == (r["ptr"], r["ptr"] + 10 * P)
-    assert_rmap_exact(r)
-
-
-@FLAGS
-def test_06_mremap_unfaulted_behind_faulted(flag: str) -> None:
-    # 0123456789A
-    #  bbbbbAAAAA
-    #  AAAAAAAAAA
-    r = on_engine(scenario(UNFAULTED_BEHIND_FAULTED.replace("{flag}", _flag(flag))))
-    assert failed(r) == []
-    assert r.extent(r["ptr2"]) == (r["ptr2"], r["ptr2"] + 10 * P)
-    assert_rmap_exact(r)
-
-
-@FLAGS
-def test_06_mremap_unfaulted_between_faulted(flag: str) -> None:
-    # 0123456789ABCDEF
-    #  AAAAAbbbbbCCCCC    C faulted far away; relocated back with the flag
-    #  AAAAAAAAAA|CCCCC   still only A and B: C has its own anon_vma
-    src = UNFAULTED_BETWEEN.replace("{fault3}", "ptr3[0] = 'x';")
-    r = on_engine(scenario(src.replace("{flag}", _flag(flag))))
-    assert failed(r) == []
-    assert r.extent(r["ptr"]) == (r["ptr"], r["ptr"] + 10 * P)
-    assert r.extent(r["ptr3"]) == (r["ptr3"], r["ptr3"] + 5 * P)
-    assert_rmap_exact(r)
-
-
-@FLAGS
-def test_06_mremap_unfaulted_between_faulted_unfaulted(flag: str) -> None:
-    # 0123456789ABCDEF
-    #  AAAAAbbbbbccccc
-    #  AAAAAAAAAAAAAAA
-    src = UNFAULTED_BETWEEN.replace("{fault3}", "")
-    r = on_engine(scenario(src.replace("{flag}", _flag(flag))))
-    assert failed(r) == []
-    assert r.extent(r["ptr"]) == (r["ptr"], r["ptr"] + 15 * P)
-    assert_rmap_exact(r)
-
-
-@FLAGS
-def test_06_mremap_unfaulted_between_correctly_placed_faulted(flag: str) -> None:
-    # 0123456789ABCDEF
-    #  AAAAAbbbbbAAAAA
-    #  AAAAAAAAAAAAAAA
-    src = UNFAULTED_BETWEEN_CORRECTLY_PLACED.replace("{fault2}", "")
-    r = on_engine(scenario(src.replace("{flag}", _flag(flag))))
-    assert failed(r) == []
-    assert r.extent(r["ptr"]) == (r["ptr"], r["ptr"] + 15 * P)
+@pytest.mark.parametrize("name", list(MREMAP_UNFAULTED))
+def test_06_mremap_unfaulted(name: str, flag: str) -> None:
+    # An unfaulted VMA has nothing to relocate: each merges as on mainline
+    # (the pictures: tests/support/merge_c.py, at MREMAP_UNFAULTED).
+    case = MREMAP_UNFAULTED[name]
+    r = on_engine(case.source(flag))
+    assert r.failed() == []
+    for var, n in case.extents:
+        assert r.extent(r[var]) == (r[var], r[var] + n * P), var
     assert_rmap_exact(r)
 
 
 @FLAGS
 def test_06_mremap_correct_placed_faulted(flag: str) -> None:
     # Every move of a piece of one faulted 15-page VMA carries the flag; each
-    # return home re-merges, as without it (see test_selftests_merge.py).
-    from tests.test_selftests_merge import CORRECT_PLACED_CHECKS, correct_placed_checkpoints
-
+    # return home re-merges, as without it (tests/support/merge_c.py).
     for text, (first, n) in zip(
-        correct_placed_checkpoints(_flag(flag)), CORRECT_PLACED_CHECKS, strict=True
+        correct_placed_checkpoints(flag), CORRECT_PLACED_CHECKS, strict=True
     ):
-        r = on_engine(scenario(text))
-        assert failed(r) == []
+        r = on_engine(text)
+        assert r.failed() == []
         start = r["carveout"] + first * P
         assert r.extent(start) == (start, start + n * P), text.strip().splitlines()[-2:]
         assert_rmap_exact(r)
@@ -352,8 +252,8 @@ PATCH_07: dict[str, tuple[str, str, int, int]] = {
 @pytest.mark.parametrize("name", list(PATCH_07))
 def test_07_mremap_relocate_anon(name: str) -> None:
     template, var, relocated, _ = PATCH_07[name]
-    r = on_engine(scenario(template.replace("{flag}", _flag(MUST))))
-    assert failed(r) == []
+    r = on_engine(scenario(flagged(template, MUST)))
+    assert r.failed() == []
     assert r.extent(r[var]) == (r[var], r[var] + relocated * P)
     assert_rmap_exact(r)
 
@@ -362,14 +262,14 @@ def test_07_mremap_relocate_anon_mprotect_faulted_faulted() -> None:
     # 0123456789A
     #  AAAAA|BBBBB    B (RO) relocated after A (RW): flags differ, no merge
     #  AAAAAAAAAA     B mprotected RW: same anon_vma, linear pgoff, merges
-    src = MPROTECT_FAULTED_FAULTED.replace("{flag}", _flag(MUST))
+    src = flagged(MPROTECT_FAULTED_FAULTED, MUST)
     before, _ = src.split("{check}")
     r = on_engine(scenario(before))
-    assert failed(r) == []
+    assert r.failed() == []
     assert r.extent(r["ptr"]) == (r["ptr"], r["ptr"] + 5 * P)
     assert_rmap_exact(r)
     r = on_engine(scenario(src.replace("{check}", "")))
-    assert failed(r) == []
+    assert r.failed() == []
     assert r.extent(r["ptr"]) == (r["ptr"], r["ptr"] + 10 * P)
     assert_rmap_exact(r)
 
@@ -390,8 +290,8 @@ def _mainline_cases() -> list[tuple[str, str, str, int]]:
     ids=[c[0] for c in _mainline_cases()],
 )
 def test_07_without_flag_engine(name: str, template: str, var: str, pages: int) -> None:
-    r = on_engine(scenario(template.replace("{flag}", "")))
-    assert failed(r) == []
+    r = on_engine(scenario(flagged(template)))
+    assert r.failed() == []
     assert r.extent(r[var]) == (r[var], r[var] + pages * P)
     assert [v.message for v in check(r.final)] == []
 
@@ -402,8 +302,8 @@ def test_07_without_flag_engine(name: str, template: str, var: str, pages: int) 
     ids=[c[0] for c in _mainline_cases()],
 )
 def test_07_without_flag_kernel(name: str, template: str, var: str, pages: int) -> None:
-    o = on_kernel(scenario(template.replace("{flag}", "")))
-    assert failed(o) == []
+    o = on_kernel(scenario(flagged(template)))
+    assert o.failed() == []
     assert o.extent(o[var]) == (o[var], o[var] + pages * P)
 
 

@@ -3,7 +3,7 @@
 The posted code, its changelog and its review disagree on what a pinned
 folio, a racing GUP-fast pin, a swap or migration entry and a large folio
 straddling the range should do. Each test runs one injection under every
-policy (engine.mremap.POLICIES) and asserts what each leaves behind: where
+policy (engine.sim.policy.POLICIES) and asserts what each leaves behind: where
 the VMAs end up and whether an rmap walk can still find every mapping
 (engine.invariants). Pages are columns, as in tools/testing/vma.
 """
@@ -13,8 +13,8 @@ from __future__ import annotations
 import pytest
 
 from engine.invariants import check
-from engine.mremap import POLICIES
-from engine.simulation import Run, run_source
+from engine.sim.policy import POLICIES
+from engine.sim.simulation import Run, run_source
 
 CARVEOUT = "char *c = mmap(NULL, 30 * page_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);\n"
 PAGE = 4096

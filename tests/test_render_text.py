@@ -12,8 +12,10 @@ from dataclasses import replace
 import pytest
 
 from engine.mm_types import State
-from engine.render_text import WIDTH, fit, render_state, render_statement, statement_states
-from engine.simulation import Run, run_source
+from engine.present.picture import render_state
+from engine.present.statement import render_statement
+from engine.present.text import WIDTH, fit
+from engine.sim.simulation import Run, run_source
 
 RW_PRIVATE = "PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0"
 
@@ -165,7 +167,7 @@ def test_statement_shows_source_result_and_the_picture_after(faulted_pair: Run) 
     assert lines[0] == "line 3, main: munmap(p + 5 * page_size, page_size);"
     assert lines[1] == "  = ok, returns 0"
     assert " vma  AAAAA.BBBBB" in lines
-    before, after = statement_states(faulted_pair, 1)
+    before, after = faulted_pair.statement_states(1)
     assert len(before.processes["main"].vmas) == 1
     assert len(after.processes["main"].vmas) == 2
 
@@ -181,7 +183,7 @@ def test_statement_with_inner_steps_explains_why(faulted_pair: Run) -> None:
 
 def test_assignment_without_steps_keeps_the_state_before() -> None:
     run = run_source(f"char *p = mmap(NULL, page_size, {RW_PRIVATE});\nchar *q = p + 4096;\n")
-    before, after = statement_states(run, 1)
+    before, after = run.statement_states(1)
     assert before is after is run.steps[-1].state
     assert "= ok, returns 0x7ffff7ff7000" in render_statement(run, 1)
 

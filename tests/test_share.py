@@ -37,9 +37,9 @@ from app.share import (
 )
 from app.store import PostgresStore, ShareRecord, SQLiteStore, Store, open_store
 from engine.gallery import find
-from engine.render_text import WIDTH
+from engine.present.text import WIDTH
 from engine.version import ENGINE_VERSION
-from tests.servers import free_port
+from tests.support.servers import free_port
 
 SOURCE = """\
 char *p = mmap(NULL, 4 * page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from engine.invariants import check
-from engine.kernel import Kernel
 from engine.mm_types import (
     VM_DONTEXPAND,
     VM_IO,
@@ -25,9 +26,9 @@ from engine.mm_types import (
     VMA,
 )
 from engine.mmap import do_mmap
-from engine.mremap import vma_merge_extend
 from engine.rmap import anon_vma_alloc, link_avc
-from engine.scenario.constants import MAP, PROT
+from engine.sim.kernel import Kernel
+from engine.uapi import MAP, PROT
 from engine.vma import (
     VMG,
     copy_vma,
@@ -35,6 +36,7 @@ from engine.vma import (
     find_vma_prev,
     vma_before,
     vma_merge_existing_range,
+    vma_merge_extend,
     vma_merge_new_range,
     vma_modify,
 )
@@ -171,14 +173,21 @@ def test_merge_new() -> None:
     clean(k)
 
 
-def test_special_flags_never_merge() -> None:
-    for special in (VM_IO, VM_DONTEXPAND, VM_PFNMAP, VM_MIXEDMAP):
-        k = Kernel()
-        alloc(k, 0, 2, flags=RW | special)
-        assert merge_new(k, 2, 3, flags=RW | special) is None
-        v = alloc(k, 2, 3, flags=RW | special)
-        vmg = VMG.of(v, v.vm_start, v.vm_end, prev=find_vma_prev(k.state, v))
-        assert vma_merge_existing_range(k, vmg) is None
+@pytest.mark.parametrize(
+    "special",
+    [VM_IO, VM_DONTEXPAND, VM_PFNMAP, VM_MIXEDMAP],
+    ids=["VM_IO", "VM_DONTEXPAND", "VM_PFNMAP", "VM_MIXEDMAP"],
+)
+def test_special_flags_never_merge(special: int) -> None:
+    # 012
+    # SSn    new [2,3) with the same special flag: no merge
+    # SS|S   an existing [2,3) next to it: no merge either
+    k = Kernel()
+    alloc(k, 0, 2, flags=RW | special)
+    assert merge_new(k, 2, 3, flags=RW | special) is None
+    v = alloc(k, 2, 3, flags=RW | special)
+    vmg = VMG.of(v, v.vm_start, v.vm_end, prev=find_vma_prev(k.state, v))
+    assert vma_merge_existing_range(k, vmg) is None
 
 
 def test_merge_existing() -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from engine.scenario.errors import ScenarioError
 from engine.scenario.parse import parse
-from engine.simulation import run_source
+from engine.sim.simulation import run_source
 from engine.verify.compare import Difference, compare
 from engine.verify.real import RealMachine
 from engine.verify.steps import recorded, simulated

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Any
 
-from engine.backend import PAGE_FIELDS, PageRecord, ProcessPages
+from engine.sim.backend import PAGE_FIELDS, PageRecord, ProcessPages
 from engine.verify.real import canonical_inodes
 
 WIDTH = 75

@@ -8,24 +8,33 @@ two sides are recorded the same way.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
-from engine.backend import Backend
 from engine.procfs import all_pages, resident_pages
 from engine.scenario import ast
 from engine.scenario.errors import ScenarioError
-from engine.scenario.interpret import run, step_record
-from engine.simulation import Run
+from engine.scenario.interpret import StepOutcome, run, step_record
+from engine.sim.backend import Backend
+from engine.sim.simulation import Run
 
 
 def recorded(scenario: ast.Scenario, backend: Backend, pages: bool = False) -> list[dict[str, Any]]:
     """Run a scenario on any backend, recording maps and resident pages
-    (and every page, with `pages`) after each statement. A scenario error
-    (a division by zero) ends the record where it happened, as it ends the
-    simulated run."""
+    (and every page, with `pages`) after each statement."""
+    return record(run(scenario, backend), backend, pages)
+
+
+def record(
+    outcomes: Iterator[StepOutcome], backend: Backend, pages: bool = False
+) -> list[dict[str, Any]]:
+    """Each outcome as a step with the backend's maps and resident pages
+    (and every page, with `pages`) after it (a harness test's outcomes
+    too). A scenario error (a division by zero) ends the record where it
+    happened, as it ends the simulated run."""
     steps = []
     try:
-        for outcome in run(scenario, backend):
+        for outcome in outcomes:
             entry = {**step_record(outcome), "maps": backend.maps(), "resident": backend.resident()}
             if pages:
                 entry["pages"] = backend.pages()

@@ -10,6 +10,7 @@ can say when the default no longer matches.
 
 from __future__ import annotations
 
+import gzip
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,8 +83,6 @@ def _fault_around_bytes() -> int:
 
 
 def _kernel_config() -> str:
-    import gzip
-
     try:
         with gzip.open("/proc/config.gz", "rt") as f:
             return f.read()

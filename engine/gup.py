@@ -1,6 +1,7 @@
-"""Long-term pins and a racing GUP-fast pin.
+"""Faulting ranges in for the kernel, long-term pins, a racing GUP-fast pin.
 
-Models mm/gup.c:pin_user_pages(FOLL_PIN | FOLL_LONGTERM | FOLL_WRITE),
+Models mm/gup.c: populate_vma_page_range() (MAP_POPULATE, mlock,
+MADV_POPULATE_WRITE), pin_user_pages(FOLL_PIN | FOLL_LONGTERM | FOLL_WRITE),
 unpin_user_pages(), and, for the RELOCATE_ANON failure cases, a GUP-fast
 pin that lands on a page while an mremap walks it (the race David
 Hildenbrand raised: folio_maybe_dma_pinned() is racy against GUP-fast).
@@ -10,16 +11,35 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from engine.errors import SyscallError
-from engine.kernel import GupRace, Kernel
-from engine.memory import handle_mm_fault
-from engine.mm_types import Folio
-from engine.mmap import page_align
+from engine.memory import access_allowed, do_fault, fault_anon_range, handle_mm_fault
+from engine.mm_constants import PAGE_SHIFT, PAGE_SIZE, page_align
+from engine.mm_types import VM_WRITE, Folio
 from engine.pagetable import PRESENT, ZERO_PAGE
-from engine.scenario.constants import PAGE_SHIFT, PAGE_SIZE
+from engine.sim.errors import SyscallError
+from engine.sim.kernel import GupRace, Kernel
+from engine.vma import find_vma
 
 RACE_BEFORE_WALK = 1  # the pin lands before the walk reaches the page
 RACE_BEFORE_UNDO = 2  # the pin lands after the walk passed it, before an undo
+
+
+def populate_range(k: Kernel, mm: str, start: int, end: int) -> None:
+    """Models mm/gup.c:populate_vma_page_range(): fault in a range, writing
+    where the mapping is private and writable (so it gets an anon_vma)."""
+    addr = start
+    while addr < end:
+        vma = find_vma(k.state, mm, addr)
+        if vma is None or vma.vm_start >= end:
+            return
+        lo, hi = max(addr, vma.vm_start), min(end, vma.vm_end)
+        write = bool(vma.vm_flags & VM_WRITE) and vma.shmem is None
+        if access_allowed(vma, write):
+            if vma.shmem is not None:
+                for a in range(lo, hi, PAGE_SIZE):
+                    do_fault(k, vma, a, write)
+            else:
+                fault_anon_range(k, vma, lo, hi, write)
+        addr = hi
 
 
 def pin_user_pages(k: Kernel, mm: str, start: int, length: int) -> None:

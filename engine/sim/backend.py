@@ -1,7 +1,7 @@
 """What runs a scenario's calls: the simulated kernel or the real one.
 
 The scenario interpreter evaluates expressions and hands each call, store and
-load to a backend. `engine.kernel.Simulation` models Linux 6.18 step by step;
+load to a backend. `engine.sim.simulation.Simulation` models Linux 6.18 step by step;
 `engine.verify.real.RealMachine` runs the same calls for real on the host so
 the two can be compared (mainline calls only).
 """
@@ -94,6 +94,11 @@ class Backend(Protocol):
 
     def maps(self) -> dict[str, list[str]]:
         """Every live process's VMAs as /proc/PID/maps prints them."""
+        ...
+
+    def procmap_query(self, process: str, addr: int) -> tuple[int, int] | None:
+        """The VMA covering addr, (start, end), as the PROCMAP_QUERY ioctl on
+        the process's /proc/PID/maps answers with no flags; None for ENOENT."""
         ...
 
     def resident(self) -> dict[str, dict[str, int]]:

@@ -12,11 +12,12 @@ from dataclasses import dataclass, replace
 
 from immutables import Map
 
-from engine.limits import LimitExceeded, Limits
-from engine.machine import DEFAULT, MachineProfile
 from engine.mm_types import MM, VMA, AnonVMA, Folio, ShmemObject, State
 from engine.pagetable import PageTable, PageTableEditor
-from engine.trace import Event, Step
+from engine.sim.limits import LimitExceeded, Limits
+from engine.sim.policy import POSTED, Policy
+from engine.sim.profile import DEFAULT, MachineProfile
+from engine.sim.trace import Event, Step
 
 
 class Held:
@@ -56,14 +57,14 @@ class Kernel:
     """The current state of the simulated machine, and its trace of steps.
 
     `policy` selects how the RELOCATE_ANON walk behaves where the posted
-    code and its review differ (engine.mremap.POLICIES); `profile` the host
-    settings the modelled kernel runs with (engine.machine).
+    code and its review differ (engine.sim.policy); `profile` the host
+    settings the modelled kernel runs with (engine.sim.profile).
     """
 
     def __init__(
         self,
         limits: Limits | None = None,
-        policy: str = "posted",
+        policy: Policy = POSTED,
         profile: MachineProfile = DEFAULT,
     ) -> None:
         self.limits = limits or Limits()

@@ -1113,7 +1113,7 @@ def generate(seed: int, family: str) -> str:
         raise ValueError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
     rng = random.Random(f"{family}:{seed}")
     b = Builder(rng, carveout=family not in ("placement", "thp", *PAGE_FAMILIES[:-1]))
-    b.lines.insert(0, f"// {family} #{seed} (tests/scenario_gen.py)")
+    b.lines.insert(0, f"// {family} #{seed} (tests/support/scenario_gen.py)")
     _FAMILY_FUNCS[family](b)
     return b.text()
 

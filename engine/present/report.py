@@ -15,12 +15,12 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 
 from engine.accounting import metadata
-from engine.backend import PageRecord
 from engine.invariants import check
-from engine.limits import LimitExceeded, Limits
+from engine.mm_constants import PAGE_SIZE
 from engine.procfs import all_pages, populated_pages
-from engine.scenario.constants import PAGE_SIZE
-from engine.simulation import Run
+from engine.sim.backend import PageRecord
+from engine.sim.limits import LimitExceeded, Limits
+from engine.sim.simulation import Run
 
 
 def run_json(run: Run, pages: bool = False, limits: Limits | None = None) -> dict[str, object]:

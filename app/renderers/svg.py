@@ -11,12 +11,11 @@ import re
 from functools import cache
 from typing import Literal
 
-from fastapi import Response
+from fastapi import HTTPException, Request, Response
 
+from app.contexts import StagePage
 from app.templating import TEMPLATES, env
-from app.views import StepView
 
-Which = Literal["map", "anon_vma"]
 BEGIN = "/* standalone-svg: begin"
 END = "/* standalone-svg: end */"
 
@@ -31,16 +30,17 @@ def svg_style() -> str:
     return ((root.group(0) if root else "") + "\n" + rules.strip()).replace("\n", " ")
 
 
-def svg_document(panel: StepView, which: Which) -> str:
-    template = env.get_template("standalone.svg")
-    return template.render(s=panel, which=which, svg_style=svg_style())
-
-
-def svg_response(panel: StepView, which: Which, name: str) -> Response:
+def _svg(ctx: StagePage, which: Literal["map", "anon_vma"]) -> Response:
     """An image/svg+xml answer, named `<name>-step<N>-<which>.svg` for Save As."""
-    filename = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{name}-step{panel.index}-{which}.svg")
+    _, panel = ctx.stage.runnable()
+    if panel is None:
+        raise HTTPException(404, "nothing to draw: the scenario has no step")
+    document = env.get_template("standalone.svg").render(
+        s=panel, which=which, svg_style=svg_style()
+    )
+    filename = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{ctx.stage.name}-step{panel.index}-{which}.svg")
     return Response(
-        svg_document(panel, which),
+        document,
         media_type="image/svg+xml",
         headers={
             "Content-Disposition": f'inline; filename="{filename}"',
@@ -48,3 +48,11 @@ def svg_response(panel: StepView, which: Which, name: str) -> Response:
             "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
         },
     )
+
+
+def address_map(ctx: StagePage, request: Request) -> Response:
+    return _svg(ctx, "map")
+
+
+def anon_graph(ctx: StagePage, request: Request) -> Response:
+    return _svg(ctx, "anon_vma")

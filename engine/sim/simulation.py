@@ -1,6 +1,6 @@
 """The simulated Linux 6.18 kernel as a scenario backend, and a whole run.
 
-Ours: `Simulation` implements engine.backend.Backend by running each call
+Ours: `Simulation` implements engine.sim.backend.Backend by running each call
 through the modelled kernel functions, one inner step after another.
 `run_source()` parses a scenario, runs it, and keeps for every statement
 its outcome and the range of inner steps it took.
@@ -12,24 +12,27 @@ import contextlib
 import gc
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Literal
 
-from engine import fork, madvise, mmap, mprotect, mremap, pin
-from engine.backend import CallResult, ProcessPages
-from engine.errors import SyscallError
-from engine.kernel import Kernel
-from engine.limits import LimitExceeded, Limits
-from engine.memory import handle_mm_fault
+from engine import fork, gup, madvise, mmap, mprotect, mremap
+from engine.memory import access_allowed, fault_anon_range, handle_mm_fault
+from engine.mm_constants import PAGE_SIZE
 from engine.mm_types import State
-from engine.mremap import POLICIES
 from engine.procfs import all_pages, proc_maps, resident_pages
 from engine.scenario import ast
-from engine.scenario.constants import PAGE_SIZE
 from engine.scenario.errors import ScenarioError
 from engine.scenario.interpret import StepOutcome, run, step_record
+from engine.scenario.machine import TestMachine, Verdict
 from engine.scenario.parse import parse
-from engine.trace import Step
+from engine.sim.backend import CallResult, ProcessPages
+from engine.sim.errors import SyscallError
+from engine.sim.kernel import Kernel
+from engine.sim.limits import LimitExceeded, Limits
+from engine.sim.policy import POLICIES
+from engine.sim.trace import Step
+from engine.vma import find_vma, vma_lookup
 
 Handler = Callable[[Kernel, str, list[int]], int]
 
@@ -50,9 +53,9 @@ SYSCALLS: dict[str, tuple[str, Handler]] = {
     "mprotect": ("mm/mprotect.c:do_mprotect_pkey", _returns_zero(mprotect.do_mprotect)),
     "madvise": ("mm/madvise.c:do_madvise", _returns_zero(madvise.do_madvise)),
     "mremap": ("mm/mremap.c:do_mremap", lambda k, p, a: mremap.do_mremap(k, p, *a)),
-    "pin": ("mm/gup.c:pin_user_pages", _returns_zero(pin.pin_user_pages)),
-    "unpin": ("mm/gup.c:unpin_user_pages", _returns_zero(pin.unpin_user_pages)),
-    "gup_fast_pin": ("mm/gup.c:gup_fast", _returns_zero(pin.arm_gup_fast_race)),
+    "pin": ("mm/gup.c:pin_user_pages", _returns_zero(gup.pin_user_pages)),
+    "unpin": ("mm/gup.c:unpin_user_pages", _returns_zero(gup.unpin_user_pages)),
+    "gup_fast_pin": ("mm/gup.c:gup_fast", _returns_zero(gup.arm_gup_fast_race)),
     "swapout": ("mm/vmscan.c:shrink_folio_list", _returns_zero(madvise.swap_out)),
     "migrate_entry": (
         "mm/migrate.c:migrate_pages",
@@ -65,7 +68,7 @@ class Simulation:
     """A Backend whose kernel is the model: every call becomes inner steps."""
 
     def __init__(self, limits: Limits | None = None, policy: str = "posted") -> None:
-        self.kernel = Kernel(limits, policy)
+        self.kernel = Kernel(limits, POLICIES[policy])
 
     def _begin(self, summary: str) -> None:
         k = self.kernel
@@ -114,8 +117,6 @@ class Simulation:
     def _fault(self, process: str, start: int, end: int, write: bool) -> CallResult:
         """Touch every page of [start, end) in order, as the CPU would."""
         k = self.kernel
-        from engine.vma import find_vma
-
         addr = start & ~(PAGE_SIZE - 1)
         end = min(end, 1 << 64)
         with k.lock(f"mmap_lock (read) of {process}"):
@@ -140,6 +141,11 @@ class Simulation:
     def maps(self) -> dict[str, list[str]]:
         return proc_maps(self.kernel.state)
 
+    def procmap_query(self, process: str, addr: int) -> tuple[int, int] | None:
+        """Models fs/proc/task_mmu.c:do_procmap_query() without flags: vma_lookup()."""
+        vma = vma_lookup(self.kernel.state, process, addr)
+        return None if vma is None else (vma.vm_start, vma.vm_end)
+
     def resident(self) -> dict[str, dict[str, int]]:
         return resident_pages(self.kernel.state)
 
@@ -149,9 +155,6 @@ class Simulation:
 
 def _fault_vma_range(k: Kernel, process: str, start: int, end: int, write: bool) -> str:
     """A run of pages inside one private VMA: one access check, then the batch."""
-    from engine.memory import access_allowed, fault_anon_range
-    from engine.vma import find_vma
-
     vma = find_vma(k.state, process, start)
     assert vma is not None
     if not access_allowed(vma, write):
@@ -175,6 +178,71 @@ class StatementRun:
         return entry
 
 
+View = Literal["step", "before", "after"]
+"""How to look at an inner step: the state after it, or its statement's before or after."""
+
+
+@dataclass(frozen=True)
+class Changes:
+    """The objects a step, or a whole statement, created, changed and freed."""
+
+    created: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    freed: tuple[str, ...] = ()
+
+    @classmethod
+    def of_step(cls, step: Step) -> Changes:
+        return cls(step.created, step.changed, step.freed)
+
+    @classmethod
+    def of_steps(cls, steps: Iterable[Step]) -> Changes:
+        """What the steps did together: an object created then changed is created,
+        one freed at the end is only freed."""
+        created: dict[str, None] = {}
+        changed: dict[str, None] = {}
+        freed: dict[str, None] = {}
+        for step in steps:
+            created.update(dict.fromkeys(step.created))
+            changed.update(dict.fromkeys(r for r in step.changed if r not in created))
+            freed.update(dict.fromkeys(step.freed))
+        return cls(
+            tuple(r for r in created if r not in freed),
+            tuple(r for r in changed if r not in freed),
+            tuple(freed),
+        )
+
+    def of(self, ref: str) -> Literal["", "created", "changed"]:
+        """How the object `ref` ("vma:3") fared: created, changed, or neither."""
+        if ref in self.created:
+            return "created"
+        if ref in self.changed:
+            return "changed"
+        return ""
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What a view of an inner step shows: a state, the state it started from
+    (None for a statement's before), the locks held in it, and what changed."""
+
+    state: State
+    before: State | None
+    held: tuple[str, ...]
+    changes: Changes
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """The inner steps one steps to from a step; None where there is none."""
+
+    first: int | None
+    prev: int | None
+    next: int | None
+    last: int | None
+    prev_statement: int | None
+    next_statement: int | None
+
+
 @dataclass
 class Run:
     """A whole scenario run: its statements, its inner steps, how it ended.
@@ -187,10 +255,68 @@ class Run:
     statements: list[StatementRun] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
     error: str | None = None
+    test: str | None = None
+    verdict: Verdict | None = None
 
     def state_at(self, step: int) -> State:
         """The snapshot after inner step `step`."""
         return self.steps[step].state
+
+    def clamp(self, step: int) -> int:
+        """`step` moved into the run's range of inner steps."""
+        return max(0, min(step, len(self.steps) - 1))
+
+    def statement_of(self, step: int) -> int:
+        """The index of the statement whose inner steps include `step`."""
+        return min(self.steps[step].statement, len(self.statements) - 1)
+
+    def statement_steps(self, i: int) -> list[Step]:
+        """Statement i's inner steps."""
+        st = self.statements[i]
+        return self.steps[st.first : st.last]
+
+    def statement_states(self, i: int) -> tuple[State, State]:
+        """Statement i's state before it (its first step) and after it (its last).
+
+        A statement that took no steps (an assignment like `q = p + 4096;`)
+        has the state the previous statement left.
+        """
+        st = self.statements[i]
+        if st.first < st.last:
+            return self.steps[st.first].state, self.steps[st.last - 1].state
+        before = self.steps[st.first - 1].state if st.first > 0 else Kernel().state
+        return before, before
+
+    def shown(self, step: int, view: View = "step") -> Shown:
+        """Inner step `step` as `view` shows it: the state after the step and what
+        the step did, or the state before or after its whole statement."""
+        if view == "step":
+            here = self.steps[step]
+            previous = self.steps[step - 1].state if step else None
+            return Shown(here.state, previous, here.held, Changes.of_step(here))
+        st = self.statements[self.statement_of(step)]
+        if view == "before":
+            return Shown(self.steps[st.first].state, None, self.steps[st.first].held, Changes())
+        return Shown(
+            self.steps[st.last - 1].state,
+            self.steps[st.first].state,
+            self.steps[st.last - 1].held,
+            Changes.of_steps(self.steps[st.first : st.last]),
+        )
+
+    def neighbours(self, step: int) -> Neighbours:
+        """The first, previous, next and last inner steps, and the first steps of
+        the statements before and after this one."""
+        last = len(self.steps) - 1
+        s = self.statement_of(step)
+        return Neighbours(
+            first=0 if step > 0 else None,
+            prev=step - 1 if step > 0 else None,
+            next=step + 1 if step < last else None,
+            last=last if step < last else None,
+            prev_statement=self.statements[s - 1].first if s > 0 else None,
+            next_statement=(self.statements[s + 1].first if s + 1 < len(self.statements) else None),
+        )
 
 
 def run_scenario(
@@ -199,16 +325,41 @@ def run_scenario(
     """Run a parsed scenario on the model, keeping every inner step."""
     sim = Simulation(limits, policy)
     result = Run(scenario, steps=sim.kernel.steps)
+    _record(sim, run(scenario, sim), result)
+    return result
+
+
+def run_test(
+    harness: ast.HarnessFile,
+    test: ast.HarnessTest,
+    limits: Limits | None = None,
+    policy: str = "posted",
+) -> Run:
+    """Run one test of a harness file on a fresh model, as the harness forks one per test."""
+    sim = Simulation(limits, policy)
+    machine = TestMachine(harness, test, sim)
+    result = Run(ast.Scenario((), ("main",)), steps=sim.kernel.steps, test=test.name)
+    _record(sim, machine.run(), result)
+    result.scenario = ast.Scenario(
+        tuple(s.outcome.statement for s in result.statements), tuple(machine.processes)
+    )
+    result.verdict = machine.verdict or Verdict(
+        "fail", result.error, machine.passed, machine.failed
+    )
+    return result
+
+
+def _record(sim: Simulation, outcomes: Iterator[StepOutcome], result: Run) -> None:
+    """Keep each outcome with its inner steps and the maps after it."""
     first = 0
     with _cyclic_gc_paused():
         try:
-            for outcome in run(scenario, sim):
+            for outcome in outcomes:
                 last = len(sim.kernel.steps)
                 result.statements.append(StatementRun(outcome, first, last, sim.maps()))
                 first = last
         except (LimitExceeded, ScenarioError) as err:
             result.error = str(err)
-    return result
 
 
 _gc_lock = threading.Lock()

@@ -1,0 +1,232 @@
+"""What a route hands to the renderers: one typed context per resource.
+
+A route parses its request, asks the engine, and builds one of these;
+app/renderers/ turns it into the page, its htmx fragment, its JSON, text
+and SVG twins. Every twin reads the same context, so every twin tells the
+same story.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+from urllib.parse import urlencode
+
+from pydantic import BaseModel
+
+from app.formats import STAGE_FORMATS, Format
+from app.links import StageLinks
+from app.runs import RunCache
+from app.share import SharedScenario
+from app.store import ShareRecord
+from app.views.compare import CompareView
+from app.views.navigation import Nav, nav
+from app.views.source import SourceLine, source_lines
+from app.views.step import StepView, step_view
+from engine.gallery import GalleryEntry
+from engine.scenario.errors import ScenarioError
+from engine.sim.simulation import Run, View
+from engine.variants import Variant
+
+
+class Page:
+    """What the HTML renderers need of a context: its template, and for an htmx
+    swap the blocks of `BLOCK_TEMPLATE` it sends (later ones out of band)."""
+
+    TEMPLATE: ClassVar[str]
+    BLOCKS: ClassVar[tuple[str, ...]] = ()
+    BLOCK_TEMPLATE: ClassVar[str | None] = None
+    FORMATS: ClassVar[tuple[Format, ...]] = (Format.PAGE, Format.FRAGMENT)
+
+    def template_context(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class GalleryPage(Page):
+    TEMPLATE = "gallery.html"
+    FORMATS = (Format.PAGE, Format.JSON, Format.TEXT)
+
+    entries: tuple[GalleryEntry, ...]
+
+    def template_context(self) -> dict[str, Any]:
+        return {"entries": self.entries}
+
+
+# --- the stepping stage ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A scenario's run at one inner step, as every stage page shows it.
+
+    `error` is the ScenarioError of a source that does not parse (the page
+    shows it at its line; the twins answer 422); `panel` is None when there
+    is nothing to step. `name` names the SVG downloads.
+    """
+
+    source: str
+    links: StageLinks
+    name: str
+    run: Run | None
+    error: ScenarioError | None
+    panel: StepView | None
+    nav: Nav | None
+    lines: list[SourceLine]
+
+    def template_context(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "links": self.links,
+            "base": self.links.base,
+            "url": self.links.page,
+            "run": self.run,
+            "error": self.error,
+            "stage": self.panel,
+            "nav": self.nav,
+            "lines": self.lines,
+        }
+
+    @property
+    def index(self) -> int:
+        """The inner step shown (0 when there is none)."""
+        return 0 if self.panel is None else self.panel.index
+
+    def runnable(self) -> tuple[Run, StepView | None]:
+        """The run, for a twin; a source that does not parse raises its ScenarioError."""
+        if self.error is not None:
+            raise self.error
+        assert self.run is not None
+        return self.run, self.panel
+
+
+def open_stage(
+    runs: RunCache,
+    source: str,
+    policy: str | None,
+    step: int,
+    view: View,
+    links: StageLinks,
+    name: str,
+) -> Stage:
+    """Run `source` (from the cache) and look at inner step `step` of it."""
+    try:
+        run = runs.get(source, policy)
+    except ScenarioError as err:
+        lines = source_lines(source, None, None, (err.line, err.col))
+        return Stage(source, links, name, None, err, None, None, lines)
+    if not run.steps or not run.statements:
+        return Stage(source, links, name, run, None, None, None, source_lines(source, run, None))
+    step = run.clamp(step)
+    panel = step_view(run, step, view)
+    lines = source_lines(source, run, panel.statement.index)
+    return Stage(source, links, name, run, None, panel, nav(run, step, links.page), lines)
+
+
+@dataclass(frozen=True)
+class StagePage(Page):
+    BLOCKS = ("state", "stepnav", "source")
+    BLOCK_TEMPLATE = "stage.html"
+    FORMATS = STAGE_FORMATS
+
+    stage: Stage
+
+    def template_context(self) -> dict[str, Any]:
+        return self.stage.template_context()
+
+
+@dataclass(frozen=True)
+class ScenarioPage(StagePage):
+    """/scenarios/<slug>: a packaged scenario."""
+
+    TEMPLATE = "scenario.html"
+
+    scenario: GalleryEntry
+
+    def template_context(self) -> dict[str, Any]:
+        return {**self.stage.template_context(), "scenario": self.scenario}
+
+
+@dataclass(frozen=True)
+class PlayPage(StagePage):
+    """/play: one's own scenario, from the URL."""
+
+    TEMPLATE = "play.html"
+
+    policy: str | None
+    policies: dict[str, str]
+
+    def template_context(self) -> dict[str, Any]:
+        return {**self.stage.template_context(), "policy": self.policy, "policies": self.policies}
+
+
+class Drift(BaseModel):
+    """How the story the link was made with compares with today's engine's."""
+
+    engine: str
+    today: str
+    statement: int | None
+    """0-based statement where the stories part; None when they agree."""
+
+
+@dataclass(frozen=True)
+class SharedPage(StagePage):
+    """/s/<id>: a short link's scenario, and how today's engine retells it."""
+
+    TEMPLATE = "shared.html"
+
+    ident: str
+    record: ShareRecord
+    scenario: SharedScenario
+    token: str
+    drift: Drift
+
+    def template_context(self) -> dict[str, Any]:
+        return {
+            **self.stage.template_context(),
+            "ident": self.ident,
+            "record": self.record,
+            "scenario": self.scenario,
+            "token": self.token,
+            "drift": self.drift,
+        }
+
+
+# --- compare -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ComparePage(Page):
+    """/compare/<slug>: one scenario under two variants, after one statement."""
+
+    TEMPLATE = "compare.html"
+    BLOCKS = ("comparison",)
+    FORMATS = (Format.PAGE, Format.FRAGMENT, Format.JSON, Format.TEXT)
+
+    scenario: GalleryEntry
+    a: str
+    b: str
+    variants: dict[str, Variant]
+    runs: tuple[Run, Run]
+    sources: tuple[str, str]
+    compare: CompareView | None
+    """None when the scenario has no statements."""
+
+    def url(self, stmt: int) -> str:
+        query = urlencode({"a": self.a, "b": self.b, "stmt": stmt})
+        return f"/compare/{self.scenario.slug}?{query}"
+
+    def template_context(self) -> dict[str, Any]:
+        context = {
+            "scenario": self.scenario,
+            "a": self.a,
+            "b": self.b,
+            "variants": self.variants,
+            "runs": self.runs,
+            "sources": self.sources,
+            "url": self.url,
+            "compare": self.compare,
+        }
+        if self.compare is not None:
+            context["stmt"] = self.compare.index
+        return context

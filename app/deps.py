@@ -1,0 +1,94 @@
+"""Every query parameter and shared object a route takes, as Annotated dependencies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Query, Request
+
+from app.limits import MAX_SOURCE
+from app.renderers.registry import Answer as Answerer
+from app.runs import RunCache, gallery_entry
+from app.store import Store
+from engine.gallery import GalleryEntry
+from engine.sim.policy import POLICIES
+from engine.sim.simulation import View
+from engine.variants import VARIANTS
+
+Answer = Annotated[Answerer, Depends(Answerer)]
+"""Renders the route's context in the format the request asked for."""
+
+
+def _runs(request: Request) -> RunCache:
+    runs: RunCache = request.app.state.runs
+    return runs
+
+
+def _store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+Runs = Annotated[RunCache, Depends(_runs)]
+ShareStore = Annotated[Store, Depends(_store)]
+
+
+@dataclass(frozen=True)
+class At:
+    """Which inner step a stage page shows, how, and whether in embed mode."""
+
+    step: int
+    view: View
+    embed: bool
+
+
+def _at(
+    step: Annotated[int, Query(ge=0, description="inner step index, 0-based")] = 0,
+    view: Annotated[View, Query(description="step, or the statement's before/after")] = "step",
+    embed: Annotated[int, Query(ge=0, le=1, description="1: no page chrome, for an iframe")] = 0,
+) -> At:
+    return At(step, view, bool(embed))
+
+
+StepAt = Annotated[At, Depends(_at)]
+
+
+def _entry(slug: str) -> GalleryEntry:
+    found = gallery_entry(slug)
+    if found is None:
+        raise HTTPException(404, f"no scenario {slug!r}")
+    return found
+
+
+Entry = Annotated[GalleryEntry, Depends(_entry)]
+"""The packaged scenario the path's `slug` names; 404 if none does."""
+
+Source = Annotated[str | None, Query(max_length=MAX_SOURCE, description="scenario text")]
+Token = Annotated[
+    str | None, Query(description="a self-contained link's token, v1.<base64url(zlib(JSON))>")
+]
+Policy = Annotated[str | None, Query(description=f"RELOCATE_ANON policy: {', '.join(POLICIES)}")]
+
+
+@dataclass(frozen=True)
+class VariantPair:
+    """The two variants a compare page shows, and the statement it shows them after."""
+
+    a: str
+    b: str
+    stmt: int
+
+
+def _variants(
+    a: Annotated[str, Query(description=f"one of: {', '.join(VARIANTS)}")] = "original",
+    b: Annotated[str, Query(description=f"one of: {', '.join(VARIANTS)}")] = "flags",
+    stmt: Annotated[int, Query(ge=0, description="statement index, 0-based")] = 0,
+) -> VariantPair:
+    for name in (a, b):
+        if name not in VARIANTS:
+            raise HTTPException(422, f"unknown variant {name!r}; known: {', '.join(VARIANTS)}")
+    return VariantPair(a, b, stmt)
+
+
+Variants = Annotated[VariantPair, Depends(_variants)]

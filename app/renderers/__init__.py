@@ -1,0 +1,1 @@
+"""One module per format a context renders to; registry.py maps a Format to its renderer."""

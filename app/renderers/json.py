@@ -1,0 +1,82 @@
+"""The .json twins: the CLI's JSON for the run, and what the page shows."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from functools import singledispatch
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from app.contexts import ComparePage, GalleryPage, PlayPage, ScenarioPage, SharedPage, Stage
+from app.runs import scenario_json
+
+
+def answer(ctx: object, request: Request) -> JSONResponse:
+    return JSONResponse(document(ctx))
+
+
+@singledispatch
+def document(ctx: object) -> Any:
+    raise TypeError(f"no JSON for {type(ctx).__name__}")
+
+
+@document.register
+def _gallery(ctx: GalleryPage) -> list[dict[str, str]]:
+    """Every packaged scenario: slug, title, note, source."""
+    return [asdict(e) for e in ctx.entries]
+
+
+def stage_document(stage: Stage) -> dict[str, Any]:
+    """The CLI's JSON for the run, and the step the page shows."""
+    run, panel = stage.runnable()
+    return {
+        "scenario": scenario_json(run),
+        "page": None if panel is None else panel.model_dump(mode="json"),
+    }
+
+
+@document.register
+def _scenario(ctx: ScenarioPage) -> dict[str, Any]:
+    entry = ctx.scenario
+    return {
+        "slug": entry.slug,
+        "title": entry.title,
+        "note": entry.note,
+        **stage_document(ctx.stage),
+    }
+
+
+@document.register
+def _play(ctx: PlayPage) -> dict[str, Any]:
+    return {"source": ctx.stage.source, **stage_document(ctx.stage)}
+
+
+@document.register
+def _shared(ctx: SharedPage) -> dict[str, Any]:
+    """The shared scenario, the engine that stored it, today's verdict, the CLI's JSON."""
+    return {
+        "id": ctx.ident,
+        "url": ctx.stage.links.base,
+        "source": ctx.scenario.source,
+        "options": ctx.scenario.options.model_dump(exclude_none=True),
+        "token": ctx.token,
+        "engine": ctx.record.engine,
+        "created": ctx.record.created,
+        "drift": ctx.drift.model_dump(),
+        **stage_document(ctx.stage),
+    }
+
+
+@document.register
+def _compare(ctx: ComparePage) -> dict[str, Any]:
+    """Both variants' CLI JSON, and the statement the page shows side by side."""
+    sides = {
+        key: {"variant": variant, "source": source, "scenario": scenario_json(run)}
+        for key, variant, source, run in zip(
+            ("a", "b"), (ctx.a, ctx.b), ctx.sources, ctx.runs, strict=True
+        )
+    }
+    page = None if ctx.compare is None else ctx.compare.model_dump(mode="json")
+    return {"slug": ctx.scenario.slug, **sides, "page": page}

@@ -1,0 +1,93 @@
+"""The .txt twins: what to paste into a reply, within 75 columns (but the link).
+
+Every stage page (a packaged scenario, the playground, a short link) tells
+one story: the link to the step, what names the scenario, the step and its
+decisions, then the statement's processes before and after it.
+"""
+
+from __future__ import annotations
+
+from functools import singledispatch
+
+from fastapi import Request
+from fastapi.responses import PlainTextResponse
+
+from app.contexts import ComparePage, Drift, GalleryPage, PlayPage, ScenarioPage, SharedPage, Stage
+from engine.present.statement import render_before_after, render_statement, step_lines
+from engine.present.text import fit
+
+
+def answer(ctx: object, request: Request) -> PlainTextResponse:
+    return PlainTextResponse(body(ctx, str(request.base_url).rstrip("/")))
+
+
+@singledispatch
+def body(ctx: object, origin: str) -> str:
+    raise TypeError(f"no text for {type(ctx).__name__}")
+
+
+@body.register
+def _gallery(ctx: GalleryPage, origin: str) -> str:
+    return "".join(f"{e.slug}\n  {e.title}\n  {e.note}\n\n" for e in ctx.entries)
+
+
+def stage_text(stage: Stage, origin: str, about: list[str]) -> str:
+    """Link, `about` (what names the scenario), the step, before and after."""
+    run, panel = stage.runnable()
+    view = "step" if panel is None else panel.view
+    link = f"Link: {origin}{stage.links.link(stage.index, view)}"
+    if panel is None:
+        return "\n".join([link, *fit([*about, "(no statements)"])]) + "\n"
+    step = run.steps[panel.index]
+    head = [
+        *about,
+        f"step {panel.index + 1}/{panel.total}, "
+        f"statement {panel.statement.index + 1}/{panel.statements}",
+        *step_lines(step.function, step.summary, step.events, step.warnings),
+    ]
+    picture = render_before_after(run, panel.statement.index)
+    return "\n".join([link, *fit(head), "", picture]) + "\n"
+
+
+@body.register
+def _scenario(ctx: ScenarioPage, origin: str) -> str:
+    return stage_text(ctx.stage, origin, [ctx.scenario.title])
+
+
+@body.register
+def _play(ctx: PlayPage, origin: str) -> str:
+    return stage_text(ctx.stage, origin, [])
+
+
+def drift_line(d: Drift, statements: int) -> str:
+    if d.statement is None:
+        if d.engine == d.today:
+            return f"engine {d.today}"
+        return f"made with engine {d.engine}; today's {d.today} tells the same story"
+    where = f"statement {d.statement + 1}" if d.statement < statements else "the end"
+    return (
+        f"this link was made with engine {d.engine}; today's engine ({d.today})\n"
+        f"tells a different story at {where}"
+    )
+
+
+@body.register
+def _shared(ctx: SharedPage, origin: str) -> str:
+    run, _ = ctx.stage.runnable()
+    return stage_text(ctx.stage, origin, drift_line(ctx.drift, len(run.statements)).splitlines())
+
+
+@body.register
+def _compare(ctx: ComparePage, origin: str) -> str:
+    view = ctx.compare
+    if view is None:
+        return "(no statements)\n"
+    parts = [f"{ctx.scenario.title}: statement {view.index + 1}/{view.statements}\n"]
+    for side, run in zip((view.a, view.b), ctx.runs, strict=True):
+        parts.append(
+            f"\n== {side.variant}: {side.description}\n"
+            f"{side.statement.source}  => {side.statement.result}\n"
+        )
+        parts.append(render_statement(run, view.index) + "\n")
+    parts.append("\ndiffers: " + ("; ".join(view.differences) or "nothing") + "\n")
+    return "".join(parts)

@@ -1,0 +1,154 @@
+"""Transparent huge pages mapped by PMD: when they are used, how they split.
+
+Models mm/huge_memory.c: the THP fault (do_huge_pmd_anonymous_page, the
+huge zero page for reads), the write fault on a PMD mapping
+(do_huge_pmd_wp_page, do_huge_zero_wp_pmd), __split_huge_pmd and
+split_folio(). A split keeps the folio large and maps it by 512 PTEs; only
+split_folio() makes small folios of it.
+"""
+
+from __future__ import annotations
+
+from engine.mm_constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_SIZE
+from engine.mm_types import VM_HUGEPAGE, VM_NOHUGEPAGE, VMA, Folio
+from engine.pagetable import PRESENT, ZERO_PAGE, Pte
+from engine.rmap import new_folio
+from engine.sim.kernel import Kernel
+
+
+def thp_eligible(k: Kernel, vma: VMA, addr: int) -> bool:
+    """Models the checks of do_huge_pmd_anonymous_page()'s caller.
+
+    The machine profile's THP mode decides (engine.sim.profile): "madvise"
+    needs VM_HUGEPAGE, "always" only not VM_NOHUGEPAGE, "never" none; the
+    aligned 2 MiB around addr must lie inside the VMA, and no PTE table
+    may exist there yet (the PMD is none).
+    """
+    mode = k.profile.thp_enabled
+    wanted = mode == "always" or (mode == "madvise" and vma.vm_flags & VM_HUGEPAGE)
+    if not wanted or vma.vm_flags & VM_NOHUGEPAGE or not vma.is_anonymous():
+        return False
+    haddr = addr & ~(PMD_SIZE - 1)
+    if haddr < vma.vm_start or haddr + PMD_SIZE > vma.vm_end:
+        return False
+    return k.pt(vma.mm).table_is_none(haddr >> (PAGE_SHIFT + HPAGE_PMD_ORDER))
+
+
+def map_anon_folio_pmd(k: Kernel, vma: VMA, ident: int, vpn: int) -> Folio:
+    """Models mm/huge_memory.c:map_anon_folio_pmd(): a new THP at the
+    PMD-aligned page vpn, mapped writable by one PMD. The caller stores
+    the folio (a fault stores its whole batch at once)."""
+    folio = new_folio(k, ident, HPAGE_PMD_ORDER, vma, vpn << PAGE_SHIFT)
+    pt = k.pt(vma.mm)
+    for i in range(HPAGE_PMD_NR):
+        pt.set(vpn + i, Pte(PRESENT, ident, i, write=True, pmd=True))
+    return folio
+
+
+def note_thps_mapped(k: Kernel, vma: VMA, count: int) -> None:
+    """The decision do_huge_pmd_anonymous_page() records for new THPs."""
+    k.event(
+        "do_huge_pmd_anonymous_page", f"{count} THP(s) mapped by PMD in anon_vma#{vma.anon_vma}"
+    )
+
+
+def map_huge_zero_pmd(k: Kernel, vma: VMA, vpn: int) -> None:
+    """Models do_huge_pmd_anonymous_page()'s read fault: the PMD maps the
+    huge zero folio read-only (set_huge_zero_folio)."""
+    base = vpn & ~(HPAGE_PMD_NR - 1)
+    pt = k.pt(vma.mm)
+    for i in range(HPAGE_PMD_NR):
+        pt.set(base + i, Pte(PRESENT, ZERO_PAGE, 0, write=False, pmd=True))
+    k.event("do_huge_pmd_anonymous_page", f"read: huge zero page at {base << PAGE_SHIFT:#x}")
+
+
+def do_huge_pmd_wp_page(k: Kernel, vma: VMA, addr: int, pte: Pte) -> Pte | None:
+    """Models mm/huge_memory.c:do_huge_pmd_wp_page(): a write to a PMD mapping.
+
+    The huge zero page gets a THP of its own (do_huge_zero_wp_pmd; the
+    caller has prepared the anon_vma). Any other PMD mapping is split and
+    the fault falls back to the page's PTE (VM_FAULT_FALLBACK): returns
+    that PTE for do_wp_page() to go on with, or None when handled here.
+    """
+    haddr = addr & ~(PMD_SIZE - 1)
+    if pte.folio == ZERO_PAGE:
+        do_huge_zero_wp_pmd(k, vma, haddr)
+        return None
+    split_huge_pmd(k, vma.mm, haddr)
+    return k.pt(vma.mm).get(addr >> PAGE_SHIFT) or pte
+
+
+def do_huge_zero_wp_pmd(k: Kernel, vma: VMA, haddr: int) -> None:
+    """Models mm/huge_memory.c:do_huge_zero_wp_pmd(): a write to the huge
+    zero page replaces it by a new THP in the VMA's anon_vma."""
+    assert vma.anon_vma is not None
+    k.put_folio(map_anon_folio_pmd(k, vma, k.new_id(), haddr >> PAGE_SHIFT))
+    note_thps_mapped(k, vma, 1)
+    k.event("do_huge_zero_wp_pmd", f"write to the huge zero page at {haddr:#x}: a new THP")
+
+
+def split_huge_pmd(k: Kernel, mm: str, haddr: int) -> bool:
+    """Models mm/huge_memory.c:__split_huge_pmd(): map a THP by 512 PTEs.
+
+    The folio stays large; its PMD mapping becomes one PTE mapping per
+    page. Returns whether there was a huge PMD to split.
+    """
+    pt = k.pt(mm)
+    base = haddr >> PAGE_SHIFT
+    head = pt.get(base)
+    if head is None or not head.pmd:
+        return False
+    for i in range(HPAGE_PMD_NR):
+        entry = pt.get(base + i)
+        assert entry is not None
+        pt.set(base + i, entry._replace(pmd=False))
+    if head.folio != ZERO_PAGE and head.kind == PRESENT:
+        folio = k.folio(head.folio)
+        k.put_folio(
+            folio._replace(
+                entire_mapcount=folio.entire_mapcount - 1,
+                mapcount=tuple(c + 1 for c in folio.mapcount),
+            )
+        )
+    k.event("__split_huge_pmd", f"PMD at {haddr:#x} split into {HPAGE_PMD_NR} PTEs")
+    return True
+
+
+def split_huge_pmd_address(k: Kernel, vma: VMA, addr: int) -> None:
+    """Models mm/huge_memory.c:split_huge_pmd_address(): a VMA boundary at
+    addr cannot cut through a PMD mapping, so split one that straddles it."""
+    if addr % PMD_SIZE:
+        split_huge_pmd(k, vma.mm, addr & ~(PMD_SIZE - 1))
+
+
+def split_huge_pmd_edges(k: Kernel, mm: str, start: int, end: int) -> None:
+    """Split the huge PMDs that [start, end) covers only in part, as zap and
+    reclaim do before working page by page (__split_huge_pmd at each edge)."""
+    for edge in (start, end):
+        if edge % PMD_SIZE:
+            split_huge_pmd(k, mm, edge & ~(PMD_SIZE - 1))
+
+
+def split_folio(k: Kernel, mm: str, folio: Folio, head_vpn: int) -> None:
+    """Models mm/huge_memory.c:split_folio(): one small folio per page, same
+    mapping, index head.index + i, each page keeping its mapcount and
+    exclusivity."""
+    pt = k.pt(mm)
+    ids = k.new_ids(folio.nr_pages)
+    small = []
+    for i, ident in enumerate(ids):
+        small.append(
+            Folio(
+                ident,
+                0,
+                folio.mapping,
+                folio.index + i,
+                (folio.mapcount[i],),
+                (folio.anon_exclusive[i],),
+            )
+        )
+        entry = pt.get(head_vpn + i)
+        if entry is not None and entry.kind == PRESENT and entry.folio == folio.id:
+            pt.set(head_vpn + i, entry._replace(folio=ident, page=0))
+    k.free_folio(folio.id)
+    k.put_folios(small)

@@ -1,0 +1,71 @@
+"""A statement as text: its source line, its result, its inner steps.
+
+Ours. What the CLI prints and a review reply quotes: the line, what it
+returned, the kernel functions it went through with the decisions they took
+(indented under each step), then the page picture of the state after it
+(or before and after).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from engine.present.picture import render_state
+from engine.present.text import fit
+from engine.sim.simulation import Run, StatementRun
+from engine.sim.trace import Event
+
+
+def render_statement(run: Run, i: int, inner: bool = False) -> str:
+    """Statement i's source line and result, its inner steps if `inner`,
+    then the picture of every process after it."""
+    st = run.statements[i]
+    stmt = st.outcome.statement
+    out = [f"line {stmt.line}, {stmt.process}: {stmt.source}", f"  = {_result(st)}"]
+    if inner:
+        for step in run.statement_steps(i):
+            out += step_lines(step.function, step.summary, step.events, step.warnings)
+    out.append("")
+    out.append(render_state(run.statement_states(i)[1]))
+    return "\n".join(fit(out))
+
+
+def render_before_after(run: Run, i: int) -> str:
+    """Statement i's source line and result, then every process before it
+    and after it: the two pictures a review reply quotes."""
+    st = run.statements[i]
+    stmt = st.outcome.statement
+    before, after = run.statement_states(i)
+    out = [f"line {stmt.line}, {stmt.process}: {stmt.source}", f"  = {_result(st)}"]
+    out += ["", "-- before --", render_state(before), "", "-- after --", render_state(after)]
+    return "\n".join(fit(out))
+
+
+def step_lines(
+    function: str, summary: str, events: Iterable[Event], warnings: Iterable[str]
+) -> list[str]:
+    """One inner step as "  function: summary", its decisions indented under it.
+
+    The "(statement)" marker step that opens every statement says nothing
+    the header does not, so it has no line.
+    """
+    if function == "(statement)":
+        return []
+    lines = [f"  {function}: {summary}"]
+    for event in events:
+        shown = ", ".join(f"{k}={v}" for k, v in event.values)
+        lines.append(f"    why: {event.function}: {event.decision}")
+        if shown:
+            lines[-1] += f" ({shown})"
+    lines += [f"    WARNING: {w}" for w in warnings]
+    return lines
+
+
+def _result(st: StatementRun) -> str:
+    if st.outcome.check is not None:
+        return st.outcome.check.describe()
+    result = st.outcome.result
+    if result.value is None or result.result != "ok":
+        return result.result
+    value = result.value
+    return f"ok, returns {value:#x}" if value > 0xFFFF else f"ok, returns {value}"

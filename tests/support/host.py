@@ -1,0 +1,16 @@
+"""Whether this host can run scenarios on its own kernel."""
+
+from __future__ import annotations
+
+import sys
+
+from engine.verify.real import find_compiler
+
+
+def real_kernel_unavailable() -> str | None:
+    """Why scenarios cannot run on the host kernel here, or None if they can."""
+    if not sys.platform.startswith("linux"):
+        return "the real-kernel checks need a Linux host"
+    if find_compiler() is None:
+        return "no C compiler (cc, gcc, clang or $CC) to build the executor"
+    return None
