@@ -10,7 +10,7 @@ split_folio() makes small folios of it.
 from __future__ import annotations
 
 from engine.mm_constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_SIZE
-from engine.mm_types import VM_HUGEPAGE, VM_NOHUGEPAGE, VMA, Folio
+from engine.mm_types import VM_HUGEPAGE, VM_LOCKED, VM_NOHUGEPAGE, VMA, Folio
 from engine.pagetable import PRESENT, ZERO_PAGE, Pte
 from engine.rmap import new_folio
 from engine.sim.kernel import Kernel
@@ -129,14 +129,37 @@ def split_huge_pmd_edges(k: Kernel, mm: str, start: int, end: int) -> None:
             split_huge_pmd(k, mm, edge & ~(PMD_SIZE - 1))
 
 
-def split_folio(k: Kernel, mm: str, folio: Folio, head_vpn: int) -> None:
-    """Models mm/huge_memory.c:split_folio(): one small folio per page, same
-    mapping, index head.index + i, each page keeping its mapcount and
-    exclusivity."""
-    pt = k.pt(mm)
+def split_folio(k: Kernel, vma: VMA, folio: Folio, head_vpn: int) -> None:
+    """Models mm/huge_memory.c:split_folio() (__folio_split) for the folio
+    mapped in `vma` from head_vpn: a PMD mapping is split first
+    (TTU_SPLIT_HUGE_PMD), then each page becomes a small folio, same
+    mapping, index head.index + i, keeping its mapcount and exclusivity.
+
+    remap_page() with RMP_USE_SHARED_ZEROPAGE maps an anonymous page that
+    holds no data (Folio.data) to the shared zero page instead
+    (try_to_map_unused_to_zeropage; not in a VM_LOCKED VMA), and the small
+    folio nothing maps then is freed, as is a page mapped nowhere. A page mapped in other processes too
+    is kept: this models the one mapping the callers hold.
+    """
+    pt = k.pt(vma.mm)
+    head = pt.get(head_vpn)
+    if head is not None and head.pmd:
+        split_huge_pmd(k, vma.mm, head_vpn << PAGE_SHIFT)
+        folio = k.folio(folio.id)
+    zero_ok = folio.shmem is None and not vma.vm_flags & VM_LOCKED
     ids = k.new_ids(folio.nr_pages)
     small = []
+    zeroed = 0
     for i, ident in enumerate(ids):
+        entry = pt.get(head_vpn + i)
+        here = entry is not None and entry.kind == PRESENT and entry.folio == folio.id
+        if here and zero_ok and folio.mapcount[i] == 1 and not folio.data >> i & 1:
+            assert entry is not None
+            pt.set(head_vpn + i, Pte(PRESENT, ZERO_PAGE, 0, write=False))
+            zeroed += 1
+            continue
+        if not folio.mapcount[i]:
+            continue  # mapped nowhere: freed with the split
         small.append(
             Folio(
                 ident,
@@ -145,10 +168,17 @@ def split_folio(k: Kernel, mm: str, folio: Folio, head_vpn: int) -> None:
                 folio.index + i,
                 (folio.mapcount[i],),
                 (folio.anon_exclusive[i],),
+                lazyfree=folio.lazyfree,
+                dirty=folio.dirty,
             )
         )
-        entry = pt.get(head_vpn + i)
-        if entry is not None and entry.kind == PRESENT and entry.folio == folio.id:
+        if here:
+            assert entry is not None
             pt.set(head_vpn + i, entry._replace(folio=ident, page=0))
     k.free_folio(folio.id)
     k.put_folios(small)
+    if zeroed:
+        k.event(
+            "try_to_map_unused_to_zeropage",
+            f"split of folio#{folio.id}: {zeroed} page(s) holding no data mapped to the zero page",
+        )

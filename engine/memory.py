@@ -251,9 +251,9 @@ def _fault_existing(k: Kernel, vma: VMA, addr: int, pte: Pte, write: bool) -> VM
         pte = pt.get(vpn) or pte
     if write and pte.folio != ZERO_PAGE:
         folio = k.folio(pte.folio)
-        if folio.lazyfree:
-            # The write dirties the PTE: reclaim must keep the folio again.
-            k.put_folio(folio._replace(lazyfree=False))
+        if folio.lazyfree and not folio.dirty:
+            # The write dirties the entry MADV_FREE cleaned: reclaim keeps the folio.
+            k.put_folio(folio._replace(dirty=True))
             k.event("do_wp_page", f"write to MADV_FREE'd folio#{folio.id}: dirty, kept")
     if not write or pte.write:
         return vma

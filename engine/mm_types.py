@@ -154,7 +154,14 @@ class Folio(NamedTuple):
     pincount: int = 0
     shmem: int | None = None
     lazyfree: bool = False
-    """MADV_FREE'd and still clean: reclaim may drop it without swap."""
+    """MADV_FREE'd (PG_swapbacked clear): reclaim may drop it without swap."""
+    dirty: bool = False
+    """A lazyfree folio written since: reclaim finds the dirty entry, sets
+    PG_swapbacked again and keeps the folio whole (try_to_unmap_one)."""
+    data: int = 0
+    """Bit i set: page i of a large folio holds a byte that is not zero (the
+    scenario stored one). Only splitting a large folio looks at contents
+    (try_to_map_unused_to_zeropage), so small folios leave it 0."""
 
     @property
     def nr_pages(self) -> int:

@@ -316,7 +316,7 @@ def _large_pte_folio(k: Kernel, walk: Walk, folio: Folio, vpn: int, page: int) -
         )
         k.step("mm/mremap.c:relocate_anon_pte", "large folio cannot be split here: the walk fails")
         return None
-    split_folio(k, walk.old.mm, folio, vpn - page)
+    split_folio(k, walk.old, folio, vpn - page)
     k.step(
         "mm/huge_memory.c:split_folio",
         f"large folio#{folio.id} straddles the range end: split (PTE lock dropped)",

@@ -35,11 +35,6 @@ def _executor() -> None:
 # Findings not fixed yet, each strict: a fix makes its case pass and the
 # test fail until it is taken off this list.
 KNOWN = {
-    "reclaim": (
-        {0, 1, 2, 3, 4, 5, 7, 8, 11, 14, 15, 18, 19, 20, 21, 24, 25, 26, 29, 30, 31, 33, 34},
-        "MADV_COLD/PAGEOUT/FREE split a THP (split_folio: madvise_cold_or_pageout_pte_range,"
-        " shrink_folio_list without swap) and remap its zero-filled pages to the zero page",
-    ),
     "shared_anon": (
         {1, 3, 18, 28, 31, 33},
         "MADV_REMOVE punches a hole in the shmem file: shmem_fallocate() unmaps it in"

@@ -118,3 +118,27 @@ def test_folios_compare_by_sharing_and_unknown_fields_are_skipped() -> None:
     # Without root the real side knows only pagemap's bits: mapcount is not compared.
     blind = _one("main", [page(0x1000, 0, None), page(0x2000, 0, None)], PAGEMAP_FIELDS)
     assert compare([sim], [blind]) == []
+
+
+THP_COLD = """\
+char *t = mmap(NULL, 1024 * page_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+char *h = mmap(t + 512 * page_size, 512 * page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+madvise(h, 512 * page_size, MADV_HUGEPAGE);
+h[3 * page_size] = 'w';
+memset(h + 8 * page_size, 'm', 2 * page_size);
+memset(h + 9 * page_size, 0, page_size);
+h[20 * page_size] = 0;
+madvise(h + 100 * page_size, page_size, MADV_COLD);
+"""
+
+
+def test_splitting_a_thp_maps_its_pages_without_data_to_the_zero_page() -> None:
+    steps = run_json(run_source(THP_COLD), pages=True)["steps"]
+    assert isinstance(steps, list)
+    runs = steps[-1]["pages"]["main"]
+    # Pages 3 and 8 hold data and stay, each its own small folio; page 9 was
+    # cleared whole and page 20 only stored a zero: both are zero pages.
+    kept = [(r["addr"], r["pages"], r["order"]) for r in runs if r["zero"] is None]
+    base = runs[0]["addr"]
+    assert kept == [(base + 3 * 4096, 1, 0), (base + 8 * 4096, 1, 0)]
+    assert sum(r["pages"] for r in runs if r["zero"] == "zero") == 510

@@ -18,8 +18,9 @@ from typing import Literal
 
 from engine import fork, gup, madvise, mmap, mprotect, mremap
 from engine.memory import access_allowed, fault_anon_range, handle_mm_fault
-from engine.mm_constants import PAGE_SIZE
-from engine.mm_types import State
+from engine.mm_constants import PAGE_SHIFT, PAGE_SIZE
+from engine.mm_types import Folio, State
+from engine.pagetable import PRESENT, ZERO_PAGE
 from engine.procfs import all_pages, proc_maps, resident_pages
 from engine.scenario import ast
 from engine.scenario.errors import ScenarioError
@@ -79,7 +80,7 @@ class Simulation:
         k = self.kernel
         self._begin(f"{process}: {name}()")
         if name == "memset":
-            return self._memset(process, args[0], args[2])
+            return self._memset(process, args[0], args[1], args[2])
         function, handler = SYSCALLS[name]
         try:
             with k.lock(f"mmap_lock (write) of {process}"):
@@ -101,21 +102,24 @@ class Simulation:
 
     def store(self, process: str, addr: int, value: int) -> CallResult:
         self._begin(f"{process}: store at {addr:#x}")
-        return self._fault(process, addr, addr + 1, write=True)
+        return self._fault(process, addr, addr + 1, write=True, value=value)
 
     def load(self, process: str, addr: int) -> CallResult:
         self._begin(f"{process}: load at {addr:#x}")
         return self._fault(process, addr, addr + 1, write=False)
 
-    def _memset(self, process: str, addr: int, length: int) -> CallResult:
+    def _memset(self, process: str, addr: int, value: int, length: int) -> CallResult:
         if not length:
             self.kernel.step("(memset)", "nothing to write")
             return CallResult("ok", 0)
-        result = self._fault(process, addr, addr + length, write=True)
+        result = self._fault(process, addr, addr + length, write=True, value=value & 0xFF)
         return CallResult(result.result, 0 if result.result == "ok" else None)
 
-    def _fault(self, process: str, start: int, end: int, write: bool) -> CallResult:
-        """Touch every page of [start, end) in order, as the CPU would."""
+    def _fault(
+        self, process: str, start: int, end: int, write: bool, value: int | None = None
+    ) -> CallResult:
+        """Touch every page of [start, end) in order, as the CPU would; a
+        write stores `value` in each byte it reaches."""
         k = self.kernel
         addr = start & ~(PAGE_SIZE - 1)
         end = min(end, 1 << 64)
@@ -131,9 +135,13 @@ class Simulation:
                 else:
                     result = handle_mm_fault(k, process, addr, write)
                 if result != "ok":
+                    if value is not None:
+                        _store_data(k, process, start, max(start, addr), value)
                     k.step("mm/memory.c:handle_mm_fault", f"{result} at {addr:#x}")
                     return CallResult(result, None)
                 addr = chunk_end
+            if value is not None:
+                _store_data(k, process, start, end, value)
             kind = "write" if write else "read"
             k.step("mm/memory.c:handle_mm_fault", f"{kind} faults over {start:#x}-{end:#x}")
         return CallResult("ok", None)
@@ -160,6 +168,34 @@ def _fault_vma_range(k: Kernel, process: str, start: int, end: int, write: bool)
     if not access_allowed(vma, write):
         return handle_mm_fault(k, process, start, write)
     return fault_anon_range(k, vma, start, end, write)
+
+
+def _store_data(k: Kernel, process: str, start: int, end: int, value: int) -> None:
+    """What storing `value` over [start, end) leaves for the kernel to see:
+    which pages of large folios hold a byte that is not zero (Folio.data).
+    A nonzero value marks every page it reaches; zero clears only the pages
+    it covers whole (a zero stored inside a page is taken not to have been
+    that page's last nonzero byte)."""
+    pt = k.pt(process)
+    changed: dict[int, Folio] = {}
+    first, last = start >> PAGE_SHIFT, (end - 1) >> PAGE_SHIFT
+    for vpn in range(first, last + 1):
+        pte = pt.get(vpn)
+        if pte is None or pte.kind != PRESENT or pte.folio == ZERO_PAGE:
+            continue
+        folio = changed.get(pte.folio) or k.folio(pte.folio)
+        if not folio.order:
+            continue
+        bit = 1 << pte.page
+        if value:
+            data = folio.data | bit
+        elif start <= vpn << PAGE_SHIFT and (vpn + 1) << PAGE_SHIFT <= end:
+            data = folio.data & ~bit
+        else:
+            continue
+        if data != folio.data:
+            changed[folio.id] = folio._replace(data=data)
+    k.put_folios(list(changed.values()))
 
 
 @dataclass
