@@ -56,8 +56,9 @@ def zap_page_range(k: Kernel, mm: str, start: int, end: int) -> int:
     """Models mm/memory.c:zap_page_range_single() / unmap_vmas(): clear the
     entries of [start, end), dropping mapcounts and freeing unused folios.
 
-    A huge PMD only partly in the range is split first. Returns how many
-    entries were cleared.
+    A huge PMD only partly in the range is split first; one wholly inside
+    drops the folio's one PMD mapping (zap_huge_pmd: entire_mapcount once,
+    not once per page it covers). Returns how many entries were cleared.
     """
     split_huge_pmd_edges(k, mm, start, end)
     table = k.pagetable(mm)
@@ -65,7 +66,8 @@ def zap_page_range(k: Kernel, mm: str, start: int, end: int) -> int:
     folios: dict[int, Folio] = {}
     cleared = 0
     for vpn, pte in table.items(start >> PAGE_SHIFT, end >> PAGE_SHIFT):
-        _unmap_page(k, folios, pte)
+        if not pte.pmd or not vpn & (HPAGE_PMD_NR - 1):
+            _unmap_page(k, folios, pte)
         pt.set(vpn, None)
         cleared += 1
     _settle(k, folios)
