@@ -12,7 +12,7 @@ from __future__ import annotations
 from engine.mm_constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_SIZE
 from engine.mm_types import VM_HUGEPAGE, VM_LOCKED, VM_NOHUGEPAGE, VMA, Folio
 from engine.pagetable import PRESENT, ZERO_PAGE, Pte
-from engine.rmap import new_folio
+from engine.rmap import folio_move_anon_rmap, new_folio
 from engine.sim.kernel import Kernel
 
 
@@ -66,13 +66,30 @@ def do_huge_pmd_wp_page(k: Kernel, vma: VMA, addr: int, pte: Pte) -> Pte | None:
     """Models mm/huge_memory.c:do_huge_pmd_wp_page(): a write to a PMD mapping.
 
     The huge zero page gets a THP of its own (do_huge_zero_wp_pmd; the
-    caller has prepared the anon_vma). Any other PMD mapping is split and
-    the fault falls back to the page's PTE (VM_FAULT_FALLBACK): returns
-    that PTE for do_wp_page() to go on with, or None when handled here.
+    caller has prepared the anon_vma). A THP whose head page is
+    AnonExclusive, or that nothing but this PMD references (refcount 1:
+    no other mapping, no pin), is reused whole: the PMD becomes writable,
+    after folio_move_anon_rmap() when it was not exclusive. Any other PMD
+    mapping is split and the fault falls back to the page's PTE
+    (VM_FAULT_FALLBACK): returns that PTE for do_wp_page() to go on with,
+    or None when handled here.
     """
     haddr = addr & ~(PMD_SIZE - 1)
     if pte.folio == ZERO_PAGE:
         do_huge_zero_wp_pmd(k, vma, haddr)
+        return None
+    folio = k.folio(pte.folio)
+    if folio.anon_exclusive[0] or folio.refcount == 1:
+        if not folio.anon_exclusive[0]:
+            folio = folio_move_anon_rmap(k, folio, vma)
+            k.put_folio(folio._replace(anon_exclusive=(True,) * folio.nr_pages))
+        pt = k.pt(vma.mm)
+        base = haddr >> PAGE_SHIFT
+        for i in range(HPAGE_PMD_NR):
+            entry = pt.get(base + i)
+            assert entry is not None
+            pt.set(base + i, entry._replace(write=True))
+        k.event("do_huge_pmd_wp_page", f"THP folio#{folio.id} only mapped here: reused whole")
         return None
     split_huge_pmd(k, vma.mm, haddr)
     return k.pt(vma.mm).get(addr >> PAGE_SHIFT) or pte
