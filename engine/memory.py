@@ -21,7 +21,7 @@ from engine.mm_constants import HPAGE_PMD_NR, PAGE_SHIFT, PAGE_SIZE
 from engine.mm_types import VM_EXEC, VM_HUGEPAGE, VM_READ, VM_WRITE, VMA, Folio
 from engine.pagemap import linear_page_index
 from engine.pagetable import MIGRATION, PRESENT, SWAP, ZERO_PAGE, Pte
-from engine.rmap import anon_vma_prepare, folio_move_anon_rmap, new_folio
+from engine.rmap import anon_vma_prepare, folio_move_anon_rmap, new_folio, rmap_walk_anon
 from engine.shmem import shmem_fault
 from engine.sim.kernel import Kernel
 from engine.vma import expand_downwards, find_mergeable_anon_vma, find_vma
@@ -266,8 +266,9 @@ def do_wp_page(k: Kernel, vma: VMA, addr: int, pte: Pte) -> VMA:
     """Models mm/memory.c:do_wp_page(): a write to a read-only present page.
 
     An exclusive anonymous page is reused; a folio only this mapping holds
-    is reused after folio_move_anon_rmap() (so rmap looks only in this
-    VMA's anon_vma); anything shared (after fork, the zero page) is copied
+    (wp_can_reuse_anon_folio) is reused after folio_move_anon_rmap() (so
+    rmap looks only in this VMA's anon_vma); anything else (shared after
+    fork, the zero page, the last mapped page of a large folio) is copied
     into a new exclusive folio in this VMA's anon_vma (wp_page_copy).
     """
     pt = k.pt(vma.mm)
@@ -285,11 +286,7 @@ def do_wp_page(k: Kernel, vma: VMA, addr: int, pte: Pte) -> VMA:
         if folio.anon_exclusive[pte.page]:
             pt.set(vpn, pte._replace(write=True))
             return vma
-        if (
-            not folio.maybe_mapped_shared()
-            and not folio.maybe_dma_pinned()
-            and (folio.order > 0 or folio.total_mapcount == 1)
-        ):
+        if wp_can_reuse_anon_folio(k, folio, vma):
             folio = folio_move_anon_rmap(k, folio, vma)
             k.put_folio(folio._replace(anon_exclusive=(True,) * folio.nr_pages))
             pt.set(vpn, pte._replace(write=True))
@@ -311,3 +308,35 @@ def do_wp_page(k: Kernel, vma: VMA, addr: int, pte: Pte) -> VMA:
         "wp_page_copy", f"COW of {what} at {addr:#x}: new folio#{ident} in anon_vma#{vma.anon_vma}"
     )
     return vma
+
+
+def wp_can_reuse_anon_folio(k: Kernel, folio: Folio, vma: VMA) -> bool:
+    """Models mm/memory.c:wp_can_reuse_anon_folio(): may a write reuse a
+    folio whose page is not AnonExclusive?
+
+    A small folio only when nothing else references it (mapped once, no
+    pin). A large one (__wp_can_reuse_large_anon_folio) when it is mapped
+    more than once, all by this process (FOLIO_MM_IDS_SHARED clear), and
+    its mappings are its only references: with one page left mapped, the
+    kernel copies that page so the rest of the folio can be freed.
+    """
+    if folio.maybe_dma_pinned():
+        return False
+    if not folio.order:
+        return folio.total_mapcount == 1
+    if folio.total_mapcount <= 1 or folio.entire_mapcount:
+        return False
+    return not folio.maybe_mapped_shared() and not _mapped_by_another_mm(k, folio, vma.mm)
+
+
+def _mapped_by_another_mm(k: Kernel, folio: Folio, mm: str) -> bool:
+    """What the folio's FOLIO_MM_IDS_SHARED bit says: a process other than
+    mm maps some page of it (found by rmap_walk_anon)."""
+    for other, addr in rmap_walk_anon(k.state, folio):
+        if other.mm == mm:
+            continue
+        lo = addr >> PAGE_SHIFT
+        for _, pte in k.pagetable(other.mm).items(lo, lo + folio.nr_pages):
+            if pte.kind == PRESENT and pte.folio == folio.id:
+                return True
+    return False

@@ -39,6 +39,7 @@ FAMILIES = (
     "thp_fault",
     "huge_zero",
     "cow",
+    "thp_reuse",
     "thp_partial",
     "reclaim",
     "populate",
@@ -64,6 +65,7 @@ SEEDS = {
     "thp_fault": 30,
     "huge_zero": 30,
     "cow": 40,
+    "thp_reuse": 30,
     "thp_partial": 30,
     "reclaim": 35,
     "populate": 30,
@@ -920,6 +922,41 @@ def _cow(b: Builder) -> None:
             area.memset(name, page, 1, who)
 
 
+def _thp_reuse(b: Builder) -> None:
+    """Write faults on a THP shared by fork after the other processes
+    unmapped or zapped their part of it: a PMD mapping reused whole
+    (do_huge_pmd_wp_page), a PTE-mapped large folio reused while one
+    process alone maps several of its pages, copied once it maps only the
+    faulting page or another process maps some (wp_can_reuse_anon_folio)."""
+    rng = b.rng
+    area = ThpArea(b)
+    huge = area.region(2, HUGE)
+    if rng.random() < 0.6:
+        area.memset(huge, 0, HUGE)
+    else:
+        area.write(huge, rng.randrange(HUGE))
+    if rng.random() < 0.5:
+        page = rng.randrange(HUGE)
+        area.mprotect(huge, page, 1, "PROT_READ")  # PTE-mapped from here on
+        area.mprotect(huge, page, 1, RW)
+    processes = ["main", b.fork()]
+    for _ in range(rng.randint(3, 10)):
+        who = rng.choice(processes)
+        r = rng.random()
+        if r < 0.1 and len(processes) < 3:
+            processes.append(b.fork(who))
+        elif r < 0.5:
+            area.write(huge, rng.choice((0, HUGE - 1, rng.randrange(HUGE))), who)
+        elif r < 0.7:
+            start = rng.choice((0, 1, rng.randrange(HUGE)))
+            pages = rng.choice((1, HUGE - start, max(1, HUGE - 1 - start)))
+            area.munmap(huge, start, pages, who)
+        elif r < 0.85:
+            area.madvise(huge, 0, rng.choice((HUGE, HUGE - 1)), "MADV_DONTNEED", who)
+        else:
+            area.read(huge, rng.randrange(HUGE), who)
+
+
 def _thp_partial(b: Builder) -> None:
     """A faulted THP, then munmap, mprotect, MADV_DONTNEED or mremap through
     part of it: the PMD is split and the folio stays, PTE-mapped."""
@@ -1100,6 +1137,7 @@ _FAMILY_FUNCS: dict[str, Callable[[Builder], None]] = {
     "thp_fault": _thp_fault,
     "huge_zero": _huge_zero,
     "cow": _cow,
+    "thp_reuse": _thp_reuse,
     "thp_partial": _thp_partial,
     "reclaim": _reclaim,
     "populate": _populate,
