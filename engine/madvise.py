@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from engine.gup import populate_range
 from engine.huge_memory import split_folio, split_huge_pmd_edges
-from engine.memory import handle_mm_fault, zap_page_range
+from engine.memory import handle_mm_fault, unmap_mapping_range, zap_page_range
 from engine.mm_constants import PAGE_SHIFT, PAGE_SIZE, page_align
 from engine.mm_types import (
     VM_DONTCOPY,
@@ -37,7 +37,9 @@ from engine.mm_types import (
     VMA,
     Folio,
 )
+from engine.pagemap import linear_page_index
 from engine.pagetable import MIGRATION, PRESENT, SWAP, ZERO_PAGE, Pte
+from engine.shmem import remove_mapping, shmem_truncate_range
 from engine.sim.errors import SyscallError
 from engine.sim.kernel import Kernel
 from engine.uapi import MADV
@@ -268,11 +270,23 @@ def _mapped_once(folio: Folio) -> bool:
 
 
 def _remove(k: Kernel, prev: VMA | None, vma: VMA, start: int, end: int) -> VMA:
-    """Models madvise_remove(): only shared mappings may punch holes."""
-    if not vma.vm_flags & VM_SHARED:
-        raise SyscallError("EINVAL", "MADV_REMOVE needs a shared mapping")
-    count = zap_page_range(k, vma.mm, start, end)
-    k.step("mm/madvise.c:madvise_remove", f"removed {count} pages")
+    """Models madvise_remove(): only shared mappings may punch holes.
+
+    vfs_fallocate(FALLOC_FL_PUNCH_HOLE) reaches shmem_fallocate(): the
+    range's file pages are unmapped from every process that maps them
+    (unmap_mapping_range), then dropped from the page cache
+    (shmem_truncate_range); the next touch faults in a new zeroed page.
+    """
+    if vma.vm_flags & VM_LOCKED or vma.shmem is None or not vma.vm_flags & VM_SHARED:
+        raise SyscallError("EINVAL", "MADV_REMOVE needs a shared, unlocked mapping")
+    first = linear_page_index(vma, start)
+    count = (end - start) >> PAGE_SHIFT
+    unmapped = unmap_mapping_range(k, vma.shmem, first, count)
+    dropped = shmem_truncate_range(k, vma.shmem, first, count)
+    k.step(
+        "mm/shmem.c:shmem_fallocate",
+        f"hole punched: {unmapped} entries unmapped in every process, {dropped} pages freed",
+    )
     return vma
 
 
@@ -324,18 +338,23 @@ def _pageout(k: Kernel, prev: VMA | None, vma: VMA, start: int, end: int) -> VMA
         else:
             unmapped += 1
     for folio in folios.values():
-        if folio.total_mapcount == 0 and folio.shmem is None:
+        if folio.total_mapcount:
+            k.put_folio(folio)
+        elif folio.shmem is None:
             k.free_folio(folio.id)
+        elif folio.dirty:
+            k.put_folio(folio)  # shmem_writeout() without swap: redirtied, kept
         else:
             k.put_folio(folio)
+            remove_mapping(k, folio)  # clean: __remove_mapping(), a hole again
     k.put_folios(list(redirtied.values()))
     for ident, head in unswappable.items():
         split_folio(k, vma, k.folio(ident), head)
     k.event(
         "shrink_folio_list",
         f"no swap device: {dropped} lazyfree page(s) discarded, {unmapped} shmem page(s)"
-        f" unmapped and kept in the page cache, {len(unswappable)} large folio(s) split"
-        " (folio_alloc_swap failed); other anonymous pages stay",
+        f" unmapped (the clean ones dropped from the page cache), {len(unswappable)} large"
+        " folio(s) split (folio_alloc_swap failed); other anonymous pages stay",
     )
     k.step("mm/madvise.c:madvise_pageout", f"{dropped + unmapped} page(s) reclaimed")
     return vma

@@ -74,6 +74,23 @@ def zap_page_range(k: Kernel, mm: str, start: int, end: int) -> int:
     return cleared
 
 
+def unmap_mapping_range(k: Kernel, shmem: int, first: int, count: int) -> int:
+    """Models mm/memory.c:unmap_mapping_range(): zap [first, first + count)
+    of a shmem object's pages in every VMA that maps them, in every
+    process (the i_mmap tree: each VMA whose pgoff range overlaps).
+    Returns how many entries were cleared."""
+    cleared = 0
+    for vma in list(k.state.vmas.values()):
+        if vma.shmem != shmem:
+            continue
+        lo = max(first, vma.vm_pgoff)
+        hi = min(first + count, vma.vm_pgoff + vma.pages)
+        if lo < hi:
+            start = vma.vm_start + ((lo - vma.vm_pgoff) << PAGE_SHIFT)
+            cleared += zap_page_range(k, vma.mm, start, start + ((hi - lo) << PAGE_SHIFT))
+    return cleared
+
+
 def access_allowed(vma: VMA, write: bool) -> bool:
     """Models arch_vma_access_permitted() and the VM_WRITE/VM_READ checks
     of lock_mm_and_find_vma(): on x86-64 write and exec imply read."""

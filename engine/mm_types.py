@@ -156,8 +156,10 @@ class Folio(NamedTuple):
     lazyfree: bool = False
     """MADV_FREE'd (PG_swapbacked clear): reclaim may drop it without swap."""
     dirty: bool = False
-    """A lazyfree folio written since: reclaim finds the dirty entry, sets
-    PG_swapbacked again and keeps the folio whole (try_to_unmap_one)."""
+    """Written through a mapping since the kernel last saw it clean. A
+    lazyfree folio written since MADV_FREE is kept by reclaim, swap-backed
+    again (try_to_unmap_one); a clean shmem folio is dropped from the page
+    cache by reclaim, a dirty one kept when there is no swap to write it to."""
     data: int = 0
     """Bit i set: page i of a large folio holds a byte that is not zero (the
     scenario stored one). Only splitting a large folio looks at contents

@@ -32,15 +32,10 @@ def _executor() -> None:
     executor_path()
 
 
-# Findings not fixed yet, each strict: a fix makes its case pass and the
-# test fail until it is taken off this list.
-KNOWN = {
-    "shared_anon": (
-        {1, 3, 18, 28, 31, 33},
-        "MADV_REMOVE punches a hole in the shmem file: shmem_fallocate() unmaps it in"
-        " every process (unmap_mapping_range) and drops it from the page cache",
-    ),
-}
+# Findings not fixed yet, family -> (seeds, reason), each a strict xfail: a
+# fix makes its case pass and the test fail until it is taken off this list.
+# Every finding so far is fixed.
+KNOWN: dict[str, tuple[set[int], str]] = {}
 
 
 def _params() -> list[object]:
