@@ -423,7 +423,9 @@ static void fix_layout(char **argv, char **envp)
 /* Pins this process (and the children it forks) to the CPU it runs on.
  * Folios wait in per-CPU LRU batches, and madvise drains only the current
  * CPU's: a process that moved between MADV_FREE and MADV_PAGEOUT would see
- * some folios not on the LRU yet, and reclaim would skip them at random. */
+ * some folios not on the LRU yet, and reclaim would skip them at random;
+ * a batch's reference would also make a write fault copy a folio it could
+ * reuse (wp_can_reuse_anon_folio counts references), as cow #11 once did. */
 static void stay_on_one_cpu(void)
 {
 	cpu_set_t set;
