@@ -547,7 +547,9 @@ def vma_merge_existing_range(
     its neighbours after a change of attributes (mprotect, madvise).
 
     Only a range touching middle's start can join prev, only one touching
-    its end can join next; both together delete middle and next.
+    its end can join next; both together delete middle and next. A
+    boundary that moves inside middle splits a huge PMD it cuts
+    (commit_merge, vma_adjust_trans_huge).
     """
     middle = vmg.middle
     assert middle is not None
@@ -590,6 +592,7 @@ def vma_merge_existing_range(
                 remove_merged_vma(k, middle)
             else:
                 m = k.vma(middle.id)
+                split_huge_pmd_address(k, m, end)  # vma_adjust_trans_huge()
                 k.put_vma(
                     replace(
                         m, vm_start=end, vm_pgoff=m.vm_pgoff + ((end - m.vm_start) >> PAGE_SHIFT)
@@ -606,6 +609,7 @@ def vma_merge_existing_range(
                 remove_merged_vma(k, middle)
             else:
                 m = k.vma(middle.id)
+                split_huge_pmd_address(k, m, start)  # vma_adjust_trans_huge()
                 k.put_vma(replace(m, vm_end=start))
                 target = k.put_vma(
                     replace(
