@@ -13,6 +13,7 @@ from selectolax.lexbor import LexborNode as Node
 
 from app.main import create_app
 from app.runs import gallery
+from engine.invariants import RmapMiss
 
 MAINLINE = {
     "merge_on_mprotect",
@@ -382,3 +383,91 @@ def test_a_merge_verdict_highlights_the_compared_cells(client: TestClient) -> No
     # nothing is highlighted at a step that compared nothing
     quiet = html(client.get("/play?" + urlencode({"source": source, "step": 1})))
     assert quiet.css_first("mark.compared") is None
+
+
+# --- the central picture -------------------------------------------------------------
+
+
+def picture_of(client: TestClient, path: str) -> Node:
+    doc = HTMLParser(client.get(path).text)
+    svg = doc.css_first("#state svg.picture")
+    assert svg is not None
+    return svg
+
+
+def test_picture_draws_each_vma_page_and_anon_vma_of_the_moved_range(client: TestClient) -> None:
+    slug = "faulted_move_no_merge"
+    svg = picture_of(client, f"/scenarios/{slug}?step={last_step(client, slug)}")
+    assert svg.css_first("title") is not None and svg.css_first("desc") is not None
+    vmas = {n.attributes["data-vma"]: n.text() for n in svg.css("g.pvma")}
+    moved = [t for t in vmas.values() if "pgoff 0x7ffff7fed" in t]
+    assert len(moved) == 1 and "anon_vma #" in moved[0]
+    assert len(svg.css("g.cell .fid")) == 10  # 5 + 5 written pages, one column each
+    assert not svg.css("path.link.broken")
+    named = {
+        t.split("anon_vma #")[1].split()[0].rstrip(",") for t in vmas.values() if "anon_vma #" in t
+    }
+    assert {n.attributes["data-anon-vma"] for n in svg.css("g.tnode")} == named == {"8", "14"}
+
+
+def test_picture_breaks_the_rmap_link_with_the_checks_sentence(client: TestClient) -> None:
+    slug = "relocate_gup_race_policies"
+    locked = picture_of(client, f"/scenarios/{slug}?step=31")
+    notes = [n.text() for n in locked.css("g.note")]
+    assert notes and all("behind a write lock" in t for t in notes)
+    assert len(locked.css("path.link.broken")) == len(notes)
+    after = picture_of(client, f"/scenarios/{slug}?step={last_step(client, slug)}")
+    notes = [n.text() for n in after.css("g.note")]
+    assert notes and not any("behind a write lock" in t for t in notes)
+    sentences = [m.value for m in RmapMiss]
+    assert all(any(m in t for m in sentences) for t in notes)
+
+
+def test_picture_download_is_the_page_picture(client: TestClient) -> None:
+    r = client.get("/scenarios/fork_and_cow/picture.svg?step=12")
+    assert r.headers["content-type"].startswith("image/svg+xml")
+    assert r.text.count('class="plane"') == 2  # main and child
+
+
+# --- errors a browser reaches, and /docs ---------------------------------------------
+
+
+BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/no/such/page", 404),
+        ("GET", "/scenarios/no_such_scenario", 404),
+        ("DELETE", "/", 405),
+        ("GET", "/scenarios/fork_and_cow?step=many", 422),
+    ],
+)
+def test_a_browser_gets_an_error_page_with_a_way_back(
+    client: TestClient, method: str, path: str, status: int
+) -> None:
+    r = client.request(method, path, headers=BROWSER)
+    assert r.status_code == status
+    assert r.headers["content-type"].startswith("text/html")
+    doc = HTMLParser(r.text)
+    assert f"Error {status}" in doc.css_first(".errorpage .status").text()
+    assert doc.css_first('.way-back a[href="/"]') is not None
+    if status == 422:
+        assert "step" in doc.css_first("#error").text()
+    api = client.request(method, path, headers={"Accept": "application/json"})
+    assert api.status_code == status and "detail" in api.json()
+
+
+def test_api_paths_keep_json_errors(client: TestClient) -> None:
+    r = client.get("/api/no/such/thing", headers=BROWSER)
+    assert r.status_code == 404 and r.json() == {"detail": "Not Found"}
+
+
+def test_docs_is_swagger_ui_from_the_package(client: TestClient) -> None:
+    doc = HTMLParser(client.get("/docs").text)
+    scripts = [s.attributes["src"] or "" for s in doc.css("script")]
+    assert not doc.css("script:not([src])")  # no inline script: the CSP holds
+    bundle = next(s for s in scripts if s.endswith("swagger-ui-bundle.js"))
+    assert bundle.startswith("/static/") and client.get(bundle).status_code == 200
+    assert doc.css_first("#swagger-ui").attributes["data-openapi"] == "/openapi.json"

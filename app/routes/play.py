@@ -79,7 +79,7 @@ def play(
     s: Token = None,
     policy: Policy = None,
 ) -> Response:
-    """The playground at one inner step: the page, .json, .txt, map.svg, anon_vma.svg."""
+    """The playground at one inner step: the page, .json, .txt, picture.svg, map.svg, anon_vma.svg."""
     given = PlayInput(source, s, policy)
     scenario = given.scenario
     links = given.links(at.embed)
