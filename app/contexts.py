@@ -197,36 +197,46 @@ class SharedPage(StagePage):
 
 @dataclass(frozen=True)
 class ComparePage(Page):
-    """/compare/<slug>: one scenario under two variants, after one statement."""
+    """/compare/<slug>: one scenario under several variants, at one statement."""
 
     TEMPLATE = "compare.html"
     BLOCKS = ("comparison",)
     FORMATS = (Format.PAGE, Format.FRAGMENT, Format.JSON, Format.TEXT)
 
     scenario: GalleryEntry
-    a: str
-    b: str
+    names: tuple[str, ...]
     variants: dict[str, Variant]
-    runs: tuple[Run, Run]
-    sources: tuple[str, str]
+    runs: tuple[Run, ...]
+    sources: tuple[str, ...]
     compare: CompareView | None
     """None when the scenario has no statements."""
 
-    def url(self, stmt: int) -> str:
-        query = urlencode({"a": self.a, "b": self.b, "stmt": stmt})
-        return f"/compare/{self.scenario.slug}?{query}"
+    def url(self, stmt: int, step: int | None = None, names: tuple[str, ...] | None = None) -> str:
+        """This page at statement `stmt`, inner step `step` (None: after it)."""
+        query: list[tuple[str, str | int]] = [("v", n) for n in (names or self.names)]
+        query.append(("stmt", stmt))
+        if step is not None:
+            query.append(("step", step))
+        return f"/compare/{self.scenario.slug}?{urlencode(query)}"
+
+    def twin(self, suffix: str) -> str:
+        """The JSON or text twin of what the page shows."""
+        index = self.compare.index if self.compare else 0
+        step = self.compare.step if self.compare else None
+        return self.url(index, step).replace(
+            f"/compare/{self.scenario.slug}?", f"/compare/{self.scenario.slug}{suffix}?"
+        )
 
     def template_context(self) -> dict[str, Any]:
-        context = {
+        policies = tuple(n for n in self.variants if n.startswith("policy-"))
+        return {
             "scenario": self.scenario,
-            "a": self.a,
-            "b": self.b,
+            "names": self.names,
             "variants": self.variants,
             "runs": self.runs,
             "sources": self.sources,
             "url": self.url,
+            "twin": self.twin,
             "compare": self.compare,
+            "policies": policies,
         }
-        if self.compare is not None:
-            context["stmt"] = self.compare.index
-        return context

@@ -11,9 +11,12 @@ from fastapi.testclient import TestClient
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 from selectolax.lexbor import LexborNode as Node
 
+from app.limits import COMPARE_MAX_VARIANTS
 from app.main import create_app
 from app.runs import gallery
 from engine.invariants import RmapMiss
+from engine.sim.policy import POLICIES
+from engine.variants import VARIANTS
 
 MAINLINE = {
     "merge_on_mprotect",
@@ -269,23 +272,51 @@ def test_play_shows_a_broken_scenario_at_its_line_and_column(client: TestClient)
 
 
 def test_compare_shows_two_variants_side_by_side(client: TestClient) -> None:
-    doc = html(client.get("/compare/faulted_move_no_merge?a=original&b=flags&stmt=99"))
+    doc = html(client.get("/compare/faulted_move_no_merge?v=original&v=flags&stmt=99"))
     sides = doc.css("section.side")
     assert [text(s.css_first("h2")).split()[0] for s in sides] == ["original", "flags"]
-    assert all(s.css_first("svg.vma-map") for s in sides)
-    assert doc.css_first("#variant-a option[selected]").attributes["value"] == "original"
+    assert all(s.css_first("svg.picture") for s in sides)
+    checked = [n.attributes["value"] for n in doc.css('input[name="v"][checked]')]
+    assert checked == ["original", "flags"]
     assert text(doc.css_first("#diff-title")).startswith(("=", "≠"))
 
 
+def test_compare_every_policy_in_lockstep(client: TestClient) -> None:
+    policies = [f"policy-{p}" for p in POLICIES]
+    assert len(policies) == COMPARE_MAX_VARIANTS
+    base = "/compare/relocate_gup_race_policies?" + urlencode([("v", p) for p in policies])
+    after = html(client.get(base + "&stmt=6"))
+    sides = after.css("section.side")
+    assert [text(s.css_first("h2")).split()[0] for s in sides] == policies
+    assert all(s.css_first("svg.picture") for s in sides)
+    # the policies differ after the pinned move: marked against the first column
+    assert text(after.css_first("#diff-title")).startswith("≠")
+    assert after.css("section.side dd.differs")
+    # the first inner step of the move is the same function in every run
+    first = html(client.get(base + "&stmt=6&step=0"))
+    assert "In lockstep" in text(first.css_first(".lockstep"))
+    assert first.css_first("#comparison").attributes["data-step"] == "0"
+    forward = first.css_first('#stmtnav a[data-nav="next"]').attributes["href"] or ""
+    assert "stmt=6" in forward and "step=1" in forward
+
+
+def test_compare_limits_its_variants(client: TestClient) -> None:
+    six = urlencode([("v", v) for v in list(VARIANTS)[:6]])
+    r = client.get(f"/compare/merge_on_mprotect?{six}", headers={"Accept": "application/json"})
+    assert r.status_code == 422 and "COMPARE_MAX_VARIANTS" in r.text
+
+
 def test_compare_unknown_variant_is_422(client: TestClient) -> None:
-    assert client.get("/compare/merge_on_mprotect?b=nonsense").status_code == 422
+    assert client.get("/compare/merge_on_mprotect?v=nonsense").status_code == 422
 
 
 def test_compare_twins(client: TestClient) -> None:
     doc = client.get("/compare/merge_on_mprotect.json?stmt=1").json()
-    assert doc["a"]["variant"] == "original" and doc["b"]["variant"] == "flags"
+    assert [v["variant"] for v in doc["variants"]] == ["original", "flags"]
     assert doc["page"]["index"] == 1
-    assert client.get("/compare/merge_on_mprotect.txt").text.startswith("mprotect")
+    body = client.get("/compare/merge_on_mprotect.txt").text
+    assert body.startswith("mprotect")
+    assert all(len(line) <= 75 for line in body.splitlines())
 
 
 # --- the API ---------------------------------------------------------------------------

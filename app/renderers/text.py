@@ -83,11 +83,14 @@ def _compare(ctx: ComparePage, origin: str) -> str:
     if view is None:
         return "(no statements)\n"
     parts = [f"{ctx.scenario.title}: statement {view.index + 1}/{view.statements}\n"]
-    for side, run in zip((view.a, view.b), ctx.runs, strict=True):
+    for side, run in zip(view.sides, ctx.runs, strict=True):
         parts.append(
             f"\n== {side.variant}: {side.description}\n"
             f"{side.statement.source}  => {side.statement.result}\n"
         )
         parts.append(render_statement(run, view.index) + "\n")
-    parts.append("\ndiffers: " + ("; ".join(view.differences) or "nothing") + "\n")
-    return "".join(parts)
+    parts.append(
+        f"\ndiffers from {view.sides[0].variant}:" + ("\n" if view.differences else " nothing\n")
+    )
+    parts += [f"- {d}\n" for d in view.differences]
+    return "\n".join(fit("".join(parts).splitlines())) + "\n"

@@ -640,7 +640,9 @@ def _tree(
             x += NODE_W + 10
         right = max(right, x)
     at_node = {n.id: n for n in nodes if n.change != "freed"}
-    chains = [(n, vid) for n in at_node.values() for vid in sorted(avs[n.id].chains) if vid in at_vma]
+    chains = [
+        (n, vid) for n in at_node.values() for vid in sorted(avs[n.id].chains) if vid in at_vma
+    ]
     ends: dict[int, list[int]] = {}  # footprint -> the nodes chained to it, left to right
     for n, vid in sorted(chains, key=lambda c: c[0].x):
         ends.setdefault(vid, []).append(n.id)
