@@ -20,6 +20,7 @@ from app.runs import RunCache
 from app.share import SharedScenario
 from app.store import ShareRecord
 from app.views.compare import CompareView
+from app.views.gallery import SERIES_STORY, PathView
 from app.views.navigation import Nav, nav
 from app.views.source import SourceLine, source_lines
 from app.views.step import StepView, step_view
@@ -48,9 +49,10 @@ class GalleryPage(Page):
     FORMATS = (Format.PAGE, Format.JSON, Format.TEXT)
 
     entries: tuple[GalleryEntry, ...]
+    paths: list[PathView]
 
     def template_context(self) -> dict[str, Any]:
-        return {"entries": self.entries}
+        return {"entries": self.entries, "paths": self.paths, "story": SERIES_STORY}
 
 
 # --- the stepping stage ------------------------------------------------------------

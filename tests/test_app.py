@@ -14,6 +14,7 @@ from selectolax.lexbor import LexborNode as Node
 from app.limits import COMPARE_MAX_VARIANTS
 from app.main import create_app
 from app.runs import gallery
+from app.views.gallery import PATHS
 from engine.invariants import RmapMiss
 from engine.sim.policy import POLICIES
 from engine.variants import VARIANTS
@@ -70,15 +71,33 @@ def last_step(client: TestClient, slug: str) -> int:
 
 def test_gallery_links_every_packaged_scenario_with_title_and_note(client: TestClient) -> None:
     doc = html(client.get("/"))
-    cards = doc.css("ul.gallery li.card")
-    links = {a.attributes["href"] for a in doc.css("ul.gallery li.card h2 a")}
+    cards = doc.css("section.path ol.gallery li.card")
+    links = {a.attributes["href"] for a in doc.css("li.card h3 a")}
     assert {href.removeprefix("/scenarios/") for href in links} >= MAINLINE
     assert len(cards) == len(gallery())
     for card in cards:
-        assert text(card.css_first("h2")) and text(card.css_first("p"))
-        slug = card.css_first("h2 a").attributes["href"].removeprefix("/scenarios/")
+        assert text(card.css_first("h3")) and text(card.css_first("p.see"))
+        slug = card.css_first("h3 a").attributes["href"].removeprefix("/scenarios/")
         if slug in MAINLINE:
-            assert "()" in text(card.css_first("p")), "each note names kernel functions"
+            assert "()" in text(card.css_first("details p")), "each note names kernel functions"
+
+
+def test_gallery_paths_have_thumbnails_of_the_key_moment(client: TestClient) -> None:
+    doc = html(client.get("/"))
+    titles = [text(h) for h in doc.css("section.path > h2")]
+    assert titles[:5] == [p.title for p in PATHS]
+    assert "far too fragile" in text(doc.css_first(".story"))
+    for card in doc.css("li.card"):
+        src = card.css_first("img").attributes["src"] or ""
+        slug = card.css_first("h3 a").attributes["href"].removeprefix("/scenarios/")
+        assert src.startswith(f"/scenarios/{slug}/picture.svg?step=")
+    # the pinned folio's key moment is where rmap first loses it, in the open
+    pinned = doc.css_first('img[src^="/scenarios/relocate_pinned_folio/"]').attributes["src"]
+    step = int((pinned or "").rsplit("=", 1)[1])
+    svg = picture_of(client, f"/scenarios/relocate_pinned_folio?step={step}")
+    assert svg.css("g.note") and not svg.css("g.note.locked")
+    before = picture_of(client, f"/scenarios/relocate_pinned_folio?step={step - 1}")
+    assert not before.css("g.note") or before.css("g.note.locked")
 
 
 @pytest.mark.parametrize("slug", [e.slug for e in gallery()])
