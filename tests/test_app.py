@@ -521,3 +521,24 @@ def test_docs_is_swagger_ui_from_the_package(client: TestClient) -> None:
     bundle = next(s for s in scripts if s.endswith("swagger-ui-bundle.js"))
     assert bundle.startswith("/static/") and client.get(bundle).status_code == 200
     assert doc.css_first("#swagger-ui").attributes["data-openapi"] == "/openapi.json"
+
+
+# --- plain text for mail -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("slug", [e.slug for e in gallery()])
+def test_every_text_twin_fits_75_columns_titles_included(client: TestClient, slug: str) -> None:
+    assert len(next(e for e in gallery() if e.slug == slug).title) <= 75
+    for path in (f"/scenarios/{slug}.txt", f"/scenarios/{slug}.txt?step=999999"):
+        long = [
+            line
+            for line in client.get(path).text.splitlines()
+            if len(line) > 75 and not line.startswith("Link: ")
+        ]
+        assert long == [], path
+
+
+def test_gallery_text_fits_75_columns(client: TestClient) -> None:
+    body = client.get("/index.txt").text
+    assert "1. VMAs and merging" in body
+    assert all(len(line) <= 75 for line in body.splitlines())

@@ -28,7 +28,20 @@ def body(ctx: object, origin: str) -> str:
 
 @body.register
 def _gallery(ctx: GalleryPage, origin: str) -> str:
-    return "".join(f"{e.slug}\n  {e.title}\n  {e.note}\n\n" for e in ctx.entries)
+    """The learning paths, in order: each scenario's slug, title, what you will see
+    and its note, within 75 columns."""
+    lines: list[str] = []
+    for path in ctx.paths:
+        lines += [path.title, f"  {path.intro}", ""]
+        for card in path.cards:
+            lines += [
+                f"  {card.order}. {card.slug}",
+                f"     {card.title}",
+                f"     You will see: {card.see}",
+                f"     {card.note}",
+                "",
+            ]
+    return "\n".join(fit(lines)) + "\n"
 
 
 def stage_text(stage: Stage, origin: str, about: list[str]) -> str:
