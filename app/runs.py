@@ -20,6 +20,7 @@ from engine.invariants import check
 from engine.mm_types import State
 from engine.present.report import run_json
 from engine.sim.simulation import Run, run_source
+from engine.sim.trace import Lock
 
 
 def source_key(source: str) -> str:
@@ -113,6 +114,6 @@ def scenario_json(run: Run) -> dict[str, object]:
     return run_json(run)
 
 
-def invariant_violations(state: State, locks: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+def invariant_violations(state: State, locks: tuple[Lock, ...] = ()) -> list[dict[str, Any]]:
     """engine.invariants.check() on a snapshot, as dicts."""
     return [v.as_dict() for v in check(state, locks)]

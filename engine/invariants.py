@@ -9,7 +9,6 @@ address (vma_address()).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from enum import Enum
 
@@ -18,6 +17,7 @@ from engine.mm_types import VMA, Folio, State
 from engine.pagemap import linear_page_index
 from engine.pagetable import MIGRATION, PRESENT, ZERO_PAGE
 from engine.rmap import folio_anon_vma, rmap_walk_anon
+from engine.sim.trace import Lock, LockKind, ObjRef
 
 
 class RmapMiss(Enum):
@@ -85,34 +85,36 @@ class Violation:
 
     kind: str
     message: str
-    objects: tuple[str, ...]
+    objects: tuple[ObjRef, ...]
     locked: bool = False
 
     def as_dict(self) -> dict[str, object]:
         return {
             "kind": self.kind,
             "message": self.message,
-            "objects": list(self.objects),
+            "objects": [str(ref) for ref in self.objects],
             "locked": self.locked,
         }
 
 
-_ANON_VMA_LOCK = re.compile(r"anon_vma rwsem \(write\) of anon_vma#(\d+)")
-
-
-def check(state: State, locks: tuple[str, ...] = ()) -> list[Violation]:
+def check(state: State, locks: tuple[Lock, ...] = ()) -> list[Violation]:
     """Every violation in a snapshot (empty when all is well).
 
     `locks` are the locks held at that step (Step.held): an rmap mismatch
     on a folio whose anon_vma root is write-locked is marked `locked`.
     """
-    held = {int(m.group(1)) for lock in locks if (m := _ANON_VMA_LOCK.search(lock))}
+    held = {
+        lock.target.id
+        for lock in locks
+        if lock.kind is LockKind.ANON_VMA_RWSEM
+        and lock.mode == "write"
+        and isinstance(lock.target, ObjRef)
+    }
     found: list[Violation] = []
     found += _vma_order(state)
     found += _chains(state)
     found += _counters(state)
-    for v in _rmap(state):
-        folio = state.folios.get(int(v.objects[0].split(":")[1]))
+    for v, folio in _rmap(state):
         av = state.anon_vmas.get(folio.mapping) if folio and folio.mapping is not None else None
         found.append(replace(v, locked=av is not None and av.root in held))
     return found
@@ -125,13 +127,17 @@ def _vma_order(state: State) -> list[Violation]:
         for v in mm.vmas:
             vma = state.vmas.get(v)
             if vma is None:
-                found.append(Violation("vma", f"{mm.name} lists freed vma#{v}", (f"vma:{v}",)))
+                found.append(
+                    Violation("vma", f"{mm.name} lists freed vma#{v}", (ObjRef("vma", v),))
+                )
                 continue
             if vma.vm_start % PAGE_SIZE or vma.vm_end % PAGE_SIZE or vma.vm_start >= vma.vm_end:
-                found.append(Violation("vma", f"vma#{v} is empty or unaligned", (f"vma:{v}",)))
+                found.append(
+                    Violation("vma", f"vma#{v} is empty or unaligned", (ObjRef("vma", v),))
+                )
             if vma.vm_start < prev_end:
                 found.append(
-                    Violation("vma", f"vma#{v} overlaps or is out of order", (f"vma:{v}",))
+                    Violation("vma", f"vma#{v} overlaps or is out of order", (ObjRef("vma", v),))
                 )
             prev_end = vma.vm_end
     return found
@@ -147,7 +153,7 @@ def _chains(state: State) -> list[Violation]:
                     Violation(
                         "chain",
                         f"vma#{vma.id}'s chain to anon_vma#{av_id} is missing from that anon_vma's tree",
-                        (f"vma:{vma.id}", f"anon_vma:{av_id}"),
+                        (ObjRef("vma", vma.id), ObjRef("anon_vma", av_id)),
                     )
                 )
         if vma.anon_vma is not None and vma.anon_vma not in vma.avc:
@@ -155,7 +161,7 @@ def _chains(state: State) -> list[Violation]:
                 Violation(
                     "chain",
                     f"vma#{vma.id} has no chain to its own anon_vma#{vma.anon_vma}",
-                    (f"vma:{vma.id}",),
+                    (ObjRef("vma", vma.id),),
                 )
             )
     for av in state.anon_vmas.values():
@@ -166,7 +172,7 @@ def _chains(state: State) -> list[Violation]:
                     Violation(
                         "chain",
                         f"anon_vma#{av.id}'s tree holds vma#{v} without a matching chain",
-                        (f"anon_vma:{av.id}", f"vma:{v}"),
+                        (ObjRef("anon_vma", av.id), ObjRef("vma", v)),
                     )
                 )
     return found
@@ -188,7 +194,7 @@ def _counters(state: State) -> list[Violation]:
                 Violation(
                     "counter",
                     f"anon_vma#{av.id} num_active_vmas {av.num_active_vmas} != {active.get(av.id, 0)} VMAs using it",
-                    (f"anon_vma:{av.id}",),
+                    (ObjRef("anon_vma", av.id),),
                 )
             )
         if av.num_children != children.get(av.id, 0):
@@ -196,14 +202,15 @@ def _counters(state: State) -> list[Violation]:
                 Violation(
                     "counter",
                     f"anon_vma#{av.id} num_children {av.num_children} != {children.get(av.id, 0)} (self-parented root counts itself)",
-                    (f"anon_vma:{av.id}",),
+                    (ObjRef("anon_vma", av.id),),
                 )
             )
     return found
 
 
-def _rmap(state: State) -> list[Violation]:
-    found = []
+def _rmap(state: State) -> list[tuple[Violation, Folio | None]]:
+    """Each rmap violation, with the folio it is about (None once freed)."""
+    found: list[tuple[Violation, Folio | None]] = []
     for mm in state.processes.values():
         for v in mm.vmas:
             vma = state.vmas[v]
@@ -218,9 +225,11 @@ def _rmap(state: State) -> list[Violation]:
                     continue
                 folio = state.folios.get(pte.folio)
                 addr = vpn << PAGE_SHIFT
-                refs = (f"folio:{pte.folio}", f"vma:{vma.id}")
+                refs = (ObjRef("folio", pte.folio), ObjRef("vma", vma.id))
                 if folio is None:
-                    found.append(Violation("rmap", f"{addr:#x} maps freed folio#{pte.folio}", refs))
+                    found.append(
+                        (Violation("rmap", f"{addr:#x} maps freed folio#{pte.folio}", refs), None)
+                    )
                     continue
                 result = rmap_check(state, vma, addr, pte.page, folio)
                 if result.miss is None:
@@ -238,5 +247,5 @@ def _rmap(state: State) -> list[Violation]:
                         f"index {result.index:#x} != linear_page_index {result.expected:#x}:"
                         " rmap walk looks at the wrong address"
                     )
-                found.append(Violation("rmap", f"{where}: {why}", refs))
+                found.append((Violation("rmap", f"{where}: {why}", refs), folio))
     return found

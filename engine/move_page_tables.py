@@ -12,6 +12,7 @@ from engine.huge_memory import split_huge_pmd
 from engine.mm_constants import HPAGE_PMD_NR, PAGE_SHIFT, PMD_SIZE
 from engine.mm_types import VMA
 from engine.sim.kernel import Kernel
+from engine.sim.trace import Lock
 
 
 def move_page_tables(
@@ -31,7 +32,7 @@ def move_page_tables(
     old_vpn, new_vpn, npages = old_addr >> PAGE_SHIFT, new_addr >> PAGE_SHIFT, length >> PAGE_SHIFT
     aligned = (old_addr - new_addr) % PMD_SIZE == 0
     whole = moved = 0
-    with k.lock("page-table locks of the old and new tables"):
+    with k.lock(Lock.page_tables()):
         for pmd in table.pmd_indexes(old_vpn, old_vpn + npages):
             lo, hi = max(pmd << 9, old_vpn), min((pmd + 1) << 9, old_vpn + npages)
             leaf = table.leaf(pmd)

@@ -31,6 +31,7 @@ from engine.relocate import Walk, relocate_and_move, should_relocate_anon
 from engine.rmap import anon_vma_prepare, unlink_anon_vmas
 from engine.sim.errors import SyscallError
 from engine.sim.kernel import Kernel
+from engine.sim.trace import Lock
 from engine.uapi import MAP, MREMAP
 from engine.vma import (
     copy_vma,
@@ -262,7 +263,7 @@ def move_vma(k: Kernel, vrm: VRM) -> int:
     assert vma is not None
     if len(k.mm(vrm.mm).vmas) >= MAX_MAP_COUNT - 3:
         raise SyscallError("ENOMEM", "map_count too close to max_map_count")
-    with k.lock(f"vma write lock vma#{vma.id}"):
+    with k.lock(Lock.vma_write(vma.id)):
         err, new_vma = copy_vma_and_data(k, vrm)
         if err and new_vma is None:
             raise SyscallError(err, "copy_vma_and_data failed")

@@ -21,6 +21,7 @@ from engine.pagemap import linear_page_index
 from engine.pagetable import PRESENT, ZERO_PAGE
 from engine.rmap import anon_vma_clone
 from engine.sim.kernel import Kernel
+from engine.sim.trace import Lock, Rule
 from engine.vma import VMG, find_vma_prev, vma_merge_existing_range
 
 # Folio-by-folio steps for walks up to this many pages; larger walks get
@@ -38,13 +39,13 @@ def should_relocate_anon(k: Kernel, vma: VMA, must: bool) -> tuple[bool, bool]:
     fn = "should_relocate_anon"
     tail = " (fatal under MUST: -EFAULT)" if fatal else " (falls back to a plain move)"
     if vma.vm_flags & (VM_SPECIAL | VM_HUGETLB):
-        k.event(fn, "refused: VM_SPECIAL or hugetlb" + tail, rule="VM_SPECIAL|VM_HUGETLB")
+        k.event(fn, "refused: VM_SPECIAL or hugetlb" + tail, rule=Rule(fn, "VM_SPECIAL|VM_HUGETLB"))
         return False, fatal
     if not vma.is_anonymous():
         k.event(
             fn,
             "refused: not anonymous (MAP_SHARED is shmem)" + tail,
-            rule="vma_is_anonymous",
+            rule=Rule("vma_is_anonymous"),
         )
         return False, fatal
     shared, why = vma_maybe_has_shared_anon_folios(k.state, vma)
@@ -52,7 +53,7 @@ def should_relocate_anon(k: Kernel, vma: VMA, must: bool) -> tuple[bool, bool]:
         k.event(
             fn,
             f"refused: {why}" + tail,
-            rule="vma_maybe_has_shared_anon_folios",
+            rule=Rule("vma_maybe_has_shared_anon_folios"),
             chains=len(vma.avc),
         )
         return False, fatal
@@ -60,10 +61,10 @@ def should_relocate_anon(k: Kernel, vma: VMA, must: bool) -> tuple[bool, bool]:
         k.event(
             fn,
             "no anon_vma: unfaulted, nothing to relocate (not an error)",
-            rule="!vma->anon_vma",
+            rule=Rule(fn, "!vma->anon_vma"),
         )
         return False, False
-    k.event(fn, f"relocate: vma#{vma.id} is faulted, its folios are not shared", rule="relocate")
+    k.event(fn, f"relocate: vma#{vma.id} is faulted, its folios are not shared", rule=Rule(fn))
     return True, False
 
 
@@ -113,7 +114,7 @@ def relocate_and_move(k: Kernel, walk: Walk) -> Outcome:
     old, new = walk.old, walk.new
     assert new.anon_vma is not None
     root = k.anon_vma(new.anon_vma).root
-    with k.lock(f"anon_vma rwsem (write) of anon_vma#{root}"):
+    with k.lock(Lock.anon_vma_write(root)):
         ok = relocate_anon_folios(k, walk)
         _race(k, walk, RACE_BEFORE_UNDO)
         if not ok and k.policy.split_on_failure:
@@ -192,8 +193,8 @@ def relocate_anon_folios(k: Kernel, walk: Walk) -> bool:
             new_lo = lo - start_vpn + (walk.new_addr >> PAGE_SHIFT)
             if new_lo % HPAGE_PMD_NR == 0 and head.folio != ZERO_PAGE:
                 with (
-                    k.lock(f"pmd lock of {lo << PAGE_SHIFT:#x}"),
-                    k.lock(f"folio lock of folio#{head.folio}"),
+                    k.lock(Lock.pmd(lo << PAGE_SHIFT)),
+                    k.lock(Lock.folio(head.folio)),
                 ):
                     ok = _relocate_folio(k, walk, k.folio(head.folio), lo)
                     k.step(
@@ -206,7 +207,7 @@ def relocate_anon_folios(k: Kernel, walk: Walk) -> bool:
                     return False
                 continue
             split_huge_pmd(k, mm, lo << PAGE_SHIFT)
-        with k.lock(f"PTE lock (spinlock) of table {pmd << 9 << PAGE_SHIFT:#x}"):
+        with k.lock(Lock.pte_table(pmd << 9 << PAGE_SHIFT)):
             if not _relocate_ptes(k, walk, lo, hi, small):
                 return False
             if not small:
@@ -241,7 +242,7 @@ def _relocate_ptes(k: Kernel, walk: Walk, lo: int, hi: int, small: bool) -> bool
             vpn += 1
             continue
         folio = k.folio(pte.folio)
-        with k.lock(f"folio lock of folio#{folio.id}"):
+        with k.lock(Lock.folio(folio.id)):
             k.warn("folio_lock() may sleep, but the PTE spinlock is held (the syzkaller report)")
             if folio.maybe_mapped_shared():
                 k.event(

@@ -11,6 +11,7 @@ from dataclasses import replace
 from engine.invariants import check
 from engine.mm_types import State
 from engine.sim.simulation import run_source
+from engine.sim.trace import Lock
 
 SOURCE = """char *c = mmap(NULL, 30 * page_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 char *a = mmap(&c[page_size], 5 * page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
@@ -28,7 +29,7 @@ def faulted_vma(state: State):  # type: ignore[no-untyped-def]
     return next(v for v in state.vmas.values() if v.anon_vma is not None)
 
 
-def kinds(state: State, locks: tuple[str, ...] = ()) -> set[str]:
+def kinds(state: State, locks: tuple[Lock, ...] = ()) -> set[str]:
     return {v.kind for v in check(state, locks)}
 
 
@@ -75,5 +76,6 @@ def test_a_write_locked_anon_vma_hides_the_mismatch_from_racing_walkers() -> Non
     vma = faulted_vma(state)
     folio = next(iter(state.folios.values()))
     state = state._replace(folios=state.folios.set(folio.id, folio._replace(index=0)))
-    (violation,) = check(state, (f"anon_vma rwsem (write) of anon_vma#{vma.anon_vma}",))
+    assert vma.anon_vma is not None
+    (violation,) = check(state, (Lock.anon_vma_write(vma.anon_vma),))
     assert violation.locked

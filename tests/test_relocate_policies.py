@@ -15,6 +15,7 @@ import pytest
 from engine.invariants import check
 from engine.sim.policy import POLICIES
 from engine.sim.simulation import Run, run_source
+from engine.sim.trace import LockKind
 
 CARVEOUT = "char *c = mmap(NULL, 30 * page_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);\n"
 PAGE = 4096
@@ -222,6 +223,6 @@ def test_walk_warns_of_sleeping_under_the_pte_lock() -> None:
     walk = [s for s in run.steps if s.function == "mm/mremap.c:relocate_anon_pte"]
     assert len(walk) == 5  # a small range: one step per folio
     for step in walk:
-        assert any(lock.startswith("PTE lock") for lock in step.locks)
-        assert any(lock.startswith("folio lock") for lock in step.locks)
+        assert any(lock.kind is LockKind.PTE_LOCK for lock in step.locks)
+        assert any(lock.kind is LockKind.FOLIO_LOCK for lock in step.locks)
         assert any("spinlock" in w for w in step.warnings)

@@ -12,19 +12,21 @@ from __future__ import annotations
 
 from engine.accounting import metadata
 from engine.invariants import check
+from engine.present.trace import event_values, lock_text
 from engine.sim.simulation import Run
+from engine.sim.trace import Step
 
 
 def run_json(run: Run) -> dict[str, object]:
     """{"steps": [...]}, plus "error" when the run stopped early."""
     steps = []
-    last: tuple[object, tuple[str, ...], list[dict[str, object]]] | None = None
+    last: tuple[object, object, list[dict[str, object]]] | None = None
     for statement in run.statements:
         entry = statement.record()
         inner = []
         for index in range(statement.first, statement.last):
             step = run.steps[index]
-            item = step.as_dict()
+            item = step_json(step)
             item["index"] = index
             # A step that changed nothing keeps the same State object: check it once.
             if last is None or last[0] is not step.state or last[1] != step.held:
@@ -43,3 +45,20 @@ def run_json(run: Run) -> dict[str, object]:
     if run.error is not None:
         document["error"] = run.error
     return document
+
+
+def step_json(step: Step) -> dict[str, object]:
+    """One inner step's JSON form, without its state."""
+    return {
+        "function": step.function,
+        "summary": step.summary,
+        "locks": [lock_text(lock) for lock in step.locks],
+        "created": [str(ref) for ref in step.created],
+        "changed": [str(ref) for ref in step.changed],
+        "freed": [str(ref) for ref in step.freed],
+        "events": [
+            {"function": e.function, "decision": e.decision, "values": event_values(e)}
+            for e in step.events
+        ],
+        "warnings": list(step.warnings),
+    }

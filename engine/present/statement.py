@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 from engine.present.picture import render_state
 from engine.present.text import fit
+from engine.present.trace import event_values
 from engine.sim.simulation import Run, StatementRun
 from engine.sim.trace import Event
 
@@ -53,7 +54,7 @@ def step_lines(
         return []
     lines = [f"  {function}: {summary}"]
     for event in events:
-        shown = ", ".join(f"{k}={v}" for k, v in event.values)
+        shown = ", ".join(f"{k}={v}" for k, v in event_values(event).items())
         lines.append(f"    why: {event.function}: {event.decision}")
         if shown:
             lines[-1] += f" ({shown})"

@@ -14,7 +14,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from engine import fork, gup, madvise, mmap, mprotect, mremap
 from engine.memory import access_allowed, fault_anon_range, handle_mm_fault
@@ -30,7 +30,7 @@ from engine.sim.errors import SyscallError
 from engine.sim.kernel import Kernel
 from engine.sim.limits import LimitExceeded, Limits
 from engine.sim.policy import POLICIES
-from engine.sim.trace import Step
+from engine.sim.trace import Lock, ObjRef, Step
 from engine.vma import find_vma
 
 Handler = Callable[[Kernel, str, list[int]], int]
@@ -46,19 +46,31 @@ def _returns_zero(call: Callable[..., None]) -> Handler:
     return handler
 
 
-SYSCALLS: dict[str, tuple[str, Handler]] = {
-    "mmap": ("mm/mmap.c:do_mmap", lambda k, p, a: mmap.do_mmap(k, p, *a)),
-    "munmap": ("mm/vma.c:do_vmi_munmap", _returns_zero(mmap.do_vmi_munmap)),
-    "mprotect": ("mm/mprotect.c:do_mprotect_pkey", _returns_zero(mprotect.do_mprotect)),
-    "madvise": ("mm/madvise.c:do_madvise", _returns_zero(madvise.do_madvise)),
-    "mremap": ("mm/mremap.c:do_mremap", lambda k, p, a: mremap.do_mremap(k, p, *a)),
-    "pin": ("mm/gup.c:pin_user_pages", _returns_zero(gup.pin_user_pages)),
-    "unpin": ("mm/gup.c:unpin_user_pages", _returns_zero(gup.unpin_user_pages)),
-    "gup_fast_pin": ("mm/gup.c:gup_fast", _returns_zero(gup.arm_gup_fast_race)),
-    "swapout": ("mm/vmscan.c:shrink_folio_list", _returns_zero(madvise.swap_out)),
-    "migrate_entry": (
-        "mm/migrate.c:migrate_pages",
-        _returns_zero(madvise.install_migration_entries),
+class Syscall(NamedTuple):
+    """The kernel function a system call enters, in its file, and its handler."""
+
+    file: str
+    function: str
+    handler: Handler
+
+    @property
+    def label(self) -> str:
+        """The step label: "mm/mmap.c:do_mmap"."""
+        return f"{self.file}:{self.function}"
+
+
+SYSCALLS: dict[str, Syscall] = {
+    "mmap": Syscall("mm/mmap.c", "do_mmap", lambda k, p, a: mmap.do_mmap(k, p, *a)),
+    "munmap": Syscall("mm/vma.c", "do_vmi_munmap", _returns_zero(mmap.do_vmi_munmap)),
+    "mprotect": Syscall("mm/mprotect.c", "do_mprotect_pkey", _returns_zero(mprotect.do_mprotect)),
+    "madvise": Syscall("mm/madvise.c", "do_madvise", _returns_zero(madvise.do_madvise)),
+    "mremap": Syscall("mm/mremap.c", "do_mremap", lambda k, p, a: mremap.do_mremap(k, p, *a)),
+    "pin": Syscall("mm/gup.c", "pin_user_pages", _returns_zero(gup.pin_user_pages)),
+    "unpin": Syscall("mm/gup.c", "unpin_user_pages", _returns_zero(gup.unpin_user_pages)),
+    "gup_fast_pin": Syscall("mm/gup.c", "gup_fast", _returns_zero(gup.arm_gup_fast_race)),
+    "swapout": Syscall("mm/vmscan.c", "shrink_folio_list", _returns_zero(madvise.swap_out)),
+    "migrate_entry": Syscall(
+        "mm/migrate.c", "migrate_pages", _returns_zero(madvise.install_migration_entries)
     ),
 }
 
@@ -79,15 +91,15 @@ class Simulation:
         self._begin(f"{process}: {name}()")
         if name == "memset":
             return self._memset(process, args[0], args[2])
-        function, handler = SYSCALLS[name]
+        call = SYSCALLS[name]
         try:
-            with k.lock(f"mmap_lock (write) of {process}"):
-                value = handler(k, process, args)
+            with k.lock(Lock.mmap(process, "write")):
+                value = call.handler(k, process, args)
         except SyscallError as err:
-            k.event(function.split(":")[1], f"returns -{err.errno}: {err.why}", errno=err.errno)
-            k.step(function, f"fails with {err.errno}")
+            k.event(call.function, f"returns -{err.errno}: {err.why}", errno=err.errno)
+            k.step(call.label, f"fails with {err.errno}")
             return CallResult(err.errno, -1)
-        k.step(function, f"returns {value:#x}" if value else "returns 0")
+        k.step(call.label, f"returns {value:#x}" if value else "returns 0")
         return CallResult("ok", value)
 
     def fork(self, parent: str, child: str) -> CallResult:
@@ -118,7 +130,7 @@ class Simulation:
         k = self.kernel
         addr = start & ~(PAGE_SIZE - 1)
         end = min(end, 1 << 64)
-        with k.lock(f"mmap_lock (read) of {process}"):
+        with k.lock(Lock.mmap(process, "read")):
             while addr < end:
                 vma = find_vma(k.state, process, addr)
                 if vma is None or vma.vm_start > addr:
@@ -177,9 +189,9 @@ View = Literal["step", "before", "after"]
 class Changes:
     """The objects a step, or a whole statement, created, changed and freed."""
 
-    created: tuple[str, ...] = ()
-    changed: tuple[str, ...] = ()
-    freed: tuple[str, ...] = ()
+    created: tuple[ObjRef, ...] = ()
+    changed: tuple[ObjRef, ...] = ()
+    freed: tuple[ObjRef, ...] = ()
 
     @classmethod
     def of_step(cls, step: Step) -> Changes:
@@ -189,9 +201,9 @@ class Changes:
     def of_steps(cls, steps: Iterable[Step]) -> Changes:
         """What the steps did together: an object created then changed is created,
         one freed at the end is only freed."""
-        created: dict[str, None] = {}
-        changed: dict[str, None] = {}
-        freed: dict[str, None] = {}
+        created: dict[ObjRef, None] = {}
+        changed: dict[ObjRef, None] = {}
+        freed: dict[ObjRef, None] = {}
         for step in steps:
             created.update(dict.fromkeys(step.created))
             changed.update(dict.fromkeys(r for r in step.changed if r not in created))
@@ -202,8 +214,8 @@ class Changes:
             tuple(freed),
         )
 
-    def of(self, ref: str) -> Literal["", "created", "changed"]:
-        """How the object `ref` ("vma:3") fared: created, changed, or neither."""
+    def of(self, ref: ObjRef) -> Literal["", "created", "changed"]:
+        """How the object `ref` fared: created, changed, or neither."""
         if ref in self.created:
             return "created"
         if ref in self.changed:
@@ -218,7 +230,7 @@ class Shown:
 
     state: State
     before: State | None
-    held: tuple[str, ...]
+    held: tuple[Lock, ...]
     changes: Changes
 
 
@@ -304,9 +316,7 @@ class Run:
             next=step + 1 if step < last else None,
             last=last if step < last else None,
             prev_statement=self.statements[s - 1].first if s > 0 else None,
-            next_statement=(
-                self.statements[s + 1].first if s + 1 < len(self.statements) else None
-            ),
+            next_statement=(self.statements[s + 1].first if s + 1 < len(self.statements) else None),
         )
 
 
