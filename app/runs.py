@@ -16,7 +16,7 @@ from typing import Any
 from app.limits import MAX_RUN_CACHE_BYTES, WEB_LIMITS
 from engine import gallery as engine_gallery
 from engine.gallery import GalleryEntry
-from engine.invariants import check
+from engine.invariants import summarise
 from engine.mm_types import State
 from engine.present.report import run_json
 from engine.sim.simulation import Run, run_source
@@ -115,5 +115,6 @@ def scenario_json(run: Run) -> dict[str, object]:
 
 
 def invariant_violations(state: State, locks: tuple[Lock, ...] = ()) -> list[dict[str, Any]]:
-    """engine.invariants.check() on a snapshot, as dicts."""
-    return [v.as_dict() for v in check(state, locks)]
+    """engine.invariants.summarise() of a snapshot (a run of pages broken
+    the same way is one record), as dicts."""
+    return [v.as_dict() for v in summarise(state, locks)]

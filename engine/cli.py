@@ -11,13 +11,12 @@ is not Linux, no C compiler for the executor).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from importlib import resources
 from typing import Any
 
-from engine.present.report import run_json
+from engine.present.report import write_json
 from engine.present.statement import render_statement, step_lines
 from engine.present.text import WIDTH, fit
 from engine.scenario import ast
@@ -105,7 +104,8 @@ def _run(args: argparse.Namespace) -> int:
     name, scenario = _load(args.file)
     run = run_scenario(scenario)
     if args.json:
-        print(json.dumps(run_json(run)))
+        write_json(run, sys.stdout)
+        print()
     else:
         for i in range(len(run.statements)):
             print(render_statement(run, i, inner=True))

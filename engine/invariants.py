@@ -9,11 +9,16 @@ address (vma_address()).
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import Enum
+from typing import NamedTuple
+
+from immutables import Map
 
 from engine.mm_constants import PAGE_SHIFT, PAGE_SIZE
-from engine.mm_types import VMA, Folio, State
+from engine.mm_types import MM, VMA, Folio, State
 from engine.pagemap import linear_page_index
 from engine.pagetable import MIGRATION, PRESENT, ZERO_PAGE
 from engine.rmap import folio_anon_vma, rmap_walk_anon
@@ -87,6 +92,9 @@ class Violation:
     message: str
     objects: tuple[ObjRef, ...]
     locked: bool = False
+    pages: int = 1
+    """How many pages the record stands for: a run of consecutive pages
+    with the same violation is one record (summarise())."""
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -94,30 +102,150 @@ class Violation:
             "message": self.message,
             "objects": [str(ref) for ref in self.objects],
             "locked": self.locked,
+            "pages": self.pages,
         }
 
 
 def check(state: State, locks: tuple[Lock, ...] = ()) -> list[Violation]:
-    """Every violation in a snapshot (empty when all is well).
+    """Every violation in a snapshot, one per page (empty when all is well).
 
     `locks` are the locks held at that step (Step.held): an rmap mismatch
     on a folio whose anon_vma root is write-locked is marked `locked`.
     """
-    held = {
+    held = _write_locked_roots(locks)
+    found = _objects(state)
+    for mm in state.processes.values():
+        for pmd in mm.pagetable.pmd_indexes():
+            found += [_locked(state, m, held) for m in _rmap_leaf(state, mm, pmd)]
+    return found
+
+
+def summarise(state: State, locks: tuple[Lock, ...] = ()) -> list[Violation]:
+    """check(), with each run of consecutive pages that break the rmap
+    invariant the same way as one record (its range and page count)."""
+    misses = [
+        m
+        for mm in state.processes.values()
+        for pmd in mm.pagetable.pmd_indexes()
+        for m in _rmap_leaf(state, mm, pmd)
+    ]
+    return _objects(state) + _runs(state, misses, _write_locked_roots(locks))
+
+
+class Checker:
+    """summarise() over a run's snapshots in order, each step checking only
+    what it changed: the objects of the step's created/changed/freed, the
+    PTE tables it edited, the pages of the VMAs it changed and of the
+    folios it touched. The rmap results of every other page are kept from
+    the step before. The VMA, chain and counter checks, which cost what
+    the VMAs and anon_vmas cost, not the pages, run in full each time.
+    """
+
+    def __init__(self) -> None:
+        self._state: State | None = None
+        self._leaves: dict[tuple[str, int], list[_PageMiss]] = {}
+        self._folios: dict[tuple[str, int], set[int]] = {}
+        self._where: dict[int, set[tuple[str, int]]] = {}
+
+    def summarise(
+        self, state: State, locks: tuple[Lock, ...] = (), folios: Iterable[int] = ()
+    ) -> list[Violation]:
+        """The summary of `state`, which follows the state last given; `folios`
+        are the ids of the folios created, changed or freed since then."""
+        before, self._state = self._state, state
+        if (
+            before is None
+            or before.anon_vmas is not state.anon_vmas
+            or before.shmem is not state.shmem
+            or set(before.processes) != set(state.processes)
+        ):
+            self._leaves, self._folios, self._where = {}, {}, {}
+            stale = {
+                (name, pmd)
+                for name, mm in state.processes.items()
+                for pmd in mm.pagetable.pmd_indexes()
+            }
+        else:
+            stale = self._stale(before, state, folios)
+        for name, pmd in stale:
+            self._recheck(state, name, pmd)
+        misses = [m for key in sorted(self._leaves) for m in self._leaves[key]]
+        return _objects(state) + _runs(state, misses, _write_locked_roots(locks))
+
+    def _stale(self, before: State, state: State, folios: Iterable[int]) -> set[tuple[str, int]]:
+        """The PTE tables whose pages may check differently now."""
+        stale: set[tuple[str, int]] = set()
+        for name, mm in state.processes.items():
+            old = before.processes[name]
+            if old is mm:
+                continue
+            stale.update((name, pmd) for pmd in mm.pagetable.changed_pmds(old.pagetable))
+            if old.vmas != mm.vmas:
+                stale.update(
+                    _pmds_under(mm, old, state.vmas, before.vmas, set(old.vmas) ^ set(mm.vmas))
+                )
+        if before.vmas is not state.vmas:
+            moved = {
+                v
+                for v in set(before.vmas) | set(state.vmas)
+                if before.vmas.get(v) is not state.vmas.get(v)
+            }
+            for name, mm in state.processes.items():
+                old = before.processes[name]
+                stale.update(_pmds_under(mm, old, state.vmas, before.vmas, moved))
+        for folio in folios:
+            stale.update(self._where.get(folio, ()))
+        return stale
+
+    def _recheck(self, state: State, name: str, pmd: int) -> None:
+        key = (name, pmd)
+        for folio in self._folios.pop(key, ()):
+            self._where[folio].discard(key)
+        seen: set[int] = set()
+        misses = _rmap_leaf(state, state.processes[name], pmd, seen)
+        for folio in seen:
+            self._where.setdefault(folio, set()).add(key)
+        self._folios[key] = seen
+        if misses:
+            self._leaves[key] = misses
+        else:
+            self._leaves.pop(key, None)
+
+
+def _pmds_under(
+    mm: MM, old: MM, vmas: Map[int, VMA], old_vmas: Map[int, VMA], ids: set[int]
+) -> set[tuple[str, int]]:
+    """The populated PTE tables of `mm` (now or before) under VMAs `ids`, at
+    their old or new place."""
+    found: set[tuple[str, int]] = set()
+    for table, store in (
+        (mm.pagetable, vmas),
+        (old.pagetable, old_vmas),
+        (mm.pagetable, old_vmas),
+        (old.pagetable, vmas),
+    ):
+        for v in ids:
+            vma = store.get(v)
+            if vma is None or vma.mm != mm.name:
+                continue
+            lo, hi = vma.vm_start >> PAGE_SHIFT, vma.vm_end >> PAGE_SHIFT
+            found.update((mm.name, pmd) for pmd in table.pmd_indexes(lo, hi))
+    return found
+
+
+def _write_locked_roots(locks: tuple[Lock, ...]) -> set[int]:
+    return {
         lock.target.id
         for lock in locks
         if lock.kind is LockKind.ANON_VMA_RWSEM
         and lock.mode == "write"
         and isinstance(lock.target, ObjRef)
     }
-    found: list[Violation] = []
-    found += _vma_order(state)
-    found += _chains(state)
-    found += _counters(state)
-    for v, folio in _rmap(state):
-        av = state.anon_vmas.get(folio.mapping) if folio and folio.mapping is not None else None
-        found.append(replace(v, locked=av is not None and av.root in held))
-    return found
+
+
+def _objects(state: State) -> list[Violation]:
+    """The checks of VMAs, chains and counters (not of pages)."""
+    return _vma_order(state) + _chains(state) + _counters(state)
 
 
 def _vma_order(state: State) -> list[Violation]:
@@ -208,44 +336,119 @@ def _counters(state: State) -> list[Violation]:
     return found
 
 
-def _rmap(state: State) -> list[tuple[Violation, Folio | None]]:
-    """Each rmap violation, with the folio it is about (None once freed)."""
-    found: list[tuple[Violation, Folio | None]] = []
-    for mm in state.processes.values():
-        for v in mm.vmas:
-            vma = state.vmas[v]
-            if vma.shmem is not None:
-                continue
-            for vpn, pte in mm.pagetable.items(
-                vma.vm_start >> PAGE_SHIFT, vma.vm_end >> PAGE_SHIFT
-            ):
-                # A migration entry still names its folio, and migration
-                # finds it again by the same rmap walk (remove_migration_ptes).
-                if pte.kind not in (PRESENT, MIGRATION) or pte.folio == ZERO_PAGE:
-                    continue
-                folio = state.folios.get(pte.folio)
-                addr = vpn << PAGE_SHIFT
-                refs = (ObjRef("folio", pte.folio), ObjRef("vma", vma.id))
-                if folio is None:
-                    found.append(
-                        (Violation("rmap", f"{addr:#x} maps freed folio#{pte.folio}", refs), None)
-                    )
-                    continue
-                result = rmap_check(state, vma, addr, pte.page, folio)
-                if result.miss is None:
-                    continue
-                where = f"folio#{folio.id} at {addr:#x}"
-                if result.miss is RmapMiss.NO_ANON_VMA:
-                    why = f"mapping anon_vma#{folio.mapping} is freed: rmap would use freed memory"
-                elif result.miss is RmapMiss.NOT_CHAINED:
-                    why = (
-                        f"anon_vma#{folio.mapping} has no chain to vma#{vma.id}:"
-                        " rmap walk misses this mapping"
-                    )
-                else:
-                    why = (
-                        f"index {result.index:#x} != linear_page_index {result.expected:#x}:"
-                        " rmap walk looks at the wrong address"
-                    )
-                found.append((Violation("rmap", f"{where}: {why}", refs), folio))
+class _PageMiss(NamedTuple):
+    """One page that rmap would not find again: its page number, what makes
+    it the same violation as its neighbours (`key`), the violation, and
+    folio->mapping (for the locked flag; None once the folio is freed)."""
+
+    vpn: int
+    vma: int
+    key: tuple[object, ...]
+    violation: Violation
+    mapping: int | None
+
+
+def _locked(state: State, miss: _PageMiss, held: set[int]) -> Violation:
+    av = state.anon_vmas.get(miss.mapping) if miss.mapping is not None else None
+    return replace(miss.violation, locked=av is not None and av.root in held)
+
+
+def _rmap_leaf(state: State, mm: MM, pmd: int, seen: set[int] | None = None) -> list[_PageMiss]:
+    """The rmap check of every page one PTE table of `mm` maps, in address
+    order; `seen` collects the ids of the folios it maps."""
+    leaf = mm.pagetable.leaf(pmd)
+    if leaf is None:
+        return []
+    base = pmd << 9
+    vmas = [
+        state.vmas[v]
+        for v in mm.vmas
+        if state.vmas[v].vm_end > base << PAGE_SHIFT
+        and state.vmas[v].vm_start < (base + 512) << PAGE_SHIFT
+    ]
+    ends = [vma.vm_end >> PAGE_SHIFT for vma in vmas]
+    found: list[_PageMiss] = []
+    for off in sorted(leaf):
+        vpn = base | off
+        i = bisect.bisect_right(ends, vpn)
+        if i == len(vmas) or vmas[i].vm_start >> PAGE_SHIFT > vpn:
+            continue
+        vma = vmas[i]
+        pte = leaf[off]
+        # A migration entry still names its folio, and migration finds it
+        # again by the same rmap walk (remove_migration_ptes).
+        if vma.shmem is not None or pte.kind not in (PRESENT, MIGRATION) or pte.folio == ZERO_PAGE:
+            continue
+        if seen is not None:
+            seen.add(pte.folio)
+        folio = state.folios.get(pte.folio)
+        addr = vpn << PAGE_SHIFT
+        refs = (ObjRef("folio", pte.folio), ObjRef("vma", vma.id))
+        if folio is None:
+            violation = Violation("rmap", f"{addr:#x} maps freed folio#{pte.folio}", refs)
+            found.append(_PageMiss(vpn, vma.id, ("freed", vma.id), violation, None))
+            continue
+        result = rmap_check(state, vma, addr, pte.page, folio)
+        if result.miss is None:
+            continue
+        where = f"folio#{folio.id} at {addr:#x}"
+        key: tuple[object, ...] = (result.miss, vma.id, folio.mapping)
+        if result.miss is RmapMiss.NO_ANON_VMA:
+            why = f"mapping anon_vma#{folio.mapping} is freed: rmap would use freed memory"
+        elif result.miss is RmapMiss.NOT_CHAINED:
+            why = (
+                f"anon_vma#{folio.mapping} has no chain to vma#{vma.id}:"
+                " rmap walk misses this mapping"
+            )
+        else:
+            key += (result.index - result.expected,)
+            why = (
+                f"index {result.index:#x} != linear_page_index {result.expected:#x}:"
+                " rmap walk looks at the wrong address"
+            )
+        violation = Violation("rmap", f"{where}: {why}", refs)
+        found.append(_PageMiss(vpn, vma.id, key, violation, folio.mapping))
     return found
+
+
+def _runs(state: State, misses: list[_PageMiss], held: set[int]) -> list[Violation]:
+    """Consecutive pages with the same key as one record each; a run of one
+    page keeps its own violation."""
+    found: list[Violation] = []
+    i = 0
+    while i < len(misses):
+        j = i + 1
+        while (
+            j < len(misses)
+            and misses[j].key == misses[i].key
+            and misses[j].vpn == misses[j - 1].vpn + 1
+        ):
+            j += 1
+        first = _locked(state, misses[i], held)
+        if j - i == 1:
+            found.append(first)
+        else:
+            found.append(_run(state, first, misses[i], misses[j - 1].vpn, j - i))
+        i = j
+    return found
+
+
+def _run(state: State, first: Violation, miss: _PageMiss, last_vpn: int, pages: int) -> Violation:
+    """The record of pages miss.vpn..last_vpn, worded after the first page."""
+    start, end = miss.vpn << PAGE_SHIFT, ((last_vpn + 1) << PAGE_SHIFT) - 1
+    vma, what = miss.vma, miss.key[0]
+    if what == "freed":
+        why = "map freed folios"
+    elif what is RmapMiss.NO_ANON_VMA:
+        why = f"mapping anon_vma#{miss.mapping} is freed: rmap would use freed memory"
+    elif what is RmapMiss.NOT_CHAINED:
+        why = f"anon_vma#{miss.mapping} has no chain to vma#{vma}: rmap walk misses these mappings"
+    else:
+        why = "index != linear page index: rmap walk looks at the wrong address"
+    if first.locked and miss.mapping is not None:
+        why += f", behind write-locked anon_vma#{state.anon_vmas[miss.mapping].root}"
+    objects: tuple[ObjRef, ...] = (ObjRef("vma", vma),)
+    if miss.mapping is not None:
+        objects += (ObjRef("anon_vma", miss.mapping),)
+    message = f"pages {start:#x}-{end:#x} ({pages}) of vma#{vma}: {why}"
+    return Violation("rmap", message, objects, first.locked, pages)

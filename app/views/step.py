@@ -11,7 +11,7 @@ from app.views.anon_graph import AnonGraph, anon_graph
 from app.views.folios import FolioTable, folio_table
 from engine.accounting import metadata
 from engine.mm_types import State
-from engine.present.trace import event_values, lock_text
+from engine.present.trace import event_values, lock_summary
 from engine.procfs import proc_maps
 from engine.sim.simulation import Changes, Run, View
 from engine.sim.trace import Lock
@@ -37,6 +37,7 @@ class ViolationView(BaseModel):
     message: str
     objects: list[str]
     locked: bool = False
+    pages: int = 1
 
 
 class ChangesView(BaseModel):
@@ -123,7 +124,7 @@ def step_view(run: Run, index: int, view: View = "step") -> StepView:
         statements=len(run.statements),
         function=step.function,
         summary=step.summary,
-        locks=[lock_text(lock) for lock in step.locks],
+        locks=lock_summary(step.locks, step.held),
         events=[
             EventView(function=e.function, decision=e.decision, values=event_values(e))
             for e in step.events

@@ -29,6 +29,29 @@ def lock_text(lock: Lock) -> str:
     return f"{kind.value}{mode} of {where}"
 
 
+def lock_summary(locks: tuple[Lock, ...], held: tuple[Lock, ...]) -> list[str]:
+    """The locks a step ran under, as lines: each held one by name; locks
+    of one kind taken and dropped one after another (the walk's folio locks)
+    as one line, "folio lock of each folio in turn, 512"."""
+    still = set(held)
+    in_turn: dict[LockKind, int] = {}
+    for lock in locks:
+        if lock not in still:
+            in_turn[lock.kind] = in_turn.get(lock.kind, 0) + 1
+    lines: list[str] = []
+    said: set[LockKind] = set()
+    for lock in locks:
+        count = in_turn.get(lock.kind, 0)
+        if lock in still or count == 1:
+            lines.append(lock_text(lock))
+        elif lock.kind not in said:
+            said.add(lock.kind)
+            target = lock.target
+            what = target.kind if isinstance(target, ObjRef) else "table"
+            lines.append(f"{lock.kind.value} of each {what} in turn, {count}")
+    return lines
+
+
 def rule_text(rule: Rule) -> str:
     """ "is_mergeable_vma: vm_flags", or the function alone."""
     return f"{rule.function}: {rule.check}" if rule.check else rule.function

@@ -149,3 +149,7 @@ class Step:
     events: tuple[Event, ...]
     warnings: tuple[str, ...]
     state: State = field(repr=False)
+
+    def folios_touched(self) -> list[int]:
+        """The ids of the folios the step created, changed or freed."""
+        return [r.id for r in (*self.created, *self.changed, *self.freed) if r.kind == "folio"]
