@@ -34,7 +34,7 @@ class RmapMiss(Enum):
     OTHER_FILE = "the shmem folio belongs to another file"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RmapCheck:
     """The rmap check of one mapped page: `miss` is None when rmap finds it;
     `index` is the page's index (folio->index + page), `expected`
@@ -67,10 +67,14 @@ def rmap_check(state: State, vma: VMA, addr: int, page: int, folio: Folio) -> Rm
         else:
             miss = None if index == expected else RmapMiss.WRONG_INDEX
         return RmapCheck(miss, index, expected)
+    av = folio_anon_vma(state, folio)
+    if av is not None and vma.id in av.chains and index == expected:
+        # What the walk below would find: a chained VMA whose linear index at
+        # addr is the page's is visited there (vma_address() covers it).
+        return RmapCheck(None, index, expected)
     for seen, _ in rmap_walk_anon(state, folio):
         if seen.id == vma.id and linear_page_index(seen, addr) == index:
             return RmapCheck(None, index, expected)
-    av = folio_anon_vma(state, folio)
     if av is None:
         miss = RmapMiss.NO_ANON_VMA
     elif vma.id not in av.chains:
@@ -145,7 +149,9 @@ class Checker:
         self._state: State | None = None
         self._leaves: dict[tuple[str, int], list[_PageMiss]] = {}
         self._folios: dict[tuple[str, int], set[int]] = {}
-        self._where: dict[int, set[tuple[str, int]]] = {}
+        # Where each folio is mapped: its first PTE table, and any others.
+        self._home: dict[int, tuple[str, int]] = {}
+        self._also: dict[int, set[tuple[str, int]]] = {}
 
     def summarise(
         self, state: State, locks: tuple[Lock, ...] = (), folios: Iterable[int] = ()
@@ -159,7 +165,7 @@ class Checker:
             or before.shmem is not state.shmem
             or set(before.processes) != set(state.processes)
         ):
-            self._leaves, self._folios, self._where = {}, {}, {}
+            self._leaves, self._folios, self._home, self._also = {}, {}, {}, {}
             stale = {
                 (name, pmd)
                 for name, mm in state.processes.items()
@@ -194,17 +200,29 @@ class Checker:
                 old = before.processes[name]
                 stale.update(_pmds_under(mm, old, state.vmas, before.vmas, moved))
         for folio in folios:
-            stale.update(self._where.get(folio, ()))
+            home = self._home.get(folio)
+            if home is not None:
+                stale.add(home)
+                stale.update(self._also.get(folio, ()))
         return stale
 
     def _recheck(self, state: State, name: str, pmd: int) -> None:
         key = (name, pmd)
+        home, also = self._home, self._also
         for folio in self._folios.pop(key, ()):
-            self._where[folio].discard(key)
+            if home.get(folio) != key:
+                also[folio].discard(key)
+            elif folio in also:
+                home[folio] = also[folio].pop()
+            else:
+                del home[folio]
+            if not also.get(folio, True):
+                del also[folio]
         seen: set[int] = set()
         misses = _rmap_leaf(state, state.processes[name], pmd, seen)
         for folio in seen:
-            self._where.setdefault(folio, set()).add(key)
+            if home.setdefault(folio, key) != key:
+                also.setdefault(folio, set()).add(key)
         self._folios[key] = seen
         if misses:
             self._leaves[key] = misses
@@ -382,14 +400,15 @@ def _rmap_leaf(state: State, mm: MM, pmd: int, seen: set[int] | None = None) -> 
         if seen is not None:
             seen.add(pte.folio)
         folio = state.folios.get(pte.folio)
+        if folio is not None:
+            result = rmap_check(state, vma, vpn << PAGE_SHIFT, pte.page, folio)
+            if result.miss is None:
+                continue
         addr = vpn << PAGE_SHIFT
         refs = (ObjRef("folio", pte.folio), ObjRef("vma", vma.id))
         if folio is None:
             violation = Violation("rmap", f"{addr:#x} maps freed folio#{pte.folio}", refs)
             found.append(_PageMiss(vpn, vma.id, ("freed", vma.id), violation, None))
-            continue
-        result = rmap_check(state, vma, addr, pte.page, folio)
-        if result.miss is None:
             continue
         where = f"folio#{folio.id} at {addr:#x}"
         key: tuple[object, ...] = (result.miss, vma.id, folio.mapping)
