@@ -233,22 +233,37 @@ class Checker:
 def _pmds_under(
     mm: MM, old: MM, vmas: Map[int, VMA], old_vmas: Map[int, VMA], ids: set[int]
 ) -> set[tuple[str, int]]:
-    """The populated PTE tables of `mm` (now or before) under VMAs `ids`, at
-    their old or new place."""
+    """The populated PTE tables of `mm` (now or before) where VMAs `ids`
+    changed what rmap finds: a VMA that kept its file and its linear index
+    (vm_start against vm_pgoff) and only grew or shrank changed the pages
+    between its old and new ends; any other change, its whole old and new
+    ranges."""
+    ranges: list[tuple[int, int]] = []
+    for v in ids:
+        new, was = vmas.get(v), old_vmas.get(v)
+        new = new if new is not None and new.mm == mm.name else None
+        was = was if was is not None and was.mm == mm.name else None
+        if new is not None and was is not None and _same_index(new, was):
+            starts = sorted((new.vm_start, was.vm_start))
+            ends = sorted((new.vm_end, was.vm_end))
+            ranges += [(starts[0], starts[1]), (ends[0], ends[1])]
+        else:
+            ranges += [(x.vm_start, x.vm_end) for x in (new, was) if x is not None]
     found: set[tuple[str, int]] = set()
-    for table, store in (
-        (mm.pagetable, vmas),
-        (old.pagetable, old_vmas),
-        (mm.pagetable, old_vmas),
-        (old.pagetable, vmas),
-    ):
-        for v in ids:
-            vma = store.get(v)
-            if vma is None or vma.mm != mm.name:
-                continue
-            lo, hi = vma.vm_start >> PAGE_SHIFT, vma.vm_end >> PAGE_SHIFT
-            found.update((mm.name, pmd) for pmd in table.pmd_indexes(lo, hi))
+    for lo, hi in ranges:
+        for table in (mm.pagetable, old.pagetable):
+            pmds = table.pmd_indexes(lo >> PAGE_SHIFT, hi >> PAGE_SHIFT)
+            found.update((mm.name, pmd) for pmd in pmds)
     return found
+
+
+def _same_index(a: VMA, b: VMA) -> bool:
+    """Do the two VMAs put every address they share at the same index of
+    the same file (or of anonymous memory)?"""
+    return (
+        a.shmem == b.shmem
+        and (a.vm_start >> PAGE_SHIFT) - a.vm_pgoff == (b.vm_start >> PAGE_SHIFT) - b.vm_pgoff
+    )
 
 
 def _write_locked_roots(locks: tuple[Lock, ...]) -> set[int]:
