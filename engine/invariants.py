@@ -4,7 +4,9 @@ Ours: the checks lockdep, VM_BUG_ON and the rmap code rely on. The rmap
 check is the one a racing rmap user needs: from every mapped anonymous
 page (or migration entry), folio->mapping must lead to an anon_vma
 chained to the VMA that maps it, and folio->index must put the page at its
-address (vma_address()).
+address (vma_address()). The lock-order check is lockdep's: each lock a
+step takes, against the locks it already holds, in the order the comment
+at the top of mm/rmap.c documents.
 """
 
 from __future__ import annotations
@@ -97,20 +99,85 @@ class Violation:
         }
 
 
+@dataclass(frozen=True)
+class LockClass:
+    """Where a lock sits in mm/rmap.c's "Lock ordering in mm" (outermost
+    first), and whether taking it may sleep."""
+
+    name: str
+    rank: int
+    sleeps: bool
+
+
+# The documented order (mm/rmap.c, 6.18): mm->mmap_lock, folio_lock,
+# vma_start_write, mapping->i_mmap_rwsem, anon_vma->rwsem,
+# mm->page_table_lock or pte_lock. mm/mremap.c's move_ptes() comment takes
+# the rmap locks (i_mmap_rwsem, anon_vma->rwsem) before the page-table
+# locks. vma_start_write() is a mark, not a lock lockdep holds (its
+# dep_map is acquired and released at once), so it is not ranked.
+_LOCK_CLASSES = (
+    ("mmap_lock", LockClass("mm->mmap_lock", 0, True)),
+    ("folio lock", LockClass("folio_lock", 1, True)),
+    ("i_mmap_rwsem", LockClass("mapping->i_mmap_rwsem", 3, True)),
+    ("anon_vma rwsem", LockClass("anon_vma->rwsem", 4, True)),
+    ("pmd lock", LockClass("pmd_trans_huge_lock (spinlock)", 5, False)),
+    ("PTE lock", LockClass("pte_lock (spinlock)", 5, False)),
+    ("page-table locks", LockClass("pte_lock (spinlock)", 5, False)),
+)
+
+
+def lock_class(lock: str) -> LockClass | None:
+    """The documented class of a lock the engine names, None if unranked."""
+    return next((c for prefix, c in _LOCK_CLASSES if lock.startswith(prefix)), None)
+
+
+def lock_order(acquired: tuple[tuple[tuple[str, ...], str], ...]) -> list[Violation]:
+    """Each acquisition (locks held, lock taken) that lockdep would report:
+    a lock taken inside one the documented order puts after it, or a
+    sleeping lock taken under a spinlock ("sleeping function called from
+    invalid context"). Nesting within one class (two page-table locks, two
+    anon_vma roots under lock_set_subclass()) is what the kernel annotates,
+    and is not reported."""
+    found = []
+    for held, lock in acquired:
+        taking = lock_class(lock)
+        if taking is None:
+            continue
+        for outer in held:
+            cls = lock_class(outer)
+            if cls is None:
+                continue
+            if taking.sleeps and not cls.sleeps:
+                why = f"{taking.name} may sleep, taken under {cls.name}"
+            elif cls.rank > taking.rank:
+                why = f"mm/rmap.c orders {taking.name} before {cls.name}"
+            else:
+                continue
+            found.append(Violation("lock_order", f"{lock} taken while holding {outer}: {why}", ()))
+    return found
+
+
 _ANON_VMA_LOCK = re.compile(r"anon_vma rwsem \(write\) of anon_vma#(\d+)")
 
 
-def check(state: State, locks: tuple[str, ...] = ()) -> list[Violation]:
+def check(
+    state: State,
+    locks: tuple[str, ...] = (),
+    acquired: tuple[tuple[tuple[str, ...], str], ...] = (),
+) -> list[Violation]:
     """Every violation in a snapshot (empty when all is well).
 
     `locks` are the locks held at that step (Step.held): an rmap mismatch
     on a folio whose anon_vma root is write-locked is marked `locked`.
+    `acquired` are the step's lock acquisitions (Step.acquired), checked
+    against the documented lock order.
     """
     held = {int(m.group(1)) for lock in locks if (m := _ANON_VMA_LOCK.search(lock))}
     found: list[Violation] = []
     found += _vma_order(state)
     found += _chains(state)
     found += _counters(state)
+    found += lock_order(acquired)
     for v in _rmap(state):
         folio = state.folios.get(int(v.objects[0].split(":")[1]))
         av = state.anon_vmas.get(folio.mapping) if folio and folio.mapping is not None else None

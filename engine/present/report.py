@@ -11,7 +11,7 @@ out: the document grows with what happened, not with the size of memory.
 from __future__ import annotations
 
 from engine.accounting import metadata
-from engine.invariants import check
+from engine.invariants import check, lock_order
 from engine.sim.simulation import Run
 
 
@@ -33,7 +33,7 @@ def run_json(run: Run) -> dict[str, object]:
                     step.held,
                     [v.as_dict() for v in check(step.state, step.held)],
                 )
-            item["violations"] = last[2]
+            item["violations"] = last[2] + [v.as_dict() for v in lock_order(step.acquired)]
             inner.append(item)
         entry["inner"] = inner
         if statement.last > statement.first:

@@ -28,19 +28,43 @@ class Held:
     were dropped before it closed (vma_complete() drops the anon_vma lock).
     """
 
-    __slots__ = ("_locks", "_taken", "_name")
+    __slots__ = ("_locks", "_taken", "_acquired", "_name")
 
-    def __init__(self, locks: list[str], taken: dict[str, None], name: str) -> None:
+    def __init__(
+        self,
+        locks: list[str],
+        taken: dict[str, None],
+        acquired: list[tuple[tuple[str, ...], str]],
+        name: str,
+    ) -> None:
         self._locks = locks
         self._taken = taken
+        self._acquired = acquired
         self._name = name
 
     def __enter__(self) -> None:
+        self._acquired.append((tuple(self._locks), self._name))
         self._locks.append(self._name)
         self._taken[self._name] = None
 
     def __exit__(self, *exc: object) -> None:
         self._locks.remove(self._name)
+
+
+class Dropped:
+    """A held lock released for a `with` block and taken again after it
+    (relocate_anon_pte() drops the PTE lock around split_folio())."""
+
+    __slots__ = ("_held",)
+
+    def __init__(self, held: Held) -> None:
+        self._held = held
+
+    def __enter__(self) -> None:
+        self._held.__exit__()
+
+    def __exit__(self, *exc: object) -> None:
+        self._held.__enter__()
 
 
 @dataclass(frozen=True)
@@ -68,6 +92,7 @@ class Kernel:
         self.statement = -1
         self._locks: list[str] = []
         self._taken: dict[str, None] = {}
+        self._acquired: list[tuple[tuple[str, ...], str]] = []
         self._editors: dict[str, PageTableEditor] = {}
         self._created: dict[str, None] = {}
         self._changed: dict[str, None] = {}
@@ -211,7 +236,12 @@ class Kernel:
 
     def lock(self, name: str) -> Held:
         """Hold a lock for the steps taken inside the `with` block."""
-        return Held(self._locks, self._taken, name)
+        return Held(self._locks, self._taken, self._acquired, name)
+
+    def dropped(self, name: str) -> Dropped:
+        """Release the held lock `name` for a `with` block, then retake it."""
+        assert name in self._locks, name
+        return Dropped(Held(self._locks, self._taken, self._acquired, name))
 
     @property
     def locks(self) -> tuple[str, ...]:
@@ -247,11 +277,13 @@ class Kernel:
             events=tuple(self._events),
             warnings=tuple(self._warnings),
             state=self.state,
+            acquired=tuple(self._acquired),
         )
         self.steps.append(step)
         self._created, self._changed, self._freed = {}, {}, {}
         self._events, self._warnings = [], []
         self._taken = {}
+        self._acquired = []
         self._last = self.state
         return step
 
