@@ -132,28 +132,30 @@ def lock_class(lock: str) -> LockClass | None:
 
 
 def lock_order(acquired: tuple[tuple[tuple[str, ...], str], ...]) -> list[Violation]:
-    """Each acquisition (locks held, lock taken) that lockdep would report:
-    a lock taken inside one the documented order puts after it, or a
-    sleeping lock taken under a spinlock ("sleeping function called from
-    invalid context"). Nesting within one class (two page-table locks, two
-    anon_vma roots under lock_set_subclass()) is what the kernel annotates,
-    and is not reported."""
+    """Each acquisition (locks held, lock taken) that lockdep would report,
+    once per pair of lock classes as lockdep does: a lock taken inside one
+    the documented order puts after it, or a sleeping lock taken under a
+    spinlock ("sleeping function called from invalid context"). Nesting
+    within one class (two page-table locks, two anon_vma roots under
+    lock_set_subclass()) is what the kernel annotates, and is not reported."""
     found = []
+    seen: set[tuple[str, str]] = set()
     for held, lock in acquired:
         taking = lock_class(lock)
         if taking is None:
             continue
         for outer in held:
             cls = lock_class(outer)
-            if cls is None:
+            if cls is None or (cls.name, taking.name) in seen:
                 continue
             if taking.sleeps and not cls.sleeps:
                 why = f"{taking.name} may sleep, taken under {cls.name}"
             elif cls.rank > taking.rank:
-                why = f"mm/rmap.c orders {taking.name} before {cls.name}"
+                why = f"mm/rmap.c orders {taking.name} before {cls.name}, taken inside it"
             else:
                 continue
-            found.append(Violation("lock_order", f"{lock} taken while holding {outer}: {why}", ()))
+            seen.add((cls.name, taking.name))
+            found.append(Violation("lock_order", f"{why} ({lock}, under {outer})", ()))
     return found
 
 
