@@ -64,6 +64,8 @@ def step_lines(
 
 
 def _result(st: StatementRun) -> str:
+    if st.outcome.check is not None:
+        return st.outcome.check.describe()
     result = st.outcome.result
     if result.value is None or result.result != "ok":
         return result.result
