@@ -113,8 +113,10 @@ MAX_TOKEN_CHARS = 16_000
 # JSON escapes may grow a source up to six-fold (\u0001), so allow headroom.
 MAX_DECOMPRESSED_BYTES = 6 * MAX_SOURCE_BYTES + 1024
 
-# Largest shared source, in UTF-8 bytes: the scenario language's own limit.
-MAX_SHARED_SOURCE_BYTES = MAX_SOURCE_BYTES
+# Largest shared source, in UTF-8 bytes: more than MAX_SOURCE characters of
+# ASCII, so every scenario the web takes has a link (the command line's
+# MAX_SOURCE_BYTES, for whole harness files, is larger).
+MAX_SHARED_SOURCE_BYTES = 64 * 1024
 
 # Largest body of POST /api/share and POST /share.
 MAX_SHARE_BODY_BYTES = 8 * MAX_SOURCE_BYTES

@@ -4,7 +4,9 @@ Ours: the checks lockdep, VM_BUG_ON and the rmap code rely on. The rmap
 check is the one a racing rmap user needs: from every mapped anonymous
 page (or migration entry), folio->mapping must lead to an anon_vma
 chained to the VMA that maps it, and folio->index must put the page at its
-address (vma_address()).
+address (vma_address()). The lock-order check is lockdep's: each lock a
+step takes, against the locks it already holds, in the order the comment
+at the top of mm/rmap.c documents.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from engine.mm_constants import PAGE_SHIFT, PAGE_SIZE
 from engine.mm_types import MM, VMA, Folio, State
 from engine.pagemap import linear_page_index
 from engine.pagetable import MIGRATION, PRESENT, ZERO_PAGE
+from engine.present.trace import lock_text
 from engine.rmap import folio_anon_vma, rmap_walk_anon
 from engine.sim.trace import Lock, LockKind, ObjRef
 
@@ -110,14 +113,80 @@ class Violation:
         }
 
 
-def check(state: State, locks: tuple[Lock, ...] = ()) -> list[Violation]:
+@dataclass(frozen=True)
+class LockClass:
+    """Where a lock sits in mm/rmap.c's "Lock ordering in mm" (outermost
+    first), and whether taking it may sleep."""
+
+    name: str
+    rank: int
+    sleeps: bool
+
+
+# The documented order (mm/rmap.c, 6.18): mm->mmap_lock, folio_lock,
+# vma_start_write, mapping->i_mmap_rwsem, anon_vma->rwsem,
+# mm->page_table_lock or pte_lock. mm/mremap.c's move_ptes() comment takes
+# the rmap locks (i_mmap_rwsem, anon_vma->rwsem) before the page-table
+# locks. vma_start_write() is a mark, not a lock lockdep holds (its
+# dep_map is acquired and released at once), so it is not ranked.
+_LOCK_CLASSES = {
+    LockKind.MMAP_LOCK: LockClass("mm->mmap_lock", 0, True),
+    LockKind.FOLIO_LOCK: LockClass("folio_lock", 1, True),
+    LockKind.ANON_VMA_RWSEM: LockClass("anon_vma->rwsem", 4, True),
+    LockKind.PMD_LOCK: LockClass("pmd_trans_huge_lock (spinlock)", 5, False),
+    LockKind.PTE_LOCK: LockClass("pte_lock (spinlock)", 5, False),
+    LockKind.PAGE_TABLE_LOCKS: LockClass("pte_lock (spinlock)", 5, False),
+}
+
+
+def lock_class(lock: Lock) -> LockClass | None:
+    """The documented class of a lock, None if unranked."""
+    return _LOCK_CLASSES.get(lock.kind)
+
+
+def lock_order(acquired: tuple[tuple[tuple[Lock, ...], Lock], ...]) -> list[Violation]:
+    """Each acquisition (locks held, lock taken) that lockdep would report,
+    once per pair of lock classes as lockdep does: a lock taken inside one
+    the documented order puts after it, or a sleeping lock taken under a
+    spinlock ("sleeping function called from invalid context"). Nesting
+    within one class (two page-table locks, two anon_vma roots under
+    lock_set_subclass()) is what the kernel annotates, and is not reported."""
+    found = []
+    seen: set[tuple[str, str]] = set()
+    for held, lock in acquired:
+        taking = lock_class(lock)
+        if taking is None:
+            continue
+        for outer in held:
+            cls = lock_class(outer)
+            if cls is None or (cls.name, taking.name) in seen:
+                continue
+            if taking.sleeps and not cls.sleeps:
+                why = f"{taking.name} may sleep, taken under {cls.name}"
+            elif cls.rank > taking.rank:
+                why = f"mm/rmap.c orders {taking.name} before {cls.name}, taken inside it"
+            else:
+                continue
+            seen.add((cls.name, taking.name))
+            message = f"{why} ({lock_text(lock)}, under {lock_text(outer)})"
+            found.append(Violation("lock_order", message, ()))
+    return found
+
+
+def check(
+    state: State,
+    locks: tuple[Lock, ...] = (),
+    acquired: tuple[tuple[tuple[Lock, ...], Lock], ...] = (),
+) -> list[Violation]:
     """Every violation in a snapshot, one per page (empty when all is well).
 
     `locks` are the locks held at that step (Step.held): an rmap mismatch
     on a folio whose anon_vma root is write-locked is marked `locked`.
+    `acquired` are the step's lock acquisitions (Step.acquired), checked
+    against the documented lock order.
     """
     held = _write_locked_roots(locks)
-    found = _objects(state)
+    found = _objects(state) + lock_order(acquired)
     for mm in state.processes.values():
         for pmd in mm.pagetable.pmd_indexes():
             found += [_locked(state, m, held) for m in _rmap_leaf(state, mm, pmd)]

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import TextIO
 
 from engine.accounting import metadata
-from engine.invariants import Checker
+from engine.invariants import Checker, lock_order
 from engine.present.trace import event_values, lock_summary
 from engine.sim.simulation import Run
 from engine.sim.trace import Step
@@ -56,7 +56,7 @@ def statement_records(run: Run) -> Iterator[dict[str, object]]:
             if last is None or last[0] is not step.state or last[1] != step.held:
                 found = checker.summarise(step.state, step.held, step.folios_touched())
                 last = (step.state, step.held, [v.as_dict() for v in found])
-            item["violations"] = last[2]
+            item["violations"] = last[2] + [v.as_dict() for v in lock_order(step.acquired)]
             inner.append(item)
         entry["inner"] = inner
         if statement.last > statement.first:

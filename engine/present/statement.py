@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from engine.invariants import lock_order
 from engine.present.picture import render_state
 from engine.present.text import fit
 from engine.present.trace import event_values
@@ -25,7 +26,8 @@ def render_statement(run: Run, i: int, inner: bool = False) -> str:
     out = [f"line {stmt.line}, {stmt.process}: {stmt.source}", f"  = {_result(st)}"]
     if inner:
         for step in run.statement_steps(i):
-            out += step_lines(step.function, step.summary, step.events, step.warnings)
+            order = [v.message for v in lock_order(step.acquired)]
+            out += step_lines(step.function, step.summary, step.events, [*step.warnings, *order])
     out.append("")
     out.append(render_state(run.statement_states(i)[1]))
     return "\n".join(fit(out))
@@ -63,6 +65,8 @@ def step_lines(
 
 
 def _result(st: StatementRun) -> str:
+    if st.outcome.check is not None:
+        return st.outcome.check.describe()
     result = st.outcome.result
     if result.value is None or result.result != "ok":
         return result.result

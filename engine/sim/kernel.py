@@ -28,19 +28,43 @@ class Held:
     were dropped before it closed (vma_complete() drops the anon_vma lock).
     """
 
-    __slots__ = ("_locks", "_taken", "_lock")
+    __slots__ = ("_locks", "_taken", "_acquired", "_lock")
 
-    def __init__(self, locks: list[Lock], taken: dict[Lock, None], lock: Lock) -> None:
+    def __init__(
+        self,
+        locks: list[Lock],
+        taken: dict[Lock, None],
+        acquired: list[tuple[tuple[Lock, ...], Lock]],
+        lock: Lock,
+    ) -> None:
         self._locks = locks
         self._taken = taken
+        self._acquired = acquired
         self._lock = lock
 
     def __enter__(self) -> None:
+        self._acquired.append((tuple(self._locks), self._lock))
         self._locks.append(self._lock)
         self._taken[self._lock] = None
 
     def __exit__(self, *exc: object) -> None:
         self._locks.remove(self._lock)
+
+
+class Dropped:
+    """A held lock released for a `with` block and taken again after it
+    (relocate_anon_pte() drops the PTE lock around split_folio())."""
+
+    __slots__ = ("_held",)
+
+    def __init__(self, held: Held) -> None:
+        self._held = held
+
+    def __enter__(self) -> None:
+        self._held.__exit__()
+
+    def __exit__(self, *exc: object) -> None:
+        self._held.__enter__()
 
 
 @dataclass(frozen=True)
@@ -68,6 +92,7 @@ class Kernel:
         self.statement = -1
         self._locks: list[Lock] = []
         self._taken: dict[Lock, None] = {}
+        self._acquired: list[tuple[tuple[Lock, ...], Lock]] = []
         self._editors: dict[str, PageTableEditor] = {}
         self._created: dict[ObjRef, None] = {}
         self._changed: dict[ObjRef, None] = {}
@@ -211,7 +236,12 @@ class Kernel:
 
     def lock(self, lock: Lock) -> Held:
         """Hold a lock for the steps taken inside the `with` block."""
-        return Held(self._locks, self._taken, lock)
+        return Held(self._locks, self._taken, self._acquired, lock)
+
+    def dropped(self, lock: Lock) -> Dropped:
+        """Release the held lock for a `with` block, then retake it."""
+        assert lock in self._locks, lock
+        return Dropped(Held(self._locks, self._taken, self._acquired, lock))
 
     @property
     def locks(self) -> tuple[Lock, ...]:
@@ -254,11 +284,13 @@ class Kernel:
             events=tuple(self._events),
             warnings=tuple(self._warnings),
             state=self.state,
+            acquired=tuple(self._acquired),
         )
         self.steps.append(step)
         self._created, self._changed, self._freed = {}, {}, {}
         self._events, self._warnings = [], []
         self._taken = {}
+        self._acquired = []
         self._last = self.state
         return step
 

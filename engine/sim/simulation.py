@@ -24,6 +24,7 @@ from engine.procfs import proc_maps, resident_pages
 from engine.scenario import ast
 from engine.scenario.errors import ScenarioError
 from engine.scenario.interpret import StepOutcome, run, step_record
+from engine.scenario.machine import TestMachine, Verdict
 from engine.scenario.parse import parse
 from engine.sim.backend import CallResult
 from engine.sim.errors import SyscallError
@@ -31,7 +32,7 @@ from engine.sim.kernel import Kernel
 from engine.sim.limits import LimitExceeded, Limits
 from engine.sim.policy import POLICIES
 from engine.sim.trace import Lock, ObjRef, Step
-from engine.vma import find_vma
+from engine.vma import find_vma, vma_lookup
 
 Handler = Callable[[Kernel, str, list[int]], int]
 
@@ -152,6 +153,11 @@ class Simulation:
     def maps(self) -> dict[str, list[str]]:
         return proc_maps(self.kernel.state)
 
+    def procmap_query(self, process: str, addr: int) -> tuple[int, int] | None:
+        """Models fs/proc/task_mmu.c:do_procmap_query() without flags: vma_lookup()."""
+        vma = vma_lookup(self.kernel.state, process, addr)
+        return None if vma is None else (vma.vm_start, vma.vm_end)
+
     def resident(self) -> dict[str, dict[str, int]]:
         return resident_pages(self.kernel.state)
 
@@ -258,6 +264,8 @@ class Run:
     statements: list[StatementRun] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
     error: str | None = None
+    test: str | None = None
+    verdict: Verdict | None = None
 
     def state_at(self, step: int) -> State:
         """The snapshot after inner step `step`."""
@@ -326,16 +334,41 @@ def run_scenario(
     """Run a parsed scenario on the model, keeping every inner step."""
     sim = Simulation(limits, policy)
     result = Run(scenario, steps=sim.kernel.steps)
+    _record(sim, run(scenario, sim), result)
+    return result
+
+
+def run_test(
+    harness: ast.HarnessFile,
+    test: ast.HarnessTest,
+    limits: Limits | None = None,
+    policy: str = "posted",
+) -> Run:
+    """Run one test of a harness file on a fresh model, as the harness forks one per test."""
+    sim = Simulation(limits, policy)
+    machine = TestMachine(harness, test, sim)
+    result = Run(ast.Scenario((), ("main",)), steps=sim.kernel.steps, test=test.name)
+    _record(sim, machine.run(), result)
+    result.scenario = ast.Scenario(
+        tuple(s.outcome.statement for s in result.statements), tuple(machine.processes)
+    )
+    result.verdict = machine.verdict or Verdict(
+        "fail", result.error, machine.passed, machine.failed
+    )
+    return result
+
+
+def _record(sim: Simulation, outcomes: Iterator[StepOutcome], result: Run) -> None:
+    """Keep each outcome with its inner steps and the maps after it."""
     first = 0
     with _cyclic_gc_paused():
         try:
-            for outcome in run(scenario, sim):
+            for outcome in outcomes:
                 last = len(sim.kernel.steps)
                 result.statements.append(StatementRun(outcome, first, last, sim.maps()))
                 first = last
         except (LimitExceeded, ScenarioError) as err:
             result.error = str(err)
-    return result
 
 
 _gc_lock = threading.Lock()

@@ -135,7 +135,9 @@ class Step:
 
     `locks` are the locks the step's work ran under (taken at some point
     during it); `held` those still held when it ended, as a racing reader
-    of the state after the step would find them.
+    of the state after the step would find them. `acquired` is each lock
+    taken during the step with the locks held as it was taken, in order:
+    what lockdep sees (engine.invariants.lock_order checks it).
     """
 
     statement: int
@@ -149,6 +151,7 @@ class Step:
     events: tuple[Event, ...]
     warnings: tuple[str, ...]
     state: State = field(repr=False)
+    acquired: tuple[tuple[tuple[Lock, ...], Lock], ...] = ()
 
     def folios_touched(self) -> list[int]:
         """The ids of the folios the step created, changed or freed."""
