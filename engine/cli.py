@@ -30,7 +30,7 @@ from engine.scenario.harness import is_harness, parse_harness
 from engine.scenario.machine import TestMachine, Verdict
 from engine.scenario.parse import parse
 from engine.sim.backend import CallResult
-from engine.sim.simulation import Run, run_scenario, run_test
+from engine.sim.simulation import Run, run_harness, run_scenario, run_test
 from engine.uapi import MREMAP
 from engine.verify.compare import Difference, compare
 from engine.verify.real import NotMainline, RealMachine, RealMachineError
@@ -144,7 +144,7 @@ def _run_harness(name: str, harness: ast.HarnessFile, args: argparse.Namespace) 
             _print_unfinished(run)
             print("\n".join(fit(_verdict_lines(1, run))))
         return EXIT_DIFFERENT if _failed(run) else EXIT_OK
-    runs = [run_test(harness, test) for test in harness.tests]
+    runs = run_harness(harness).runs
     if args.json:
         tests = [{"name": r.test, **_verdict_json(r), "steps": run_json(r)["steps"]} for r in runs]
         notes = [{"line": n.line, "col": n.col, "text": n.text} for n in harness.notes]
@@ -157,7 +157,7 @@ def _run_harness(name: str, harness: ast.HarnessFile, args: argparse.Namespace) 
 def _find_test(name: str, harness: ast.HarnessFile, wanted: str) -> ast.HarnessTest:
     """A test by its full name (merge.ksm_merge) or its own (ksm_merge)."""
     for test in harness.tests:
-        if wanted in (test.name, test.name.split(".", 1)[1]):
+        if test.answers_to(wanted):
             return test
     known = ", ".join(t.name for t in harness.tests)
     raise _Failure(f"{name}: no test '{wanted}'; the file has: {known}", EXIT_PARSE)
