@@ -84,4 +84,6 @@ def play(
     scenario = given.scenario
     links = given.links(at.embed)
     stage = open_stage(runs, scenario.source, scenario.policy, at.step, at.view, links, "play")
-    return answer(PlayPage(stage, scenario.policy, {name: p.description for name, p in POLICIES.items()}))
+    return answer(
+        PlayPage(stage, scenario.policy, {name: p.description for name, p in POLICIES.items()})
+    )
