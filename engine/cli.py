@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from importlib import resources
 from typing import Any
 
-from engine.present.report import run_json, write_json
+from engine.present.report import run_json, suite_json, verdict_json, write_json
 from engine.present.statement import render_statement, step_lines
 from engine.present.text import WIDTH, fit
 from engine.scenario import ast
@@ -136,7 +136,7 @@ def _run_harness(name: str, harness: ast.HarnessFile, args: argparse.Namespace) 
         test = _find_test(name, harness, args.test)
         run = run_test(harness, test)
         if args.json:
-            print(json.dumps({**run_json(run), **_verdict_json(run)}))
+            print(json.dumps({**run_json(run), **verdict_json(run)}))
         else:
             for i in range(len(run.statements)):
                 print(render_statement(run, i, inner=True))
@@ -144,11 +144,10 @@ def _run_harness(name: str, harness: ast.HarnessFile, args: argparse.Namespace) 
             _print_unfinished(run)
             print("\n".join(fit(_verdict_lines(1, run))))
         return EXIT_DIFFERENT if _failed(run) else EXIT_OK
-    runs = run_harness(harness).runs
+    suite = run_harness(harness)
+    runs = suite.runs
     if args.json:
-        tests = [{"name": r.test, **_verdict_json(r), "steps": run_json(r)["steps"]} for r in runs]
-        notes = [{"line": n.line, "col": n.col, "text": n.text} for n in harness.notes]
-        print(json.dumps({"tests": tests, "notes": notes}))
+        print(json.dumps(suite_json(suite)))
     else:
         print("\n".join(fit(_summary(runs))))
     return EXIT_DIFFERENT if any(_failed(r) for r in runs) else EXIT_OK
@@ -165,16 +164,6 @@ def _find_test(name: str, harness: ast.HarnessFile, wanted: str) -> ast.HarnessT
 
 def _failed(run: Run) -> bool:
     return run.verdict is None or run.verdict.result == "fail"
-
-
-def _verdict_json(run: Run) -> dict[str, object]:
-    verdict = run.verdict
-    assert verdict is not None
-    return {
-        "result": verdict.result,
-        "reason": verdict.reason,
-        "assertions": {"passed": verdict.passed, "failed": verdict.failed},
-    }
 
 
 def _verdict_lines(number: int, run: Run) -> list[str]:
