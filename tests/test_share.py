@@ -317,7 +317,7 @@ def test_share_rejects_unknown_options_naming_the_field(client: TestClient) -> N
     assert r.status_code == 422
     assert r.json()["detail"][0]["loc"][-2:] == ["options", "policy"]
     assert "unknown policy 'fast'" in r.json()["detail"][0]["msg"]
-    r = client.post("/api/share", json={"source": "x" * (64 * 1024 + 1)})
+    r = client.post("/api/share", json={"source": "x" * (MAX_SHARED_SOURCE_BYTES + 1)})
     assert r.status_code in (413, 422)
 
 

@@ -12,6 +12,8 @@ left. So it is shown, and linked, at the last inner step before it.
 
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel
 
 from app.links import StageLinks
@@ -38,6 +40,8 @@ class CheckView(BaseModel):
     """One assertion as it ran: where, in which process, with both values."""
 
     line: int
+    phase: str
+    """"setup", "body" or "teardown": the fixture's checks are the test's too."""
     process: str
     text: str
     """`ASSERT_EQ(a, b): 0x7f.. == 0x7f.. failed`, as the harness prints it."""
@@ -97,6 +101,7 @@ def suite_view(suite: Suite, shown: Run, links: StageLinks) -> SuiteView:
         checks.append(
             CheckView(
                 line=st.outcome.statement.line,
+                phase=st.outcome.phase or "body",
                 process=st.outcome.statement.process,
                 text=check.describe(),
                 passed=check.passed,
@@ -123,9 +128,7 @@ def test_lines(
     """
     lines = source.splitlines() or [""]
     later = [t.line for t in suite.harness.tests if t.line > test.line]
-    end = min(later, default=len(lines) + 1) - 1
-    while end > test.line and not lines[end - 1].strip():
-        end -= 1
+    end = _block_end(lines, test.line, min(later, default=len(lines) + 1) - 1)
     shown: dict[int, tuple[int, StatementRun]] = {}
     current: set[int] = set()
     for i, st in enumerate(run.statements):
@@ -165,3 +168,19 @@ def test_lines(
             )
         )
     return out
+
+
+_TOKENS = re.compile(r"//[^\n]*|/\*.*?\*/|\"(?:\\.|[^\"\\])*\"|'(?:\\.|[^'\\])*'|[{}]", re.DOTALL)
+
+
+def _block_end(lines: list[str], start: int, limit: int) -> int:
+    """The line of the brace that closes the block opened at or after line
+    `start` (comments and literals skipped), at most `limit`."""
+    text = "\n".join(lines[start - 1 : limit])
+    depth = 0
+    for token in _TOKENS.finditer(text):
+        if token.group() in "{}":
+            depth += 1 if token.group() == "{" else -1
+            if depth == 0:
+                return start + text.count("\n", 0, token.start())
+    return limit

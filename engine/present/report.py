@@ -42,9 +42,7 @@ def verdict_json(run: Run) -> dict[str, object]:
 
 def suite_json(suite: Suite) -> dict[str, object]:
     """A harness file's JSON (`run FILE --json`): each test's verdict and steps, the notes."""
-    tests = [
-        {"name": r.test, **verdict_json(r), "steps": run_json(r)["steps"]} for r in suite.runs
-    ]
+    tests = [{"name": r.test, **verdict_json(r), "steps": run_json(r)["steps"]} for r in suite.runs]
     notes = [{"line": n.line, "col": n.col, "text": n.text} for n in suite.harness.notes]
     return {"tests": tests, "notes": notes}
 
