@@ -8,6 +8,7 @@ its outcome and the range of inner steps it took.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import gc
 import re
@@ -278,7 +279,10 @@ class Run:
 
     def statement_of(self, step: int) -> int:
         """The index of the statement whose inner steps include `step`."""
-        return min(self.steps[step].statement, len(self.statements) - 1)
+        # By the statements' ranges, not the kernel's count of calls: a harness
+        # test's assertions and assignments are statements that make no call.
+        lasts = [st.last for st in self.statements]
+        return min(bisect.bisect_right(lasts, step), len(self.statements) - 1)
 
     def statement_steps(self, i: int) -> list[Step]:
         """Statement i's inner steps."""
