@@ -137,3 +137,12 @@ def test_a_whole_selftest_file_fits_and_the_limits_are_named(client: TestClient)
     assert "MAX_SHARE_BODY_BYTES" in r.text or "MAX_BODY_BYTES" in r.text  # the same size
     r = client.get(f"/play?test={'x' * (L.MAX_TEST_NAME + 1)}")
     assert r.status_code == 422
+
+
+def test_api_run_answers_a_harness_file_as_run_json_does(client: TestClient) -> None:
+    doc = client.post("/api/run", json={"source": SOURCE}).json()
+    assert [(t["name"], t["result"]) for t in doc["tests"]] == [
+        ("merge.relocated_move_merges", "pass"),
+        (FAILING, "fail"),
+    ]
+    assert doc["tests"][1]["assertions"] == {"passed": 8, "failed": 1}
