@@ -14,15 +14,13 @@ their reason, and `verify` must agree with this kernel test by test.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from engine.scenario.harness import parse_harness
 from engine.sim.simulation import run_test
-from tests.support.host import real_kernel_unavailable
+from tests.support.host import real_kernel_unavailable, verify
 
 DATA = Path(__file__).parent / "data" / "selftests"
 MERGE_C = DATA / "merge.c"
@@ -80,13 +78,7 @@ def test_the_series_fork_tests_pass_with_their_interleaving() -> None:
 @pytest.mark.skipif(real_kernel_unavailable() is not None, reason=str(real_kernel_unavailable()))
 def test_verify_agrees_with_the_kernel_on_every_merge_c_test() -> None:
     needs(MERGE_C)
-    done = subprocess.run(
-        [sys.executable, "-m", "engine", "verify", str(MERGE_C)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = verify(MERGE_C)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "# engine and kernel agree on 15 / 15 tests" in done.stdout
     for name in OUTSIDE_THE_MODEL:

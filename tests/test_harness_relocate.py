@@ -10,8 +10,6 @@ kernel must agree test by test.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ import pytest
 from engine.scenario.harness import parse_harness
 from engine.sim.simulation import run_harness
 from tests.support.data import DATA
-from tests.support.host import real_kernel_unavailable
+from tests.support.host import real_kernel_unavailable, verify
 
 SOURCE = (DATA / "relocate_anon_merge.c").read_text()
 WITHOUT_FLAG = SOURCE.replace("MREMAP_MUST_RELOCATE_ANON", "0")
@@ -46,11 +44,5 @@ def test_without_the_flag_no_case_merges() -> None:
 def test_without_the_flag_the_kernel_fails_them_the_same_way(tmp_path: Path) -> None:
     path = tmp_path / "plain.c"
     path.write_text(WITHOUT_FLAG)
-    done = subprocess.run(
-        [sys.executable, "-m", "engine", "verify", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = verify(path)
     assert "# engine and kernel agree on 10 / 10 tests" in done.stdout, done.stdout + done.stderr
