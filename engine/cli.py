@@ -1,11 +1,15 @@
 """The command line: run a scenario, check it against the host kernel, list the gallery.
 
 Ours. Exit codes, so scripts can tell the cases apart:
-0 done (verify: the kernels agree), 1 verify found differences,
-2 the scenario does not parse (or cannot be read), 3 the run stopped on a
-limit or a scenario error after the statements it printed, 4 verify cannot
-check this scenario here (a call or flag mainline does not have, a host that
-is not Linux, no C compiler for the executor).
+0 done (verify: the kernels agree), 1 verify found differences or a
+harness test failed, 2 the scenario does not parse (or cannot be read), 3
+the run stopped on a limit or a scenario error after the statements it
+printed, 4 verify cannot check this scenario here (a call or flag mainline
+does not have, a host that is not Linux, no C compiler for the executor).
+
+A kselftest harness file (FIXTURE/TEST_F blocks, as merge.c) runs test by
+test and prints the harness's own summary (`ok 3 merge.name`, `# PASSED:
+n / m tests passed.`); `--test NAME` runs one as a scenario is run.
 """
 
 from __future__ import annotations
@@ -17,18 +21,20 @@ from collections.abc import Iterator, Mapping, Sequence
 from importlib import resources
 from typing import Any
 
-from engine.present.report import run_json
+from engine.present.report import run_json, suite_json, verdict_json, write_json
 from engine.present.statement import render_statement, step_lines
 from engine.present.text import WIDTH, fit
 from engine.scenario import ast
 from engine.scenario.errors import ScenarioError
+from engine.scenario.harness import is_harness, parse_harness
+from engine.scenario.machine import TestMachine, Verdict
 from engine.scenario.parse import parse
 from engine.sim.backend import CallResult
-from engine.sim.simulation import Run, run_scenario
+from engine.sim.simulation import Run, run_harness, run_scenario, run_test
 from engine.uapi import MREMAP
-from engine.verify.compare import compare
+from engine.verify.compare import Difference, compare
 from engine.verify.real import NotMainline, RealMachine, RealMachineError
-from engine.verify.steps import recorded, simulated
+from engine.verify.steps import record, recorded, simulated
 
 EXIT_OK = 0
 EXIT_DIFFERENT = 1
@@ -73,19 +79,22 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a scenario on the simulated kernel")
     run.add_argument("file", metavar="FILE", help="the scenario; - reads standard input")
     run.add_argument("--json", action="store_true", help="print the JSON contract instead")
+    run.add_argument("--test", metavar="NAME", help="a harness file's one test to run")
     run.set_defaults(command=_run)
     verify = commands.add_parser(
         "verify", help="run a scenario on this machine's kernel too, and compare"
     )
     verify.add_argument("file", metavar="FILE", help="the scenario; - reads standard input")
+    verify.add_argument("--test", metavar="NAME", help="a harness file's one test to check")
     verify.set_defaults(command=_verify)
     listing = commands.add_parser("list", help="list the gallery's scenarios")
     listing.set_defaults(command=_list)
     return parser
 
 
-def _load(path: str) -> tuple[str, ast.Scenario]:
-    """The scenario's display name and its parse; errors as FILE:LINE:COL."""
+def _load(path: str) -> tuple[str, ast.Scenario | ast.HarnessFile]:
+    """The source's display name and its parse (a harness file or a scenario);
+    errors as FILE:LINE:COL."""
     name = "<stdin>" if path == "-" else path
     try:
         if path == "-":
@@ -96,16 +105,21 @@ def _load(path: str) -> tuple[str, ast.Scenario]:
     except OSError as e:
         raise _Failure(f"{name}: cannot read: {e.strerror}", EXIT_PARSE) from None
     try:
-        return name, parse(source)
+        return name, parse_harness(source) if is_harness(source) else parse(source)
     except ScenarioError as e:
         raise _Failure(f"{name}:{e.line}:{e.col}: {e.message}", EXIT_PARSE) from None
 
 
 def _run(args: argparse.Namespace) -> int:
     name, scenario = _load(args.file)
+    if isinstance(scenario, ast.HarnessFile):
+        return _run_harness(name, scenario, args)
+    if args.test is not None:
+        raise _Failure(f"{name}: --test needs a harness file (TEST_F blocks)", EXIT_PARSE)
     run = run_scenario(scenario)
     if args.json:
-        print(json.dumps(run_json(run)))
+        write_json(run, sys.stdout)
+        print()
     else:
         for i in range(len(run.statements)):
             print(render_statement(run, i, inner=True))
@@ -114,6 +128,78 @@ def _run(args: argparse.Namespace) -> int:
     if run.error is not None:
         raise _Failure(f"{name}: stopped: {run.error}", EXIT_STOPPED)
     return EXIT_OK
+
+
+def _run_harness(name: str, harness: ast.HarnessFile, args: argparse.Namespace) -> int:
+    """Every test, or the one --test names, as the kselftest harness reports them."""
+    if args.test is not None:
+        test = _find_test(name, harness, args.test)
+        run = run_test(harness, test)
+        if args.json:
+            print(json.dumps({**run_json(run), **verdict_json(run)}))
+        else:
+            for i in range(len(run.statements)):
+                print(render_statement(run, i, inner=True))
+                print()
+            _print_unfinished(run)
+            print("\n".join(fit(_verdict_lines(1, run))))
+        return EXIT_DIFFERENT if _failed(run) else EXIT_OK
+    suite = run_harness(harness)
+    runs = suite.runs
+    if args.json:
+        print(json.dumps(suite_json(suite)))
+    else:
+        print("\n".join(fit(_summary(runs))))
+    return EXIT_DIFFERENT if any(_failed(r) for r in runs) else EXIT_OK
+
+
+def _find_test(name: str, harness: ast.HarnessFile, wanted: str) -> ast.HarnessTest:
+    """A test by its full name (merge.ksm_merge) or its own (ksm_merge)."""
+    for test in harness.tests:
+        if test.answers_to(wanted):
+            return test
+    known = ", ".join(t.name for t in harness.tests)
+    raise _Failure(f"{name}: no test '{wanted}'; the file has: {known}", EXIT_PARSE)
+
+
+def _failed(run: Run) -> bool:
+    return run.verdict is None or run.verdict.result == "fail"
+
+
+def _verdict_lines(number: int, run: Run) -> list[str]:
+    """One test's lines of the harness's TAP output."""
+    verdict = run.verdict
+    assert verdict is not None
+    lines = [f"#  RUN           {run.test} ..."]
+    for st in run.statements:
+        check = st.outcome.check
+        if check is not None and not check.passed:
+            where = st.outcome.statement
+            lines.append(f"# {where.line}:{where.process}: {check.describe()}")
+    if verdict.result == "skip":
+        lines += [f"#      SKIP      {verdict.reason}", f"ok {number} {run.test} # SKIP"]
+    elif verdict.result == "pass":
+        lines += [f"#            OK  {run.test}", f"ok {number} {run.test}"]
+    else:
+        lines += [
+            f"# {verdict.reason}",
+            f"#          FAIL  {run.test}",
+            f"not ok {number} {run.test}",
+        ]
+    return lines
+
+
+def _summary(runs: list[Run]) -> list[str]:
+    """The kselftest harness's summary: TAP lines per test, then the totals."""
+    lines = ["TAP version 13", f"1..{len(runs)}", f"# Starting {len(runs)} tests."]
+    for number, run in enumerate(runs, 1):
+        lines += _verdict_lines(number, run)
+    results = [r.verdict.result if r.verdict else "fail" for r in runs]
+    passed, failed, skipped = (results.count(r) for r in ("pass", "fail", "skip"))
+    word = "FAILED" if failed else "PASSED"
+    lines.append(f"# {word}: {passed + skipped} / {len(runs)} tests passed.")
+    lines.append(f"# Totals: pass:{passed} fail:{failed} xfail:0 xpass:0 skip:{skipped} error:0")
+    return lines
 
 
 def _print_unfinished(run: Run) -> None:
@@ -162,6 +248,8 @@ def _verify(args: argparse.Namespace) -> int:
     if not sys.platform.startswith("linux"):
         raise _Failure("verify runs the scenario on a Linux kernel: this host is not Linux", 4)
     name, scenario = _load(args.file)
+    if isinstance(scenario, ast.HarnessFile):
+        return _verify_harness(name, scenario, args.test)
     used = sorted(_proposed_flags(scenario))
     if used:
         raise _proposed(name, " and ".join(used))
@@ -169,6 +257,79 @@ def _verify(args: argparse.Namespace) -> int:
     sim_steps = simulated(run)
     real_steps = _real_steps(name, scenario)
     return _report(run, sim_steps, real_steps)
+
+
+def _verify_harness(name: str, harness: ast.HarnessFile, wanted: str | None) -> int:
+    """Each test on the model and on this kernel, the same interpreter driving both."""
+    tests = [_find_test(name, harness, wanted)] if wanted else list(harness.tests)
+    lines = ["TAP version 13", f"1..{len(tests)}"]
+    agreed = 0
+    for number, test in enumerate(tests, 1):
+        run = run_test(harness, test)
+        verdict = run.verdict
+        assert verdict is not None
+        if verdict.result == "skip":
+            lines.append(f"ok {number} {test.name} # SKIP {verdict.reason}")
+            agreed += 1
+            continue
+        try:
+            real_steps, real_verdict = _real_test(name, harness, test)
+        except _Failure as failure:
+            if failure.code != EXIT_UNCHECKABLE:
+                raise
+            lines.append(f"ok {number} {test.name} # SKIP {failure}")
+            agreed += 1
+            continue
+        sim_steps = simulated(run)
+        differences = compare(sim_steps, real_steps) + _assertion_differences(sim_steps, real_steps)
+        if real_verdict.result != verdict.result:
+            differences.append(
+                Difference(
+                    test.line, test.name, "result", (verdict.result,), (real_verdict.result,)
+                )
+            )
+        if differences:
+            lines.append(f"not ok {number} {test.name}: {len(differences)} differences")
+            lines += [f"# {line}" for d in differences for line in str(d).split("\n")]
+        else:
+            agreed += 1
+            lines.append(
+                f"ok {number} {test.name}: {verdict.result} on both, {len(sim_steps)} steps agree"
+            )
+    lines.append(f"# engine and kernel agree on {agreed} / {len(tests)} tests")
+    print("\n".join(fit(lines)))
+    return EXIT_OK if agreed == len(tests) else EXIT_DIFFERENT
+
+
+def _real_test(
+    name: str, harness: ast.HarnessFile, test: ast.HarnessTest
+) -> tuple[list[dict[str, object]], Verdict]:
+    """One test run for real: its steps and its verdict."""
+    try:
+        with RealMachine() as machine:
+            backend = _MainlineOnly(name, machine)
+            tester = TestMachine(harness, test, backend)
+            steps = record(tester.run(), backend)
+    except NotMainline as e:
+        raise _Failure(f"{e}: only the simulated kernel has it", EXIT_UNCHECKABLE) from None
+    except RealMachineError as e:
+        raise _Failure(f"{name}: cannot run on this kernel: {e}", EXIT_UNCHECKABLE) from None
+    verdict = tester.verdict or Verdict("fail", "the run stopped", tester.passed, tester.failed)
+    return steps, verdict
+
+
+def _assertion_differences(
+    sim_steps: Sequence[Mapping[str, Any]], real_steps: Sequence[Mapping[str, Any]]
+) -> list[Difference]:
+    """Assertions that pass on one kernel and fail on the other, with both values."""
+    found = []
+    for sim, real in zip(sim_steps, real_steps, strict=False):
+        a, b = sim.get("assertion"), real.get("assertion")
+        if isinstance(a, dict) and isinstance(b, dict) and a["passed"] != b["passed"]:
+            found.append(
+                Difference(sim["line"], sim["source"], "assertion", (a["text"],), (b["text"],))
+            )
+    return found
 
 
 def _proposed(name: str, flags: str) -> _Failure:
@@ -211,7 +372,7 @@ def _proposed_flags(scenario: ast.Scenario) -> set[str]:
     return {n.name for s in scenario.statements for n in _names(s.action)} & set(PROPOSED_FLAGS)
 
 
-def _names(node: ast.Expr | ast.Store) -> Iterator[ast.Name]:
+def _names(node: ast.HExpr | ast.Store) -> Iterator[ast.Name]:
     if isinstance(node, ast.Name):
         yield node
     elif isinstance(node, ast.Unary):
@@ -253,6 +414,9 @@ class _MainlineOnly:
 
     def maps(self) -> dict[str, list[str]]:
         return self._machine.maps()
+
+    def procmap_query(self, process: str, addr: int) -> tuple[int, int] | None:
+        return self._machine.procmap_query(process, addr)
 
     def resident(self) -> dict[str, dict[str, int]]:
         return self._machine.resident()

@@ -14,6 +14,7 @@ from engine.mm_types import VM_HUGEPAGE, VM_NOHUGEPAGE, VMA, Folio
 from engine.pagetable import PRESENT, ZERO_PAGE, Pte
 from engine.rmap import new_folio
 from engine.sim.kernel import Kernel
+from engine.sim.trace import Lock
 
 
 def thp_eligible(k: Kernel, vma: VMA, addr: int) -> bool:
@@ -126,10 +127,40 @@ def split_huge_pmd_edges(k: Kernel, mm: str, start: int, end: int) -> None:
             split_huge_pmd(k, mm, edge & ~(PMD_SIZE - 1))
 
 
-def split_folio(k: Kernel, mm: str, folio: Folio, head_vpn: int) -> None:
-    """Models mm/huge_memory.c:split_folio(): one small folio per page, same
+def split_folio(k: Kernel, mm: str, folio: Folio, head_vpn: int, caller_pins: int) -> str | None:
+    """Models mm/huge_memory.c:split_folio() (__folio_split) of a locked
+    anonymous large folio: returns the errno it fails with, or None.
+
+    folio_get_anon_vma() must find a live anon_vma (else -EBUSY); it is
+    write-locked for the split. can_split_folio() wants the refcount to be
+    the mapcount plus `caller_pins` (the caller's folio_get()) plus
+    extra_pins (0 outside the swap cache): any other reference, a GUP pin
+    among them, gives -EAGAIN. On success: one small folio per page, same
     mapping, index head.index + i, each page keeping its mapcount and
-    exclusivity."""
+    exclusivity.
+    """
+    av = k.state.anon_vmas.get(folio.mapping) if folio.mapping is not None else None
+    if av is None:
+        k.event("split_folio", f"folio_get_anon_vma(folio#{folio.id}) finds none: -EBUSY")
+        return "EBUSY"
+    with k.lock(Lock.anon_vma_write(av.root)):
+        refcount = folio.refcount + caller_pins
+        expected = folio.total_mapcount + caller_pins
+        if refcount != expected:
+            k.event(
+                "can_split_folio",
+                f"folio#{folio.id}: refcount {refcount} != mapcount {folio.total_mapcount}"
+                f" + caller_pins {caller_pins} + extra_pins 0: extra references: -EAGAIN",
+                pincount=folio.pincount,
+            )
+            return "EAGAIN"
+        _split(k, mm, folio, head_vpn)
+        k.event("split_folio", f"folio#{folio.id} split into {folio.nr_pages} small folios")
+    return None
+
+
+def _split(k: Kernel, mm: str, folio: Folio, head_vpn: int) -> None:
+    """__split_folio_to_order(): the small folios replace the large one."""
     pt = k.pt(mm)
     ids = k.new_ids(folio.nr_pages)
     small = []

@@ -18,7 +18,7 @@ from playwright.sync_api import sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu"]
-POLICIES = ("posted", "pinned_aborts", "no_pin_check", "isolate", "split")
+POLICIES = ("posted", "pinned_aborts", "no_pin_check", "isolate", "split", "posted_stale_stack")
 
 SHOTS: tuple[tuple[str, str, int, int, str | None], ...] = (
     # name, path, viewport width and height, what to scroll to (None: the top)

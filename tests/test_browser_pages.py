@@ -16,7 +16,7 @@ from engine.sim.policy import POLICIES
 from engine.sim.simulation import run_source
 
 BROKEN = "char *p = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);\nmunmap(p,\n"
-FIVE = urlencode([("v", f"policy-{p}") for p in POLICIES])
+EVERY_POLICY = urlencode([("v", f"policy-{p}") for p in POLICIES])
 
 # Record CSP violations from the first script on, before any of the page's own.
 WATCH_CSP = """
@@ -47,7 +47,10 @@ def page_kinds(short_link: str) -> dict[str, tuple[str, int]]:
         "gallery": ("/", 200),
         "scenario": ("/scenarios/relocate_gup_race_policies?step=31", 200),
         "play, broken": ("/play?" + urlencode({"source": BROKEN}), 200),
-        "compare, five": (f"/compare/relocate_gup_race_policies?{FIVE}&stmt=6&step=3", 200),
+        "compare, every policy": (
+            f"/compare/relocate_gup_race_policies?{EVERY_POLICY}&stmt=6&step=3",
+            200,
+        ),
         "short link": (short_link + "?step=3", 200),
         "embed": ("/scenarios/fork_and_cow?step=5&embed=1", 200),
         "docs": ("/docs", 200),
@@ -165,8 +168,8 @@ def test_step_controls_work_from_the_keyboard(page: Any) -> None:
 
 def test_compare_steps_from_the_keyboard(page: Any) -> None:
     pg = page
-    pg.goto(f"/compare/relocate_gup_race_policies?{FIVE}&stmt=6&step=0")
-    assert pg.locator("section.side svg.picture").count() == 5
+    pg.goto(f"/compare/relocate_gup_race_policies?{EVERY_POLICY}&stmt=6&step=0")
+    assert pg.locator("section.side svg.picture").count() == len(POLICIES)
     pg.keyboard.press("ArrowRight")
     pg.wait_for_selector('#comparison[data-step="1"]')
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from app.views.layout import anon_vma_colours, processes_by_pid
 from engine.mm_types import State
 from engine.sim.simulation import Changes
+from engine.sim.trace import ObjRef
 
 NODE_W = 150
 NODE_H = 38
@@ -78,7 +79,7 @@ def anon_graph(state: State, changes: Changes) -> AnonGraph:
                 chains=sorted(av.chains),
                 depth=depth[av_id],
                 colour=colours[av_id],
-                change=changes.of(f"anon_vma:{av.id}"),
+                change=changes.of(ObjRef("anon_vma", av.id)),
                 x=10 + depth[av_id] * (NODE_W + 30),
                 y=10 + row * ROW_H,
             )

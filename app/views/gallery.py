@@ -107,8 +107,15 @@ PATHS: tuple[LearningPath, ...] = (
                 "The same pinned move under each policy; put them side by side in compare.",
             ),
             Stop(
-                "relocate_gup_race_undo",
-                'A GUP-fast pin during the undo: the undo itself fails ("far too fragile").',
+                "relocate_large_folio_misaligned",
+                "A THP met mid-folio: its index set 256 pages off, small folios left behind.",
+            ),
+            Stop(
+                "relocate_gup_race_undo", "A GUP-fast pin during the undo: the undo itself fails."
+            ),
+            Stop(
+                "relocate_split_fails",
+                "The split a GUP-fast pin breaks mid-walk: the failure that ended the series.",
             ),
         ),
     ),
@@ -121,7 +128,7 @@ SERIES_STORY = (
     " folios and migration entries and split folios up front, but a folio split could become"
     " unavoidable midway through the operation, where a racing GUP-fast reference breaks it;"
     ' further progress "will require a more ambitious rework of the anon_vma stuff".'
-    " Path 5 shows those failures, the last one exactly that race."
+    " Path 5 shows those failures; its last scenario is exactly that split."
 )
 
 

@@ -29,6 +29,7 @@ from engine.mm_constants import PAGE_SHIFT
 from engine.mm_types import VMA, State, flag_names
 from engine.pagetable import MIGRATION, SWAP, ZERO_PAGE, Pte
 from engine.sim.simulation import Changes
+from engine.sim.trace import Lock, ObjRef
 
 Change = Literal["", "created", "changed"]
 PteKind = Literal["none", "present", "swap", "migration", "zero", "pmd"]
@@ -285,7 +286,7 @@ def _page(state: State, vmas: list[VMA], name: str, vpn: int, changes: Changes) 
         folio.order > 0,
         folio.mapping,
         result.miss is not None,
-        changes.of(f"folio:{folio.id}"),
+        changes.of(ObjRef("folio", folio.id)),
     )
 
 
@@ -418,7 +419,7 @@ def _lane(
     columns: list[Column],
     changes: Changes,
     colours: dict[int, int],
-    locked: set[tuple[str, ...]],
+    locked: set[tuple[ObjRef, ...]],
 ) -> LanePicture:
     mm = state.processes[name]
     vmas = state.mm_vmas(name)
@@ -427,7 +428,7 @@ def _lane(
         span = _span(columns, v.vm_start, v.vm_end)
         if span is not None:
             colour = -1 if v.anon_vma is None else colours.get(v.anon_vma, 0)
-            boxes.append(_vma_box(v, span[0], span[1], colour, changes.of(f"vma:{v.id}")))
+            boxes.append(_vma_box(v, span[0], span[1], colour, changes.of(ObjRef("vma", v.id))))
     freed = []
     if before is not None and name in before.processes:
         for v in before.mm_vmas(name):
@@ -463,7 +464,7 @@ def _lane(
             cell.order = folio.order
             cell.index = f"{result.index:#x}"
             cell.colour = -1 if folio.mapping is None else colours.get(folio.mapping, 0)
-            cell.change = changes.of(f"folio:{folio.id}")
+            cell.change = changes.of(ObjRef("folio", folio.id))
             cell.title += (
                 f", folio#{folio.id} order {folio.order} page {pte.page}, index {result.index:#x}"
                 f" (linear_page_index {result.expected:#x}), mapping "
@@ -471,7 +472,7 @@ def _lane(
             )
             if result.miss is not None:
                 cell.broken = True
-                cell.locked = (f"folio:{folio.id}", f"vma:{vma.id}") in locked
+                cell.locked = (ObjRef("folio", folio.id), ObjRef("vma", vma.id)) in locked
                 sentence = f"folio#{folio.id} at {col.start:#x}: {result.miss.value}"
                 same = "=" if result.index_matches else "≠"
                 detail = (
@@ -593,7 +594,7 @@ def _tree(
         ]
         users = users or [at_vma[v].x + at_vma[v].width / 2 for v in av.chains if v in at_vma]
         want = sum(users) / len(users) - NODE_W / 2 if users else LEFT
-        change = changes.of(f"anon_vma:{av.id}")
+        change = changes.of(ObjRef("anon_vma", av.id))
         mark = {"created": " +new", "changed": " ~", "": ""}[change]
         node = TreeNode(
             id=av.id,
@@ -703,7 +704,7 @@ def _summary(lanes: list[LanePicture], nodes: list[TreeNode], hidden: int) -> st
 
 
 def picture(
-    state: State, changes: Changes, before: State | None = None, held: tuple[str, ...] = ()
+    state: State, changes: Changes, before: State | None = None, held: tuple[Lock, ...] = ()
 ) -> Picture:
     """The picture of `state`; `before` (the state the step started from) adds
     its VMA boundaries and the ghosts of what the step freed; `held` are the

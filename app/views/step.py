@@ -12,8 +12,10 @@ from app.views.folios import FolioTable, folio_table
 from app.views.picture import Picture, picture
 from engine.accounting import metadata
 from engine.mm_types import State
+from engine.present.trace import event_values, lock_summary
 from engine.procfs import proc_maps
 from engine.sim.simulation import Changes, Run, View
+from engine.sim.trace import Lock
 
 
 class EventView(BaseModel):
@@ -36,6 +38,15 @@ class ViolationView(BaseModel):
     message: str
     objects: list[str]
     locked: bool = False
+    pages: int = 1
+
+
+class ChangesView(BaseModel):
+    """What a step (or its statement) created, changed and freed: "vma:3"."""
+
+    created: list[str]
+    changed: list[str]
+    freed: list[str]
 
 
 class StatementView(BaseModel):
@@ -62,7 +73,7 @@ class StepView(BaseModel):
     locks: list[str]
     events: list[EventView]
     warnings: list[str]
-    changes: Changes
+    changes: ChangesView
     counts: Counts
     violations: list[ViolationView]
     maps: dict[str, list[str]]
@@ -91,8 +102,16 @@ def counts(state: State) -> Counts:
     return Counts(**metadata(state).as_dict())
 
 
-def violations(state: State, locks: tuple[str, ...] = ()) -> list[ViolationView]:
+def violations(state: State, locks: tuple[Lock, ...] = ()) -> list[ViolationView]:
     return [ViolationView(**v) for v in invariant_violations(state, locks)]
+
+
+def changes_view(changes: Changes) -> ChangesView:
+    return ChangesView(
+        created=[str(r) for r in changes.created],
+        changed=[str(r) for r in changes.changed],
+        freed=[str(r) for r in changes.freed],
+    )
 
 
 def step_view(run: Run, index: int, view: View = "step") -> StepView:
@@ -107,13 +126,13 @@ def step_view(run: Run, index: int, view: View = "step") -> StepView:
         statements=len(run.statements),
         function=step.function,
         summary=step.summary,
-        locks=list(step.locks),
+        locks=lock_summary(step.locks, step.held),
         events=[
-            EventView(function=e.function, decision=e.decision, values=dict(e.values))
+            EventView(function=e.function, decision=e.decision, values=event_values(e))
             for e in step.events
         ],
         warnings=list(step.warnings),
-        changes=shown.changes,
+        changes=changes_view(shown.changes),
         counts=counts(shown.state),
         violations=violations(shown.state, shown.held),
         maps=proc_maps(shown.state),

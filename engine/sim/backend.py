@@ -47,6 +47,11 @@ class Backend(Protocol):
         """Every live process's VMAs as /proc/PID/maps prints them."""
         ...
 
+    def procmap_query(self, process: str, addr: int) -> tuple[int, int] | None:
+        """The VMA covering addr, (start, end), as the PROCMAP_QUERY ioctl on
+        the process's /proc/PID/maps answers with no flags; None for ENOENT."""
+        ...
+
     def resident(self) -> dict[str, dict[str, int]]:
         """Every live process's resident pages per VMA ("start-end" ->
         pages), as /proc/PID/smaps counts Rss (the zero page not counted)."""

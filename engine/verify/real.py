@@ -12,6 +12,7 @@ the caller.
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import os
 import re
@@ -55,6 +56,12 @@ _OP_FORK = 9
 _OP_MAPS = 10
 _VMA_LINE = re.compile(r"^[0-9a-f]+-[0-9a-f]+ ")
 
+# include/uapi/linux/fs.h: struct procmap_query (size, query_flags,
+# query_addr, vma_start, vma_end, vma_flags, vma_page_size, vma_offset,
+# inode, dev_major, dev_minor, vma_name_size, build_id_size, vma_name_addr,
+# build_id_addr) and PROCMAP_QUERY = _IOWR('f', 17, struct procmap_query).
+_PROCMAP_QUERY = struct.Struct("=9Q4I2Q")
+PROCMAP_QUERY = (3 << 30) | (_PROCMAP_QUERY.size << 16) | (ord("f") << 8) | 17
 _COMMAND = struct.Struct("=7Q")
 _REPLY = struct.Struct("=qqQ")
 _REPLY_OK, _REPLY_ERRNO, _REPLY_SIGNAL = 0, 1, 2
@@ -270,6 +277,27 @@ class RealMachine:
             name: [line for line in self._read_maps(p) if self._is_scenario(line)]
             for name, p in self._processes.items()
         }
+
+    def procmap_query(self, process: str, addr: int) -> tuple[int, int] | None:
+        """The PROCMAP_QUERY ioctl (Linux 6.11+) on the executor's /proc/PID/maps,
+        no flags: the VMA covering addr, as the selftests' find_vma_procmap() asks."""
+        p = self._process(process)
+        query = bytearray(_PROCMAP_QUERY.size)
+        _PROCMAP_QUERY.pack_into(query, 0, _PROCMAP_QUERY.size, 0, addr & _U64, *[0] * 12)
+        try:
+            fd = os.open(f"/proc/{p.pid}/maps", os.O_RDONLY)
+        except OSError as e:
+            raise RealMachineError(f"cannot open the maps of {process!r}: {e.strerror}") from None
+        try:
+            fcntl.ioctl(fd, PROCMAP_QUERY, query)
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                return None
+            raise RealMachineError(f"PROCMAP_QUERY on {process!r}: {e.strerror}") from None
+        finally:
+            os.close(fd)
+        fields = _PROCMAP_QUERY.unpack(query)
+        return fields[3], fields[4]
 
     def resident(self) -> dict[str, dict[str, int]]:
         """Each process's resident pages per scenario VMA ("start-end" ->

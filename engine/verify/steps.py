@@ -8,23 +8,30 @@ two sides are recorded the same way.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from engine.procfs import resident_pages
 from engine.scenario import ast
 from engine.scenario.errors import ScenarioError
-from engine.scenario.interpret import run, step_record
+from engine.scenario.interpret import StepOutcome, run, step_record
 from engine.sim.backend import Backend
 from engine.sim.simulation import Run
 
 
 def recorded(scenario: ast.Scenario, backend: Backend) -> list[dict[str, Any]]:
     """Run a scenario on any backend, recording maps and resident pages
-    after each statement. A scenario error (a division by zero) ends the
-    record where it happened, as it ends the simulated run."""
+    after each statement."""
+    return record(run(scenario, backend), backend)
+
+
+def record(outcomes: Iterator[StepOutcome], backend: Backend) -> list[dict[str, Any]]:
+    """Each outcome as a step with the backend's maps and resident pages after it
+    (a harness test's outcomes too). A scenario error (a division by zero)
+    ends the record where it happened, as it ends the simulated run."""
     steps = []
     try:
-        for outcome in run(scenario, backend):
+        for outcome in outcomes:
             steps.append(
                 {**step_record(outcome), "maps": backend.maps(), "resident": backend.resident()}
             )
