@@ -23,11 +23,12 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from app.views.layout import anon_vma_colours, processes_by_pid
+from app.views.layout import anon_vma_colours, anon_vma_depths, processes_by_pid
 from engine.invariants import check, rmap_check
 from engine.mm_constants import PAGE_SHIFT
 from engine.mm_types import VMA, State, flag_names
 from engine.pagetable import MIGRATION, SWAP, ZERO_PAGE, Pte
+from engine.procfs import vma_perms
 from engine.sim.simulation import Changes
 from engine.sim.trace import Lock, ObjRef
 
@@ -382,12 +383,7 @@ def _span(columns: list[Column], lo: int, hi: int) -> tuple[float, float] | None
 
 def _vma_box(v: VMA, x: float, width: float, colour: int, change: Change) -> VmaBox:
     flags = flag_names(v.vm_flags)
-    perms = (
-        ("r" if "read" in flags else "-")
-        + ("w" if "write" in flags else "-")
-        + ("x" if "exec" in flags else "-")
-        + ("s" if "mayshare" in flags else "p")
-    )
+    perms = vma_perms(v)
     extra = [
         f
         for f in flags
@@ -576,13 +572,7 @@ def _tree(
         fy += FOOT_H
     at_vma = {f.vma: f for f in footprints}
     avs = state.anon_vmas
-    depth: dict[int, int] = {}
-    for av_id in avs:
-        d, cur, seen = 0, avs[av_id], set()
-        while cur.parent != cur.id and cur.parent in avs and cur.id not in seen:
-            seen.add(cur.id)
-            cur, d = avs[cur.parent], d + 1
-        depth[av_id] = d
+    depth = anon_vma_depths(state)
     freed = [
         av for av in (before.anon_vmas.values() if before is not None else ()) if av.id not in avs
     ]
