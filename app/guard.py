@@ -10,7 +10,8 @@ by RLIMIT_AS (MAX_RUN_MEMORY_BYTES) from the start. A worker that neither
 answers nor dies within MAX_RUN_WALL_SECONDS is killed, and a fresh one
 takes its place on the next run.
 
-A worker answers with the pickled Run (limited to MAX_TRACE_BYTES), or with
+A worker answers with the pickled Run (a harness file's Suite, every test's
+Run; limited to MAX_TRACE_BYTES), or with
 what went wrong: a ScenarioError (re-raised here as itself), a limit
 (`RunLimit`), or an exception of the engine's own (`EngineFailure`, with the
 statement it failed on and the traceback, which is logged). Every failure is
@@ -42,7 +43,7 @@ from typing import Any
 from app import limits as L
 from engine.scenario.errors import ScenarioError
 from engine.sim.limits import LimitExceeded, Limits
-from engine.sim.simulation import Run, run_scenario, run_source
+from engine.sim.simulation import Run, Suite, run_scenario, run_text
 
 log = logging.getLogger("mremap_viz.guard")
 
@@ -128,7 +129,7 @@ def execute(
 ) -> tuple[Any, ...]:
     """Run `source` (under `policy`) here and describe the outcome as a picklable tuple (the worker's answer).
 
-    ("ok", pickled Run) | ("scenario", line, col, message) | ("limit", name, message)
+    ("ok", pickled Run or Suite) | ("scenario", line, col, message) | ("limit", name, message)
     | ("engine", message, line, statement, traceback)
     """
     soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
@@ -139,7 +140,7 @@ def execute(
     try:
         resource.setrlimit(resource.RLIMIT_CPU, (budget, hard))
         try:
-            run = run_source(source, limits, policy)
+            run = run_text(source, limits, policy)
         finally:
             resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
         data = pickle.dumps(run, protocol=pickle.HIGHEST_PROTOCOL)
@@ -283,8 +284,8 @@ class Guard:
         self._lock = threading.Lock()
         self._all: set[_Worker] = set()
 
-    def run(self, source: str, policy: str | None = None) -> tuple[Run, int]:
-        """The Run of `source` (under `policy`) and its pickled size.
+    def run(self, source: str, policy: str | None = None) -> tuple[Run | Suite, int]:
+        """The Run of `source` (under `policy`; a harness file's Suite) and its pickled size.
 
         Raises ScenarioError, or a RunFailed naming the limit it passed.
         """
@@ -328,11 +329,11 @@ class Guard:
         with self._lock:
             self._all.discard(worker)
 
-    def _result(self, source: str, answer: tuple[Any, ...]) -> tuple[Run, int]:
+    def _result(self, source: str, answer: tuple[Any, ...]) -> tuple[Run | Suite, int]:
         kind = answer[0]
         if kind == "ok":
             data: bytes = answer[1]
-            run: Run = pickle.loads(data)
+            run: Run | Suite = pickle.loads(data)
             return run, len(data)
         if kind == "scenario":
             raise ScenarioError(answer[1], answer[2], answer[3])

@@ -16,10 +16,11 @@ from typing import Any
 from app.limits import MAX_RUN_CACHE_BYTES, WEB_LIMITS
 from engine import gallery as engine_gallery
 from engine.gallery import GalleryEntry
-from engine.invariants import check
+from engine.invariants import summarise
 from engine.mm_types import State
-from engine.present.report import run_json
-from engine.sim.simulation import Run, run_source
+from engine.present.report import run_json, suite_json
+from engine.sim.simulation import Run, Suite, run_text
+from engine.sim.trace import Lock
 
 
 def source_key(source: str) -> str:
@@ -27,17 +28,19 @@ def source_key(source: str) -> str:
     return hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-Runner = Callable[[str, str | None], tuple[Run, int]]
-"""Runs a scenario under a policy: its Run and its size in bytes (what the cache counts)."""
+Runner = Callable[[str, str | None], tuple[Run | Suite, int]]
+"""Runs a scenario (or a harness file, every test) under a policy: its Run
+(Suite) and its size in bytes (what the cache counts)."""
 
 
-def run_in_process(source: str, policy: str | None = None) -> tuple[Run, int]:
+def run_in_process(source: str, policy: str | None = None) -> tuple[Run | Suite, int]:
     """Run here, under the web's limits, unbounded in time (the tests' way)."""
-    return run_source(source, WEB_LIMITS, policy), 0
+    return run_text(source, WEB_LIMITS, policy), 0
 
 
 class RunCache:
-    """An LRU of Run objects keyed by source hash; safe across worker threads.
+    """An LRU of Run objects (a harness file's: Suite) keyed by source hash;
+    safe across worker threads.
 
     `runner` makes a Run (app.guard.Guard.run runs it in a worker process
     under a CPU-time bound); the cache keeps at most `size` runs and
@@ -53,12 +56,12 @@ class RunCache:
         self.size = size
         self.max_bytes = max_bytes
         self.runner: Runner = runner or run_in_process
-        self._runs: OrderedDict[str, tuple[Run, int]] = OrderedDict()
+        self._runs: OrderedDict[str, tuple[Run | Suite, int]] = OrderedDict()
         self._bytes = 0
         self._running: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
-    def _cached(self, key: str) -> Run | None:
+    def _cached(self, key: str) -> Run | Suite | None:
         with self._lock:
             hit = self._runs.get(key)
             if hit is None:
@@ -66,8 +69,9 @@ class RunCache:
             self._runs.move_to_end(key)
             return hit[0]
 
-    def get(self, source: str, policy: str | None = None) -> Run:
-        """The run of `source`, under `policy` if given (else its `// @policy`)."""
+    def get(self, source: str, policy: str | None = None) -> Run | Suite:
+        """The run of `source`, under `policy` if given (else its `// @policy`);
+        of a harness file, the Suite of every test's run."""
         key = source_key(source if policy is None else f"{source}\0policy={policy}")
         run = self._cached(key)
         if run is not None:
@@ -108,11 +112,13 @@ def gallery_entry(slug: str) -> GalleryEntry | None:
     return engine_gallery.find(slug)
 
 
-def scenario_json(run: Run) -> dict[str, object]:
-    """The CLI's JSON document for a whole run (engine.report.run_json)."""
-    return run_json(run)
+def scenario_json(run: Run | Suite) -> dict[str, object]:
+    """The CLI's JSON document for a whole run (engine.report.run_json), or for
+    every test of a harness file (suite_json)."""
+    return suite_json(run) if isinstance(run, Suite) else run_json(run)
 
 
-def invariant_violations(state: State, locks: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """engine.invariants.check() on a snapshot, as dicts."""
-    return [v.as_dict() for v in check(state, locks)]
+def invariant_violations(state: State, locks: tuple[Lock, ...] = ()) -> list[dict[str, Any]]:
+    """engine.invariants.summarise() of a snapshot (a run of pages broken
+    the same way is one record), as dicts."""
+    return [v.as_dict() for v in summarise(state, locks)]

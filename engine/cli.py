@@ -18,10 +18,11 @@ import argparse
 import json
 import sys
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from importlib import resources
 from typing import Any
 
-from engine.present.report import run_json
+from engine.present.report import run_json, suite_json, verdict_json, write_json
 from engine.present.statement import render_statement, step_lines
 from engine.present.text import WIDTH, fit
 from engine.scenario import ast
@@ -31,7 +32,7 @@ from engine.scenario.machine import TestMachine, Verdict
 from engine.scenario.parse import parse
 from engine.sim.backend import PAGE_FIELDS, CallResult, ProcessPages
 from engine.sim.limits import LimitExceeded
-from engine.sim.simulation import Run, run_scenario, run_test
+from engine.sim.simulation import Run, run_harness, run_scenario, run_test
 from engine.uapi import MREMAP
 from engine.verify.compare import Difference, compare
 from engine.verify.real import NotMainline, RealMachine, RealMachineError
@@ -131,7 +132,9 @@ def _run(args: argparse.Namespace) -> int:
         raise _Failure(f"{name}: --test needs a harness file (TEST_F blocks)", EXIT_PARSE)
     run = run_scenario(scenario)
     if args.json:
-        print(json.dumps(_run_document(name, run, args.pages)))
+        with _page_limit(name):
+            write_json(run, sys.stdout, args.pages)
+        print()
     else:
         for i in range(len(run.statements)):
             print(render_statement(run, i, inner=True))
@@ -142,10 +145,11 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _run_document(name: str, run: Run, pages: bool) -> dict[str, object]:
-    """The run's JSON document; a --pages document past its limit stops."""
+@contextmanager
+def _page_limit(name: str) -> Iterator[None]:
+    """A --pages document past max_page_records stops the run, named."""
     try:
-        return run_json(run, pages=pages)
+        yield
     except LimitExceeded as e:
         raise _Failure(f"{name}: stopped: {e}", EXIT_STOPPED) from None
 
@@ -156,7 +160,9 @@ def _run_harness(name: str, harness: ast.HarnessFile, args: argparse.Namespace) 
         test = _find_test(name, harness, args.test)
         run = run_test(harness, test)
         if args.json:
-            print(json.dumps({**_run_document(name, run, args.pages), **_verdict_json(run)}))
+            with _page_limit(name):
+                document = {**run_json(run, args.pages), **verdict_json(run)}
+            print(json.dumps(document))
         else:
             for i in range(len(run.statements)):
                 print(render_statement(run, i, inner=True))
@@ -164,18 +170,12 @@ def _run_harness(name: str, harness: ast.HarnessFile, args: argparse.Namespace) 
             _print_unfinished(run)
             print("\n".join(fit(_verdict_lines(1, run))))
         return EXIT_DIFFERENT if _failed(run) else EXIT_OK
-    runs = [run_test(harness, test) for test in harness.tests]
+    suite = run_harness(harness)
+    runs = suite.runs
     if args.json:
-        tests = [
-            {
-                "name": r.test,
-                **_verdict_json(r),
-                "steps": _run_document(name, r, args.pages)["steps"],
-            }
-            for r in runs
-        ]
-        notes = [{"line": n.line, "col": n.col, "text": n.text} for n in harness.notes]
-        print(json.dumps({"tests": tests, "notes": notes}))
+        with _page_limit(name):
+            document = suite_json(suite, args.pages)
+        print(json.dumps(document))
     else:
         print("\n".join(fit(_summary(runs))))
     return EXIT_DIFFERENT if any(_failed(r) for r in runs) else EXIT_OK
@@ -184,7 +184,7 @@ def _run_harness(name: str, harness: ast.HarnessFile, args: argparse.Namespace) 
 def _find_test(name: str, harness: ast.HarnessFile, wanted: str) -> ast.HarnessTest:
     """A test by its full name (merge.ksm_merge) or its own (ksm_merge)."""
     for test in harness.tests:
-        if wanted in (test.name, test.name.split(".", 1)[1]):
+        if test.answers_to(wanted):
             return test
     known = ", ".join(t.name for t in harness.tests)
     raise _Failure(f"{name}: no test '{wanted}'; the file has: {known}", EXIT_PARSE)
@@ -192,16 +192,6 @@ def _find_test(name: str, harness: ast.HarnessFile, wanted: str) -> ast.HarnessT
 
 def _failed(run: Run) -> bool:
     return run.verdict is None or run.verdict.result == "fail"
-
-
-def _verdict_json(run: Run) -> dict[str, object]:
-    verdict = run.verdict
-    assert verdict is not None
-    return {
-        "result": verdict.result,
-        "reason": verdict.reason,
-        "assertions": {"passed": verdict.passed, "failed": verdict.failed},
-    }
 
 
 def _verdict_lines(number: int, run: Run) -> list[str]:

@@ -14,6 +14,7 @@ from engine.mm_types import VM_HUGEPAGE, VM_LOCKED, VM_NOHUGEPAGE, VMA, Folio
 from engine.pagetable import PRESENT, ZERO_PAGE, Pte
 from engine.rmap import folio_move_anon_rmap, new_folio
 from engine.sim.kernel import Kernel
+from engine.sim.trace import Lock
 
 
 def thp_eligible(k: Kernel, vma: VMA, addr: int) -> bool:
@@ -146,17 +147,49 @@ def split_huge_pmd_edges(k: Kernel, mm: str, start: int, end: int) -> None:
             split_huge_pmd(k, mm, edge & ~(PMD_SIZE - 1))
 
 
-def split_folio(k: Kernel, vma: VMA, folio: Folio, head_vpn: int) -> None:
-    """Models mm/huge_memory.c:split_folio() (__folio_split) for the folio
-    mapped in `vma` from head_vpn: a PMD mapping is split first
-    (TTU_SPLIT_HUGE_PMD), then each page becomes a small folio, same
-    mapping, index head.index + i, keeping its mapcount and exclusivity.
+def split_folio(k: Kernel, vma: VMA, folio: Folio, head_vpn: int, caller_pins: int) -> str | None:
+    """Models mm/huge_memory.c:split_folio() (__folio_split) of a locked
+    anonymous large folio mapped in `vma` from head_vpn: returns the errno
+    it fails with, or None.
+
+    folio_get_anon_vma() must find a live anon_vma (else -EBUSY); it is
+    write-locked for the split. can_split_folio() wants the refcount to be
+    the mapcount plus `caller_pins` (the caller's folio_get()) plus
+    extra_pins (0 outside the swap cache): any other reference, a GUP pin
+    among them, gives -EAGAIN. On success the folio is split (_split).
+    """
+    av = k.state.anon_vmas.get(folio.mapping) if folio.mapping is not None else None
+    if av is None:
+        k.event("split_folio", f"folio_get_anon_vma(folio#{folio.id}) finds none: -EBUSY")
+        return "EBUSY"
+    with k.lock(Lock.anon_vma_write(av.root)):
+        refcount = folio.refcount + caller_pins
+        expected = folio.total_mapcount + caller_pins
+        if refcount != expected:
+            k.event(
+                "can_split_folio",
+                f"folio#{folio.id}: refcount {refcount} != mapcount {folio.total_mapcount}"
+                f" + caller_pins {caller_pins} + extra_pins 0: extra references: -EAGAIN",
+                pincount=folio.pincount,
+            )
+            return "EAGAIN"
+        _split(k, vma, folio, head_vpn)
+        k.event("split_folio", f"folio#{folio.id} split into {folio.nr_pages} small folios")
+    return None
+
+
+def _split(k: Kernel, vma: VMA, folio: Folio, head_vpn: int) -> None:
+    """unmap_folio() (a PMD mapping split first: TTU_SPLIT_HUGE_PMD),
+    __split_folio_to_order() and remap_page(): each page becomes a small
+    folio, same mapping, index head.index + i, keeping its mapcount and
+    exclusivity.
 
     remap_page() with RMP_USE_SHARED_ZEROPAGE maps an anonymous page that
     holds no data (Folio.data) to the shared zero page instead
     (try_to_map_unused_to_zeropage; not in a VM_LOCKED VMA), and the small
-    folio nothing maps then is freed, as is a page mapped nowhere. A page mapped in other processes too
-    is kept: this models the one mapping the callers hold.
+    folio nothing maps then is freed, as is a page mapped nowhere. A page
+    mapped in other processes too is kept: this models the one mapping the
+    callers hold.
     """
     pt = k.pt(vma.mm)
     head = pt.get(head_vpn)

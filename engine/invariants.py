@@ -4,20 +4,28 @@ Ours: the checks lockdep, VM_BUG_ON and the rmap code rely on. The rmap
 check is the one a racing rmap user needs: from every mapped anonymous
 page (or migration entry), folio->mapping must lead to an anon_vma
 chained to the VMA that maps it, and folio->index must put the page at its
-address (vma_address()).
+address (vma_address()). The lock-order check is lockdep's: each lock a
+step takes, against the locks it already holds, in the order the comment
+at the top of mm/rmap.c documents.
 """
 
 from __future__ import annotations
 
-import re
+import bisect
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import Enum
+from typing import NamedTuple
+
+from immutables import Map
 
 from engine.mm_constants import PAGE_SHIFT, PAGE_SIZE
-from engine.mm_types import VMA, Folio, State
+from engine.mm_types import MM, VMA, Folio, State
 from engine.pagemap import linear_page_index
 from engine.pagetable import MIGRATION, PRESENT, ZERO_PAGE
+from engine.present.trace import lock_text
 from engine.rmap import folio_anon_vma, rmap_walk_anon
+from engine.sim.trace import Lock, LockKind, ObjRef
 
 
 class RmapMiss(Enum):
@@ -29,7 +37,7 @@ class RmapMiss(Enum):
     OTHER_FILE = "the shmem folio belongs to another file"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RmapCheck:
     """The rmap check of one mapped page: `miss` is None when rmap finds it;
     `index` is the page's index (folio->index + page), `expected`
@@ -62,10 +70,14 @@ def rmap_check(state: State, vma: VMA, addr: int, page: int, folio: Folio) -> Rm
         else:
             miss = None if index == expected else RmapMiss.WRONG_INDEX
         return RmapCheck(miss, index, expected)
+    av = folio_anon_vma(state, folio)
+    if av is not None and vma.id in av.chains and index == expected:
+        # What the walk below would find: a chained VMA whose linear index at
+        # addr is the page's is visited there (vma_address() covers it).
+        return RmapCheck(None, index, expected)
     for seen, _ in rmap_walk_anon(state, folio):
         if seen.id == vma.id and linear_page_index(seen, addr) == index:
             return RmapCheck(None, index, expected)
-    av = folio_anon_vma(state, folio)
     if av is None:
         miss = RmapMiss.NO_ANON_VMA
     elif vma.id not in av.chains:
@@ -85,37 +97,257 @@ class Violation:
 
     kind: str
     message: str
-    objects: tuple[str, ...]
+    objects: tuple[ObjRef, ...]
     locked: bool = False
+    pages: int = 1
+    """How many pages the record stands for: a run of consecutive pages
+    with the same violation is one record (summarise())."""
 
     def as_dict(self) -> dict[str, object]:
         return {
             "kind": self.kind,
             "message": self.message,
-            "objects": list(self.objects),
+            "objects": [str(ref) for ref in self.objects],
             "locked": self.locked,
+            "pages": self.pages,
         }
 
 
-_ANON_VMA_LOCK = re.compile(r"anon_vma rwsem \(write\) of anon_vma#(\d+)")
+@dataclass(frozen=True)
+class LockClass:
+    """Where a lock sits in mm/rmap.c's "Lock ordering in mm" (outermost
+    first), and whether taking it may sleep."""
+
+    name: str
+    rank: int
+    sleeps: bool
 
 
-def check(state: State, locks: tuple[str, ...] = ()) -> list[Violation]:
-    """Every violation in a snapshot (empty when all is well).
+# The documented order (mm/rmap.c, 6.18): mm->mmap_lock, folio_lock,
+# vma_start_write, mapping->i_mmap_rwsem, anon_vma->rwsem,
+# mm->page_table_lock or pte_lock. mm/mremap.c's move_ptes() comment takes
+# the rmap locks (i_mmap_rwsem, anon_vma->rwsem) before the page-table
+# locks. vma_start_write() is a mark, not a lock lockdep holds (its
+# dep_map is acquired and released at once), so it is not ranked.
+_LOCK_CLASSES = {
+    LockKind.MMAP_LOCK: LockClass("mm->mmap_lock", 0, True),
+    LockKind.FOLIO_LOCK: LockClass("folio_lock", 1, True),
+    LockKind.ANON_VMA_RWSEM: LockClass("anon_vma->rwsem", 4, True),
+    LockKind.PMD_LOCK: LockClass("pmd_trans_huge_lock (spinlock)", 5, False),
+    LockKind.PTE_LOCK: LockClass("pte_lock (spinlock)", 5, False),
+    LockKind.PAGE_TABLE_LOCKS: LockClass("pte_lock (spinlock)", 5, False),
+}
+
+
+def lock_class(lock: Lock) -> LockClass | None:
+    """The documented class of a lock, None if unranked."""
+    return _LOCK_CLASSES.get(lock.kind)
+
+
+def lock_order(acquired: tuple[tuple[tuple[Lock, ...], Lock], ...]) -> list[Violation]:
+    """Each acquisition (locks held, lock taken) that lockdep would report,
+    once per pair of lock classes as lockdep does: a lock taken inside one
+    the documented order puts after it, or a sleeping lock taken under a
+    spinlock ("sleeping function called from invalid context"). Nesting
+    within one class (two page-table locks, two anon_vma roots under
+    lock_set_subclass()) is what the kernel annotates, and is not reported."""
+    found = []
+    seen: set[tuple[str, str]] = set()
+    for held, lock in acquired:
+        taking = lock_class(lock)
+        if taking is None:
+            continue
+        for outer in held:
+            cls = lock_class(outer)
+            if cls is None or (cls.name, taking.name) in seen:
+                continue
+            if taking.sleeps and not cls.sleeps:
+                why = f"{taking.name} may sleep, taken under {cls.name}"
+            elif cls.rank > taking.rank:
+                why = f"mm/rmap.c orders {taking.name} before {cls.name}, taken inside it"
+            else:
+                continue
+            seen.add((cls.name, taking.name))
+            message = f"{why} ({lock_text(lock)}, under {lock_text(outer)})"
+            found.append(Violation("lock_order", message, ()))
+    return found
+
+
+def check(
+    state: State,
+    locks: tuple[Lock, ...] = (),
+    acquired: tuple[tuple[tuple[Lock, ...], Lock], ...] = (),
+) -> list[Violation]:
+    """Every violation in a snapshot, one per page (empty when all is well).
 
     `locks` are the locks held at that step (Step.held): an rmap mismatch
     on a folio whose anon_vma root is write-locked is marked `locked`.
+    `acquired` are the step's lock acquisitions (Step.acquired), checked
+    against the documented lock order.
     """
-    held = {int(m.group(1)) for lock in locks if (m := _ANON_VMA_LOCK.search(lock))}
-    found: list[Violation] = []
-    found += _vma_order(state)
-    found += _chains(state)
-    found += _counters(state)
-    for v in _rmap(state):
-        folio = state.folios.get(int(v.objects[0].split(":")[1]))
-        av = state.anon_vmas.get(folio.mapping) if folio and folio.mapping is not None else None
-        found.append(replace(v, locked=av is not None and av.root in held))
+    held = _write_locked_roots(locks)
+    found = _objects(state) + lock_order(acquired)
+    for mm in state.processes.values():
+        for pmd in mm.pagetable.pmd_indexes():
+            found += [_locked(state, m, held) for m in _rmap_leaf(state, mm, pmd)]
     return found
+
+
+def summarise(state: State, locks: tuple[Lock, ...] = ()) -> list[Violation]:
+    """check(), with each run of consecutive pages that break the rmap
+    invariant the same way as one record (its range and page count)."""
+    misses = [
+        m
+        for mm in state.processes.values()
+        for pmd in mm.pagetable.pmd_indexes()
+        for m in _rmap_leaf(state, mm, pmd)
+    ]
+    return _objects(state) + _runs(state, misses, _write_locked_roots(locks))
+
+
+class Checker:
+    """summarise() over a run's snapshots in order, each step checking only
+    what it changed: the objects of the step's created/changed/freed, the
+    PTE tables it edited, the pages of the VMAs it changed and of the
+    folios it touched. The rmap results of every other page are kept from
+    the step before. The VMA, chain and counter checks, which cost what
+    the VMAs and anon_vmas cost, not the pages, run in full each time.
+    """
+
+    def __init__(self) -> None:
+        self._state: State | None = None
+        self._leaves: dict[tuple[str, int], list[_PageMiss]] = {}
+        self._folios: dict[tuple[str, int], set[int]] = {}
+        # Where each folio is mapped: its first PTE table, and any others.
+        self._home: dict[int, tuple[str, int]] = {}
+        self._also: dict[int, set[tuple[str, int]]] = {}
+
+    def summarise(
+        self, state: State, locks: tuple[Lock, ...] = (), folios: Iterable[int] = ()
+    ) -> list[Violation]:
+        """The summary of `state`, which follows the state last given; `folios`
+        are the ids of the folios created, changed or freed since then."""
+        before, self._state = self._state, state
+        if (
+            before is None
+            or before.anon_vmas is not state.anon_vmas
+            or before.shmem is not state.shmem
+            or set(before.processes) != set(state.processes)
+        ):
+            self._leaves, self._folios, self._home, self._also = {}, {}, {}, {}
+            stale = {
+                (name, pmd)
+                for name, mm in state.processes.items()
+                for pmd in mm.pagetable.pmd_indexes()
+            }
+        else:
+            stale = self._stale(before, state, folios)
+        for name, pmd in stale:
+            self._recheck(state, name, pmd)
+        misses = [m for key in sorted(self._leaves) for m in self._leaves[key]]
+        return _objects(state) + _runs(state, misses, _write_locked_roots(locks))
+
+    def _stale(self, before: State, state: State, folios: Iterable[int]) -> set[tuple[str, int]]:
+        """The PTE tables whose pages may check differently now."""
+        stale: set[tuple[str, int]] = set()
+        for name, mm in state.processes.items():
+            old = before.processes[name]
+            if old is mm:
+                continue
+            stale.update((name, pmd) for pmd in mm.pagetable.changed_pmds(old.pagetable))
+            if old.vmas != mm.vmas:
+                stale.update(
+                    _pmds_under(mm, old, state.vmas, before.vmas, set(old.vmas) ^ set(mm.vmas))
+                )
+        if before.vmas is not state.vmas:
+            moved = {
+                v
+                for v in set(before.vmas) | set(state.vmas)
+                if before.vmas.get(v) is not state.vmas.get(v)
+            }
+            for name, mm in state.processes.items():
+                old = before.processes[name]
+                stale.update(_pmds_under(mm, old, state.vmas, before.vmas, moved))
+        for folio in folios:
+            home = self._home.get(folio)
+            if home is not None:
+                stale.add(home)
+                stale.update(self._also.get(folio, ()))
+        return stale
+
+    def _recheck(self, state: State, name: str, pmd: int) -> None:
+        key = (name, pmd)
+        home, also = self._home, self._also
+        for folio in self._folios.pop(key, ()):
+            if home.get(folio) != key:
+                also[folio].discard(key)
+            elif folio in also:
+                home[folio] = also[folio].pop()
+            else:
+                del home[folio]
+            if not also.get(folio, True):
+                del also[folio]
+        seen: set[int] = set()
+        misses = _rmap_leaf(state, state.processes[name], pmd, seen)
+        for folio in seen:
+            if home.setdefault(folio, key) != key:
+                also.setdefault(folio, set()).add(key)
+        self._folios[key] = seen
+        if misses:
+            self._leaves[key] = misses
+        else:
+            self._leaves.pop(key, None)
+
+
+def _pmds_under(
+    mm: MM, old: MM, vmas: Map[int, VMA], old_vmas: Map[int, VMA], ids: set[int]
+) -> set[tuple[str, int]]:
+    """The populated PTE tables of `mm` (now or before) where VMAs `ids`
+    changed what rmap finds: a VMA that kept its file and its linear index
+    (vm_start against vm_pgoff) and only grew or shrank changed the pages
+    between its old and new ends; any other change, its whole old and new
+    ranges."""
+    ranges: list[tuple[int, int]] = []
+    for v in ids:
+        new, was = vmas.get(v), old_vmas.get(v)
+        new = new if new is not None and new.mm == mm.name else None
+        was = was if was is not None and was.mm == mm.name else None
+        if new is not None and was is not None and _same_index(new, was):
+            starts = sorted((new.vm_start, was.vm_start))
+            ends = sorted((new.vm_end, was.vm_end))
+            ranges += [(starts[0], starts[1]), (ends[0], ends[1])]
+        else:
+            ranges += [(x.vm_start, x.vm_end) for x in (new, was) if x is not None]
+    found: set[tuple[str, int]] = set()
+    for lo, hi in ranges:
+        for table in (mm.pagetable, old.pagetable):
+            pmds = table.pmd_indexes(lo >> PAGE_SHIFT, hi >> PAGE_SHIFT)
+            found.update((mm.name, pmd) for pmd in pmds)
+    return found
+
+
+def _same_index(a: VMA, b: VMA) -> bool:
+    """Do the two VMAs put every address they share at the same index of
+    the same file (or of anonymous memory)?"""
+    return (
+        a.shmem == b.shmem
+        and (a.vm_start >> PAGE_SHIFT) - a.vm_pgoff == (b.vm_start >> PAGE_SHIFT) - b.vm_pgoff
+    )
+
+
+def _write_locked_roots(locks: tuple[Lock, ...]) -> set[int]:
+    return {
+        lock.target.id
+        for lock in locks
+        if lock.kind is LockKind.ANON_VMA_RWSEM
+        and lock.mode == "write"
+        and isinstance(lock.target, ObjRef)
+    }
+
+
+def _objects(state: State) -> list[Violation]:
+    """The checks of VMAs, chains and counters (not of pages)."""
+    return _vma_order(state) + _chains(state) + _counters(state)
 
 
 def _vma_order(state: State) -> list[Violation]:
@@ -125,13 +357,17 @@ def _vma_order(state: State) -> list[Violation]:
         for v in mm.vmas:
             vma = state.vmas.get(v)
             if vma is None:
-                found.append(Violation("vma", f"{mm.name} lists freed vma#{v}", (f"vma:{v}",)))
+                found.append(
+                    Violation("vma", f"{mm.name} lists freed vma#{v}", (ObjRef("vma", v),))
+                )
                 continue
             if vma.vm_start % PAGE_SIZE or vma.vm_end % PAGE_SIZE or vma.vm_start >= vma.vm_end:
-                found.append(Violation("vma", f"vma#{v} is empty or unaligned", (f"vma:{v}",)))
+                found.append(
+                    Violation("vma", f"vma#{v} is empty or unaligned", (ObjRef("vma", v),))
+                )
             if vma.vm_start < prev_end:
                 found.append(
-                    Violation("vma", f"vma#{v} overlaps or is out of order", (f"vma:{v}",))
+                    Violation("vma", f"vma#{v} overlaps or is out of order", (ObjRef("vma", v),))
                 )
             prev_end = vma.vm_end
     return found
@@ -147,7 +383,7 @@ def _chains(state: State) -> list[Violation]:
                     Violation(
                         "chain",
                         f"vma#{vma.id}'s chain to anon_vma#{av_id} is missing from that anon_vma's tree",
-                        (f"vma:{vma.id}", f"anon_vma:{av_id}"),
+                        (ObjRef("vma", vma.id), ObjRef("anon_vma", av_id)),
                     )
                 )
         if vma.anon_vma is not None and vma.anon_vma not in vma.avc:
@@ -155,7 +391,7 @@ def _chains(state: State) -> list[Violation]:
                 Violation(
                     "chain",
                     f"vma#{vma.id} has no chain to its own anon_vma#{vma.anon_vma}",
-                    (f"vma:{vma.id}",),
+                    (ObjRef("vma", vma.id),),
                 )
             )
     for av in state.anon_vmas.values():
@@ -166,7 +402,7 @@ def _chains(state: State) -> list[Violation]:
                     Violation(
                         "chain",
                         f"anon_vma#{av.id}'s tree holds vma#{v} without a matching chain",
-                        (f"anon_vma:{av.id}", f"vma:{v}"),
+                        (ObjRef("anon_vma", av.id), ObjRef("vma", v)),
                     )
                 )
     return found
@@ -188,7 +424,7 @@ def _counters(state: State) -> list[Violation]:
                 Violation(
                     "counter",
                     f"anon_vma#{av.id} num_active_vmas {av.num_active_vmas} != {active.get(av.id, 0)} VMAs using it",
-                    (f"anon_vma:{av.id}",),
+                    (ObjRef("anon_vma", av.id),),
                 )
             )
         if av.num_children != children.get(av.id, 0):
@@ -196,47 +432,126 @@ def _counters(state: State) -> list[Violation]:
                 Violation(
                     "counter",
                     f"anon_vma#{av.id} num_children {av.num_children} != {children.get(av.id, 0)} (self-parented root counts itself)",
-                    (f"anon_vma:{av.id}",),
+                    (ObjRef("anon_vma", av.id),),
                 )
             )
     return found
 
 
-def _rmap(state: State) -> list[Violation]:
-    found = []
-    for mm in state.processes.values():
-        for v in mm.vmas:
-            vma = state.vmas[v]
-            if vma.shmem is not None:
+class _PageMiss(NamedTuple):
+    """One page that rmap would not find again: its page number, what makes
+    it the same violation as its neighbours (`key`), the violation, and
+    folio->mapping (for the locked flag; None once the folio is freed)."""
+
+    vpn: int
+    vma: int
+    key: tuple[object, ...]
+    violation: Violation
+    mapping: int | None
+
+
+def _locked(state: State, miss: _PageMiss, held: set[int]) -> Violation:
+    av = state.anon_vmas.get(miss.mapping) if miss.mapping is not None else None
+    return replace(miss.violation, locked=av is not None and av.root in held)
+
+
+def _rmap_leaf(state: State, mm: MM, pmd: int, seen: set[int] | None = None) -> list[_PageMiss]:
+    """The rmap check of every page one PTE table of `mm` maps, in address
+    order; `seen` collects the ids of the folios it maps."""
+    leaf = mm.pagetable.leaf(pmd)
+    if leaf is None:
+        return []
+    base = pmd << 9
+    vmas = [
+        state.vmas[v]
+        for v in mm.vmas
+        if state.vmas[v].vm_end > base << PAGE_SHIFT
+        and state.vmas[v].vm_start < (base + 512) << PAGE_SHIFT
+    ]
+    ends = [vma.vm_end >> PAGE_SHIFT for vma in vmas]
+    found: list[_PageMiss] = []
+    for off in sorted(leaf):
+        vpn = base | off
+        i = bisect.bisect_right(ends, vpn)
+        if i == len(vmas) or vmas[i].vm_start >> PAGE_SHIFT > vpn:
+            continue
+        vma = vmas[i]
+        pte = leaf[off]
+        # A migration entry still names its folio, and migration finds it
+        # again by the same rmap walk (remove_migration_ptes).
+        if vma.shmem is not None or pte.kind not in (PRESENT, MIGRATION) or pte.folio == ZERO_PAGE:
+            continue
+        if seen is not None:
+            seen.add(pte.folio)
+        folio = state.folios.get(pte.folio)
+        if folio is not None:
+            result = rmap_check(state, vma, vpn << PAGE_SHIFT, pte.page, folio)
+            if result.miss is None:
                 continue
-            for vpn, pte in mm.pagetable.items(
-                vma.vm_start >> PAGE_SHIFT, vma.vm_end >> PAGE_SHIFT
-            ):
-                # A migration entry still names its folio, and migration
-                # finds it again by the same rmap walk (remove_migration_ptes).
-                if pte.kind not in (PRESENT, MIGRATION) or pte.folio == ZERO_PAGE:
-                    continue
-                folio = state.folios.get(pte.folio)
-                addr = vpn << PAGE_SHIFT
-                refs = (f"folio:{pte.folio}", f"vma:{vma.id}")
-                if folio is None:
-                    found.append(Violation("rmap", f"{addr:#x} maps freed folio#{pte.folio}", refs))
-                    continue
-                result = rmap_check(state, vma, addr, pte.page, folio)
-                if result.miss is None:
-                    continue
-                where = f"folio#{folio.id} at {addr:#x}"
-                if result.miss is RmapMiss.NO_ANON_VMA:
-                    why = f"mapping anon_vma#{folio.mapping} is freed: rmap would use freed memory"
-                elif result.miss is RmapMiss.NOT_CHAINED:
-                    why = (
-                        f"anon_vma#{folio.mapping} has no chain to vma#{vma.id}:"
-                        " rmap walk misses this mapping"
-                    )
-                else:
-                    why = (
-                        f"index {result.index:#x} != linear_page_index {result.expected:#x}:"
-                        " rmap walk looks at the wrong address"
-                    )
-                found.append(Violation("rmap", f"{where}: {why}", refs))
+        addr = vpn << PAGE_SHIFT
+        refs = (ObjRef("folio", pte.folio), ObjRef("vma", vma.id))
+        if folio is None:
+            violation = Violation("rmap", f"{addr:#x} maps freed folio#{pte.folio}", refs)
+            found.append(_PageMiss(vpn, vma.id, ("freed", vma.id), violation, None))
+            continue
+        where = f"folio#{folio.id} at {addr:#x}"
+        key: tuple[object, ...] = (result.miss, vma.id, folio.mapping)
+        if result.miss is RmapMiss.NO_ANON_VMA:
+            why = f"mapping anon_vma#{folio.mapping} is freed: rmap would use freed memory"
+        elif result.miss is RmapMiss.NOT_CHAINED:
+            why = (
+                f"anon_vma#{folio.mapping} has no chain to vma#{vma.id}:"
+                " rmap walk misses this mapping"
+            )
+        else:
+            key += (result.index - result.expected,)
+            why = (
+                f"index {result.index:#x} != linear_page_index {result.expected:#x}:"
+                " rmap walk looks at the wrong address"
+            )
+        violation = Violation("rmap", f"{where}: {why}", refs)
+        found.append(_PageMiss(vpn, vma.id, key, violation, folio.mapping))
     return found
+
+
+def _runs(state: State, misses: list[_PageMiss], held: set[int]) -> list[Violation]:
+    """Consecutive pages with the same key as one record each; a run of one
+    page keeps its own violation."""
+    found: list[Violation] = []
+    i = 0
+    while i < len(misses):
+        j = i + 1
+        while (
+            j < len(misses)
+            and misses[j].key == misses[i].key
+            and misses[j].vpn == misses[j - 1].vpn + 1
+        ):
+            j += 1
+        first = _locked(state, misses[i], held)
+        if j - i == 1:
+            found.append(first)
+        else:
+            found.append(_run(state, first, misses[i], misses[j - 1].vpn, j - i))
+        i = j
+    return found
+
+
+def _run(state: State, first: Violation, miss: _PageMiss, last_vpn: int, pages: int) -> Violation:
+    """The record of pages miss.vpn..last_vpn, worded after the first page."""
+    start, end = miss.vpn << PAGE_SHIFT, ((last_vpn + 1) << PAGE_SHIFT) - 1
+    vma, what = miss.vma, miss.key[0]
+    if what == "freed":
+        why = "map freed folios"
+    elif what is RmapMiss.NO_ANON_VMA:
+        why = f"mapping anon_vma#{miss.mapping} is freed: rmap would use freed memory"
+    elif what is RmapMiss.NOT_CHAINED:
+        why = f"anon_vma#{miss.mapping} has no chain to vma#{vma}: rmap walk misses these mappings"
+    else:
+        why = "index != linear page index: rmap walk looks at the wrong address"
+    if first.locked and miss.mapping is not None:
+        why += f", behind write-locked anon_vma#{state.anon_vmas[miss.mapping].root}"
+    objects: tuple[ObjRef, ...] = (ObjRef("vma", vma),)
+    if miss.mapping is not None:
+        objects += (ObjRef("anon_vma", miss.mapping),)
+    message = f"pages {start:#x}-{end:#x} ({pages}) of vma#{vma}: {why}"
+    return Violation("rmap", message, objects, first.locked, pages)

@@ -219,9 +219,9 @@ def _split_straddling(k: Kernel, vma: VMA, start: int, end: int) -> int:
     split = 0
     for ident, head in straddling.items():
         folio = k.folio(ident)
-        if folio.shmem is None and not folio.maybe_mapped_shared() and not folio.maybe_dma_pinned():
-            split_folio(k, vma, folio, head)
-            split += 1
+        if folio.shmem is None and not folio.maybe_mapped_shared():
+            # The walk's folio_get() is the caller's reference.
+            split += split_folio(k, vma, folio, head, caller_pins=1) is None
     return split
 
 
@@ -349,7 +349,8 @@ def _pageout(k: Kernel, prev: VMA | None, vma: VMA, start: int, end: int) -> VMA
             remove_mapping(k, folio)  # clean: __remove_mapping(), a hole again
     k.put_folios(list(redirtied.values()))
     for ident, head in unswappable.items():
-        split_folio(k, vma, k.folio(ident), head)
+        # folio_isolate_lru()'s reference is the caller's.
+        split_folio(k, vma, k.folio(ident), head, caller_pins=1)
     k.event(
         "shrink_folio_list",
         f"no swap device: {dropped} lazyfree page(s) discarded, {unmapped} shmem page(s)"

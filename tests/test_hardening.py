@@ -217,7 +217,9 @@ def test_engine_failure_names_the_statement(monkeypatch: pytest.MonkeyPatch) -> 
         raise KeyError("boom")
 
     monkeypatch.setitem(
-        engine.sim.simulation.SYSCALLS, "munmap", ("mm/vma.c:do_vmi_munmap", broken)
+        engine.sim.simulation.SYSCALLS,
+        "munmap",
+        engine.sim.simulation.Syscall("mm/vma.c", "do_vmi_munmap", broken),
     )
     answer = execute(MAP.format(n=1) + "munmap(p, page_size);\n", None, BIG, 60, 10**9)
     assert answer[0] == "engine"

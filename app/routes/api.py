@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from app.deps import Runs
-from app.models import RunRequest, ScenarioErrorResponse, ScenarioJSON
+from app.models import RunRequest, ScenarioErrorResponse, ScenarioJSON, SuiteJSON
 from app.runs import scenario_json
 
 router = APIRouter(prefix="/api", tags=["api"])
@@ -15,11 +15,12 @@ router = APIRouter(prefix="/api", tags=["api"])
 
 @router.post(
     "/run",
-    response_model=ScenarioJSON,
+    response_model=ScenarioJSON | SuiteJSON,
     responses={422: {"model": ScenarioErrorResponse, "description": "the scenario is broken"}},
 )
 def run(body: RunRequest, runs: Runs) -> Any:
-    """Run a scenario; answer as `python -m engine run FILE --json` does.
+    """Run a scenario (or a kselftest harness file, every test); answer as
+    `python -m engine run FILE --json` does.
 
     A scenario that does not parse is a 422 naming its line and column
     (app/errors.py).

@@ -5,22 +5,30 @@ carries; each statement here also carries its inner steps, each with its
 global index and the invariant violations in the state after it (the
 engine.invariants checks, with the locks held then), and the metadata
 (engine.accounting) the state after the statement holds. Snapshots are left
-out: the document grows with what happened, not with the size of memory.
-With `pages`, each statement also carries every process's populated pages
-(`page_json`), bounded by Limits.max_page_records.
+out, violations come summarised (a run of pages broken the same way is one
+record) and checked incrementally (invariants.Checker), locks taken in turn
+are one line: the document grows with what happened, not with the size of
+memory, and is written one statement at a time. With `pages`, each
+statement also carries every process's populated pages (`page_json`),
+bounded by Limits.max_page_records.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from dataclasses import asdict, replace
+from typing import TextIO
 
 from engine.accounting import metadata
-from engine.invariants import check
+from engine.invariants import Checker, lock_order
 from engine.mm_constants import PAGE_SIZE
+from engine.present.trace import event_values, lock_summary
 from engine.procfs import all_pages, populated_pages
 from engine.sim.backend import PageRecord
 from engine.sim.limits import LimitExceeded, Limits
-from engine.sim.simulation import Run
+from engine.sim.simulation import Run, Suite
+from engine.sim.trace import Step
 
 
 def run_json(run: Run, pages: bool = False, limits: Limits | None = None) -> dict[str, object]:
@@ -29,26 +37,70 @@ def run_json(run: Run, pages: bool = False, limits: Limits | None = None) -> dic
     With `pages`, raises LimitExceeded("max_page_records") before building
     a document that would describe more pages than the limit allows.
     """
+    return {"steps": list(statement_records(run, pages, limits)), **_error(run)}
+
+
+def verdict_json(run: Run) -> dict[str, object]:
+    """How one harness test ended: result, reason, assertions passed and failed."""
+    verdict = run.verdict
+    assert verdict is not None
+    return {
+        "result": verdict.result,
+        "reason": verdict.reason,
+        "assertions": {"passed": verdict.passed, "failed": verdict.failed},
+    }
+
+
+def suite_json(suite: Suite, pages: bool = False) -> dict[str, object]:
+    """A harness file's JSON (`run FILE --json`): each test's verdict and
+    steps (with `pages`, every page after each statement), the notes."""
+    tests = [
+        {"name": r.test, **verdict_json(r), "steps": run_json(r, pages)["steps"]}
+        for r in suite.runs
+    ]
+    notes = [{"line": n.line, "col": n.col, "text": n.text} for n in suite.harness.notes]
+    return {"tests": tests, "notes": notes}
+
+
+def write_json(run: Run, out: TextIO, pages: bool = False) -> None:
+    """json.dumps(run_json(run, pages)), written one statement at a time:
+    the document is never whole in memory. A --pages document past
+    max_page_records raises LimitExceeded before anything is written."""
+    records = statement_records(run, pages)
+    first = next(records, None)
+    out.write('{"steps": [')
+    if first is not None:
+        out.write(json.dumps(first))
+    for entry in records:
+        out.write(", " + json.dumps(entry))
+    out.write("]")
+    if run.error is not None:
+        out.write(', "error": ' + json.dumps(run.error))
+    out.write("}")
+
+
+def statement_records(
+    run: Run, pages: bool = False, limits: Limits | None = None
+) -> Iterator[dict[str, object]]:
+    """Each statement's JSON entry, in order, one at a time (to stream);
+    with `pages`, the page-record limit is checked before the first."""
     if pages:
         _check_page_records(run, (limits or Limits()).max_page_records)
+    checker = Checker()
     state = None
-    steps = []
-    last: tuple[object, tuple[str, ...], list[dict[str, object]]] | None = None
+    last: tuple[object, object, list[dict[str, object]]] | None = None
     for statement in run.statements:
         entry = statement.record()
         inner = []
         for index in range(statement.first, statement.last):
             step = run.steps[index]
-            item = step.as_dict()
+            item = step_json(step)
             item["index"] = index
             # A step that changed nothing keeps the same State object: check it once.
             if last is None or last[0] is not step.state or last[1] != step.held:
-                last = (
-                    step.state,
-                    step.held,
-                    [v.as_dict() for v in check(step.state, step.held)],
-                )
-            item["violations"] = last[2]
+                found = checker.summarise(step.state, step.held, step.folios_touched())
+                last = (step.state, step.held, [v.as_dict() for v in found])
+            item["violations"] = last[2] + [v.as_dict() for v in lock_order(step.acquired)]
             inner.append(item)
         entry["inner"] = inner
         if statement.last > statement.first:
@@ -58,11 +110,20 @@ def run_json(run: Run, pages: bool = False, limits: Limits | None = None) -> dic
             entry["pages"] = {
                 name: page_json(found.pages) for name, found in all_pages(state).items()
             }
-        steps.append(entry)
-    document: dict[str, object] = {"steps": steps}
-    if run.error is not None:
-        document["error"] = run.error
-    return document
+        yield entry
+
+
+def _check_page_records(run: Run, limit: int) -> None:
+    """Pages x statements, counted before any record is built."""
+    total = 0
+    state = None
+    for statement in run.statements:
+        if statement.last > statement.first:
+            state = run.steps[statement.last - 1].state
+        if state is not None:
+            total += populated_pages(state)
+        if total > limit:
+            raise LimitExceeded("max_page_records", limit, total)
 
 
 def page_json(records: list[PageRecord]) -> list[dict[str, object]]:
@@ -99,14 +160,22 @@ def _advanced(record: PageRecord, by: int) -> PageRecord:
     )
 
 
-def _check_page_records(run: Run, limit: int) -> None:
-    """Pages x statements, counted before any record is built."""
-    total = 0
-    state = None
-    for statement in run.statements:
-        if statement.last > statement.first:
-            state = run.steps[statement.last - 1].state
-        if state is not None:
-            total += populated_pages(state)
-        if total > limit:
-            raise LimitExceeded("max_page_records", limit, total)
+def _error(run: Run) -> dict[str, object]:
+    return {} if run.error is None else {"error": run.error}
+
+
+def step_json(step: Step) -> dict[str, object]:
+    """One inner step's JSON form, without its state."""
+    return {
+        "function": step.function,
+        "summary": step.summary,
+        "locks": lock_summary(step.locks, step.held),
+        "created": [str(ref) for ref in step.created],
+        "changed": [str(ref) for ref in step.changed],
+        "freed": [str(ref) for ref in step.freed],
+        "events": [
+            {"function": e.function, "decision": e.decision, "values": event_values(e)}
+            for e in step.events
+        ],
+        "warnings": list(step.warnings),
+    }

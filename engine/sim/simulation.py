@@ -8,13 +8,14 @@ its outcome and the range of inner steps it took.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import gc
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from engine import fork, gup, madvise, mmap, mprotect, mremap
 from engine.memory import access_allowed, fault_anon_range, handle_mm_fault
@@ -24,6 +25,7 @@ from engine.pagetable import PRESENT, ZERO_PAGE
 from engine.procfs import all_pages, proc_maps, resident_pages
 from engine.scenario import ast
 from engine.scenario.errors import ScenarioError
+from engine.scenario.harness import is_harness, parse_harness
 from engine.scenario.interpret import StepOutcome, run, step_record
 from engine.scenario.machine import TestMachine, Verdict
 from engine.scenario.parse import parse
@@ -32,7 +34,7 @@ from engine.sim.errors import SyscallError
 from engine.sim.kernel import Kernel
 from engine.sim.limits import LimitExceeded, Limits
 from engine.sim.policy import POLICIES
-from engine.sim.trace import Step
+from engine.sim.trace import Lock, ObjRef, Step
 from engine.vma import find_vma, vma_lookup
 
 Handler = Callable[[Kernel, str, list[int]], int]
@@ -48,19 +50,31 @@ def _returns_zero(call: Callable[..., None]) -> Handler:
     return handler
 
 
-SYSCALLS: dict[str, tuple[str, Handler]] = {
-    "mmap": ("mm/mmap.c:do_mmap", lambda k, p, a: mmap.do_mmap(k, p, *a)),
-    "munmap": ("mm/vma.c:do_vmi_munmap", _returns_zero(mmap.do_vmi_munmap)),
-    "mprotect": ("mm/mprotect.c:do_mprotect_pkey", _returns_zero(mprotect.do_mprotect)),
-    "madvise": ("mm/madvise.c:do_madvise", _returns_zero(madvise.do_madvise)),
-    "mremap": ("mm/mremap.c:do_mremap", lambda k, p, a: mremap.do_mremap(k, p, *a)),
-    "pin": ("mm/gup.c:pin_user_pages", _returns_zero(gup.pin_user_pages)),
-    "unpin": ("mm/gup.c:unpin_user_pages", _returns_zero(gup.unpin_user_pages)),
-    "gup_fast_pin": ("mm/gup.c:gup_fast", _returns_zero(gup.arm_gup_fast_race)),
-    "swapout": ("mm/vmscan.c:shrink_folio_list", _returns_zero(madvise.swap_out)),
-    "migrate_entry": (
-        "mm/migrate.c:migrate_pages",
-        _returns_zero(madvise.install_migration_entries),
+class Syscall(NamedTuple):
+    """The kernel function a system call enters, in its file, and its handler."""
+
+    file: str
+    function: str
+    handler: Handler
+
+    @property
+    def label(self) -> str:
+        """The step label: "mm/mmap.c:do_mmap"."""
+        return f"{self.file}:{self.function}"
+
+
+SYSCALLS: dict[str, Syscall] = {
+    "mmap": Syscall("mm/mmap.c", "do_mmap", lambda k, p, a: mmap.do_mmap(k, p, *a)),
+    "munmap": Syscall("mm/vma.c", "do_vmi_munmap", _returns_zero(mmap.do_vmi_munmap)),
+    "mprotect": Syscall("mm/mprotect.c", "do_mprotect_pkey", _returns_zero(mprotect.do_mprotect)),
+    "madvise": Syscall("mm/madvise.c", "do_madvise", _returns_zero(madvise.do_madvise)),
+    "mremap": Syscall("mm/mremap.c", "do_mremap", lambda k, p, a: mremap.do_mremap(k, p, *a)),
+    "pin": Syscall("mm/gup.c", "pin_user_pages", _returns_zero(gup.pin_user_pages)),
+    "unpin": Syscall("mm/gup.c", "unpin_user_pages", _returns_zero(gup.unpin_user_pages)),
+    "gup_fast_pin": Syscall("mm/gup.c", "gup_fast", _returns_zero(gup.arm_gup_fast_race)),
+    "swapout": Syscall("mm/vmscan.c", "shrink_folio_list", _returns_zero(madvise.swap_out)),
+    "migrate_entry": Syscall(
+        "mm/migrate.c", "migrate_pages", _returns_zero(madvise.install_migration_entries)
     ),
 }
 
@@ -81,15 +95,15 @@ class Simulation:
         self._begin(f"{process}: {name}()")
         if name == "memset":
             return self._memset(process, args[0], args[1], args[2])
-        function, handler = SYSCALLS[name]
+        call = SYSCALLS[name]
         try:
-            with k.lock(f"mmap_lock (write) of {process}"):
-                value = handler(k, process, args)
+            with k.lock(Lock.mmap(process, "write")):
+                value = call.handler(k, process, args)
         except SyscallError as err:
-            k.event(function.split(":")[1], f"returns -{err.errno}: {err.why}", errno=err.errno)
-            k.step(function, f"fails with {err.errno}")
+            k.event(call.function, f"returns -{err.errno}: {err.why}", errno=err.errno)
+            k.step(call.label, f"fails with {err.errno}")
             return CallResult(err.errno, -1)
-        k.step(function, f"returns {value:#x}" if value else "returns 0")
+        k.step(call.label, f"returns {value:#x}" if value else "returns 0")
         return CallResult("ok", value)
 
     def fork(self, parent: str, child: str) -> CallResult:
@@ -123,7 +137,7 @@ class Simulation:
         k = self.kernel
         addr = start & ~(PAGE_SIZE - 1)
         end = min(end, 1 << 64)
-        with k.lock(f"mmap_lock (read) of {process}"):
+        with k.lock(Lock.mmap(process, "read")):
             while addr < end:
                 vma = find_vma(k.state, process, addr)
                 if vma is None or vma.vm_start > addr:
@@ -222,9 +236,9 @@ View = Literal["step", "before", "after"]
 class Changes:
     """The objects a step, or a whole statement, created, changed and freed."""
 
-    created: tuple[str, ...] = ()
-    changed: tuple[str, ...] = ()
-    freed: tuple[str, ...] = ()
+    created: tuple[ObjRef, ...] = ()
+    changed: tuple[ObjRef, ...] = ()
+    freed: tuple[ObjRef, ...] = ()
 
     @classmethod
     def of_step(cls, step: Step) -> Changes:
@@ -234,9 +248,9 @@ class Changes:
     def of_steps(cls, steps: Iterable[Step]) -> Changes:
         """What the steps did together: an object created then changed is created,
         one freed at the end is only freed."""
-        created: dict[str, None] = {}
-        changed: dict[str, None] = {}
-        freed: dict[str, None] = {}
+        created: dict[ObjRef, None] = {}
+        changed: dict[ObjRef, None] = {}
+        freed: dict[ObjRef, None] = {}
         for step in steps:
             created.update(dict.fromkeys(step.created))
             changed.update(dict.fromkeys(r for r in step.changed if r not in created))
@@ -247,8 +261,8 @@ class Changes:
             tuple(freed),
         )
 
-    def of(self, ref: str) -> Literal["", "created", "changed"]:
-        """How the object `ref` ("vma:3") fared: created, changed, or neither."""
+    def of(self, ref: ObjRef) -> Literal["", "created", "changed"]:
+        """How the object `ref` fared: created, changed, or neither."""
         if ref in self.created:
             return "created"
         if ref in self.changed:
@@ -263,7 +277,7 @@ class Shown:
 
     state: State
     before: State | None
-    held: tuple[str, ...]
+    held: tuple[Lock, ...]
     changes: Changes
 
 
@@ -304,7 +318,10 @@ class Run:
 
     def statement_of(self, step: int) -> int:
         """The index of the statement whose inner steps include `step`."""
-        return min(self.steps[step].statement, len(self.statements) - 1)
+        # By the statements' ranges, not the kernel's count of calls: a harness
+        # test's assertions and assignments are statements that make no call.
+        lasts = [st.last for st in self.statements]
+        return min(bisect.bisect_right(lasts, step), len(self.statements) - 1)
 
     def statement_steps(self, i: int) -> list[Step]:
         """Statement i's inner steps."""
@@ -385,6 +402,28 @@ def run_test(
     return result
 
 
+@dataclass
+class Suite:
+    """Every test of a harness file, each run on its own fresh model, in file order."""
+
+    harness: ast.HarnessFile
+    runs: list[Run]
+
+    def find(self, wanted: str) -> Run | None:
+        """A test's run by its full name (merge.ksm_merge) or its own (ksm_merge)."""
+        for test, ran in zip(self.harness.tests, self.runs, strict=True):
+            if test.answers_to(wanted):
+                return ran
+        return None
+
+
+def run_harness(
+    harness: ast.HarnessFile, limits: Limits | None = None, policy: str = "posted"
+) -> Suite:
+    """Run every test of a harness file, as the kselftest harness does."""
+    return Suite(harness, [run_test(harness, test, limits, policy) for test in harness.tests])
+
+
 def _record(sim: Simulation, outcomes: Iterator[StepOutcome], result: Run) -> None:
     """Keep each outcome with its inner steps and the maps after it."""
     first = 0
@@ -441,3 +480,12 @@ def run_source(source: str, limits: Limits | None = None, policy: str | None = N
     "posted" (the series' code as posted).
     """
     return run_scenario(parse(source), limits, policy or policy_of(source))
+
+
+def run_text(source: str, limits: Limits | None = None, policy: str | None = None) -> Run | Suite:
+    """Parse and run what was pasted: a scenario's Run, or a harness file's Suite
+    (engine.scenario.harness.is_harness tells them apart); a parse error raises
+    ScenarioError. The policy is chosen as for run_source()."""
+    if is_harness(source):
+        return run_harness(parse_harness(source), limits, policy or policy_of(source))
+    return run_source(source, limits, policy)
