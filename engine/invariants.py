@@ -228,9 +228,10 @@ class Checker:
         """The summary of `state`, which follows the state last given; `folios`
         are the ids of the folios created, changed or freed since then."""
         before, self._state = self._state, state
+        rechained = None if before is None else _rechained(before, state)
         if (
             before is None
-            or before.anon_vmas is not state.anon_vmas
+            or rechained is None
             or before.shmem is not state.shmem
             or set(before.processes) != set(state.processes)
         ):
@@ -241,15 +242,22 @@ class Checker:
                 for pmd in mm.pagetable.pmd_indexes()
             }
         else:
-            stale = self._stale(before, state, folios)
+            stale = self._stale(before, state, folios, rechained or set())
         for name, pmd in stale:
             self._recheck(state, name, pmd)
         misses = [m for key in sorted(self._leaves) for m in self._leaves[key]]
         return _objects(state) + _runs(state, misses, _write_locked_roots(locks))
 
-    def _stale(self, before: State, state: State, folios: Iterable[int]) -> set[tuple[str, int]]:
-        """The PTE tables whose pages may check differently now."""
+    def _stale(
+        self, before: State, state: State, folios: Iterable[int], rechained: set[int]
+    ) -> set[tuple[str, int]]:
+        """The PTE tables whose pages may check differently now; `rechained`
+        are the VMAs chained to an anon_vma, or unchained from one, since."""
         stale: set[tuple[str, int]] = set()
+        if rechained:
+            for name, mm in state.processes.items():
+                old = before.processes[name]
+                stale.update(_pmds_under(mm, old, state.vmas, before.vmas, rechained, whole=True))
         for name, mm in state.processes.items():
             old = before.processes[name]
             if old is mm:
@@ -299,20 +307,43 @@ class Checker:
             self._leaves.pop(key, None)
 
 
+def _rechained(before: State, state: State) -> set[int] | None:
+    """The VMAs whose chains to anon_vmas changed between the two states
+    (what rmap_check reads of an anon_vma: does it exist, is the page's VMA
+    in its tree); None when an anon_vma was created or freed, which may
+    change the check of any page whose folio->mapping names it."""
+    if before.anon_vmas is state.anon_vmas:
+        return set()
+    vmas: set[int] = set()
+    for av in set(before.anon_vmas) | set(state.anon_vmas):
+        was, now = before.anon_vmas.get(av), state.anon_vmas.get(av)
+        if was is now:
+            continue
+        if was is None or now is None:
+            return None
+        vmas |= was.chains ^ now.chains
+    return vmas
+
+
 def _pmds_under(
-    mm: MM, old: MM, vmas: Map[int, VMA], old_vmas: Map[int, VMA], ids: set[int]
+    mm: MM,
+    old: MM,
+    vmas: Map[int, VMA],
+    old_vmas: Map[int, VMA],
+    ids: set[int],
+    whole: bool = False,
 ) -> set[tuple[str, int]]:
     """The populated PTE tables of `mm` (now or before) where VMAs `ids`
-    changed what rmap finds: a VMA that kept its file and its linear index
-    (vm_start against vm_pgoff) and only grew or shrank changed the pages
-    between its old and new ends; any other change, its whole old and new
-    ranges."""
+    changed what rmap finds: unless `whole`, a VMA that kept its file and
+    its linear index (vm_start against vm_pgoff) and only grew or shrank
+    changed the pages between its old and new ends; any other change, its
+    whole old and new ranges."""
     ranges: list[tuple[int, int]] = []
     for v in ids:
         new, was = vmas.get(v), old_vmas.get(v)
         new = new if new is not None and new.mm == mm.name else None
         was = was if was is not None and was.mm == mm.name else None
-        if new is not None and was is not None and _same_index(new, was):
+        if not whole and new is not None and was is not None and _same_index(new, was):
             starts = sorted((new.vm_start, was.vm_start))
             ends = sorted((new.vm_end, was.vm_end))
             ranges += [(starts[0], starts[1]), (ends[0], ends[1])]
@@ -470,12 +501,21 @@ def _rmap_leaf(state: State, mm: MM, pmd: int, seen: set[int] | None = None) -> 
     ]
     ends = [vma.vm_end >> PAGE_SHIFT for vma in vmas]
     found: list[_PageMiss] = []
+    folios, anon_vmas = state.folios, state.anon_vmas
+    # The VMA of the pages in turn: its page range, its linear index at
+    # page 0, and for each folio->mapping met whether it is chained there.
+    vma, lo, hi, delta = vmas[0] if vmas else None, 0, 0, 0
+    chained: dict[int | None, bool] = {}
     for off in sorted(leaf):
         vpn = base | off
-        i = bisect.bisect_right(ends, vpn)
-        if i == len(vmas) or vmas[i].vm_start >> PAGE_SHIFT > vpn:
-            continue
-        vma = vmas[i]
+        if not lo <= vpn < hi:
+            i = bisect.bisect_right(ends, vpn)
+            if i == len(vmas) or vmas[i].vm_start >> PAGE_SHIFT > vpn:
+                continue
+            vma = vmas[i]
+            lo, hi = vma.vm_start >> PAGE_SHIFT, vma.vm_end >> PAGE_SHIFT
+            delta, chained = vma.vm_pgoff - lo, {}
+        assert vma is not None
         pte = leaf[off]
         # A migration entry still names its folio, and migration finds it
         # again by the same rmap walk (remove_migration_ptes).
@@ -483,8 +523,17 @@ def _rmap_leaf(state: State, mm: MM, pmd: int, seen: set[int] | None = None) -> 
             continue
         if seen is not None:
             seen.add(pte.folio)
-        folio = state.folios.get(pte.folio)
+        folio = folios.get(pte.folio)
         if folio is not None:
+            # rmap_check()'s answer for a chained page at its linear index,
+            # without its call: the common case, once per page.
+            if folio.shmem is None and folio.index + pte.page == vpn + delta:
+                found_here = chained.get(folio.mapping)
+                if found_here is None:
+                    av = anon_vmas.get(folio.mapping) if folio.mapping is not None else None
+                    found_here = chained[folio.mapping] = av is not None and vma.id in av.chains
+                if found_here:
+                    continue
             result = rmap_check(state, vma, vpn << PAGE_SHIFT, pte.page, folio)
             if result.miss is None:
                 continue

@@ -138,6 +138,18 @@ def test_markup_in_a_scenario_is_shown_as_text(client: TestClient) -> None:
 # --- a run's bounds ---------------------------------------------------------------------
 
 
+def test_the_api_body_is_encoded_in_the_worker() -> None:
+    guard = Guard(workers=1, limits=BIG)
+    try:
+        body, size = guard.run_json(MAP.format(n=2) + "memset(p, 1, 2 * page_size);\n")
+        doc = json.loads(body)
+        assert size == len(body) and doc["steps"][1]["inner"]
+        with pytest.raises(ScenarioError):
+            guard.run_json("char *p = ;")
+    finally:
+        guard.close()
+
+
 def test_a_run_over_its_cpu_time_stops_with_the_limit_named() -> None:
     guard = Guard(workers=1, limits=BIG, cpu_seconds=1, wall_seconds=30)
     try:
@@ -228,10 +240,10 @@ def test_engine_failure_names_the_statement(monkeypatch: pytest.MonkeyPatch) -> 
 def test_limit_and_engine_failure_pages_are_422_never_500(client: TestClient) -> None:
     runs = client.app.state.runs  # type: ignore[attr-defined]
 
-    def limited(source: str, policy: str | None) -> object:
+    def limited(source: str, option: object) -> object:
         raise RunLimit("the run took more than 5 s of CPU", "MAX_RUN_CPU_SECONDS")
 
-    runs.runner = limited
+    runs.runner = runs.json_runner = limited
     page = client.get("/play?" + urlencode({"source": MAP.format(n=3)}))
     assert page.status_code == 422 and "MAX_RUN_CPU_SECONDS" in page.text
     api = client.post("/api/run", json={"source": MAP.format(n=3)})

@@ -8,7 +8,9 @@ engine.invariants checks, with the locks held then), and the metadata
 out, violations come summarised (a run of pages broken the same way is one
 record) and checked incrementally (invariants.Checker), locks taken in turn
 are one line: the document grows with what happened, not with the size of
-memory, and is written one statement at a time.
+memory, and is written one statement at a time. Without `detail`, what a
+step created, changed or freed comes as runs of ids (present.trace.ref_runs):
+then the document grows with the steps alone.
 """
 
 from __future__ import annotations
@@ -19,21 +21,21 @@ from typing import TextIO
 
 from engine.accounting import metadata
 from engine.invariants import Checker, lock_order
-from engine.present.trace import event_values, lock_summary
+from engine.present.trace import event_values, lock_summary, ref_runs
 from engine.sim.simulation import Run
-from engine.sim.trace import Step
+from engine.sim.trace import ObjRef, Step
 
 
-def run_json(run: Run) -> dict[str, object]:
+def run_json(run: Run, detail: bool = True) -> dict[str, object]:
     """{"steps": [...]}, plus "error" when the run stopped early."""
-    return {"steps": list(statement_records(run)), **_error(run)}
+    return {"steps": list(statement_records(run, detail)), **_error(run)}
 
 
-def write_json(run: Run, out: TextIO) -> None:
-    """json.dumps(run_json(run)), written one statement at a time: the
-    document is never whole in memory."""
+def write_json(run: Run, out: TextIO, detail: bool = True) -> None:
+    """json.dumps(run_json(run, detail)), written one statement at a time:
+    the document is never whole in memory."""
     out.write('{"steps": [')
-    for i, entry in enumerate(statement_records(run)):
+    for i, entry in enumerate(statement_records(run, detail)):
         out.write((", " if i else "") + json.dumps(entry))
     out.write("]")
     if run.error is not None:
@@ -41,7 +43,7 @@ def write_json(run: Run, out: TextIO) -> None:
     out.write("}")
 
 
-def statement_records(run: Run) -> Iterator[dict[str, object]]:
+def statement_records(run: Run, detail: bool = True) -> Iterator[dict[str, object]]:
     """Each statement's JSON entry, in order, one at a time (to stream)."""
     checker = Checker()
     last: tuple[object, object, list[dict[str, object]]] | None = None
@@ -50,7 +52,7 @@ def statement_records(run: Run) -> Iterator[dict[str, object]]:
         inner = []
         for index in range(statement.first, statement.last):
             step = run.steps[index]
-            item = step_json(step)
+            item = step_json(step, detail)
             item["index"] = index
             # A step that changed nothing keeps the same State object: check it once.
             if last is None or last[0] is not step.state or last[1] != step.held:
@@ -68,18 +70,24 @@ def _error(run: Run) -> dict[str, object]:
     return {} if run.error is None else {"error": run.error}
 
 
-def step_json(step: Step) -> dict[str, object]:
-    """One inner step's JSON form, without its state."""
+def step_json(step: Step, detail: bool = True) -> dict[str, object]:
+    """One inner step's JSON form, without its state; its objects one by
+    one with `detail`, else as runs of ids."""
+    refs = _refs if detail else ref_runs
     return {
         "function": step.function,
         "summary": step.summary,
         "locks": lock_summary(step.locks, step.held),
-        "created": [str(ref) for ref in step.created],
-        "changed": [str(ref) for ref in step.changed],
-        "freed": [str(ref) for ref in step.freed],
+        "created": refs(step.created),
+        "changed": refs(step.changed),
+        "freed": refs(step.freed),
         "events": [
             {"function": e.function, "decision": e.decision, "values": event_values(e)}
             for e in step.events
         ],
         "warnings": list(step.warnings),
     }
+
+
+def _refs(refs: tuple[ObjRef, ...]) -> list[str]:
+    return [str(ref) for ref in refs]
