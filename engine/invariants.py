@@ -252,7 +252,37 @@ class Checker:
         self, before: State, state: State, folios: Iterable[int], rechained: set[int]
     ) -> set[tuple[str, int]]:
         """The PTE tables whose pages may check differently now; `rechained`
-        are the VMAs chained to an anon_vma, or unchained from one, since."""
+        are the VMAs chained to an anon_vma, or unchained from one, since.
+
+        A table whose entries did not change, under VMAs that changed but
+        that rmap_check treats as before (_cover), keeps its results, unless
+        it holds a violation (which names its VMA).
+        """
+        stale = self._under_changed_vmas(before, state, rechained)
+        if stale:
+            chains = (_chained_to(before), _chained_to(state))
+            stale = {
+                key
+                for key in stale
+                if key in self._leaves
+                or _cover(before, key, chains[0]) != _cover(state, key, chains[1])
+            }
+        for name, mm in state.processes.items():
+            old = before.processes[name]
+            if old is not mm:
+                stale.update((name, pmd) for pmd in mm.pagetable.changed_pmds(old.pagetable))
+        for folio in folios:
+            home = self._home.get(folio)
+            if home is not None:
+                stale.add(home)
+                stale.update(self._also.get(folio, ()))
+        return stale
+
+    @staticmethod
+    def _under_changed_vmas(
+        before: State, state: State, rechained: set[int]
+    ) -> set[tuple[str, int]]:
+        """The PTE tables under VMAs that changed, came, went or were (un)chained."""
         stale: set[tuple[str, int]] = set()
         if rechained:
             for name, mm in state.processes.items():
@@ -260,10 +290,7 @@ class Checker:
                 stale.update(_pmds_under(mm, old, state.vmas, before.vmas, rechained, whole=True))
         for name, mm in state.processes.items():
             old = before.processes[name]
-            if old is mm:
-                continue
-            stale.update((name, pmd) for pmd in mm.pagetable.changed_pmds(old.pagetable))
-            if old.vmas != mm.vmas:
+            if old is not mm and old.vmas != mm.vmas:
                 stale.update(
                     _pmds_under(mm, old, state.vmas, before.vmas, set(old.vmas) ^ set(mm.vmas))
                 )
@@ -276,11 +303,6 @@ class Checker:
             for name, mm in state.processes.items():
                 old = before.processes[name]
                 stale.update(_pmds_under(mm, old, state.vmas, before.vmas, moved))
-        for folio in folios:
-            home = self._home.get(folio)
-            if home is not None:
-                stale.add(home)
-                stale.update(self._also.get(folio, ()))
         return stale
 
     def _recheck(self, state: State, name: str, pmd: int) -> None:
@@ -305,6 +327,41 @@ class Checker:
             self._leaves[key] = misses
         else:
             self._leaves.pop(key, None)
+
+
+def _chained_to(state: State) -> dict[int, frozenset[int]]:
+    """The anon_vmas whose tree holds each VMA (what rmap_check reads)."""
+    found: dict[int, set[int]] = {}
+    for av in state.anon_vmas.values():
+        for v in av.chains:
+            found.setdefault(v, set()).add(av.id)
+    return {v: frozenset(avs) for v, avs in found.items()}
+
+
+def _cover(
+    state: State, key: tuple[str, int], chained: dict[int, frozenset[int]]
+) -> list[tuple[int, int, object]]:
+    """The pages of PTE table `key` as runs (first, end, how rmap_check
+    sees their VMA: file, linear index at page 0, anon_vmas chained to it),
+    adjacent runs seen alike joined: equal in two states, every page of the
+    table checks the same in both (its entries being the same)."""
+    name, pmd = key
+    mm = state.processes[name]
+    lo, hi = pmd << 9, (pmd + 1) << 9
+    runs: list[tuple[int, int, object]] = []
+    for v in mm.vmas:
+        vma = state.vmas.get(v)
+        if vma is None:
+            continue
+        first, end = max(lo, vma.vm_start >> PAGE_SHIFT), min(hi, vma.vm_end >> PAGE_SHIFT)
+        if first >= end:
+            continue
+        seen = (vma.shmem, vma.vm_pgoff - (vma.vm_start >> PAGE_SHIFT), chained.get(v))
+        if runs and runs[-1][1] == first and runs[-1][2] == seen:
+            runs[-1] = (runs[-1][0], end, seen)
+        else:
+            runs.append((first, end, seen))
+    return runs
 
 
 def _rechained(before: State, state: State) -> set[int] | None:
