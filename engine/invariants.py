@@ -24,7 +24,7 @@ from engine.mm_types import MM, VMA, Folio, State
 from engine.pagemap import linear_page_index
 from engine.pagetable import MIGRATION, PRESENT, ZERO_PAGE
 from engine.present.trace import lock_text
-from engine.rmap import folio_anon_vma, rmap_walk_anon
+from engine.rmap import folio_anon_vma
 from engine.sim.trace import Lock, LockKind, ObjRef
 
 
@@ -70,14 +70,13 @@ def rmap_check(state: State, vma: VMA, addr: int, page: int, folio: Folio) -> Rm
         else:
             miss = None if index == expected else RmapMiss.WRONG_INDEX
         return RmapCheck(miss, index, expected)
+    # rmap_walk_anon() visits `vma` only if it is in the anon_vma's tree,
+    # and there at vma_address() of folio->index: at addr exactly when
+    # the page's index is linear_page_index(vma, addr). So the walk finds
+    # the page iff the anon_vma lives, chains vma, and the indexes agree.
     av = folio_anon_vma(state, folio)
     if av is not None and vma.id in av.chains and index == expected:
-        # What the walk below would find: a chained VMA whose linear index at
-        # addr is the page's is visited there (vma_address() covers it).
         return RmapCheck(None, index, expected)
-    for seen, _ in rmap_walk_anon(state, folio):
-        if seen.id == vma.id and linear_page_index(seen, addr) == index:
-            return RmapCheck(None, index, expected)
     if av is None:
         miss = RmapMiss.NO_ANON_VMA
     elif vma.id not in av.chains:
@@ -202,7 +201,7 @@ def summarise(state: State, locks: tuple[Lock, ...] = ()) -> list[Violation]:
         for pmd in mm.pagetable.pmd_indexes()
         for m in _rmap_leaf(state, mm, pmd)
     ]
-    return _objects(state) + _runs(state, misses, _write_locked_roots(locks))
+    return _objects(state) + _records(state, _segments(misses), _write_locked_roots(locks))
 
 
 class Checker:
@@ -216,7 +215,8 @@ class Checker:
 
     def __init__(self) -> None:
         self._state: State | None = None
-        self._leaves: dict[tuple[str, int], list[_PageMiss]] = {}
+        # Each PTE table's pages that rmap would not find, as runs (_segments).
+        self._leaves: dict[tuple[str, int], list[_Segment]] = {}
         self._folios: dict[tuple[str, int], set[int]] = {}
         # Where each folio is mapped: its first PTE table, and any others.
         self._home: dict[int, tuple[str, int]] = {}
@@ -245,8 +245,8 @@ class Checker:
             stale = self._stale(before, state, folios, rechained or set())
         for name, pmd in stale:
             self._recheck(state, name, pmd)
-        misses = [m for key in sorted(self._leaves) for m in self._leaves[key]]
-        return _objects(state) + _runs(state, misses, _write_locked_roots(locks))
+        segments = _join([seg for key in sorted(self._leaves) for seg in self._leaves[key]])
+        return _objects(state) + _records(state, segments, _write_locked_roots(locks))
 
     def _stale(
         self, before: State, state: State, folios: Iterable[int], rechained: set[int]
@@ -324,7 +324,7 @@ class Checker:
                 also.setdefault(folio, set()).add(key)
         self._folios[key] = seen
         if misses:
-            self._leaves[key] = misses
+            self._leaves[key] = _segments(misses)
         else:
             self._leaves.pop(key, None)
 
@@ -620,25 +620,43 @@ def _rmap_leaf(state: State, mm: MM, pmd: int, seen: set[int] | None = None) -> 
     return found
 
 
-def _runs(state: State, misses: list[_PageMiss], held: set[int]) -> list[Violation]:
-    """Consecutive pages with the same key as one record each; a run of one
-    page keeps its own violation."""
+class _Segment(NamedTuple):
+    """Consecutive pages with the same violation: the first and last page's
+    misses and how many pages."""
+
+    first: _PageMiss
+    last: _PageMiss
+    pages: int
+
+
+def _segments(misses: list[_PageMiss]) -> list[_Segment]:
+    """`misses` (in address order) as runs of consecutive pages with the same key."""
+    return _join([_Segment(m, m, 1) for m in misses])
+
+
+def _join(segments: list[_Segment]) -> list[_Segment]:
+    """`segments` (in address order) with each one that continues the one
+    before (same key, next page) joined to it."""
+    joined: list[_Segment] = []
+    for seg in segments:
+        if joined:
+            prev = joined[-1]
+            if seg.first.key == prev.first.key and seg.first.vpn == prev.last.vpn + 1:
+                joined[-1] = _Segment(prev.first, seg.last, prev.pages + seg.pages)
+                continue
+        joined.append(seg)
+    return joined
+
+
+def _records(state: State, segments: list[_Segment], held: set[int]) -> list[Violation]:
+    """One record per run; a run of one page keeps its own violation."""
     found: list[Violation] = []
-    i = 0
-    while i < len(misses):
-        j = i + 1
-        while (
-            j < len(misses)
-            and misses[j].key == misses[i].key
-            and misses[j].vpn == misses[j - 1].vpn + 1
-        ):
-            j += 1
-        first = _locked(state, misses[i], held)
-        if j - i == 1:
+    for seg in segments:
+        first = _locked(state, seg.first, held)
+        if seg.pages == 1:
             found.append(first)
         else:
-            found.append(_run(state, first, misses[i], misses[j - 1].vpn, j - i))
-        i = j
+            found.append(_run(state, first, seg.first, seg.last.vpn, seg.pages))
     return found
 
 
