@@ -527,20 +527,44 @@ def _counters(state: State) -> list[Violation]:
 
 
 class _PageMiss(NamedTuple):
-    """One page that rmap would not find again: its page number, what makes
-    it the same violation as its neighbours (`key`), the violation, and
-    folio->mapping (for the locked flag; None once the folio is freed)."""
+    """One page that rmap would not find again: its page number, its VMA,
+    what makes it the same violation as its neighbours (`key`), the folio
+    the PTE names, folio->mapping (for the locked flag; None once the folio
+    is freed) and the check (None for a freed folio). Its Violation is
+    worded only when shown (_violation)."""
 
     vpn: int
     vma: int
     key: tuple[object, ...]
-    violation: Violation
+    folio: int
     mapping: int | None
+    check: RmapCheck | None
+
+
+def _violation(miss: _PageMiss) -> Violation:
+    """The record of one page rmap would not find again."""
+    addr = miss.vpn << PAGE_SHIFT
+    refs = (ObjRef("folio", miss.folio), ObjRef("vma", miss.vma))
+    result = miss.check
+    if result is None:
+        return Violation("rmap", f"{addr:#x} maps freed folio#{miss.folio}", refs)
+    if result.miss is RmapMiss.NO_ANON_VMA:
+        why = f"mapping anon_vma#{miss.mapping} is freed: rmap would use freed memory"
+    elif result.miss is RmapMiss.NOT_CHAINED:
+        why = (
+            f"anon_vma#{miss.mapping} has no chain to vma#{miss.vma}: rmap walk misses this mapping"
+        )
+    else:
+        why = (
+            f"index {result.index:#x} != linear_page_index {result.expected:#x}:"
+            " rmap walk looks at the wrong address"
+        )
+    return Violation("rmap", f"folio#{miss.folio} at {addr:#x}: {why}", refs)
 
 
 def _locked(state: State, miss: _PageMiss, held: set[int]) -> Violation:
     av = state.anon_vmas.get(miss.mapping) if miss.mapping is not None else None
-    return replace(miss.violation, locked=av is not None and av.root in held)
+    return replace(_violation(miss), locked=av is not None and av.root in held)
 
 
 def _rmap_leaf(state: State, mm: MM, pmd: int, seen: set[int] | None = None) -> list[_PageMiss]:
@@ -594,29 +618,13 @@ def _rmap_leaf(state: State, mm: MM, pmd: int, seen: set[int] | None = None) -> 
             result = rmap_check(state, vma, vpn << PAGE_SHIFT, pte.page, folio)
             if result.miss is None:
                 continue
-        addr = vpn << PAGE_SHIFT
-        refs = (ObjRef("folio", pte.folio), ObjRef("vma", vma.id))
         if folio is None:
-            violation = Violation("rmap", f"{addr:#x} maps freed folio#{pte.folio}", refs)
-            found.append(_PageMiss(vpn, vma.id, ("freed", vma.id), violation, None))
+            found.append(_PageMiss(vpn, vma.id, ("freed", vma.id), pte.folio, None, None))
             continue
-        where = f"folio#{folio.id} at {addr:#x}"
         key: tuple[object, ...] = (result.miss, vma.id, folio.mapping)
-        if result.miss is RmapMiss.NO_ANON_VMA:
-            why = f"mapping anon_vma#{folio.mapping} is freed: rmap would use freed memory"
-        elif result.miss is RmapMiss.NOT_CHAINED:
-            why = (
-                f"anon_vma#{folio.mapping} has no chain to vma#{vma.id}:"
-                " rmap walk misses this mapping"
-            )
-        else:
+        if result.miss is RmapMiss.WRONG_INDEX:
             key += (result.index - result.expected,)
-            why = (
-                f"index {result.index:#x} != linear_page_index {result.expected:#x}:"
-                " rmap walk looks at the wrong address"
-            )
-        violation = Violation("rmap", f"{where}: {why}", refs)
-        found.append(_PageMiss(vpn, vma.id, key, violation, folio.mapping))
+        found.append(_PageMiss(vpn, vma.id, key, pte.folio, folio.mapping, result))
     return found
 
 
