@@ -186,7 +186,8 @@ def check(
     """
     held = _write_locked_roots(locks)
     found = _objects(state) + lock_order(acquired)
-    for mm in state.processes.values():
+    for name in state.process_names():
+        mm = state.processes[name]
         for pmd in mm.pagetable.pmd_indexes():
             found += [_locked(state, m, held) for m in _rmap_leaf(state, mm, pmd)]
     return found
@@ -197,9 +198,9 @@ def summarise(state: State, locks: tuple[Lock, ...] = ()) -> list[Violation]:
     invariant the same way as one record (its range and page count)."""
     misses = [
         m
-        for mm in state.processes.values()
-        for pmd in mm.pagetable.pmd_indexes()
-        for m in _rmap_leaf(state, mm, pmd)
+        for name in state.process_names()
+        for pmd in state.processes[name].pagetable.pmd_indexes()
+        for m in _rmap_leaf(state, state.processes[name], pmd)
     ]
     return _objects(state) + _records(state, _segments(misses), _write_locked_roots(locks))
 
@@ -245,7 +246,9 @@ class Checker:
             stale = self._stale(before, state, folios, rechained or set())
         for name, pmd in stale:
             self._recheck(state, name, pmd)
-        segments = _join([seg for key in sorted(self._leaves) for seg in self._leaves[key]])
+        order = {name: i for i, name in enumerate(state.process_names())}
+        keys = sorted(self._leaves, key=lambda key: (order[key[0]], key[1]))
+        segments = _join([seg for key in keys for seg in self._leaves[key]])
         return _objects(state) + _records(state, segments, _write_locked_roots(locks))
 
     def _stale(
@@ -440,7 +443,8 @@ def _objects(state: State) -> list[Violation]:
 
 def _vma_order(state: State) -> list[Violation]:
     found = []
-    for mm in state.processes.values():
+    for name in state.process_names():
+        mm = state.processes[name]
         prev_end = 0
         for v in mm.vmas:
             vma = state.vmas.get(v)

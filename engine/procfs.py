@@ -34,7 +34,7 @@ def resident_pages(state: State) -> dict[str, dict[str, int]]:
     """Models smaps' Rss per VMA: present entries mapping a real page (the
     zero page is not counted), keyed "start-end" as maps prints the range."""
     found: dict[str, dict[str, int]] = {}
-    for name in state.processes:
+    for name in state.process_names():
         table = state.processes[name].pagetable
         pages: dict[str, int] = {}
         for vma in state.mm_vmas(name):
@@ -50,4 +50,4 @@ def resident_pages(state: State) -> dict[str, dict[str, int]]:
 
 def proc_maps(state: State) -> dict[str, list[str]]:
     """Every live process's maps, keyed by process name."""
-    return {name: [maps_line(state, v) for v in state.mm_vmas(name)] for name in state.processes}
+    return {name: [maps_line(state, v) for v in state.mm_vmas(name)] for name in state.process_names()}
