@@ -22,7 +22,7 @@ from engine.invariants import summarise
 from engine.mm_types import State
 from engine.present.report import run_json, write_json
 from engine.sim.limits import LimitExceeded
-from engine.sim.simulation import Run, run_source
+from engine.sim.simulation import Run, cyclic_gc_paused, run_source
 from engine.sim.trace import Lock
 
 
@@ -55,7 +55,8 @@ def api_json(run: Run, detail: bool) -> bytes:
         if refs > MAX_API_DETAIL_REFS:
             raise LimitExceeded("MAX_API_DETAIL_REFS", MAX_API_DETAIL_REFS, refs)
     out = io.StringIO()
-    write_json(run, out, detail)
+    with cyclic_gc_paused():
+        write_json(run, out, detail)
     return out.getvalue().encode("utf-8", "surrogatepass")
 
 

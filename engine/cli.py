@@ -30,7 +30,7 @@ from engine.scenario.harness import is_harness, parse_harness
 from engine.scenario.machine import TestMachine, Verdict
 from engine.scenario.parse import parse
 from engine.sim.backend import CallResult
-from engine.sim.simulation import Run, run_scenario, run_test
+from engine.sim.simulation import Run, cyclic_gc_paused, run_scenario, run_test
 from engine.uapi import MREMAP
 from engine.verify.compare import Difference, compare
 from engine.verify.real import NotMainline, RealMachine, RealMachineError
@@ -118,7 +118,8 @@ def _run(args: argparse.Namespace) -> int:
         raise _Failure(f"{name}: --test needs a harness file (TEST_F blocks)", EXIT_PARSE)
     run = run_scenario(scenario)
     if args.json:
-        write_json(run, sys.stdout)
+        with cyclic_gc_paused():
+            write_json(run, sys.stdout)
         print()
     else:
         for i in range(len(run.statements)):
