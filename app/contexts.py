@@ -8,13 +8,15 @@ same story.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
+from fastapi import HTTPException
 from pydantic import BaseModel
 
 from app.formats import STAGE_FORMATS, Format
+from app.limits import MAX_TOKEN_CHARS
 from app.links import StageLinks
 from app.runs import RunCache
 from app.share import SharedScenario
@@ -23,9 +25,10 @@ from app.views.compare import CompareView
 from app.views.navigation import Nav, nav
 from app.views.source import SourceLine, source_lines
 from app.views.step import StepView, step_view
+from app.views.tests import SuiteView, find_test, suite_view, test_lines
 from engine.gallery import GalleryEntry
 from engine.scenario.errors import ScenarioError
-from engine.sim.simulation import Run, View
+from engine.sim.simulation import Run, Suite, View
 from engine.variants import Variant
 
 
@@ -62,7 +65,8 @@ class Stage:
 
     `error` is the ScenarioError of a source that does not parse (the page
     shows it at its line; the twins answer 422); `panel` is None when there
-    is nothing to step. `name` names the SVG downloads.
+    is nothing to step. `name` names the SVG downloads. For a harness file
+    `run` is the test the page steps through and `suite` lists them all.
     """
 
     source: str
@@ -73,9 +77,11 @@ class Stage:
     panel: StepView | None
     nav: Nav | None
     lines: list[SourceLine]
+    suite: SuiteView | None = None
 
     def template_context(self) -> dict[str, Any]:
         return {
+            "suite": self.suite,
             "source": self.source,
             "links": self.links,
             "base": self.links.base,
@@ -108,19 +114,57 @@ def open_stage(
     view: View,
     links: StageLinks,
     name: str,
+    test: str | None = None,
 ) -> Stage:
-    """Run `source` (from the cache) and look at inner step `step` of it."""
+    """Run `source` (from the cache) and look at inner step `step` of it; of a
+    harness file, of the test `test` names (the first if None)."""
     try:
         run = runs.get(source, policy)
     except ScenarioError as err:
         lines = source_lines(source, None, None, (err.line, err.col))
         return Stage(source, links, name, None, err, None, None, lines)
+    if isinstance(run, Suite):
+        return _test_stage(run, source, step, view, links, name, test)
+    if test is not None:
+        raise HTTPException(404, "test= picks a test of a harness file; this is a scenario")
     if not run.steps or not run.statements:
         return Stage(source, links, name, run, None, None, None, source_lines(source, run, None))
     step = run.clamp(step)
     panel = step_view(run, step, view)
     lines = source_lines(source, run, panel.statement.index)
     return Stage(source, links, name, run, None, panel, nav(run, step, links.page), lines)
+
+
+def _test_stage(
+    suite: Suite,
+    source: str,
+    step: int,
+    view: View,
+    links: StageLinks,
+    name: str,
+    wanted: str | None,
+) -> Stage:
+    """One test of a harness file at inner step `step`, with the list of them all."""
+    found = find_test(suite, wanted)
+    if found is None:
+        if wanted is None:  # a file without tests
+            return Stage(
+                source, links, name, None, None, None, None, source_lines(source, None, None)
+            )
+        known = ", ".join(t.name for t in suite.harness.tests)
+        raise HTTPException(404, f"no test {wanted!r}; the file has: {known}")
+    test, run = found
+    shorten = None if links.shorten is None else links.shorten | {"test": test.name}
+    links = replace(links, test=test.name, shorten=shorten)
+    listed = suite_view(suite, run, links)
+    name = f"{name}-{test.name}"
+    if not run.steps or not run.statements:
+        lines = test_lines(source, suite, test, run, None)
+        return Stage(source, links, name, run, None, None, None, lines, listed)
+    step = run.clamp(step)
+    panel = step_view(run, step, view)
+    lines = test_lines(source, suite, test, run, step)
+    return Stage(source, links, name, run, None, panel, nav(run, step, links.page), lines, listed)
 
 
 @dataclass(frozen=True)
@@ -166,7 +210,9 @@ class Drift(BaseModel):
     engine: str
     today: str
     statement: int | None
-    """0-based statement where the stories part; None when they agree."""
+    """0-based statement (of a harness file: test) where the stories part; None when they agree."""
+    test: str | None = None
+    """Of a harness file: the first test whose story differs."""
 
 
 @dataclass(frozen=True)
@@ -188,6 +234,7 @@ class SharedPage(StagePage):
             "record": self.record,
             "scenario": self.scenario,
             "token": self.token,
+            "editable": len(self.token) <= MAX_TOKEN_CHARS,
             "drift": self.drift,
         }
 

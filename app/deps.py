@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import parse_qs
 
 from fastapi import Depends, HTTPException, Query, Request
 
-from app.limits import MAX_SOURCE
+from app.limits import MAX_SHARE_BODY_BYTES, MAX_SOURCE, MAX_TEST_NAME
 from app.renderers.registry import Answer as Answerer
 from app.runs import RunCache, gallery_entry
 from app.store import Store
@@ -69,6 +70,26 @@ Token = Annotated[
     str | None, Query(description="a self-contained link's token, v1.<base64url(zlib(JSON))>")
 ]
 Policy = Annotated[str | None, Query(description=f"RELOCATE_ANON policy: {', '.join(POLICIES)}")]
+TestName = Annotated[
+    str | None,
+    Query(
+        max_length=MAX_TEST_NAME,
+        description="a harness file's test to step through: merge.NAME or NAME (default: the first)",
+    ),
+]
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """An urlencoded form's fields (the last value of each), at most
+    MAX_SHARE_BODY_BYTES: a larger one is a 413 naming it."""
+    body = await request.body()
+    if len(body) > MAX_SHARE_BODY_BYTES:
+        raise HTTPException(413, f"form over MAX_SHARE_BODY_BYTES ({MAX_SHARE_BODY_BYTES})")
+    return {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+
+
+Form = Annotated[dict[str, str], Depends(_form)]
+"""The fields of a posted form: "Run" in the editor, "Short link"."""
 
 
 @dataclass(frozen=True)

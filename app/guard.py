@@ -10,9 +10,10 @@ by RLIMIT_AS (MAX_RUN_MEMORY_BYTES) from the start. A worker that neither
 answers nor dies within MAX_RUN_WALL_SECONDS is killed, and a fresh one
 takes its place on the next run.
 
-A worker answers with the pickled Run (limited to MAX_TRACE_BYTES), or, for
-POST /api/run, with the run's JSON body encoded there (app.runs.api_json:
-the server's threads never spend the GIL on it), or with
+A worker answers with the pickled Run (a harness file's Suite, every test's
+Run; limited to MAX_TRACE_BYTES), or, for POST /api/run, with the run's
+JSON body encoded there (app.runs.api_json: the server's threads never
+spend the GIL on it), or with
 what went wrong: a ScenarioError (re-raised here as itself), a limit
 (`RunLimit`), or an exception of the engine's own (`EngineFailure`, with the
 statement it failed on and the traceback, which is logged). Every failure is
@@ -45,7 +46,7 @@ from app import limits as L
 from app.runs import Body, api_json
 from engine.scenario.errors import ScenarioError
 from engine.sim.limits import LimitExceeded, Limits
-from engine.sim.simulation import Run, run_scenario, run_source
+from engine.sim.simulation import Run, Suite, run_scenario, run_text
 
 log = logging.getLogger("mremap_viz.guard")
 
@@ -136,8 +137,9 @@ def execute(
 ) -> tuple[Any, ...]:
     """Run `source` (under `policy`) here and describe the outcome as a picklable tuple (the worker's answer).
 
-    ("ok", pickled Run, or with `body` the API's JSON of it) | ("scenario", line, col, message)
-    | ("limit", name, message) | ("engine", message, line, statement, traceback)
+    ("ok", pickled Run or Suite, or with `body` the API's JSON of it)
+    | ("scenario", line, col, message) | ("limit", name, message)
+    | ("engine", message, line, statement, traceback)
     """
     soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -147,7 +149,7 @@ def execute(
     try:
         resource.setrlimit(resource.RLIMIT_CPU, (budget, hard))
         try:
-            run = run_source(source, limits, policy)
+            run = run_text(source, limits, policy)
             data = (
                 pickle.dumps(run, protocol=pickle.HIGHEST_PROTOCOL)
                 if body is None
@@ -297,13 +299,13 @@ class Guard:
         self._lock = threading.Lock()
         self._all: set[_Worker] = set()
 
-    def run(self, source: str, policy: str | None = None) -> tuple[Run, int]:
-        """The Run of `source` (under `policy`) and its pickled size.
+    def run(self, source: str, policy: str | None = None) -> tuple[Run | Suite, int]:
+        """The Run of `source` (under `policy`; a harness file's Suite) and its pickled size.
 
         Raises ScenarioError, or a RunFailed naming the limit it passed.
         """
         data = self._call(source, policy, None)
-        run: Run = pickle.loads(data)
+        run: Run | Suite = pickle.loads(data)
         return run, len(data)
 
     def run_json(self, source: str, detail: bool = False) -> tuple[bytes, int]:

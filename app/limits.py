@@ -41,6 +41,7 @@ __all__ = [
     "MAX_SOURCE",
     "MAX_SOURCE_BYTES",
     "MAX_STATEMENTS",
+    "MAX_TEST_NAME",
     "MAX_TOKEN_CHARS",
     "MAX_DECOMPRESSED_BYTES",
     "MAX_SHARED_SOURCE_BYTES",
@@ -60,10 +61,14 @@ __all__ = [
 # (MAX_SHARE_BODY_BYTES below); a route may check a smaller one itself.
 MAX_BODY_BYTES = 8 * MAX_SOURCE_BYTES
 
-# Longest scenario the web accepts, in characters (the `source` of POST
-# /api/run and of /play?source=...). The parser also stops at
-# MAX_SOURCE_BYTES UTF-8 bytes.
+# Longest scenario the web accepts in a URL or a JSON field, in characters
+# (the `source` of POST /api/run and of /play?source=...). Whole selftest
+# files are pasted with POST /play (a form, up to MAX_SHARED_SOURCE_BYTES).
+# The parser also stops at MAX_SOURCE_BYTES UTF-8 bytes.
 MAX_SOURCE = 20_000
+
+# Longest test name a URL may ask for (`&test=merge.NAME`).
+MAX_TEST_NAME = 200
 
 # --- one run of the engine ---------------------------------------------------------
 
@@ -120,12 +125,15 @@ MAX_TOKEN_CHARS = 16_000
 # JSON escapes may grow a source up to six-fold (\u0001), so allow headroom.
 MAX_DECOMPRESSED_BYTES = 6 * MAX_SOURCE_BYTES + 1024
 
-# Largest shared source, in UTF-8 bytes: more than MAX_SOURCE characters of
-# ASCII, so every scenario the web takes has a link (the command line's
-# MAX_SOURCE_BYTES, for whole harness files, is larger).
-MAX_SHARED_SOURCE_BYTES = 64 * 1024
+# Largest shared source, in UTF-8 bytes: the parser's own MAX_SOURCE_BYTES,
+# so a whole selftest file pasted into /play (merge.c with the series' tests
+# is 67 KB) has a link like any scenario. Its token (MAX_TOKEN_CHARS) is what
+# bounds a self-contained link: a longer one becomes a short link instead.
+MAX_SHARED_SOURCE_BYTES = MAX_SOURCE_BYTES
 
-# Largest body of POST /api/share and POST /share.
+# Largest body of POST /api/share, POST /share and POST /play (a form: a
+# source of MAX_SHARED_SOURCE_BYTES, percent-encoded, is at most three times
+# as long).
 MAX_SHARE_BODY_BYTES = 8 * MAX_SOURCE_BYTES
 
 # Shortest short-link id (hex digits of the scenario's SHA-256); a colliding

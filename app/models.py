@@ -41,6 +41,28 @@ class ScenarioJSON(BaseModel):
     error: str | None = None
 
 
+class Assertions(BaseModel):
+    passed: int
+    failed: int
+
+
+class HarnessTestJSON(BaseModel):
+    """One test of a harness file: how it ended, and its steps."""
+
+    name: str
+    result: str = Field(description='"pass", "fail" or "skip"')
+    reason: str | None
+    assertions: Assertions
+    steps: list[StepRecord]
+
+
+class SuiteJSON(BaseModel):
+    """A harness file's JSON: `python -m engine run FILE --json`."""
+
+    tests: list[HarnessTestJSON]
+    notes: list[dict[str, int | str]]
+
+
 class ScenarioErrorDetail(BaseModel):
     """Where a scenario is broken: 1-based line and column, and why."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -20,9 +21,9 @@ from engine import gallery as engine_gallery
 from engine.gallery import GalleryEntry
 from engine.invariants import summarise
 from engine.mm_types import State
-from engine.present.report import run_json, write_json
+from engine.present.report import run_json, suite_json, write_json
 from engine.sim.limits import LimitExceeded
-from engine.sim.simulation import Run, cyclic_gc_paused, run_source
+from engine.sim.simulation import Run, Suite, cyclic_gc_paused, run_text
 from engine.sim.trace import Lock
 
 
@@ -31,8 +32,9 @@ def source_key(source: str) -> str:
     return hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-Runner = Callable[[str, str | None], tuple[Run, int]]
-"""Runs a scenario under a policy: its Run and its size in bytes (what the cache counts)."""
+Runner = Callable[[str, str | None], tuple[Run | Suite, int]]
+"""Runs a scenario (or a harness file, every test) under a policy: its Run
+(Suite) and its size in bytes (what the cache counts)."""
 
 JsonRunner = Callable[[str, bool], tuple[bytes, int]]
 """POST /api/run's body of a scenario (with or without detail), and its size."""
@@ -46,33 +48,37 @@ class Body:
     detail: bool
 
 
-def api_json(run: Run, detail: bool) -> bytes:
+def api_json(run: Run | Suite, detail: bool) -> bytes:
     """POST /api/run's body: the CLI's JSON (engine.present.report), with
     what each step created, changed and freed as runs of ids, or with
     `detail` one by one, up to MAX_API_DETAIL_REFS objects in all."""
     if detail:
-        refs = sum(len(s.created) + len(s.changed) + len(s.freed) for s in run.steps)
+        runs = run.runs if isinstance(run, Suite) else (run,)
+        refs = sum(len(s.created) + len(s.changed) + len(s.freed) for r in runs for s in r.steps)
         if refs > MAX_API_DETAIL_REFS:
             raise LimitExceeded("MAX_API_DETAIL_REFS", MAX_API_DETAIL_REFS, refs)
-    out = io.StringIO()
     with cyclic_gc_paused():
+        if isinstance(run, Suite):
+            return json.dumps(suite_json(run, detail)).encode("utf-8", "surrogatepass")
+        out = io.StringIO()
         write_json(run, out, detail)
     return out.getvalue().encode("utf-8", "surrogatepass")
 
 
-def run_in_process(source: str, policy: str | None = None) -> tuple[Run, int]:
+def run_in_process(source: str, policy: str | None = None) -> tuple[Run | Suite, int]:
     """Run here, under the web's limits, unbounded in time (the tests' way)."""
-    return run_source(source, WEB_LIMITS, policy), 0
+    return run_text(source, WEB_LIMITS, policy), 0
 
 
 def json_in_process(source: str, detail: bool = False) -> tuple[bytes, int]:
     """api_json of a run here (the tests' way)."""
-    body = api_json(run_source(source, WEB_LIMITS), detail)
+    body = api_json(run_text(source, WEB_LIMITS), detail)
     return body, len(body)
 
 
 class RunCache:
-    """An LRU of Run objects (and API bodies) keyed by source hash; safe across worker threads.
+    """An LRU of Run objects (a harness file's: Suite) and API bodies keyed
+    by source hash; safe across worker threads.
 
     `runner` makes a Run (app.guard.Guard.run runs it in a worker process
     under a CPU-time bound), `json_runner` POST /api/run's body (encoded in
@@ -94,12 +100,12 @@ class RunCache:
         self.max_bytes = max_bytes
         self.runner: Runner = runner or run_in_process
         self.json_runner: JsonRunner = json_runner or json_in_process
-        self._runs: OrderedDict[str, tuple[Run | bytes, int]] = OrderedDict()
+        self._runs: OrderedDict[str, tuple[Run | Suite | bytes, int]] = OrderedDict()
         self._bytes = 0
         self._running: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
-    def _cached(self, key: str) -> Run | bytes | None:
+    def _cached(self, key: str) -> Run | Suite | bytes | None:
         with self._lock:
             hit = self._runs.get(key)
             if hit is None:
@@ -107,11 +113,12 @@ class RunCache:
             self._runs.move_to_end(key)
             return hit[0]
 
-    def get(self, source: str, policy: str | None = None) -> Run:
-        """The run of `source`, under `policy` if given (else its `// @policy`)."""
+    def get(self, source: str, policy: str | None = None) -> Run | Suite:
+        """The run of `source`, under `policy` if given (else its `// @policy`);
+        of a harness file, the Suite of every test's run."""
         key = source_key(source if policy is None else f"{source}\0policy={policy}")
         run = self._entry(key, lambda: self.runner(source, policy))
-        assert isinstance(run, Run)
+        assert isinstance(run, Run | Suite)
         return run
 
     def json(self, source: str, detail: bool = False) -> bytes:
@@ -121,7 +128,9 @@ class RunCache:
         assert isinstance(body, bytes)
         return body
 
-    def _entry(self, key: str, make: Callable[[], tuple[Run | bytes, int]]) -> Run | bytes:
+    def _entry(
+        self, key: str, make: Callable[[], tuple[Run | Suite | bytes, int]]
+    ) -> Run | Suite | bytes:
         value = self._cached(key)
         if value is not None:
             return value
@@ -161,9 +170,10 @@ def gallery_entry(slug: str) -> GalleryEntry | None:
     return engine_gallery.find(slug)
 
 
-def scenario_json(run: Run) -> dict[str, object]:
-    """The CLI's JSON document for a whole run (engine.report.run_json)."""
-    return run_json(run)
+def scenario_json(run: Run | Suite) -> dict[str, object]:
+    """The CLI's JSON document for a whole run (engine.report.run_json), or for
+    every test of a harness file (suite_json)."""
+    return suite_json(run) if isinstance(run, Suite) else run_json(run)
 
 
 def invariant_violations(state: State, locks: tuple[Lock, ...] = ()) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from importlib import resources
 from typing import Any
 
-from engine.present.report import run_json, write_json
+from engine.present.report import run_json, suite_json, verdict_json, write_json
 from engine.present.statement import render_statement, step_lines
 from engine.present.text import WIDTH, fit
 from engine.scenario import ast
@@ -30,7 +30,7 @@ from engine.scenario.harness import is_harness, parse_harness
 from engine.scenario.machine import TestMachine, Verdict
 from engine.scenario.parse import parse
 from engine.sim.backend import CallResult
-from engine.sim.simulation import Run, cyclic_gc_paused, run_scenario, run_test
+from engine.sim.simulation import Run, cyclic_gc_paused, run_harness, run_scenario, run_test
 from engine.uapi import MREMAP
 from engine.verify.compare import Difference, compare
 from engine.verify.real import NotMainline, RealMachine, RealMachineError
@@ -137,7 +137,7 @@ def _run_harness(name: str, harness: ast.HarnessFile, args: argparse.Namespace) 
         test = _find_test(name, harness, args.test)
         run = run_test(harness, test)
         if args.json:
-            print(json.dumps({**run_json(run), **_verdict_json(run)}))
+            print(json.dumps({**run_json(run), **verdict_json(run)}))
         else:
             for i in range(len(run.statements)):
                 print(render_statement(run, i, inner=True))
@@ -145,11 +145,10 @@ def _run_harness(name: str, harness: ast.HarnessFile, args: argparse.Namespace) 
             _print_unfinished(run)
             print("\n".join(fit(_verdict_lines(1, run))))
         return EXIT_DIFFERENT if _failed(run) else EXIT_OK
-    runs = [run_test(harness, test) for test in harness.tests]
+    suite = run_harness(harness)
+    runs = suite.runs
     if args.json:
-        tests = [{"name": r.test, **_verdict_json(r), "steps": run_json(r)["steps"]} for r in runs]
-        notes = [{"line": n.line, "col": n.col, "text": n.text} for n in harness.notes]
-        print(json.dumps({"tests": tests, "notes": notes}))
+        print(json.dumps(suite_json(suite)))
     else:
         print("\n".join(fit(_summary(runs))))
     return EXIT_DIFFERENT if any(_failed(r) for r in runs) else EXIT_OK
@@ -158,7 +157,7 @@ def _run_harness(name: str, harness: ast.HarnessFile, args: argparse.Namespace) 
 def _find_test(name: str, harness: ast.HarnessFile, wanted: str) -> ast.HarnessTest:
     """A test by its full name (merge.ksm_merge) or its own (ksm_merge)."""
     for test in harness.tests:
-        if wanted in (test.name, test.name.split(".", 1)[1]):
+        if test.answers_to(wanted):
             return test
     known = ", ".join(t.name for t in harness.tests)
     raise _Failure(f"{name}: no test '{wanted}'; the file has: {known}", EXIT_PARSE)
@@ -166,16 +165,6 @@ def _find_test(name: str, harness: ast.HarnessFile, wanted: str) -> ast.HarnessT
 
 def _failed(run: Run) -> bool:
     return run.verdict is None or run.verdict.result == "fail"
-
-
-def _verdict_json(run: Run) -> dict[str, object]:
-    verdict = run.verdict
-    assert verdict is not None
-    return {
-        "result": verdict.result,
-        "reason": verdict.reason,
-        "assertions": {"passed": verdict.passed, "failed": verdict.failed},
-    }
 
 
 def _verdict_lines(number: int, run: Run) -> list[str]:

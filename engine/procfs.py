@@ -50,4 +50,6 @@ def resident_pages(state: State) -> dict[str, dict[str, int]]:
 
 def proc_maps(state: State) -> dict[str, list[str]]:
     """Every live process's maps, keyed by process name."""
-    return {name: [maps_line(state, v) for v in state.mm_vmas(name)] for name in state.process_names()}
+    return {
+        name: [maps_line(state, v) for v in state.mm_vmas(name)] for name in state.process_names()
+    }

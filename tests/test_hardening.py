@@ -228,8 +228,11 @@ def test_engine_failure_names_the_statement(monkeypatch: pytest.MonkeyPatch) -> 
     def broken(*args: object) -> int:
         raise KeyError("boom")
 
-    munmap = engine.sim.simulation.SYSCALLS["munmap"]
-    monkeypatch.setitem(engine.sim.simulation.SYSCALLS, "munmap", munmap._replace(handler=broken))
+    monkeypatch.setitem(
+        engine.sim.simulation.SYSCALLS,
+        "munmap",
+        engine.sim.simulation.Syscall("mm/vma.c", "do_vmi_munmap", broken),
+    )
     answer = execute(MAP.format(n=1) + "munmap(p, page_size);\n", None, BIG, 60, 10**9)
     assert answer[0] == "engine"
     assert answer[2] == 2 and answer[3].startswith("munmap(p")

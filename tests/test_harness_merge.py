@@ -1,8 +1,12 @@
 """The kernel's own tools/testing/selftests/mm/merge.c (Linux 6.18), pasted whole.
 
 The file is the kernel's, so it is not part of this repository: copy it
-(and, for the series' fork tests, merge.c with v1 patch 11 applied) to
-tests/data/selftests/ to run these; they skip, saying so, when it is absent.
+to tests/data/selftests/ to run these, with the series' files beside it:
+merge_relocate_anon.c (merge.c with v1 patch 07's ten tests, written out
+from the posted patch, message-id
+96242c962cd2da54b15d97aac8761bedb285459c.1749473726.git.lorenzo.stoakes@oracle.com,
+inserted before TEST_HARNESS_MAIN) and merge_relocate_fork.c (merge.c with
+v1 patch 11 applied). The tests skip, saying so, when a file is absent.
 Every anonymous-memory test must pass its asserts on the engine, the two
 tests outside the model (uprobes on a file, KSM's prctl) must skip with
 their reason, and `verify` must agree with this kernel test by test.
@@ -10,18 +14,17 @@ their reason, and `verify` must agree with this kernel test by test.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from engine.scenario.harness import parse_harness
 from engine.sim.simulation import run_test
-from tests.support.host import real_kernel_unavailable
+from tests.support.host import real_kernel_unavailable, verify
 
 DATA = Path(__file__).parent / "data" / "selftests"
 MERGE_C = DATA / "merge.c"
+RELOCATE_ANON_C = DATA / "merge_relocate_anon.c"
 RELOCATE_FORK_C = DATA / "merge_relocate_fork.c"
 OUTSIDE_THE_MODEL = {
     "merge.handle_uprobe_upon_merged_vma": "not modelled: sizeof(struct perf_event_attr) at 468:25",
@@ -55,6 +58,15 @@ def test_every_anonymous_memory_test_of_merge_c_passes_on_the_engine() -> None:
             assert result == "pass", (name, reason)
 
 
+def test_patch_07s_relocate_anon_merge_tests_pass_as_posted() -> None:
+    needs(RELOCATE_ANON_C)
+    found = verdicts(RELOCATE_ANON_C)
+    relocating = {name: v for name, v in found.items() if "relocate_anon" in name}
+    assert len(relocating) == 10
+    assert all(result == "pass" for result, _ in relocating.values()), relocating
+    assert len(found) == 25  # merge.c's own fifteen still run beside them
+
+
 def test_the_series_fork_tests_pass_with_their_interleaving() -> None:
     needs(RELOCATE_FORK_C)
     found = verdicts(RELOCATE_FORK_C)
@@ -66,13 +78,7 @@ def test_the_series_fork_tests_pass_with_their_interleaving() -> None:
 @pytest.mark.skipif(real_kernel_unavailable() is not None, reason=str(real_kernel_unavailable()))
 def test_verify_agrees_with_the_kernel_on_every_merge_c_test() -> None:
     needs(MERGE_C)
-    done = subprocess.run(
-        [sys.executable, "-m", "engine", "verify", str(MERGE_C)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = verify(MERGE_C)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "# engine and kernel agree on 15 / 15 tests" in done.stdout
     for name in OUTSIDE_THE_MODEL:

@@ -32,8 +32,20 @@ def _gallery(ctx: GalleryPage, origin: str) -> str:
 
 
 def stage_text(stage: Stage, origin: str, about: list[str]) -> str:
-    """Link, `about` (what names the scenario), the step, before and after."""
+    """Link, `about` (what names the scenario; of a test, its verdict and the
+    assertions that read this step's state), the step, before and after."""
     run, panel = stage.runnable()
+    if stage.suite is not None:
+        test = stage.suite.current
+        about = [
+            *about,
+            f"{test.name}: {test.result}" + (f" ({test.reason})" if test.reason else ""),
+        ]
+        about += [
+            f"line {c.line}: {c.text}"
+            for c in stage.suite.checks
+            if panel is not None and c.step == panel.index
+        ]
     view = "step" if panel is None else panel.view
     link = f"Link: {origin}{stage.links.link(stage.index, view)}"
     if panel is None:
@@ -64,7 +76,10 @@ def drift_line(d: Drift, statements: int) -> str:
         if d.engine == d.today:
             return f"engine {d.today}"
         return f"made with engine {d.engine}; today's {d.today} tells the same story"
-    where = f"statement {d.statement + 1}" if d.statement < statements else "the end"
+    if d.test is not None:
+        where = f"test {d.test}"
+    else:
+        where = f"statement {d.statement + 1}" if d.statement < statements else "the end"
     return (
         f"this link was made with engine {d.engine}; today's engine ({d.today})\n"
         f"tells a different story at {where}"

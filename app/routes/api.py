@@ -7,18 +7,19 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from app.deps import Runs
-from app.models import RunRequest, ScenarioErrorResponse, ScenarioJSON
+from app.models import RunRequest, ScenarioErrorResponse, ScenarioJSON, SuiteJSON
 
 router = APIRouter(prefix="/api", tags=["api"])
 
 
 @router.post(
     "/run",
-    response_model=ScenarioJSON,
+    response_model=ScenarioJSON | SuiteJSON,
     responses={422: {"model": ScenarioErrorResponse, "description": "the scenario is broken"}},
 )
 def run(body: RunRequest, runs: Runs) -> Any:
-    """Run a scenario; answer as `python -m engine run FILE --json` does.
+    """Run a scenario (or a kselftest harness file, every test); answer as
+    `python -m engine run FILE --json` does.
 
     What each step created, changed and freed comes as runs of ids
     ("folio:5-2052 (2048)"); `"detail": true` lists them one by one, for

@@ -22,13 +22,34 @@ from typing import TextIO
 from engine.accounting import metadata
 from engine.invariants import Checker, lock_order
 from engine.present.trace import event_values, lock_summary, ref_runs
-from engine.sim.simulation import Run
+from engine.sim.simulation import Run, Suite
 from engine.sim.trace import ObjRef, Step
 
 
 def run_json(run: Run, detail: bool = True) -> dict[str, object]:
     """{"steps": [...]}, plus "error" when the run stopped early."""
     return {"steps": list(statement_records(run, detail)), **_error(run)}
+
+
+def verdict_json(run: Run) -> dict[str, object]:
+    """How one harness test ended: result, reason, assertions passed and failed."""
+    verdict = run.verdict
+    assert verdict is not None
+    return {
+        "result": verdict.result,
+        "reason": verdict.reason,
+        "assertions": {"passed": verdict.passed, "failed": verdict.failed},
+    }
+
+
+def suite_json(suite: Suite, detail: bool = True) -> dict[str, object]:
+    """A harness file's JSON (`run FILE --json`): each test's verdict and steps, the notes."""
+    tests = [
+        {"name": r.test, **verdict_json(r), "steps": run_json(r, detail)["steps"]}
+        for r in suite.runs
+    ]
+    notes = [{"line": n.line, "col": n.col, "text": n.text} for n in suite.harness.notes]
+    return {"tests": tests, "notes": notes}
 
 
 def write_json(run: Run, out: TextIO, detail: bool = True) -> None:

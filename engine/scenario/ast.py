@@ -282,6 +282,10 @@ class HarnessTest:
     fixture: Fixture | None
     body: Block
 
+    def answers_to(self, wanted: str) -> bool:
+        """Whether `wanted` names this test: its full name (merge.ksm_merge) or its own (ksm_merge)."""
+        return wanted in (self.name, self.name.split(".", 1)[-1])
+
 
 @dataclass(frozen=True)
 class HarnessFile:

@@ -84,11 +84,14 @@ def show_value(value: int) -> str:
 
 @dataclass(frozen=True)
 class StepOutcome:
-    """A statement and what the backend said about it; `check` for an assertion."""
+    """A statement and what the backend said about it; `check` for an assertion;
+    `phase` in a harness test: "setup", "body" or "teardown" (the fixture's
+    lines may be merge.c's own, not the file's)."""
 
     statement: ast.Statement
     result: CallResult
     check: CheckResult | None = None
+    phase: str | None = None
 
 
 def run(scenario: ast.Scenario, backend: Backend) -> Iterator[StepOutcome]:

@@ -451,7 +451,7 @@ class TestMachine:
             failed[-1] if failed else (self._calls[-1] if self._calls else CallResult("ok", None))
         )
         statement = ast.Statement(line, col, source, p.name, None, action, creates)
-        return StepOutcome(statement, result, check)
+        return StepOutcome(statement, result, check, p.phase)
 
     def _spawn(self, parent: _Process, step: ast.Step) -> str:
         assert self._fork is not None

@@ -8,6 +8,7 @@ its outcome and the range of inner steps it took.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import gc
 import re
@@ -23,6 +24,7 @@ from engine.mm_types import State
 from engine.procfs import proc_maps, resident_pages
 from engine.scenario import ast
 from engine.scenario.errors import ScenarioError
+from engine.scenario.harness import is_harness, parse_harness
 from engine.scenario.interpret import StepOutcome, run, step_record
 from engine.scenario.machine import TestMachine, Verdict
 from engine.scenario.parse import parse
@@ -277,7 +279,10 @@ class Run:
 
     def statement_of(self, step: int) -> int:
         """The index of the statement whose inner steps include `step`."""
-        return min(self.steps[step].statement, len(self.statements) - 1)
+        # By the statements' ranges, not the kernel's count of calls: a harness
+        # test's assertions and assignments are statements that make no call.
+        lasts = [st.last for st in self.statements]
+        return min(bisect.bisect_right(lasts, step), len(self.statements) - 1)
 
     def statement_steps(self, i: int) -> list[Step]:
         """Statement i's inner steps."""
@@ -358,6 +363,28 @@ def run_test(
     return result
 
 
+@dataclass
+class Suite:
+    """Every test of a harness file, each run on its own fresh model, in file order."""
+
+    harness: ast.HarnessFile
+    runs: list[Run]
+
+    def find(self, wanted: str) -> Run | None:
+        """A test's run by its full name (merge.ksm_merge) or its own (ksm_merge)."""
+        for test, ran in zip(self.harness.tests, self.runs, strict=True):
+            if test.answers_to(wanted):
+                return ran
+        return None
+
+
+def run_harness(
+    harness: ast.HarnessFile, limits: Limits | None = None, policy: str = "posted"
+) -> Suite:
+    """Run every test of a harness file, as the kselftest harness does."""
+    return Suite(harness, [run_test(harness, test, limits, policy) for test in harness.tests])
+
+
 def _record(sim: Simulation, outcomes: Iterator[StepOutcome], result: Run) -> None:
     """Keep each outcome with its inner steps and the maps after it."""
     first = 0
@@ -415,3 +442,12 @@ def run_source(source: str, limits: Limits | None = None, policy: str | None = N
     "posted" (the series' code as posted).
     """
     return run_scenario(parse(source), limits, policy or policy_of(source))
+
+
+def run_text(source: str, limits: Limits | None = None, policy: str | None = None) -> Run | Suite:
+    """Parse and run what was pasted: a scenario's Run, or a harness file's Suite
+    (engine.scenario.harness.is_harness tells them apart); a parse error raises
+    ScenarioError. The policy is chosen as for run_source()."""
+    if is_harness(source):
+        return run_harness(parse_harness(source), limits, policy or policy_of(source))
+    return run_source(source, limits, policy)

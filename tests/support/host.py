@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
+from pathlib import Path
 
 from engine.verify.real import find_compiler
 
@@ -14,3 +16,14 @@ def real_kernel_unavailable() -> str | None:
     if find_compiler() is None:
         return "no C compiler (cc, gcc, clang or $CC) to build the executor"
     return None
+
+
+def verify(path: Path) -> subprocess.CompletedProcess[str]:
+    """`python -m engine verify PATH`: the file on the model and on this kernel."""
+    return subprocess.run(
+        [sys.executable, "-m", "engine", "verify", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
