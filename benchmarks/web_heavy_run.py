@@ -20,19 +20,14 @@ p99 during the heavy runs <= 50 ms.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 import httpx
 
-from benchmarks._common import ROOT, percentile, print_machine
-from benchmarks.load import free_port
+from benchmarks._common import percentile, print_machine, served_app
 from benchmarks.whole_fault_move import scenario
 
 TARGET_POST_SECONDS = 1.0
@@ -70,75 +65,51 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=16384)
     args = parser.parse_args()
     print_machine()
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    data = tempfile.mkdtemp(prefix="mremap-viz-heavy-")
-    env = {**os.environ, "MREMAP_VIZ_DATA": data, "PYTHONPATH": str(ROOT)}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        with httpx.Client(timeout=60) as client, httpx.Client(timeout=60) as poster:
-            for _ in range(200):
-                try:
-                    client.get(base + "/index.json")
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
-            paths = fragments(base, client)
-            # Start both workers (their imports are not a run's cost).
-            for i in range(2):
-                poster.post(base + "/api/run", json={"source": f"// warm {i}\n" + scenario(16)})
+    with (
+        served_app() as base,
+        httpx.Client(timeout=60) as client,
+        httpx.Client(timeout=60) as poster,
+    ):
+        paths = fragments(base, client)
+        # Start both workers (their imports are not a run's cost).
+        for i in range(2):
+            poster.post(base + "/api/run", json={"source": f"// warm {i}\n" + scenario(16)})
+        done = threading.Event()
+        timer = threading.Timer(3.0, done.set)
+        timer.start()
+        quiet = loop(base, client, paths, done)
+        posts: list[tuple[float, int, int]] = []
+        heavy: list[float] = []
+        for i in range(args.runs):
             done = threading.Event()
-            timer = threading.Timer(3.0, done.set)
-            timer.start()
-            quiet = loop(base, client, paths, done)
-            posts: list[tuple[float, int, int]] = []
-            heavy: list[float] = []
-            for i in range(args.runs):
-                done = threading.Event()
-                source = f"// heavy run {i} {time.time()}\n" + scenario(args.n)
+            source = f"// heavy run {i} {time.time()}\n" + scenario(args.n)
 
-                def post(source: str = source, done: threading.Event = done) -> None:
-                    start = time.perf_counter()
-                    answer = poster.post(base + "/api/run", json={"source": source})
-                    posts.append(
-                        (time.perf_counter() - start, answer.status_code, len(answer.content))
-                    )
-                    done.set()
+            def post(source: str = source, done: threading.Event = done) -> None:
+                start = time.perf_counter()
+                answer = poster.post(base + "/api/run", json={"source": source})
+                posts.append((time.perf_counter() - start, answer.status_code, len(answer.content)))
+                done.set()
 
-                thread = threading.Thread(target=post)
-                thread.start()
-                heavy += loop(base, client, paths, done)
-                thread.join()
-        print(f"N = {args.n}: POST /api/run (seconds, status, body bytes):")
-        for seconds, status, size in posts:
-            print(f"  {seconds:.3f} s  {status}  {size:,} B")
-        post_s = statistics.median(p[0] for p in posts)
-        for name, times in (("quiet", quiet), ("during heavy POSTs", heavy)):
-            print(
-                f"fragments {name}: {len(times)} requests, p50 {percentile(times, 50):.2f} ms, "
-                f"p99 {percentile(times, 99):.2f} ms, max {max(times):.2f} ms"
-            )
-        p99 = percentile(heavy, 99)
-        ok = (
-            post_s < TARGET_POST_SECONDS
-            and all(p[1] == 200 for p in posts)
-            and p99 <= TARGET_P99_MS
-        )
+            thread = threading.Thread(target=post)
+            thread.start()
+            heavy += loop(base, client, paths, done)
+            thread.join()
+    print(f"N = {args.n}: POST /api/run (seconds, status, body bytes):")
+    for seconds, status, size in posts:
+        print(f"  {seconds:.3f} s  {status}  {size:,} B")
+    post_s = statistics.median(p[0] for p in posts)
+    for name, times in (("quiet", quiet), ("during heavy POSTs", heavy)):
         print(
-            f"POST median {post_s:.3f} s (target < {TARGET_POST_SECONDS} s), "
-            f"p99 {p99:.2f} ms (target <= {TARGET_P99_MS} ms): {'PASS' if ok else 'MISS'}"
+            f"fragments {name}: {len(times)} requests, p50 {percentile(times, 50):.2f} ms, "
+            f"p99 {percentile(times, 99):.2f} ms, max {max(times):.2f} ms"
         )
-        return 0 if ok else 1
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        shutil.rmtree(data, ignore_errors=True)
+    p99 = percentile(heavy, 99)
+    ok = post_s < TARGET_POST_SECONDS and all(p[1] == 200 for p in posts) and p99 <= TARGET_P99_MS
+    print(
+        f"POST median {post_s:.3f} s (target < {TARGET_POST_SECONDS} s), "
+        f"p99 {p99:.2f} ms (target <= {TARGET_P99_MS} ms): {'PASS' if ok else 'MISS'}"
+    )
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
