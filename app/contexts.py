@@ -16,12 +16,13 @@ from fastapi import HTTPException
 from pydantic import BaseModel
 
 from app.formats import STAGE_FORMATS, Format
-from app.limits import MAX_TOKEN_CHARS
+from app.limits import COMPARE_MAX_VARIANTS, MAX_TOKEN_CHARS
 from app.links import StageLinks
 from app.runs import RunCache
 from app.share import SharedScenario
 from app.store import ShareRecord
 from app.views.compare import CompareView
+from app.views.gallery import SERIES_STORY, PathView
 from app.views.navigation import Nav, nav
 from app.views.source import SourceLine, source_lines
 from app.views.step import StepView, step_view
@@ -51,9 +52,10 @@ class GalleryPage(Page):
     FORMATS = (Format.PAGE, Format.JSON, Format.TEXT)
 
     entries: tuple[GalleryEntry, ...]
+    paths: list[PathView]
 
     def template_context(self) -> dict[str, Any]:
-        return {"entries": self.entries}
+        return {"entries": self.entries, "paths": self.paths, "story": SERIES_STORY}
 
 
 # --- the stepping stage ------------------------------------------------------------
@@ -244,36 +246,47 @@ class SharedPage(StagePage):
 
 @dataclass(frozen=True)
 class ComparePage(Page):
-    """/compare/<slug>: one scenario under two variants, after one statement."""
+    """/compare/<slug>: one scenario under several variants, at one statement."""
 
     TEMPLATE = "compare.html"
     BLOCKS = ("comparison",)
     FORMATS = (Format.PAGE, Format.FRAGMENT, Format.JSON, Format.TEXT)
 
     scenario: GalleryEntry
-    a: str
-    b: str
+    names: tuple[str, ...]
     variants: dict[str, Variant]
-    runs: tuple[Run, Run]
-    sources: tuple[str, str]
+    runs: tuple[Run, ...]
+    sources: tuple[str, ...]
     compare: CompareView | None
     """None when the scenario has no statements."""
 
-    def url(self, stmt: int) -> str:
-        query = urlencode({"a": self.a, "b": self.b, "stmt": stmt})
-        return f"/compare/{self.scenario.slug}?{query}"
+    def url(self, stmt: int, step: int | None = None, names: tuple[str, ...] | None = None) -> str:
+        """This page at statement `stmt`, inner step `step` (None: after it)."""
+        query: list[tuple[str, str | int]] = [("v", n) for n in (names or self.names)]
+        query.append(("stmt", stmt))
+        if step is not None:
+            query.append(("step", step))
+        return f"/compare/{self.scenario.slug}?{urlencode(query)}"
+
+    def twin(self, suffix: str) -> str:
+        """The JSON or text twin of what the page shows."""
+        index = self.compare.index if self.compare else 0
+        step = self.compare.step if self.compare else None
+        return self.url(index, step).replace(
+            f"/compare/{self.scenario.slug}?", f"/compare/{self.scenario.slug}{suffix}?"
+        )
 
     def template_context(self) -> dict[str, Any]:
-        context = {
+        policies = tuple(n for n in self.variants if n.startswith("policy-"))
+        return {
             "scenario": self.scenario,
-            "a": self.a,
-            "b": self.b,
+            "names": self.names,
             "variants": self.variants,
             "runs": self.runs,
             "sources": self.sources,
             "url": self.url,
+            "twin": self.twin,
             "compare": self.compare,
+            "policies": policies,
+            "max_variants": COMPARE_MAX_VARIANTS,
         }
-        if self.compare is not None:
-            context["stmt"] = self.compare.index
-        return context

@@ -139,3 +139,9 @@ MAX_SHARE_BODY_BYTES = 8 * MAX_SOURCE_BYTES
 # Shortest short-link id (hex digits of the scenario's SHA-256); a colliding
 # prefix grows one digit at a time until it is unique.
 MIN_ID_LENGTH = 8
+
+# --- the compare view (app/views/compare.py) -----------------------------------
+
+# Most variants one compare page runs and draws side by side: every
+# RELOCATE_ANON policy of a scenario at once (six since posted_stale_stack).
+COMPARE_MAX_VARIANTS = 6

@@ -8,7 +8,7 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from app.config import data_dir
 from app.guard import shared_guard
-from app.routes import api, compare, gallery, play, scenarios, share
+from app.routes import api, compare, docs, gallery, play, scenarios, share
 from app.runs import RunCache, json_in_process, run_in_process
 from app.security import install as install_security
 from app.store import open_store
@@ -18,7 +18,7 @@ STATIC = TEMPLATES.parent / "static"
 
 
 def create_app(run_cache_size: int = 64, isolate: bool = True) -> FastAPI:
-    """The FastAPI app; OpenAPI at /openapi.json (app/security.py says why not /docs).
+    """The FastAPI app; OpenAPI at /openapi.json, Swagger UI at /docs (app/routes/docs.py).
 
     Scenarios run in worker processes under a CPU-time bound (app/guard.py),
     or here in the server when `isolate` is false.
@@ -38,8 +38,9 @@ def create_app(run_cache_size: int = 64, isolate: bool = True) -> FastAPI:
         json_runner=shared_guard().run_json if isolate else json_in_process,
     )
     app.add_middleware(GZipMiddleware, minimum_size=1000)
+    docs.mount_assets(app)  # before /static, which would take its paths
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (gallery, scenarios, play, compare, api, share):
+    for module in (gallery, scenarios, play, compare, api, share, docs):
         app.include_router(module.router)
     install_security(app)  # last: its middleware wraps everything above
     return app

@@ -430,6 +430,7 @@ def test_text_twin_is_before_and_after_within_75_columns(client: TestClient) -> 
         "/scenarios/fork_and_cow/anon_vma.svg?step=9",
         "/s/{id}/map.svg?step=3",
         "/s/{id}/anon_vma.svg?step=3",
+        "/s/{id}/picture.svg?step=3",
         "/play/map.svg?" + urlencode({"source": SOURCE, "step": 3}),
     ],
 )
@@ -452,7 +453,11 @@ def test_svg_links_on_the_page(client: TestClient) -> None:
     ident = shared(client)
     doc = html(client.get(f"/s/{ident}?step=3"))
     hrefs = [a.attributes["href"] for a in doc.css("#sharebar a[download]")]
-    assert hrefs == [f"/s/{ident}/map.svg?step=3", f"/s/{ident}/anon_vma.svg?step=3"]
+    assert hrefs == [
+        f"/s/{ident}/picture.svg?step=3",
+        f"/s/{ident}/map.svg?step=3",
+        f"/s/{ident}/anon_vma.svg?step=3",
+    ]
 
 
 def test_embed_mode_has_no_chrome_and_keeps_embedding(client: TestClient) -> None:

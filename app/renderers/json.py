@@ -79,12 +79,10 @@ def _shared(ctx: SharedPage) -> dict[str, Any]:
 
 @document.register
 def _compare(ctx: ComparePage) -> dict[str, Any]:
-    """Both variants' CLI JSON, and the statement the page shows side by side."""
-    sides = {
-        key: {"variant": variant, "source": source, "scenario": scenario_json(run)}
-        for key, variant, source, run in zip(
-            ("a", "b"), (ctx.a, ctx.b), ctx.sources, ctx.runs, strict=True
-        )
-    }
+    """Every variant's CLI JSON, and the statement (and step) the page shows side by side."""
+    runs = [
+        {"variant": variant, "source": source, "scenario": scenario_json(run)}
+        for variant, source, run in zip(ctx.names, ctx.sources, ctx.runs, strict=True)
+    ]
     page = None if ctx.compare is None else ctx.compare.model_dump(mode="json")
-    return {"slug": ctx.scenario.slug, **sides, "page": page}
+    return {"slug": ctx.scenario.slug, "variants": runs, "page": page}

@@ -1,4 +1,5 @@
-"""/compare/<slug>?a=original&b=flags&stmt=N : one scenario under two variants."""
+"""/compare/<slug>?v=original&v=flags&stmt=N&step=K : one scenario under up to
+COMPARE_MAX_VARIANTS variants, stepped together."""
 
 from __future__ import annotations
 
@@ -16,14 +17,19 @@ router = APIRouter(prefix="/compare", tags=["compare"])
 
 
 @resource(router, "/{slug}", ComparePage.FORMATS)
-def compare(scenario: Entry, pair: Variants, runs: Runs, answer: Answer) -> Response:
-    """Both variants after one statement, side by side; .json has both runs' CLI JSON."""
-    sources = (apply(pair.a, scenario.source), apply(pair.b, scenario.source))
-    both = (_scenario_run(runs, sources[0]), _scenario_run(runs, sources[1]))
-    count = min(len(r.statements) for r in both)
-    described = ((pair.a, VARIANTS[pair.a].description), (pair.b, VARIANTS[pair.b].description))
-    view = compare_view(both, described, min(pair.stmt, count - 1)) if count else None
-    return answer(ComparePage(scenario, pair.a, pair.b, VARIANTS, both, sources, view))
+def compare(scenario: Entry, chosen: Variants, runs: Runs, answer: Answer) -> Response:
+    """The variants at one statement (and inner step), side by side; .json has every
+    run's CLI JSON."""
+    sources = tuple(apply(name, scenario.source) for name in chosen.names)
+    ran = tuple(_scenario_run(runs, source) for source in sources)
+    count = min(len(r.statements) for r in ran)
+    described = [(name, VARIANTS[name].description) for name in chosen.names]
+    view = (
+        compare_view(list(ran), described, min(chosen.stmt, count - 1), chosen.step)
+        if count
+        else None
+    )
+    return answer(ComparePage(scenario, chosen.names, VARIANTS, ran, sources, view))
 
 
 def _scenario_run(runs: RunCache, source: str) -> Run:

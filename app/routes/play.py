@@ -108,7 +108,7 @@ def play(
     test: TestName = None,
 ) -> Response:
     """The playground at one inner step (of one test of a harness file): the
-    page, .json, .txt, map.svg, anon_vma.svg."""
+    page, .json, .txt, picture.svg, map.svg, anon_vma.svg."""
     given = PlayInput(source, s, policy)
     scenario = given.scenario
     links = given.links(at.embed)

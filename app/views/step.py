@@ -9,6 +9,7 @@ from app.runs import invariant_violations
 from app.views.address_map import AddressMap, address_map
 from app.views.anon_graph import AnonGraph, anon_graph
 from app.views.folios import FolioTable, folio_table
+from app.views.picture import Picture, picture
 from engine.accounting import metadata
 from engine.mm_types import State
 from engine.present.trace import event_values, lock_summary, ref_runs
@@ -77,6 +78,7 @@ class StepView(BaseModel):
     counts: Counts
     violations: list[ViolationView]
     maps: dict[str, list[str]]
+    picture: Picture
     address_map: AddressMap
     anon_graph: AnonGraph
     folios: FolioTable
@@ -135,6 +137,7 @@ def step_view(run: Run, index: int, view: View = "step") -> StepView:
         counts=counts(shown.state),
         violations=violations(shown.state, shown.held),
         maps=proc_maps(shown.state),
+        picture=picture(shown.state, shown.changes, shown.before, shown.held),
         address_map=address_map(
             shown.state, shown.changes, shown.before, step.events if view == "step" else ()
         ),
