@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 import pytest
 from fastapi.testclient import TestClient
-from selectolax.parser import HTMLParser
+from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
 import app.limits as L
 from app.guard import EngineFailure, Guard, RunBusy, RunLimit, execute
