@@ -24,6 +24,7 @@ from engine.sim.limits import LimitExceeded, Limits
 
 __all__ = [
     "CLI_LIMITS",
+    "MAX_API_DETAIL_REFS",
     "LimitExceeded",
     "Limits",
     "MAX_BODY_BYTES",
@@ -75,10 +76,11 @@ MAX_TEST_NAME = 200
 CLI_LIMITS = Limits()
 
 # What one scenario run may cost on the web: inner steps across the whole
-# scenario, page-table entries in one process (a 128 MiB populated range),
+# scenario, page-table entries in one process (a 256 MiB populated range:
+# the 16,384-page fault-and-move case of benchmarks/whole_fault_move.py fits),
 # processes alive at once. A run that passes one stops there, and the page
 # shows the steps before it with the limit's name.
-WEB_LIMITS = Limits(max_steps=5_000, max_populated_pages=32_768, max_processes=MAX_PROCESSES)
+WEB_LIMITS = Limits(max_steps=5_000, max_populated_pages=65_536, max_processes=MAX_PROCESSES)
 
 # A run happens in a worker process (app/guard.py) under these bounds:
 # CPU seconds (RLIMIT_CPU, per run), wall-clock seconds before the worker is
@@ -90,6 +92,11 @@ MAX_RUN_MEMORY_BYTES = 2 * 1024 * 1024 * 1024
 # The run's trace (every inner step's snapshot) as sent back from the worker,
 # pickled: a larger one is refused rather than cached.
 MAX_TRACE_BYTES = 16 * 1024 * 1024
+
+# POST /api/run answers what each step created, changed and freed as runs
+# of ids; with "detail": true, object by object, for a run that touches at
+# most this many objects in all (a larger one is a 422 naming this limit).
+MAX_API_DETAIL_REFS = 100_000
 
 # Worker processes running scenarios at once; how many more runs may wait
 # for one (beyond that a request is answered 503 at once), and how long one

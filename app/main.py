@@ -9,7 +9,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from app.config import data_dir
 from app.guard import shared_guard
 from app.routes import api, compare, docs, gallery, play, scenarios, share
-from app.runs import RunCache, run_in_process
+from app.runs import RunCache, json_in_process, run_in_process
 from app.security import install as install_security
 from app.store import open_store
 from app.templating import TEMPLATES
@@ -33,7 +33,9 @@ def create_app(run_cache_size: int = 64, isolate: bool = True) -> FastAPI:
     app.state.data_dir = data_dir()
     app.state.store = open_store(app.state.data_dir)  # DATABASE_URL may name PostgreSQL
     app.state.runs = RunCache(
-        run_cache_size, runner=shared_guard().run if isolate else run_in_process
+        run_cache_size,
+        runner=shared_guard().run if isolate else run_in_process,
+        json_runner=shared_guard().run_json if isolate else json_in_process,
     )
     app.add_middleware(GZipMiddleware, minimum_size=1000)
     docs.mount_assets(app)  # before /static, which would take its paths

@@ -13,6 +13,10 @@ class RunRequest(BaseModel):
     source: str = Field(
         max_length=MAX_SOURCE, examples=["char *p = mmap(NULL, 4096, 3, 0x22, -1, 0);"]
     )
+    detail: bool = Field(
+        False,
+        description="list created/changed/freed objects one by one (within MAX_API_DETAIL_REFS)",
+    )
 
 
 class StepRecord(BaseModel):

@@ -17,10 +17,8 @@ if the fragment p99 is over --p99-ms (50).
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +26,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+from benchmarks._common import served_app
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,12 +58,6 @@ done = function(summary, latency, requests)
   io.write(string.format("max_ms %%.2f\n", latency.max / 1000))
 end
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def urls(base: str, client: httpx.Client) -> list[str]:
@@ -109,25 +103,8 @@ def main() -> int:
         print("wrk not found: apt-get install wrk", file=sys.stderr)
         return 2
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    data = tempfile.mkdtemp(prefix="mremap-viz-load-")
-    env = {**os.environ, "MREMAP_VIZ_DATA": data, "PYTHONPATH": str(ROOT)}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    with served_app() as base:
         with httpx.Client(timeout=30) as client:
-            for _ in range(100):
-                try:
-                    client.get(base + "/index.json")
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
             paths = urls(base, client)
             if not args.cold:  # render each fragment once: the page cache serves the rest
                 start = time.perf_counter()
@@ -151,10 +128,6 @@ def main() -> int:
             print(f"== {name}: {rate:.0f} req/s, p50 {p50} ms, p99 {p99} ms, errors {errors}\n")
             failed |= errors > 0 or (name == "step fragments" and p99 > args.p99_ms)
         return 1 if failed else 0
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":

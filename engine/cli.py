@@ -32,7 +32,7 @@ from engine.scenario.machine import TestMachine, Verdict
 from engine.scenario.parse import parse
 from engine.sim.backend import PAGE_FIELDS, CallResult, ProcessPages
 from engine.sim.limits import LimitExceeded
-from engine.sim.simulation import Run, run_harness, run_scenario, run_test
+from engine.sim.simulation import Run, cyclic_gc_paused, run_harness, run_scenario, run_test
 from engine.uapi import MREMAP
 from engine.verify.compare import Difference, compare
 from engine.verify.real import NotMainline, RealMachine, RealMachineError
@@ -132,8 +132,8 @@ def _run(args: argparse.Namespace) -> int:
         raise _Failure(f"{name}: --test needs a harness file (TEST_F blocks)", EXIT_PARSE)
     run = run_scenario(scenario)
     if args.json:
-        with _page_limit(name):
-            write_json(run, sys.stdout, args.pages)
+        with _page_limit(name), cyclic_gc_paused():
+            write_json(run, sys.stdout, pages=args.pages)
         print()
     else:
         for i in range(len(run.statements)):
@@ -161,7 +161,7 @@ def _run_harness(name: str, harness: ast.HarnessFile, args: argparse.Namespace) 
         run = run_test(harness, test)
         if args.json:
             with _page_limit(name):
-                document = {**run_json(run, args.pages), **verdict_json(run)}
+                document = {**run_json(run, pages=args.pages), **verdict_json(run)}
             print(json.dumps(document))
         else:
             for i in range(len(run.statements)):
@@ -174,7 +174,7 @@ def _run_harness(name: str, harness: ast.HarnessFile, args: argparse.Namespace) 
     runs = suite.runs
     if args.json:
         with _page_limit(name):
-            document = suite_json(suite, args.pages)
+            document = suite_json(suite, pages=args.pages)
         print(json.dumps(document))
     else:
         print("\n".join(fit(_summary(runs))))

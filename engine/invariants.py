@@ -24,7 +24,7 @@ from engine.mm_types import MM, VMA, Folio, State
 from engine.pagemap import linear_page_index
 from engine.pagetable import MIGRATION, PRESENT, ZERO_PAGE
 from engine.present.trace import lock_text
-from engine.rmap import folio_anon_vma, rmap_walk_anon
+from engine.rmap import folio_anon_vma
 from engine.sim.trace import Lock, LockKind, ObjRef
 
 
@@ -70,14 +70,13 @@ def rmap_check(state: State, vma: VMA, addr: int, page: int, folio: Folio) -> Rm
         else:
             miss = None if index == expected else RmapMiss.WRONG_INDEX
         return RmapCheck(miss, index, expected)
+    # rmap_walk_anon() visits `vma` only if it is in the anon_vma's tree,
+    # and there at vma_address() of folio->index: at addr exactly when
+    # the page's index is linear_page_index(vma, addr). So the walk finds
+    # the page iff the anon_vma lives, chains vma, and the indexes agree.
     av = folio_anon_vma(state, folio)
     if av is not None and vma.id in av.chains and index == expected:
-        # What the walk below would find: a chained VMA whose linear index at
-        # addr is the page's is visited there (vma_address() covers it).
         return RmapCheck(None, index, expected)
-    for seen, _ in rmap_walk_anon(state, folio):
-        if seen.id == vma.id and linear_page_index(seen, addr) == index:
-            return RmapCheck(None, index, expected)
     if av is None:
         miss = RmapMiss.NO_ANON_VMA
     elif vma.id not in av.chains:
@@ -187,7 +186,8 @@ def check(
     """
     held = _write_locked_roots(locks)
     found = _objects(state) + lock_order(acquired)
-    for mm in state.processes.values():
+    for name in state.process_names():
+        mm = state.processes[name]
         for pmd in mm.pagetable.pmd_indexes():
             found += [_locked(state, m, held) for m in _rmap_leaf(state, mm, pmd)]
     return found
@@ -198,11 +198,11 @@ def summarise(state: State, locks: tuple[Lock, ...] = ()) -> list[Violation]:
     invariant the same way as one record (its range and page count)."""
     misses = [
         m
-        for mm in state.processes.values()
-        for pmd in mm.pagetable.pmd_indexes()
-        for m in _rmap_leaf(state, mm, pmd)
+        for name in state.process_names()
+        for pmd in state.processes[name].pagetable.pmd_indexes()
+        for m in _rmap_leaf(state, state.processes[name], pmd)
     ]
-    return _objects(state) + _runs(state, misses, _write_locked_roots(locks))
+    return _objects(state) + _records(state, _segments(misses), _write_locked_roots(locks))
 
 
 class Checker:
@@ -216,7 +216,8 @@ class Checker:
 
     def __init__(self) -> None:
         self._state: State | None = None
-        self._leaves: dict[tuple[str, int], list[_PageMiss]] = {}
+        # Each PTE table's pages that rmap would not find, as runs (_segments).
+        self._leaves: dict[tuple[str, int], list[_Segment]] = {}
         self._folios: dict[tuple[str, int], set[int]] = {}
         # Where each folio is mapped: its first PTE table, and any others.
         self._home: dict[int, tuple[str, int]] = {}
@@ -228,9 +229,10 @@ class Checker:
         """The summary of `state`, which follows the state last given; `folios`
         are the ids of the folios created, changed or freed since then."""
         before, self._state = self._state, state
+        rechained = None if before is None else _rechained(before, state)
         if (
             before is None
-            or before.anon_vmas is not state.anon_vmas
+            or rechained is None
             or before.shmem is not state.shmem
             or set(before.processes) != set(state.processes)
         ):
@@ -241,21 +243,57 @@ class Checker:
                 for pmd in mm.pagetable.pmd_indexes()
             }
         else:
-            stale = self._stale(before, state, folios)
+            stale = self._stale(before, state, folios, rechained or set())
         for name, pmd in stale:
             self._recheck(state, name, pmd)
-        misses = [m for key in sorted(self._leaves) for m in self._leaves[key]]
-        return _objects(state) + _runs(state, misses, _write_locked_roots(locks))
+        order = {name: i for i, name in enumerate(state.process_names())}
+        keys = sorted(self._leaves, key=lambda key: (order[key[0]], key[1]))
+        segments = _join([seg for key in keys for seg in self._leaves[key]])
+        return _objects(state) + _records(state, segments, _write_locked_roots(locks))
 
-    def _stale(self, before: State, state: State, folios: Iterable[int]) -> set[tuple[str, int]]:
-        """The PTE tables whose pages may check differently now."""
-        stale: set[tuple[str, int]] = set()
+    def _stale(
+        self, before: State, state: State, folios: Iterable[int], rechained: set[int]
+    ) -> set[tuple[str, int]]:
+        """The PTE tables whose pages may check differently now; `rechained`
+        are the VMAs chained to an anon_vma, or unchained from one, since.
+
+        A table whose entries did not change, under VMAs that changed but
+        that rmap_check treats as before (_cover), keeps its results, unless
+        it holds a violation (which names its VMA).
+        """
+        stale = self._under_changed_vmas(before, state, rechained)
+        if stale:
+            chains = (_chained_to(before), _chained_to(state))
+            stale = {
+                key
+                for key in stale
+                if key in self._leaves
+                or _cover(before, key, chains[0]) != _cover(state, key, chains[1])
+            }
         for name, mm in state.processes.items():
             old = before.processes[name]
-            if old is mm:
-                continue
-            stale.update((name, pmd) for pmd in mm.pagetable.changed_pmds(old.pagetable))
-            if old.vmas != mm.vmas:
+            if old is not mm:
+                stale.update((name, pmd) for pmd in mm.pagetable.changed_pmds(old.pagetable))
+        for folio in folios:
+            home = self._home.get(folio)
+            if home is not None:
+                stale.add(home)
+                stale.update(self._also.get(folio, ()))
+        return stale
+
+    @staticmethod
+    def _under_changed_vmas(
+        before: State, state: State, rechained: set[int]
+    ) -> set[tuple[str, int]]:
+        """The PTE tables under VMAs that changed, came, went or were (un)chained."""
+        stale: set[tuple[str, int]] = set()
+        if rechained:
+            for name, mm in state.processes.items():
+                old = before.processes[name]
+                stale.update(_pmds_under(mm, old, state.vmas, before.vmas, rechained, whole=True))
+        for name, mm in state.processes.items():
+            old = before.processes[name]
+            if old is not mm and old.vmas != mm.vmas:
                 stale.update(
                     _pmds_under(mm, old, state.vmas, before.vmas, set(old.vmas) ^ set(mm.vmas))
                 )
@@ -268,11 +306,6 @@ class Checker:
             for name, mm in state.processes.items():
                 old = before.processes[name]
                 stale.update(_pmds_under(mm, old, state.vmas, before.vmas, moved))
-        for folio in folios:
-            home = self._home.get(folio)
-            if home is not None:
-                stale.add(home)
-                stale.update(self._also.get(folio, ()))
         return stale
 
     def _recheck(self, state: State, name: str, pmd: int) -> None:
@@ -294,25 +327,83 @@ class Checker:
                 also.setdefault(folio, set()).add(key)
         self._folios[key] = seen
         if misses:
-            self._leaves[key] = misses
+            self._leaves[key] = _segments(misses)
         else:
             self._leaves.pop(key, None)
 
 
+def _chained_to(state: State) -> dict[int, frozenset[int]]:
+    """The anon_vmas whose tree holds each VMA (what rmap_check reads)."""
+    found: dict[int, set[int]] = {}
+    for av in state.anon_vmas.values():
+        for v in av.chains:
+            found.setdefault(v, set()).add(av.id)
+    return {v: frozenset(avs) for v, avs in found.items()}
+
+
+def _cover(
+    state: State, key: tuple[str, int], chained: dict[int, frozenset[int]]
+) -> list[tuple[int, int, object]]:
+    """The pages of PTE table `key` as runs (first, end, how rmap_check
+    sees their VMA: file, linear index at page 0, anon_vmas chained to it),
+    adjacent runs seen alike joined: equal in two states, every page of the
+    table checks the same in both (its entries being the same)."""
+    name, pmd = key
+    mm = state.processes[name]
+    lo, hi = pmd << 9, (pmd + 1) << 9
+    runs: list[tuple[int, int, object]] = []
+    for v in mm.vmas:
+        vma = state.vmas.get(v)
+        if vma is None:
+            continue
+        first, end = max(lo, vma.vm_start >> PAGE_SHIFT), min(hi, vma.vm_end >> PAGE_SHIFT)
+        if first >= end:
+            continue
+        seen = (vma.shmem, vma.vm_pgoff - (vma.vm_start >> PAGE_SHIFT), chained.get(v))
+        if runs and runs[-1][1] == first and runs[-1][2] == seen:
+            runs[-1] = (runs[-1][0], end, seen)
+        else:
+            runs.append((first, end, seen))
+    return runs
+
+
+def _rechained(before: State, state: State) -> set[int] | None:
+    """The VMAs whose chains to anon_vmas changed between the two states
+    (what rmap_check reads of an anon_vma: does it exist, is the page's VMA
+    in its tree); None when an anon_vma was created or freed, which may
+    change the check of any page whose folio->mapping names it."""
+    if before.anon_vmas is state.anon_vmas:
+        return set()
+    vmas: set[int] = set()
+    for av in set(before.anon_vmas) | set(state.anon_vmas):
+        was, now = before.anon_vmas.get(av), state.anon_vmas.get(av)
+        if was is now:
+            continue
+        if was is None or now is None:
+            return None
+        vmas |= was.chains ^ now.chains
+    return vmas
+
+
 def _pmds_under(
-    mm: MM, old: MM, vmas: Map[int, VMA], old_vmas: Map[int, VMA], ids: set[int]
+    mm: MM,
+    old: MM,
+    vmas: Map[int, VMA],
+    old_vmas: Map[int, VMA],
+    ids: set[int],
+    whole: bool = False,
 ) -> set[tuple[str, int]]:
     """The populated PTE tables of `mm` (now or before) where VMAs `ids`
-    changed what rmap finds: a VMA that kept its file and its linear index
-    (vm_start against vm_pgoff) and only grew or shrank changed the pages
-    between its old and new ends; any other change, its whole old and new
-    ranges."""
+    changed what rmap finds: unless `whole`, a VMA that kept its file and
+    its linear index (vm_start against vm_pgoff) and only grew or shrank
+    changed the pages between its old and new ends; any other change, its
+    whole old and new ranges."""
     ranges: list[tuple[int, int]] = []
     for v in ids:
         new, was = vmas.get(v), old_vmas.get(v)
         new = new if new is not None and new.mm == mm.name else None
         was = was if was is not None and was.mm == mm.name else None
-        if new is not None and was is not None and _same_index(new, was):
+        if not whole and new is not None and was is not None and _same_index(new, was):
             starts = sorted((new.vm_start, was.vm_start))
             ends = sorted((new.vm_end, was.vm_end))
             ranges += [(starts[0], starts[1]), (ends[0], ends[1])]
@@ -352,7 +443,8 @@ def _objects(state: State) -> list[Violation]:
 
 def _vma_order(state: State) -> list[Violation]:
     found = []
-    for mm in state.processes.values():
+    for name in state.process_names():
+        mm = state.processes[name]
         prev_end = 0
         for v in mm.vmas:
             vma = state.vmas.get(v)
@@ -439,20 +531,44 @@ def _counters(state: State) -> list[Violation]:
 
 
 class _PageMiss(NamedTuple):
-    """One page that rmap would not find again: its page number, what makes
-    it the same violation as its neighbours (`key`), the violation, and
-    folio->mapping (for the locked flag; None once the folio is freed)."""
+    """One page that rmap would not find again: its page number, its VMA,
+    what makes it the same violation as its neighbours (`key`), the folio
+    the PTE names, folio->mapping (for the locked flag; None once the folio
+    is freed) and the check (None for a freed folio). Its Violation is
+    worded only when shown (_violation)."""
 
     vpn: int
     vma: int
     key: tuple[object, ...]
-    violation: Violation
+    folio: int
     mapping: int | None
+    check: RmapCheck | None
+
+
+def _violation(miss: _PageMiss) -> Violation:
+    """The record of one page rmap would not find again."""
+    addr = miss.vpn << PAGE_SHIFT
+    refs = (ObjRef("folio", miss.folio), ObjRef("vma", miss.vma))
+    result = miss.check
+    if result is None:
+        return Violation("rmap", f"{addr:#x} maps freed folio#{miss.folio}", refs)
+    if result.miss is RmapMiss.NO_ANON_VMA:
+        why = f"mapping anon_vma#{miss.mapping} is freed: rmap would use freed memory"
+    elif result.miss is RmapMiss.NOT_CHAINED:
+        why = (
+            f"anon_vma#{miss.mapping} has no chain to vma#{miss.vma}: rmap walk misses this mapping"
+        )
+    else:
+        why = (
+            f"index {result.index:#x} != linear_page_index {result.expected:#x}:"
+            " rmap walk looks at the wrong address"
+        )
+    return Violation("rmap", f"folio#{miss.folio} at {addr:#x}: {why}", refs)
 
 
 def _locked(state: State, miss: _PageMiss, held: set[int]) -> Violation:
     av = state.anon_vmas.get(miss.mapping) if miss.mapping is not None else None
-    return replace(miss.violation, locked=av is not None and av.root in held)
+    return replace(_violation(miss), locked=av is not None and av.root in held)
 
 
 def _rmap_leaf(state: State, mm: MM, pmd: int, seen: set[int] | None = None) -> list[_PageMiss]:
@@ -470,12 +586,21 @@ def _rmap_leaf(state: State, mm: MM, pmd: int, seen: set[int] | None = None) -> 
     ]
     ends = [vma.vm_end >> PAGE_SHIFT for vma in vmas]
     found: list[_PageMiss] = []
+    folios, anon_vmas = state.folios, state.anon_vmas
+    # The VMA of the pages in turn: its page range, its linear index at
+    # page 0, and for each folio->mapping met whether it is chained there.
+    vma, lo, hi, delta = vmas[0] if vmas else None, 0, 0, 0
+    chained: dict[int | None, bool] = {}
     for off in sorted(leaf):
         vpn = base | off
-        i = bisect.bisect_right(ends, vpn)
-        if i == len(vmas) or vmas[i].vm_start >> PAGE_SHIFT > vpn:
-            continue
-        vma = vmas[i]
+        if not lo <= vpn < hi:
+            i = bisect.bisect_right(ends, vpn)
+            if i == len(vmas) or vmas[i].vm_start >> PAGE_SHIFT > vpn:
+                continue
+            vma = vmas[i]
+            lo, hi = vma.vm_start >> PAGE_SHIFT, vma.vm_end >> PAGE_SHIFT
+            delta, chained = vma.vm_pgoff - lo, {}
+        assert vma is not None
         pte = leaf[off]
         # A migration entry still names its folio, and migration finds it
         # again by the same rmap walk (remove_migration_ptes).
@@ -483,56 +608,67 @@ def _rmap_leaf(state: State, mm: MM, pmd: int, seen: set[int] | None = None) -> 
             continue
         if seen is not None:
             seen.add(pte.folio)
-        folio = state.folios.get(pte.folio)
+        folio = folios.get(pte.folio)
         if folio is not None:
+            # rmap_check()'s answer for a chained page at its linear index,
+            # without its call: the common case, once per page.
+            if folio.shmem is None and folio.index + pte.page == vpn + delta:
+                found_here = chained.get(folio.mapping)
+                if found_here is None:
+                    av = anon_vmas.get(folio.mapping) if folio.mapping is not None else None
+                    found_here = chained[folio.mapping] = av is not None and vma.id in av.chains
+                if found_here:
+                    continue
             result = rmap_check(state, vma, vpn << PAGE_SHIFT, pte.page, folio)
             if result.miss is None:
                 continue
-        addr = vpn << PAGE_SHIFT
-        refs = (ObjRef("folio", pte.folio), ObjRef("vma", vma.id))
         if folio is None:
-            violation = Violation("rmap", f"{addr:#x} maps freed folio#{pte.folio}", refs)
-            found.append(_PageMiss(vpn, vma.id, ("freed", vma.id), violation, None))
+            found.append(_PageMiss(vpn, vma.id, ("freed", vma.id), pte.folio, None, None))
             continue
-        where = f"folio#{folio.id} at {addr:#x}"
         key: tuple[object, ...] = (result.miss, vma.id, folio.mapping)
-        if result.miss is RmapMiss.NO_ANON_VMA:
-            why = f"mapping anon_vma#{folio.mapping} is freed: rmap would use freed memory"
-        elif result.miss is RmapMiss.NOT_CHAINED:
-            why = (
-                f"anon_vma#{folio.mapping} has no chain to vma#{vma.id}:"
-                " rmap walk misses this mapping"
-            )
-        else:
+        if result.miss is RmapMiss.WRONG_INDEX:
             key += (result.index - result.expected,)
-            why = (
-                f"index {result.index:#x} != linear_page_index {result.expected:#x}:"
-                " rmap walk looks at the wrong address"
-            )
-        violation = Violation("rmap", f"{where}: {why}", refs)
-        found.append(_PageMiss(vpn, vma.id, key, violation, folio.mapping))
+        found.append(_PageMiss(vpn, vma.id, key, pte.folio, folio.mapping, result))
     return found
 
 
-def _runs(state: State, misses: list[_PageMiss], held: set[int]) -> list[Violation]:
-    """Consecutive pages with the same key as one record each; a run of one
-    page keeps its own violation."""
+class _Segment(NamedTuple):
+    """Consecutive pages with the same violation: the first and last page's
+    misses and how many pages."""
+
+    first: _PageMiss
+    last: _PageMiss
+    pages: int
+
+
+def _segments(misses: list[_PageMiss]) -> list[_Segment]:
+    """`misses` (in address order) as runs of consecutive pages with the same key."""
+    return _join([_Segment(m, m, 1) for m in misses])
+
+
+def _join(segments: list[_Segment]) -> list[_Segment]:
+    """`segments` (in address order) with each one that continues the one
+    before (same key, next page) joined to it."""
+    joined: list[_Segment] = []
+    for seg in segments:
+        if joined:
+            prev = joined[-1]
+            if seg.first.key == prev.first.key and seg.first.vpn == prev.last.vpn + 1:
+                joined[-1] = _Segment(prev.first, seg.last, prev.pages + seg.pages)
+                continue
+        joined.append(seg)
+    return joined
+
+
+def _records(state: State, segments: list[_Segment], held: set[int]) -> list[Violation]:
+    """One record per run; a run of one page keeps its own violation."""
     found: list[Violation] = []
-    i = 0
-    while i < len(misses):
-        j = i + 1
-        while (
-            j < len(misses)
-            and misses[j].key == misses[i].key
-            and misses[j].vpn == misses[j - 1].vpn + 1
-        ):
-            j += 1
-        first = _locked(state, misses[i], held)
-        if j - i == 1:
+    for seg in segments:
+        first = _locked(state, seg.first, held)
+        if seg.pages == 1:
             found.append(first)
         else:
-            found.append(_run(state, first, misses[i], misses[j - 1].vpn, j - i))
-        i = j
+            found.append(_run(state, first, seg.first, seg.last.vpn, seg.pages))
     return found
 
 

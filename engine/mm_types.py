@@ -207,6 +207,9 @@ class MM:
     pagetable: PageTable = field(default_factory=PageTable)
     has_pinned: bool = False
     parent: str | None = None
+    created: int = 0
+    """Creation order: 0 for main, each fork one more than any live process
+    (State.process_names() lists processes by it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +237,11 @@ class State(NamedTuple):
     folios: Map[int, Folio] = Map()
     shmem: Map[int, ShmemObject] = Map()
     next_id: int = 1
+
+    def process_names(self) -> list[str]:
+        """The live processes in the order they were created (a Map iterates
+        in its keys' hash order, which PYTHONHASHSEED changes)."""
+        return sorted(self.processes, key=lambda name: self.processes[name].created)
 
     def mm_vmas(self, mm: str) -> list[VMA]:
         """The VMAs of process `mm`, in address order."""

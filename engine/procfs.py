@@ -37,7 +37,7 @@ def resident_pages(state: State) -> dict[str, dict[str, int]]:
     """Models smaps' Rss per VMA: present entries mapping a real page (the
     zero page is not counted), keyed "start-end" as maps prints the range."""
     found: dict[str, dict[str, int]] = {}
-    for name in state.processes:
+    for name in state.process_names():
         table = state.processes[name].pagetable
         pages: dict[str, int] = {}
         for vma in state.mm_vmas(name):
@@ -53,7 +53,9 @@ def resident_pages(state: State) -> dict[str, dict[str, int]]:
 
 def proc_maps(state: State) -> dict[str, list[str]]:
     """Every live process's maps, keyed by process name."""
-    return {name: [maps_line(state, v) for v in state.mm_vmas(name)] for name in state.processes}
+    return {
+        name: [maps_line(state, v) for v in state.mm_vmas(name)] for name in state.process_names()
+    }
 
 
 def page_record(state: State, vpn: int, pte: Pte) -> PageRecord:
@@ -121,7 +123,7 @@ def process_pages(state: State, name: str) -> ProcessPages:
 
 def all_pages(state: State) -> dict[str, ProcessPages]:
     """Every live process's pages, keyed by process name."""
-    return {name: process_pages(state, name) for name in state.processes}
+    return {name: process_pages(state, name) for name in state.process_names()}
 
 
 def populated_pages(state: State) -> int:

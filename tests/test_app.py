@@ -11,12 +11,14 @@ from fastapi.testclient import TestClient
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 from selectolax.lexbor import LexborNode as Node
 
-from app.limits import COMPARE_MAX_VARIANTS
+from app.limits import COMPARE_MAX_VARIANTS, WEB_LIMITS
 from app.main import create_app
-from app.runs import gallery
+from app.runs import api_json, gallery
 from app.views.gallery import PATHS
 from engine.invariants import RmapMiss
+from engine.sim.limits import LimitExceeded
 from engine.sim.policy import POLICIES
+from engine.sim.simulation import run_source
 from engine.variants import VARIANTS
 
 MAINLINE = {
@@ -347,6 +349,39 @@ def test_api_run_returns_the_cli_json(client: TestClient) -> None:
     assert response.status_code == 200
     steps = response.json()["steps"]
     assert steps and {"line", "source", "process", "result", "value", "maps"} <= set(steps[0])
+
+
+FAULT = (
+    "char *p = mmap(NULL, {n} * page_size, PROT_READ | PROT_WRITE,"
+    " MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);\nmemset(p, 1, {n} * page_size);\n"
+)
+
+
+def test_api_run_summarises_what_steps_touched_and_details_on_request(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fault_step(body: dict[str, object]) -> dict[str, list[str]]:
+        steps = body["steps"]
+        assert isinstance(steps, list)
+        return next(i for i in steps[1]["inner"] if i["function"].endswith("handle_mm_fault"))
+
+    small = fault_step(client.post("/api/run", json={"source": FAULT.format(n=600)}).json())
+    folios = [r for r in small["created"] if r.startswith("folio:")]
+    assert len(folios) == 1 and folios[0].endswith(" (600)")
+    detail = client.post("/api/run", json={"source": FAULT.format(n=600), "detail": True})
+    listed = [r for r in fault_step(detail.json())["created"] if r.startswith("folio:")]
+    assert len(listed) == 600 and folios[0].startswith(listed[0] + "-")
+    # The summary's size does not grow with the pages; the detail's does, within its limit.
+    sizes = [
+        len(client.post("/api/run", json={"source": FAULT.format(n=n)}).content)
+        for n in (300, 3000)
+    ]
+    assert abs(sizes[1] - sizes[0]) < 64
+    run = run_source(FAULT.format(n=501), WEB_LIMITS)
+    monkeypatch.setattr("app.runs.MAX_API_DETAIL_REFS", 500)
+    with pytest.raises(LimitExceeded) as caught:
+        api_json(run, True)
+    assert caught.value.name == "MAX_API_DETAIL_REFS"
 
 
 def test_api_run_names_line_and_column_of_a_broken_scenario(client: TestClient) -> None:

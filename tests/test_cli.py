@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -199,3 +200,22 @@ def test_verify_lists_differences_and_exits_1(
     assert "line 3: munmap(p + page_size, page_size);" in out
     assert "result: simulated ok, real EINVAL" in out
     assert out.rstrip().endswith("1 difference")
+
+
+def test_json_maps_list_processes_in_creation_order_whatever_the_hash_seed() -> None:
+    scenario = str(ROOT / "engine/scenarios/fork_and_cow.c")
+    outputs = []
+    for seed in ("1", "2", "3"):
+        done = subprocess.run(
+            [sys.executable, "-m", "engine", "run", scenario, "--json"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        )
+        assert done.returncode == 0, done.stderr
+        outputs.append(done.stdout)
+        last = json.loads(done.stdout)["steps"][-1]
+        assert list(last["maps"]) == ["main", "child"]
+    assert outputs[0] == outputs[1] == outputs[2]

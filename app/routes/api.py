@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from app.deps import Runs
 from app.models import RunRequest, ScenarioErrorResponse, ScenarioJSON, SuiteJSON
-from app.runs import scenario_json
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -22,7 +21,10 @@ def run(body: RunRequest, runs: Runs) -> Any:
     """Run a scenario (or a kselftest harness file, every test); answer as
     `python -m engine run FILE --json` does.
 
-    A scenario that does not parse is a 422 naming its line and column
-    (app/errors.py).
+    What each step created, changed and freed comes as runs of ids
+    ("folio:5-2052 (2048)"); `"detail": true` lists them one by one, for
+    runs within MAX_API_DETAIL_REFS (app/limits.py). The body is encoded in
+    the worker that ran the scenario. A scenario that does not parse is a
+    422 naming its line and column (app/errors.py).
     """
-    return scenario_json(runs.get(body.source))
+    return Response(runs.json(body.source, body.detail), media_type="application/json")

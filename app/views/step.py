@@ -12,7 +12,7 @@ from app.views.folios import FolioTable, folio_table
 from app.views.picture import Picture, picture
 from engine.accounting import metadata
 from engine.mm_types import State
-from engine.present.trace import event_values, lock_summary
+from engine.present.trace import event_values, lock_summary, ref_runs
 from engine.procfs import proc_maps
 from engine.sim.simulation import Changes, Run, View
 from engine.sim.trace import Lock
@@ -42,7 +42,8 @@ class ViolationView(BaseModel):
 
 
 class ChangesView(BaseModel):
-    """What a step (or its statement) created, changed and freed: "vma:3"."""
+    """What a step (or its statement) created, changed and freed: "vma:3",
+    a run of consecutive ids as one entry ("folio:5-2052 (2048)")."""
 
     created: list[str]
     changed: list[str]
@@ -108,9 +109,9 @@ def violations(state: State, locks: tuple[Lock, ...] = ()) -> list[ViolationView
 
 def changes_view(changes: Changes) -> ChangesView:
     return ChangesView(
-        created=[str(r) for r in changes.created],
-        changed=[str(r) for r in changes.changed],
-        freed=[str(r) for r in changes.freed],
+        created=ref_runs(changes.created),
+        changed=ref_runs(changes.changed),
+        freed=ref_runs(changes.freed),
     )
 
 

@@ -8,9 +8,11 @@ engine.invariants checks, with the locks held then), and the metadata
 out, violations come summarised (a run of pages broken the same way is one
 record) and checked incrementally (invariants.Checker), locks taken in turn
 are one line: the document grows with what happened, not with the size of
-memory, and is written one statement at a time. With `pages`, each
-statement also carries every process's populated pages (`page_json`),
-bounded by Limits.max_page_records.
+memory, and is written one statement at a time. Without `detail`, what a
+step created, changed or freed comes as runs of ids (present.trace.ref_runs):
+then the document grows with the steps alone. With `pages`, each statement
+also carries every process's populated pages (`page_json`), bounded by
+Limits.max_page_records.
 """
 
 from __future__ import annotations
@@ -23,21 +25,23 @@ from typing import TextIO
 from engine.accounting import metadata
 from engine.invariants import Checker, lock_order
 from engine.mm_constants import PAGE_SIZE
-from engine.present.trace import event_values, lock_summary
+from engine.present.trace import event_values, lock_summary, ref_runs
 from engine.procfs import all_pages, populated_pages
 from engine.sim.backend import PageRecord
 from engine.sim.limits import LimitExceeded, Limits
 from engine.sim.simulation import Run, Suite
-from engine.sim.trace import Step
+from engine.sim.trace import ObjRef, Step
 
 
-def run_json(run: Run, pages: bool = False, limits: Limits | None = None) -> dict[str, object]:
+def run_json(
+    run: Run, detail: bool = True, pages: bool = False, limits: Limits | None = None
+) -> dict[str, object]:
     """{"steps": [...]}, plus "error" when the run stopped early.
 
     With `pages`, raises LimitExceeded("max_page_records") before building
     a document that would describe more pages than the limit allows.
     """
-    return {"steps": list(statement_records(run, pages, limits)), **_error(run)}
+    return {"steps": list(statement_records(run, detail, pages, limits)), **_error(run)}
 
 
 def verdict_json(run: Run) -> dict[str, object]:
@@ -51,22 +55,22 @@ def verdict_json(run: Run) -> dict[str, object]:
     }
 
 
-def suite_json(suite: Suite, pages: bool = False) -> dict[str, object]:
+def suite_json(suite: Suite, detail: bool = True, pages: bool = False) -> dict[str, object]:
     """A harness file's JSON (`run FILE --json`): each test's verdict and
     steps (with `pages`, every page after each statement), the notes."""
     tests = [
-        {"name": r.test, **verdict_json(r), "steps": run_json(r, pages)["steps"]}
+        {"name": r.test, **verdict_json(r), "steps": run_json(r, detail, pages)["steps"]}
         for r in suite.runs
     ]
     notes = [{"line": n.line, "col": n.col, "text": n.text} for n in suite.harness.notes]
     return {"tests": tests, "notes": notes}
 
 
-def write_json(run: Run, out: TextIO, pages: bool = False) -> None:
-    """json.dumps(run_json(run, pages)), written one statement at a time:
-    the document is never whole in memory. A --pages document past
+def write_json(run: Run, out: TextIO, detail: bool = True, pages: bool = False) -> None:
+    """json.dumps(run_json(run, detail, pages)), written one statement at a
+    time: the document is never whole in memory. A --pages document past
     max_page_records raises LimitExceeded before anything is written."""
-    records = statement_records(run, pages)
+    records = statement_records(run, detail, pages)
     first = next(records, None)
     out.write('{"steps": [')
     if first is not None:
@@ -80,7 +84,7 @@ def write_json(run: Run, out: TextIO, pages: bool = False) -> None:
 
 
 def statement_records(
-    run: Run, pages: bool = False, limits: Limits | None = None
+    run: Run, detail: bool = True, pages: bool = False, limits: Limits | None = None
 ) -> Iterator[dict[str, object]]:
     """Each statement's JSON entry, in order, one at a time (to stream);
     with `pages`, the page-record limit is checked before the first."""
@@ -94,7 +98,7 @@ def statement_records(
         inner = []
         for index in range(statement.first, statement.last):
             step = run.steps[index]
-            item = step_json(step)
+            item = step_json(step, detail)
             item["index"] = index
             # A step that changed nothing keeps the same State object: check it once.
             if last is None or last[0] is not step.state or last[1] != step.held:
@@ -164,18 +168,24 @@ def _error(run: Run) -> dict[str, object]:
     return {} if run.error is None else {"error": run.error}
 
 
-def step_json(step: Step) -> dict[str, object]:
-    """One inner step's JSON form, without its state."""
+def step_json(step: Step, detail: bool = True) -> dict[str, object]:
+    """One inner step's JSON form, without its state; its objects one by
+    one with `detail`, else as runs of ids."""
+    refs = _refs if detail else ref_runs
     return {
         "function": step.function,
         "summary": step.summary,
         "locks": lock_summary(step.locks, step.held),
-        "created": [str(ref) for ref in step.created],
-        "changed": [str(ref) for ref in step.changed],
-        "freed": [str(ref) for ref in step.freed],
+        "created": refs(step.created),
+        "changed": refs(step.changed),
+        "freed": refs(step.freed),
         "events": [
             {"function": e.function, "decision": e.decision, "values": event_values(e)}
             for e in step.events
         ],
         "warnings": list(step.warnings),
     }
+
+
+def _refs(refs: tuple[ObjRef, ...]) -> list[str]:
+    return [str(ref) for ref in refs]

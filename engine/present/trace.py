@@ -67,3 +67,19 @@ def event_values(event: Event) -> dict[str, str]:
         shown["candidate"] = event.candidate.label
     shown.update(event.values)
     return shown
+
+
+def ref_runs(refs: tuple[ObjRef, ...]) -> list[str]:
+    """`refs` with each run of one kind and consecutive ids as one entry
+    ("folio:5-2052 (2048)"), the others as str(ref) ("vma:3"): what a step
+    touched, in words that grow with its kinds of change, not its pages."""
+    runs: list[tuple[ObjRef, int]] = []
+    for ref in refs:
+        if runs and runs[-1][0].kind == ref.kind and runs[-1][0].id + runs[-1][1] == ref.id:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((ref, 1))
+    return [
+        str(first) if count == 1 else f"{first}-{first.id + count - 1} ({count})"
+        for first, count in runs
+    ]

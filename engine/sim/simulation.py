@@ -427,7 +427,7 @@ def run_harness(
 def _record(sim: Simulation, outcomes: Iterator[StepOutcome], result: Run) -> None:
     """Keep each outcome with its inner steps and the maps after it."""
     first = 0
-    with _cyclic_gc_paused():
+    with cyclic_gc_paused():
         try:
             for outcome in outcomes:
                 last = len(sim.kernel.steps)
@@ -442,8 +442,9 @@ _gc_pausers = 0
 
 
 @contextlib.contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """Pause Python's cycle collector while a run allocates.
+def cyclic_gc_paused() -> Iterator[None]:
+    """Pause Python's cycle collector while a run allocates (or its trace is
+    checked and encoded: engine.present.report).
 
     A large run makes millions of small acyclic objects (folios, page-table
     entries); each full collection would scan them all again, which made a
