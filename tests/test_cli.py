@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from engine.present.text import WIDTH
+from tests.support.cli import ROOT, cli
 
-ROOT = Path(__file__).resolve().parent.parent
 RW_PRIVATE = "PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0"
 
 SMALL = f"""\
@@ -21,17 +21,6 @@ memset(p, 'x', 2 * page_size);
 munmap(p + page_size, page_size);
 p[3 * page_size] = 'y';
 """
-
-
-def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "engine", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
 
 
 @pytest.fixture

@@ -8,8 +8,6 @@ tests/test_harness_merge.py runs the kernel's own merge.c.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ from engine.scenario.errors import ScenarioError
 from engine.scenario.harness import is_harness, parse_harness
 from engine.scenario.limits import MAX_EXECUTED_STATEMENTS, MAX_SOURCE_BYTES
 from engine.sim.simulation import Run, run_test
+from tests.support.cli import cli
 from tests.support.host import real_kernel_unavailable
 
 FIXTURE = """\
@@ -361,17 +360,6 @@ def test_a_selftest_file_fits_the_source_limit_with_headroom() -> None:
 
 
 # -- the command line -----------------------------------------------------------
-
-
-def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "engine", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_run_prints_the_harness_summary_and_fails_on_a_failed_test(tmp_path: Path) -> None:

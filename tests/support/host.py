@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from engine.verify.real import find_compiler
+from tests.support.cli import cli
 
 
 def real_kernel_unavailable() -> str | None:
@@ -20,10 +21,4 @@ def real_kernel_unavailable() -> str | None:
 
 def verify(path: Path) -> subprocess.CompletedProcess[str]:
     """`python -m engine verify PATH`: the file on the model and on this kernel."""
-    return subprocess.run(
-        [sys.executable, "-m", "engine", "verify", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return cli("verify", str(path), timeout=300)
