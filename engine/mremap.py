@@ -343,6 +343,17 @@ def copy_vma_and_data(k: Kernel, vrm: VRM) -> tuple[str | None, VMA | None | Uns
         walk = Walk(vma, new_vma, vrm.addr, vrm.new_addr, vrm.old_len)
         outcome = relocate_and_move(k, walk)
         if outcome.moved:
+            if vma.id not in k.state.vmas:
+                # The relocated VMA merged with its neighbour, the source VMA
+                # itself (moved next to where it was): follow it, as copy_vma()
+                # updates *vmap when a plain move merges into the source.
+                vrm.vma = outcome.new_vma
+                k.event(
+                    "copy_vma_and_data",
+                    f"the source vma#{vma.id} was merged into vma#{outcome.new_vma.id};"
+                    " the model follows it as copy_vma() does for *vmap (the posted"
+                    " patch does not say how it handles this case)",
+                )
             return None, outcome.new_vma
         k.step(
             "mm/mremap.c:copy_vma_and_data", "relocation failed and was undone: unmap the new VMA"

@@ -269,3 +269,38 @@ def test_huge_zero_pmd_is_left_alone() -> None:
     assert any(s.summary == "walk: huge zero PMD left alone" for s in run.steps)
     assert any(s.summary.endswith("relocated whole") for s in run.steps)
     assert rmap_misses(run) == []
+
+
+def test_relocated_vma_merging_with_its_own_source_is_followed() -> None:
+    """copy_vma_and_data()'s relocating path merges the new VMA with its
+    neighbours (vma_merge_existing_range()); when the neighbour is the
+    source VMA itself, the source range must be unmapped from the merged
+    VMA, not looked up as a VMA that no longer exists (a fuzz find).
+
+        0123456789ABC
+        .AAA...CCCBBB   before: c moved next to b, both then faulted
+        .AAABBBCCC...   after: b relocated between a and c; 10-12 unmapped
+    """
+    rw = "PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0"
+    flags = "MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_RELOCATE_ANON"
+    run = run_source(
+        "char *carveout = mmap(NULL, 30 * page_size, PROT_NONE,"
+        " MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);\n"
+        f"char *a = mmap(&carveout[1 * page_size], 3 * page_size, {rw});\n"
+        f"char *b = mmap(&carveout[10 * page_size], 3 * page_size, {rw});\n"
+        f"char *c = mmap(&carveout[20 * page_size], 3 * page_size, {rw});\n"
+        f"c = mremap(c, 3 * page_size, 3 * page_size, {flags}, &carveout[7 * page_size]);\n"
+        "memset(b, 'b', 3 * page_size);\n"
+        "memset(c, 'c', 3 * page_size);\n"
+        f"b = mremap(b, 3 * page_size, 3 * page_size, {flags}, &carveout[4 * page_size]);\n"
+    )
+    assert run.error is None
+    last = run.statements[-1].outcome
+    assert last.result.result == "ok"
+    state = run.steps[-1].state
+    base = run.statements[0].outcome.result.value
+    assert isinstance(base, int)
+    anon = [v for v in state.vmas.values() if v.anon_vma is not None]
+    covers = [p for p in range(30) if any(v.vm_start <= base + p * 4096 < v.vm_end for v in anon)]
+    assert covers == list(range(1, 10))  # b's old pages 10-12 are unmapped
+    assert check(state) == []
