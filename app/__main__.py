@@ -1,21 +1,18 @@
-"""python -m app [--host H] [--port P]: serve the visualizer with uvicorn."""
+"""python -m app [--host H] [--port P] [--workers N]: `mremap-viz serve`."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
-import uvicorn
-
-from app.main import create_app
+from app.cli import add_serve_options, serve
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
-    args = parser.parse_args(argv)
-    uvicorn.run(create_app(), host=args.host, port=args.port)
+    add_serve_options(parser)
+    return serve(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -23,6 +23,7 @@ from engine.scenario.limits import (
 from engine.sim.limits import LimitExceeded, Limits
 
 __all__ = [
+    "ASSET_MAX_AGE_SECONDS",
     "CLI_LIMITS",
     "MAX_API_DETAIL_REFS",
     "LimitExceeded",
@@ -113,6 +114,13 @@ MAX_RUN_CACHE_BYTES = 256 * 1024 * 1024
 # up to this many bytes in all, none larger than the second.
 MAX_PAGE_CACHE_BYTES = 64 * 1024 * 1024
 MAX_PAGE_CACHE_ENTRY_BYTES = 1024 * 1024
+
+
+# --- caching ------------------------------------------------------------------
+
+# How long a browser may keep a static file fetched by its content-hashed URL
+# (app/assets.py): a year, immutable; a changed file has a new URL.
+ASSET_MAX_AGE_SECONDS = 365 * 24 * 3600
 
 
 # --- sharing (app/share.py) ---------------------------------------------------

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
 from starlette.middleware.gzip import GZipMiddleware
 
+from app.assets import HashedStatic
 from app.config import data_dir
 from app.guard import shared_guard
 from app.routes import api, compare, docs, gallery, play, scenarios, share
 from app.runs import RunCache, json_in_process, run_in_process
 from app.security import install as install_security
 from app.store import open_store
-from app.templating import TEMPLATES
-
-STATIC = TEMPLATES.parent / "static"
 
 
 def create_app(run_cache_size: int = 64, isolate: bool = True) -> FastAPI:
@@ -39,7 +36,7 @@ def create_app(run_cache_size: int = 64, isolate: bool = True) -> FastAPI:
     )
     app.add_middleware(GZipMiddleware, minimum_size=1000)
     docs.mount_assets(app)  # before /static, which would take its paths
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount("/static", HashedStatic(), name="static")
     for module in (gallery, scenarios, play, compare, api, share, docs):
         app.include_router(module.router)
     install_security(app)  # last: its middleware wraps everything above

@@ -27,6 +27,7 @@ from app.errors import install as install_error_handlers
 from app.formats import Format, requested
 from app.limits import MAX_BODY_BYTES
 from app.pagecache import PageCache
+from app.revalidate import Revalidate
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -153,11 +154,13 @@ class BodyLimit:
 
 
 def install(app: FastAPI) -> None:
-    """Add the page cache, the body limit, the security headers and the error pages to `app`.
+    """Add the page cache, revalidation (app/revalidate.py), the body limit, the security
+    headers and the error pages to `app`.
 
     Call it last: the middleware it adds wraps all added before.
     """
     install_error_handlers(app)
     app.add_middleware(PageCache)
+    app.add_middleware(Revalidate)  # outside the page cache: cached pages get their ETag too
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     app.add_middleware(SecurityHeaders)

@@ -16,6 +16,7 @@ import json
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -62,6 +63,10 @@ class Store(Protocol):
 
     def get(self, ident: str) -> ShareRecord | None: ...
 
+    def records(self) -> Iterator[tuple[str, ShareRecord]]:
+        """Every (id, record), ordered by id: what `mremap-viz links export` writes."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -77,6 +82,7 @@ class Dialect:
 
 COLUMNS = "id, scenario, engine, fingerprint, created"
 RECORD = "SELECT scenario, engine, fingerprint, created FROM shares WHERE id = "
+EVERY = f"SELECT {COLUMNS} FROM shares ORDER BY id"
 
 SQLITE = Dialect(
     insert=f"INSERT OR IGNORE INTO shares ({COLUMNS}) VALUES (?, ?, ?, ?, ?)",
@@ -124,6 +130,10 @@ class SQLStore:
     def get(self, ident: str) -> ShareRecord | None:
         row = self._connect().execute(self.dialect.select, (ident,)).fetchone()
         return None if row is None else ShareRecord.from_row(row)
+
+    def records(self) -> Iterator[tuple[str, ShareRecord]]:
+        for ident, *row in self._connect().execute(EVERY):
+            yield str(ident), ShareRecord.from_row(row)
 
     def close(self) -> None:
         with self._lock:

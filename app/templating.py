@@ -10,7 +10,9 @@ from pathlib import Path
 from fastapi.templating import Jinja2Templates
 from jinja2 import select_autoescape
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+from app.assets import asset_url
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 HTMX_VERSION = "2.0.11"
 
 templates = Jinja2Templates(directory=TEMPLATES)
@@ -21,3 +23,4 @@ env.trim_blocks = True
 env.lstrip_blocks = True
 env.filters["hex"] = lambda n: "" if n is None else f"{n:#x}"
 env.globals["HTMX_VERSION"] = HTMX_VERSION
+env.globals["static"] = asset_url  # {{ static("app.css") }}: a content-hashed URL

@@ -1,4 +1,4 @@
-"""`python -m engine` and the `mremap-viz` console script."""
+"""`python -m engine`: the engine's commands (the installed `mremap-viz` adds the service's)."""
 
 import sys
 
@@ -6,7 +6,7 @@ from engine.cli import main as cli_main
 
 
 def main() -> int:
-    """The console script's entry point: the CLI's exit code."""
+    """The exit code of the engine's CLI."""
     return cli_main(sys.argv[1:])
 
 

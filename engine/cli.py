@@ -1,5 +1,11 @@
 """The command line: run a scenario, check it against the host kernel, list the gallery.
 
+Every command that takes a scenario takes a file, `-` (standard input), or
+a gallery scenario's name (`dontunmap` or `dontunmap.c`, as `list` names
+it), so an installed package runs its own gallery; a file of that name wins.
+The web service's commands (`serve`, `links`) are added by app/cli.py, the
+installed `mremap-viz` command: the engine knows nothing of the web.
+
 Ours. Exit codes, so scripts can tell the cases apart:
 0 done (verify: the kernels agree), 1 verify found differences or a
 harness test failed, 2 the scenario does not parse (or cannot be read), 3
@@ -17,11 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from typing import Any
 
+from engine.gallery import find
 from engine.present.report import run_json, suite_json, verdict_json, write_json
 from engine.present.statement import render_statement, step_lines
 from engine.present.text import WIDTH, fit
@@ -57,9 +64,16 @@ class _Failure(Exception):
         self.code = code
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse the arguments, run the command, return its exit code."""
-    args = _parser().parse_args(argv)
+Commands = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+"""Adds subcommands to the parser; each sets `command` to a function of the args."""
+
+
+def main(argv: Sequence[str] | None = None, more: Sequence[Commands] = ()) -> int:
+    """Parse the arguments, run the command, return its exit code.
+
+    `more` adds commands beside the engine's (app/cli.py: serve, links).
+    """
+    args = _parser(more).parse_args(argv)
     try:
         code: int = args.command(args)
     except _Failure as failure:
@@ -72,14 +86,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(more: Sequence[Commands]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mremap-viz",
         description="Step through Linux mremap() and the MREMAP_RELOCATE_ANON series.",
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="run a scenario on the simulated kernel")
-    run.add_argument("file", metavar="FILE", help="the scenario; - reads standard input")
+    run.add_argument("file", metavar="FILE", help=SCENARIO_HELP)
     run.add_argument("--json", action="store_true", help="print the JSON contract instead")
     run.add_argument(
         "--pages",
@@ -91,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     verify = commands.add_parser(
         "verify", help="run a scenario on this machine's kernel too, and compare"
     )
-    verify.add_argument("file", metavar="FILE", help="the scenario; - reads standard input")
+    verify.add_argument("file", metavar="FILE", help=SCENARIO_HELP)
     verify.add_argument(
         "--pages",
         action="store_true",
@@ -99,23 +113,39 @@ def _parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--test", metavar="NAME", help="a harness file's one test to check")
     verify.set_defaults(command=_verify)
+    show = commands.add_parser("show", help="print a scenario's source, e.g. a gallery one's")
+    show.add_argument("file", metavar="FILE", help=SCENARIO_HELP)
+    show.set_defaults(command=_show)
     listing = commands.add_parser("list", help="list the gallery's scenarios")
     listing.set_defaults(command=_list)
+    for add in more:
+        add(commands)
     return parser
+
+
+SCENARIO_HELP = "the scenario: a file, - for standard input, or a gallery name (see list)"
+
+
+def _read(path: str) -> tuple[str, bytes]:
+    """The scenario's display name and its bytes: standard input, a file, or
+    else the gallery scenario of that name."""
+    if path == "-":
+        return "<stdin>", sys.stdin.buffer.read()
+    try:
+        with open(path, "rb") as f:
+            return path, f.read()
+    except OSError as e:
+        entry = find(path.removesuffix(".c"))
+        if entry is None or isinstance(e, IsADirectoryError):
+            hint = " (nor a gallery scenario: mremap-viz list names them)"
+            raise _Failure(f"{path}: cannot read: {e.strerror}{hint}", EXIT_PARSE) from None
+        return f"{entry.slug}.c", entry.source.encode("utf-8")
 
 
 def _load(path: str) -> tuple[str, ast.Scenario | ast.HarnessFile]:
     """The source's display name and its parse (a harness file or a scenario);
     errors as FILE:LINE:COL."""
-    name = "<stdin>" if path == "-" else path
-    try:
-        if path == "-":
-            source = sys.stdin.buffer.read()
-        else:
-            with open(path, "rb") as f:
-                source = f.read()
-    except OSError as e:
-        raise _Failure(f"{name}: cannot read: {e.strerror}", EXIT_PARSE) from None
+    name, source = _read(path)
     try:
         return name, parse_harness(source) if is_harness(source) else parse(source)
     except ScenarioError as e:
@@ -241,6 +271,13 @@ def _print_unfinished(run: Run) -> None:
     for step in unfinished[-UNFINISHED_SHOWN:]:
         lines += step_lines(step.function, step.summary, step.events, step.warnings)
     print("\n".join(fit(lines)))
+
+
+def _show(args: argparse.Namespace) -> int:
+    """The scenario's text, as it would be run."""
+    _, source = _read(args.file)
+    sys.stdout.write(source.decode("utf-8", "replace"))
+    return EXIT_OK
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -6,8 +6,9 @@ import pytest
 
 from tests.support.host import real_kernel_unavailable
 
-# The browser fixtures (server, browser, page) for every browser test module.
-pytest_plugins = ["tests.support.browser"]
+# The browser fixtures (server, browser, page) for every browser test module, and the
+# throwaway PostgreSQL servers (postgres, pg_url, pg_server, store_url).
+pytest_plugins = ["tests.support.browser", "tests.support.postgres"]
 
 
 @pytest.fixture(scope="session")

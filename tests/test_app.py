@@ -416,7 +416,7 @@ def test_stepping_does_not_rerun_the_scenario(
 
 
 def test_vendored_htmx_and_licence_are_served(client: TestClient) -> None:
-    js = sorted(Path("static/vendor").glob("htmx-2.0.*.min.js"))
+    js = sorted(Path("app/static/vendor").glob("htmx-2.0.*.min.js"))
     assert len(js) == 1
     assert (
         js[0]
@@ -434,7 +434,7 @@ def test_first_page_is_small(client: TestClient) -> None:
         "/scenarios/merge_on_mprotect",
         "/static/app.css",
         "/static/app.js",
-        f"/static/vendor/{next(Path('static/vendor').glob('htmx-*.min.js')).name}",
+        f"/static/vendor/{next(Path('app/static/vendor').glob('htmx-*.min.js')).name}",
     ]:
         response = client.get(url, headers={"Accept-Encoding": "gzip"})
         total += int(response.headers.get("content-length", len(response.content)))

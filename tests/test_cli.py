@@ -208,3 +208,24 @@ def test_json_maps_list_processes_in_creation_order_whatever_the_hash_seed() -> 
         last = json.loads(done.stdout)["steps"][-1]
         assert list(last["maps"]) == ["main", "child"]
     assert outputs[0] == outputs[1] == outputs[2]
+
+
+def test_a_gallery_name_is_a_scenario_and_a_file_of_that_name_wins(tmp_path: Path) -> None:
+    gallery = (ROOT / "engine" / "scenarios" / "dontunmap.c").read_text()
+    for name in ("dontunmap", "dontunmap.c"):
+        shown = cli("show", name)
+        assert shown.returncode == 0, shown.stderr
+        assert shown.stdout == gallery
+    ran = cli("run", "dontunmap", "--json")
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["steps"]
+    (tmp_path / "dontunmap.c").write_text(SMALL)
+    local = subprocess.run(
+        [sys.executable, "-m", "engine", "show", "dontunmap.c"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert local.stdout == SMALL
+    missing = cli("run", "no_such_scenario")
+    assert missing.returncode == 2
+    assert "nor a gallery scenario" in missing.stderr

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import base64
-import glob
-import os
-import shutil
-import subprocess
-import tempfile
 import threading
 import xml.etree.ElementTree as ET
 import zlib
@@ -44,7 +39,6 @@ from app.store import PostgresStore, ShareRecord, SQLiteStore, Store, open_store
 from engine.gallery import find
 from engine.present.text import WIDTH
 from engine.version import ENGINE_VERSION
-from tests.support.servers import free_port
 
 SOURCE = """\
 char *p = mmap(NULL, 4 * page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -88,107 +82,6 @@ def shared(client: TestClient, source: str = SOURCE, **options: str) -> str:
     r = client.post("/api/share", json={"source": source, "options": options})
     assert r.status_code == 200, r.text
     return str(r.json()["id"])
-
-
-# --- PostgreSQL: a throwaway cluster from Debian's packages --------------------------
-
-
-def _pg_bindir() -> Path | None:
-    found = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4])
-    )
-    if found:
-        return Path(found[-1]).parent
-    initdb = shutil.which("initdb")
-    return Path(initdb).parent if initdb else None
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[str]:
-    """A PostgreSQL server on a free port in a temporary directory; its URL."""
-    bindir = _pg_bindir()
-    if bindir is None:
-        pytest.skip(
-            "no PostgreSQL server here: apt-get install postgresql (./dev test does so as root)"
-        )
-    root = Path(tempfile.mkdtemp(prefix="mremap-viz-pg-"))
-    prefix: list[str] = []
-    if os.getuid() == 0:
-        if (
-            shutil.which("runuser") is None
-            or subprocess.run(["id", "postgres"], capture_output=True).returncode
-        ):
-            pytest.skip("running as root without a postgres user to run the server as")
-        shutil.chown(root, "postgres", "postgres")
-        prefix = ["runuser", "-u", "postgres", "--"]
-    port = free_port()
-    data = root / "data"
-    try:
-        subprocess.run(
-            [
-                *prefix,
-                str(bindir / "initdb"),
-                "-D",
-                str(data),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        subprocess.run(
-            [
-                *prefix,
-                str(bindir / "pg_ctl"),
-                "-D",
-                str(data),
-                "-l",
-                str(root / "log"),
-                "-w",
-                "-o",
-                f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off",
-                "start",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
-        shutil.rmtree(root, ignore_errors=True)
-        pytest.fail(f"PostgreSQL is installed but did not start: {err}")
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(
-            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-            capture_output=True,
-        )
-        shutil.rmtree(root, ignore_errors=True)
-
-
-_databases = iter(range(1_000_000))
-
-
-@pytest.fixture
-def pg_url(postgres: str) -> str:
-    """A fresh database on the session's server."""
-    import psycopg
-
-    name = f"share_{os.getpid()}_{next(_databases)}"
-    with psycopg.connect(postgres, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return postgres.rsplit("/", 1)[0] + "/" + name
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'shares.sqlite3'}"
-    return str(request.getfixturevalue("pg_url"))
 
 
 # --- the canonical form and self-contained tokens -------------------------------------

@@ -13,8 +13,9 @@ from typing import Literal
 
 from fastapi import HTTPException, Request, Response
 
+from app.assets import STATIC
 from app.contexts import StagePage
-from app.templating import TEMPLATES, env
+from app.templating import env
 
 BEGIN = "/* standalone-svg: begin"
 END = "/* standalone-svg: end */"
@@ -22,8 +23,8 @@ END = "/* standalone-svg: end */"
 
 @cache
 def svg_style() -> str:
-    """The :root colours and the marked SVG rules of static/app.css."""
-    css = (TEMPLATES.parent / "static" / "app.css").read_text()
+    """The :root colours and the marked SVG rules of app/static/app.css."""
+    css = (STATIC / "app.css").read_text()
     root = re.search(r":root\s*\{[^}]*\}", css)
     start = css.index(BEGIN)
     rules = css[css.index("*/", start) + 2 : css.index(END)]

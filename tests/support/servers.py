@@ -21,14 +21,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_app(data: Path, port: int, **env: str) -> subprocess.Popen[bytes]:
+def start_app(
+    data: Path, port: int, *args: str, **env: str
+) -> subprocess.Popen[bytes]:
     """`python -m app` on 127.0.0.1:port with MREMAP_VIZ_DATA=data (and
-    `env`), once it answers; RuntimeError if it does not within 30 s."""
+    `env`, and further command-line `args` such as --workers 2), once it
+    answers; RuntimeError if it does not within 30 s."""
     environ = {**os.environ, "MREMAP_VIZ_DATA": str(data), **env}
     if "DATABASE_URL" not in env:
         environ.pop("DATABASE_URL", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port), *args],
         cwd=ROOT,
         env=environ,
         stdout=subprocess.DEVNULL,
