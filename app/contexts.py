@@ -8,24 +8,28 @@ same story.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
+from fastapi import HTTPException
 from pydantic import BaseModel
 
 from app.formats import STAGE_FORMATS, Format
+from app.limits import COMPARE_MAX_VARIANTS, MAX_TOKEN_CHARS
 from app.links import StageLinks
 from app.runs import RunCache
 from app.share import SharedScenario
 from app.store import ShareRecord
 from app.views.compare import CompareView
+from app.views.gallery import SERIES_STORY, PathView
 from app.views.navigation import Nav, nav
 from app.views.source import SourceLine, source_lines
 from app.views.step import StepView, step_view
+from app.views.tests import SuiteView, find_test, suite_view, test_lines
 from engine.gallery import GalleryEntry
 from engine.scenario.errors import ScenarioError
-from engine.sim.simulation import Run, View
+from engine.sim.simulation import Run, Suite, View
 from engine.variants import Variant
 
 
@@ -48,9 +52,10 @@ class GalleryPage(Page):
     FORMATS = (Format.PAGE, Format.JSON, Format.TEXT)
 
     entries: tuple[GalleryEntry, ...]
+    paths: list[PathView]
 
     def template_context(self) -> dict[str, Any]:
-        return {"entries": self.entries}
+        return {"entries": self.entries, "paths": self.paths, "story": SERIES_STORY}
 
 
 # --- the stepping stage ------------------------------------------------------------
@@ -62,7 +67,8 @@ class Stage:
 
     `error` is the ScenarioError of a source that does not parse (the page
     shows it at its line; the twins answer 422); `panel` is None when there
-    is nothing to step. `name` names the SVG downloads.
+    is nothing to step. `name` names the SVG downloads. For a harness file
+    `run` is the test the page steps through and `suite` lists them all.
     """
 
     source: str
@@ -73,9 +79,11 @@ class Stage:
     panel: StepView | None
     nav: Nav | None
     lines: list[SourceLine]
+    suite: SuiteView | None = None
 
     def template_context(self) -> dict[str, Any]:
         return {
+            "suite": self.suite,
             "source": self.source,
             "links": self.links,
             "base": self.links.base,
@@ -108,19 +116,57 @@ def open_stage(
     view: View,
     links: StageLinks,
     name: str,
+    test: str | None = None,
 ) -> Stage:
-    """Run `source` (from the cache) and look at inner step `step` of it."""
+    """Run `source` (from the cache) and look at inner step `step` of it; of a
+    harness file, of the test `test` names (the first if None)."""
     try:
         run = runs.get(source, policy)
     except ScenarioError as err:
         lines = source_lines(source, None, None, (err.line, err.col))
         return Stage(source, links, name, None, err, None, None, lines)
+    if isinstance(run, Suite):
+        return _test_stage(run, source, step, view, links, name, test)
+    if test is not None:
+        raise HTTPException(404, "test= picks a test of a harness file; this is a scenario")
     if not run.steps or not run.statements:
         return Stage(source, links, name, run, None, None, None, source_lines(source, run, None))
     step = run.clamp(step)
     panel = step_view(run, step, view)
     lines = source_lines(source, run, panel.statement.index)
     return Stage(source, links, name, run, None, panel, nav(run, step, links.page), lines)
+
+
+def _test_stage(
+    suite: Suite,
+    source: str,
+    step: int,
+    view: View,
+    links: StageLinks,
+    name: str,
+    wanted: str | None,
+) -> Stage:
+    """One test of a harness file at inner step `step`, with the list of them all."""
+    found = find_test(suite, wanted)
+    if found is None:
+        if wanted is None:  # a file without tests
+            return Stage(
+                source, links, name, None, None, None, None, source_lines(source, None, None)
+            )
+        known = ", ".join(t.name for t in suite.harness.tests)
+        raise HTTPException(404, f"no test {wanted!r}; the file has: {known}")
+    test, run = found
+    shorten = None if links.shorten is None else links.shorten | {"test": test.name}
+    links = replace(links, test=test.name, shorten=shorten)
+    listed = suite_view(suite, run, links)
+    name = f"{name}-{test.name}"
+    if not run.steps or not run.statements:
+        lines = test_lines(source, suite, test, run, None)
+        return Stage(source, links, name, run, None, None, None, lines, listed)
+    step = run.clamp(step)
+    panel = step_view(run, step, view)
+    lines = test_lines(source, suite, test, run, step)
+    return Stage(source, links, name, run, None, panel, nav(run, step, links.page), lines, listed)
 
 
 @dataclass(frozen=True)
@@ -166,7 +212,9 @@ class Drift(BaseModel):
     engine: str
     today: str
     statement: int | None
-    """0-based statement where the stories part; None when they agree."""
+    """0-based statement (of a harness file: test) where the stories part; None when they agree."""
+    test: str | None = None
+    """Of a harness file: the first test whose story differs."""
 
 
 @dataclass(frozen=True)
@@ -188,6 +236,7 @@ class SharedPage(StagePage):
             "record": self.record,
             "scenario": self.scenario,
             "token": self.token,
+            "editable": len(self.token) <= MAX_TOKEN_CHARS,
             "drift": self.drift,
         }
 
@@ -197,36 +246,47 @@ class SharedPage(StagePage):
 
 @dataclass(frozen=True)
 class ComparePage(Page):
-    """/compare/<slug>: one scenario under two variants, after one statement."""
+    """/compare/<slug>: one scenario under several variants, at one statement."""
 
     TEMPLATE = "compare.html"
     BLOCKS = ("comparison",)
     FORMATS = (Format.PAGE, Format.FRAGMENT, Format.JSON, Format.TEXT)
 
     scenario: GalleryEntry
-    a: str
-    b: str
+    names: tuple[str, ...]
     variants: dict[str, Variant]
-    runs: tuple[Run, Run]
-    sources: tuple[str, str]
+    runs: tuple[Run, ...]
+    sources: tuple[str, ...]
     compare: CompareView | None
     """None when the scenario has no statements."""
 
-    def url(self, stmt: int) -> str:
-        query = urlencode({"a": self.a, "b": self.b, "stmt": stmt})
-        return f"/compare/{self.scenario.slug}?{query}"
+    def url(self, stmt: int, step: int | None = None, names: tuple[str, ...] | None = None) -> str:
+        """This page at statement `stmt`, inner step `step` (None: after it)."""
+        query: list[tuple[str, str | int]] = [("v", n) for n in (names or self.names)]
+        query.append(("stmt", stmt))
+        if step is not None:
+            query.append(("step", step))
+        return f"/compare/{self.scenario.slug}?{urlencode(query)}"
+
+    def twin(self, suffix: str) -> str:
+        """The JSON or text twin of what the page shows."""
+        index = self.compare.index if self.compare else 0
+        step = self.compare.step if self.compare else None
+        return self.url(index, step).replace(
+            f"/compare/{self.scenario.slug}?", f"/compare/{self.scenario.slug}{suffix}?"
+        )
 
     def template_context(self) -> dict[str, Any]:
-        context = {
+        policies = tuple(n for n in self.variants if n.startswith("policy-"))
+        return {
             "scenario": self.scenario,
-            "a": self.a,
-            "b": self.b,
+            "names": self.names,
             "variants": self.variants,
             "runs": self.runs,
             "sources": self.sources,
             "url": self.url,
+            "twin": self.twin,
             "compare": self.compare,
+            "policies": policies,
+            "max_variants": COMPARE_MAX_VARIANTS,
         }
-        if self.compare is not None:
-            context["stmt"] = self.compare.index
-        return context

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import parse_qs
 
 from fastapi import Depends, HTTPException, Query, Request
 
 from app.clients import client_key
-from app.limits import MAX_SOURCE
+from app.limits import COMPARE_MAX_VARIANTS, MAX_SHARE_BODY_BYTES, MAX_SOURCE, MAX_TEST_NAME
 from app.ratelimit import RUNS, SHARES, Limiter, NamedLimit
 from app.renderers.registry import Answer as Answerer
 from app.runs import RunCache, gallery_entry
@@ -103,26 +104,61 @@ Token = Annotated[
     str | None, Query(description="a self-contained link's token, v1.<base64url(zlib(JSON))>")
 ]
 Policy = Annotated[str | None, Query(description=f"RELOCATE_ANON policy: {', '.join(POLICIES)}")]
+TestName = Annotated[
+    str | None,
+    Query(
+        max_length=MAX_TEST_NAME,
+        description="a harness file's test to step through: merge.NAME or NAME (default: the first)",
+    ),
+]
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """An urlencoded form's fields (the last value of each), at most
+    MAX_SHARE_BODY_BYTES: a larger one is a 413 naming it."""
+    body = await request.body()
+    if len(body) > MAX_SHARE_BODY_BYTES:
+        raise HTTPException(413, f"form over MAX_SHARE_BODY_BYTES ({MAX_SHARE_BODY_BYTES})")
+    return {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+
+
+Form = Annotated[dict[str, str], Depends(_form)]
+"""The fields of a posted form: "Run" in the editor, "Short link"."""
 
 
 @dataclass(frozen=True)
-class VariantPair:
-    """The two variants a compare page shows, and the statement it shows them after."""
+class VariantSet:
+    """The variants a compare page shows, the statement, and the inner step within
+    it (None: the state after the statement)."""
 
-    a: str
-    b: str
+    names: tuple[str, ...]
     stmt: int
+    step: int | None
 
 
 def _variants(
-    a: Annotated[str, Query(description=f"one of: {', '.join(VARIANTS)}")] = "original",
-    b: Annotated[str, Query(description=f"one of: {', '.join(VARIANTS)}")] = "flags",
+    v: Annotated[
+        list[str] | None,
+        Query(
+            description=f"variants, in order, 1 to {COMPARE_MAX_VARIANTS} of: {', '.join(VARIANTS)}"
+        ),
+    ] = None,
     stmt: Annotated[int, Query(ge=0, description="statement index, 0-based")] = 0,
-) -> VariantPair:
-    for name in (a, b):
+    step: Annotated[
+        int | None, Query(ge=0, description="inner step within the statement, 0-based")
+    ] = None,
+) -> VariantSet:
+    names = tuple(v or ("original", "flags"))
+    if len(names) > COMPARE_MAX_VARIANTS:
+        raise HTTPException(
+            422, f"at most COMPARE_MAX_VARIANTS = {COMPARE_MAX_VARIANTS} variants at once"
+        )
+    for name in names:
         if name not in VARIANTS:
             raise HTTPException(422, f"unknown variant {name!r}; known: {', '.join(VARIANTS)}")
-    return VariantPair(a, b, stmt)
+    if len(set(names)) != len(names):
+        raise HTTPException(422, "a variant is named twice")
+    return VariantSet(names, stmt, step)
 
 
-Variants = Annotated[VariantPair, Depends(_variants)]
+Variants = Annotated[VariantSet, Depends(_variants)]

@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from app.formats import Format, requested
@@ -32,11 +33,27 @@ from engine.sim.limits import LimitExceeded
 
 
 def answer_kind(request: Request) -> Format:
-    """PAGE, JSON or TEXT: how to answer an error to this request."""
+    """PAGE, JSON or TEXT: how to answer an error to this request.
+
+    A page's error is the site's error page, unless the client asks for
+    JSON and not HTML (Accept): an API client keeps JSON, as under /api/.
+    """
     fmt = requested(request.url.path, request.headers)
     if fmt in (Format.PAGE, Format.FRAGMENT):
-        return Format.PAGE
+        accept = request.headers.get("accept", "")
+        wants_json = "application/json" in accept and "text/html" not in accept
+        return Format.JSON if wants_json else Format.PAGE
     return Format.JSON if fmt == Format.JSON else Format.TEXT
+
+
+HTTP_TITLES = {
+    404: "There is no such page",
+    405: "This page cannot be asked for that way",
+    413: "That request is too large",
+    422: "This request has a field the page cannot use",
+    429: "Too many requests: slow down a little",
+    503: "The simulator is busy",
+}
 
 
 def _error_response(request: Request, status: int, title: str, detail: dict[str, Any]) -> Response:
@@ -121,10 +138,30 @@ def _store_refused(request: Request, exc: Exception) -> Response:
 
 
 def _validation_error(request: Request, exc: Exception) -> Response:
-    """FastAPI's 422, but ASCII JSON: an echoed lone surrogate (\\ud800) cannot be UTF-8."""
+    """FastAPI's 422 (a page for a browser, naming the fields), but ASCII JSON:
+    an echoed lone surrogate (\\ud800) cannot be UTF-8."""
     assert isinstance(exc, RequestValidationError)
+    if answer_kind(request) == Format.PAGE:
+        fields = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}"
+            for e in exc.errors()
+        )
+        return _error_response(request, 422, HTTP_TITLES[422], {"msg": fields})
     body = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True)
     return Response(body, status_code=422, media_type="application/json")
+
+
+def _http_error(request: Request, exc: Exception) -> Response:
+    """404, 405, 429 and the like: the site's error page for a browser, else
+    FastAPI's JSON ({"detail": ...}) with the exception's headers."""
+    assert isinstance(exc, StarletteHTTPException)
+    headers = dict(exc.headers or {})
+    if answer_kind(request) != Format.PAGE:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+    title = HTTP_TITLES.get(exc.status_code, f"Error {exc.status_code}")
+    response = _error_response(request, exc.status_code, title, {"msg": str(exc.detail)})
+    response.headers.update(headers)
+    return response
 
 
 def install(app: FastAPI) -> None:
@@ -136,3 +173,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RateLimited, _rate_limited)
     app.add_exception_handler(StoreRefused, _store_refused)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)

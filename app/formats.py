@@ -19,6 +19,7 @@ class Format(StrEnum):
     TEXT = "text"
     MAP_SVG = "map.svg"
     ANON_VMA_SVG = "anon_vma.svg"
+    PICTURE_SVG = "picture.svg"
 
 
 SUFFIX: dict[Format, str] = {
@@ -26,6 +27,7 @@ SUFFIX: dict[Format, str] = {
     Format.TEXT: ".txt",
     Format.MAP_SVG: "/map.svg",
     Format.ANON_VMA_SVG: "/anon_vma.svg",
+    Format.PICTURE_SVG: "/picture.svg",
 }
 """What a twin's path adds to its page's path."""
 

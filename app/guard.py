@@ -10,7 +10,10 @@ by RLIMIT_AS (MAX_RUN_MEMORY_BYTES) from the start. A worker that neither
 answers nor dies within MAX_RUN_WALL_SECONDS is killed, and a fresh one
 takes its place on the next run.
 
-A worker answers with the pickled Run (limited to MAX_TRACE_BYTES), or with
+A worker answers with the pickled Run (a harness file's Suite, every test's
+Run; limited to MAX_TRACE_BYTES), or, for POST /api/run, with the run's
+JSON body encoded there (app.runs.api_json: the server's threads never
+spend the GIL on it), or with
 what went wrong: a ScenarioError (re-raised here as itself), a limit
 (`RunLimit`), or an exception of the engine's own (`EngineFailure`, with the
 statement it failed on and the traceback, which is logged). Every failure is
@@ -40,9 +43,10 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from app import limits as L
+from app.runs import Body, api_json
 from engine.scenario.errors import ScenarioError
 from engine.sim.limits import LimitExceeded, Limits
-from engine.sim.simulation import Run, run_scenario, run_source
+from engine.sim.simulation import Run, Suite, run_scenario, run_text
 
 log = logging.getLogger("mremap_viz.guard")
 
@@ -124,11 +128,17 @@ def _failed_statement(tb: TracebackType | None) -> tuple[int | None, str | None]
 
 
 def execute(
-    source: str, policy: str | None, limits: Limits, cpu_seconds: int, max_trace: int
+    source: str,
+    policy: str | None,
+    limits: Limits,
+    cpu_seconds: int,
+    max_trace: int,
+    body: Body | None = None,
 ) -> tuple[Any, ...]:
     """Run `source` (under `policy`) here and describe the outcome as a picklable tuple (the worker's answer).
 
-    ("ok", pickled Run) | ("scenario", line, col, message) | ("limit", name, message)
+    ("ok", pickled Run or Suite, or with `body` the API's JSON of it)
+    | ("scenario", line, col, message) | ("limit", name, message)
     | ("engine", message, line, statement, traceback)
     """
     soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
@@ -139,10 +149,14 @@ def execute(
     try:
         resource.setrlimit(resource.RLIMIT_CPU, (budget, hard))
         try:
-            run = run_source(source, limits, policy)
+            run = run_text(source, limits, policy)
+            data = (
+                pickle.dumps(run, protocol=pickle.HIGHEST_PROTOCOL)
+                if body is None
+                else api_json(run, body.detail)
+            )
         finally:
             resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
-        data = pickle.dumps(run, protocol=pickle.HIGHEST_PROTOCOL)
     except _CpuExceeded:
         return ("limit", "MAX_RUN_CPU_SECONDS", f"the run took more than {cpu_seconds} s of CPU")
     except ScenarioError as err:
@@ -172,10 +186,10 @@ def _worker_main(conn: Connection, memory: int, cpu_seconds: int, max_trace: int
     conn.send(("ready",))
     while True:
         try:
-            source, policy, limits = conn.recv()
+            source, policy, limits, body = conn.recv()
         except (EOFError, OSError):
             return
-        answer = execute(source, policy, limits, cpu_seconds, max_trace)
+        answer = execute(source, policy, limits, cpu_seconds, max_trace, body)
         try:
             conn.send(answer)
         except MemoryError:
@@ -244,10 +258,12 @@ class _Worker:
         with contextlib.suppress(Exception):
             self.conn.close()
 
-    def call(self, source: str, policy: str | None, limits: Limits, wall: float) -> tuple[Any, ...]:
+    def call(
+        self, source: str, policy: str | None, limits: Limits, body: Body | None, wall: float
+    ) -> tuple[Any, ...]:
         self.runs += 1
         try:
-            self.conn.send((source, policy, limits))
+            self.conn.send((source, policy, limits, body))
             if self.conn.poll(wall):
                 answer: tuple[Any, ...] = self.conn.recv()
                 return answer
@@ -286,11 +302,23 @@ class Guard:
         self._lock = threading.Lock()
         self._all: set[_Worker] = set()
 
-    def run(self, source: str, policy: str | None = None) -> tuple[Run, int]:
-        """The Run of `source` (under `policy`) and its pickled size.
+    def run(self, source: str, policy: str | None = None) -> tuple[Run | Suite, int]:
+        """The Run of `source` (under `policy`; a harness file's Suite) and its pickled size.
 
         Raises ScenarioError, or a RunFailed naming the limit it passed.
         """
+        data = self._call(source, policy, None)
+        run: Run | Suite = pickle.loads(data)
+        return run, len(data)
+
+    def run_json(self, source: str, detail: bool = False) -> tuple[bytes, int]:
+        """POST /api/run's body for `source` (app.runs.api_json), encoded in
+        the worker, and its size; raises as run() does."""
+        data = self._call(source, None, Body(detail))
+        return data, len(data)
+
+    def _call(self, source: str, policy: str | None, body: Body | None) -> bytes:
+        """The worker's bytes for `source`: a pickled Run, or the `body` asked for."""
         with self._lock:
             if self._waiting >= self.max_waiting + self.workers:
                 raise RunBusy(
@@ -315,7 +343,7 @@ class Guard:
                     worker = _Worker(self)
                     with self._lock:
                         self._all.add(worker)
-                answer = worker.call(source, policy, self.limits, self.wall_seconds)
+                answer = worker.call(source, policy, self.limits, body, self.wall_seconds)
             finally:
                 if worker is not None and not worker.is_alive():
                     self._retire(worker)
@@ -331,12 +359,11 @@ class Guard:
         with self._lock:
             self._all.discard(worker)
 
-    def _result(self, source: str, answer: tuple[Any, ...]) -> tuple[Run, int]:
+    def _result(self, source: str, answer: tuple[Any, ...]) -> bytes:
         kind = answer[0]
         if kind == "ok":
             data: bytes = answer[1]
-            run: Run = pickle.loads(data)
-            return run, len(data)
+            return data
         if kind == "scenario":
             raise ScenarioError(answer[1], answer[2], answer[3])
         if kind == "limit":

@@ -32,6 +32,7 @@ __all__ = [
     "STORE_TIMEOUT_SECONDS",
     "ASSET_MAX_AGE_SECONDS",
     "CLI_LIMITS",
+    "MAX_API_DETAIL_REFS",
     "LimitExceeded",
     "Limits",
     "MAX_BODY_BYTES",
@@ -48,6 +49,7 @@ __all__ = [
     "MAX_SOURCE",
     "MAX_SOURCE_BYTES",
     "MAX_STATEMENTS",
+    "MAX_TEST_NAME",
     "MAX_TOKEN_CHARS",
     "MAX_DECOMPRESSED_BYTES",
     "MAX_SHARED_SOURCE_BYTES",
@@ -75,10 +77,14 @@ def _operator(name: str, default: str) -> str:
 # (MAX_SHARE_BODY_BYTES below); a route may check a smaller one itself.
 MAX_BODY_BYTES = 8 * MAX_SOURCE_BYTES
 
-# Longest scenario the web accepts, in characters (the `source` of POST
-# /api/run and of /play?source=...). The parser also stops at
-# MAX_SOURCE_BYTES UTF-8 bytes.
+# Longest scenario the web accepts in a URL or a JSON field, in characters
+# (the `source` of POST /api/run and of /play?source=...). Whole selftest
+# files are pasted with POST /play (a form, up to MAX_SHARED_SOURCE_BYTES).
+# The parser also stops at MAX_SOURCE_BYTES UTF-8 bytes.
 MAX_SOURCE = 20_000
+
+# Longest test name a URL may ask for (`&test=merge.NAME`).
+MAX_TEST_NAME = 200
 
 # --- one run of the engine ---------------------------------------------------------
 
@@ -86,10 +92,11 @@ MAX_SOURCE = 20_000
 CLI_LIMITS = Limits()
 
 # What one scenario run may cost on the web: inner steps across the whole
-# scenario, page-table entries in one process (a 128 MiB populated range),
+# scenario, page-table entries in one process (a 256 MiB populated range:
+# the 16,384-page fault-and-move case of benchmarks/whole_fault_move.py fits),
 # processes alive at once. A run that passes one stops there, and the page
 # shows the steps before it with the limit's name.
-WEB_LIMITS = Limits(max_steps=5_000, max_populated_pages=32_768, max_processes=MAX_PROCESSES)
+WEB_LIMITS = Limits(max_steps=5_000, max_populated_pages=65_536, max_processes=MAX_PROCESSES)
 
 # A run happens in a worker process (app/guard.py) under these bounds:
 # CPU seconds (RLIMIT_CPU, per run), wall-clock seconds before the worker is
@@ -104,6 +111,11 @@ RUN_NICENESS = 10
 # The run's trace (every inner step's snapshot) as sent back from the worker,
 # pickled: a larger one is refused rather than cached.
 MAX_TRACE_BYTES = 16 * 1024 * 1024
+
+# POST /api/run answers what each step created, changed and freed as runs
+# of ids; with "detail": true, object by object, for a run that touches at
+# most this many objects in all (a larger one is a 422 naming this limit).
+MAX_API_DETAIL_REFS = 100_000
 
 # Worker processes running scenarios at once; how many more runs may wait
 # for one (beyond that a request is answered 503 at once), and how long one
@@ -139,15 +151,26 @@ MAX_TOKEN_CHARS = 16_000
 # JSON escapes may grow a source up to six-fold (\u0001), so allow headroom.
 MAX_DECOMPRESSED_BYTES = 6 * MAX_SOURCE_BYTES + 1024
 
-# Largest shared source, in UTF-8 bytes: the scenario language's own limit.
+# Largest shared source, in UTF-8 bytes: the parser's own MAX_SOURCE_BYTES,
+# so a whole selftest file pasted into /play (merge.c with the series' tests
+# is 67 KB) has a link like any scenario. Its token (MAX_TOKEN_CHARS) is what
+# bounds a self-contained link: a longer one becomes a short link instead.
 MAX_SHARED_SOURCE_BYTES = MAX_SOURCE_BYTES
 
-# Largest body of POST /api/share and POST /share.
+# Largest body of POST /api/share, POST /share and POST /play (a form: a
+# source of MAX_SHARED_SOURCE_BYTES, percent-encoded, is at most three times
+# as long).
 MAX_SHARE_BODY_BYTES = 8 * MAX_SOURCE_BYTES
 
 # Shortest short-link id (hex digits of the scenario's SHA-256); a colliding
 # prefix grows one digit at a time until it is unique.
 MIN_ID_LENGTH = 8
+
+# --- the compare view (app/views/compare.py) -----------------------------------
+
+# Most variants one compare page runs and draws side by side: every
+# RELOCATE_ANON policy of a scenario at once (six since posted_stale_stack).
+COMPARE_MAX_VARIANTS = 6
 
 
 # --- who may write or run how much (app/ratelimit.py) ------------------------------

@@ -13,6 +13,10 @@ class RunRequest(BaseModel):
     source: str = Field(
         max_length=MAX_SOURCE, examples=["char *p = mmap(NULL, 4096, 3, 0x22, -1, 0);"]
     )
+    detail: bool = Field(
+        False,
+        description="list created/changed/freed objects one by one (within MAX_API_DETAIL_REFS)",
+    )
 
 
 class StepRecord(BaseModel):
@@ -35,6 +39,28 @@ class ScenarioJSON(BaseModel):
 
     steps: list[StepRecord]
     error: str | None = None
+
+
+class Assertions(BaseModel):
+    passed: int
+    failed: int
+
+
+class HarnessTestJSON(BaseModel):
+    """One test of a harness file: how it ended, and its steps."""
+
+    name: str
+    result: str = Field(description='"pass", "fail" or "skip"')
+    reason: str | None
+    assertions: Assertions
+    steps: list[StepRecord]
+
+
+class SuiteJSON(BaseModel):
+    """A harness file's JSON: `python -m engine run FILE --json`."""
+
+    tests: list[HarnessTestJSON]
+    notes: list[dict[str, int | str]]
 
 
 class ScenarioErrorDetail(BaseModel):

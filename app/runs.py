@@ -8,18 +8,23 @@ step request renders from a Run already in memory.
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from app.limits import MAX_RUN_CACHE_BYTES, WEB_LIMITS
+from app.limits import MAX_API_DETAIL_REFS, MAX_RUN_CACHE_BYTES, WEB_LIMITS
 from engine import gallery as engine_gallery
 from engine.gallery import GalleryEntry
-from engine.invariants import check
+from engine.invariants import summarise
 from engine.mm_types import State
-from engine.present.report import run_json
-from engine.sim.simulation import Run, run_source
+from engine.present.report import run_json, suite_json, write_json
+from engine.sim.limits import LimitExceeded
+from engine.sim.simulation import Run, Suite, cyclic_gc_paused, run_text
+from engine.sim.trace import Lock
 
 
 def source_key(source: str) -> str:
@@ -27,38 +32,80 @@ def source_key(source: str) -> str:
     return hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-Runner = Callable[[str, str | None], tuple[Run, int]]
-"""Runs a scenario under a policy: its Run and its size in bytes (what the cache counts)."""
+Runner = Callable[[str, str | None], tuple[Run | Suite, int]]
+"""Runs a scenario (or a harness file, every test) under a policy: its Run
+(Suite) and its size in bytes (what the cache counts)."""
+
+JsonRunner = Callable[[str, bool], tuple[bytes, int]]
+"""POST /api/run's body of a scenario (with or without detail), and its size."""
 
 
-def run_in_process(source: str, policy: str | None = None) -> tuple[Run, int]:
+@dataclass(frozen=True)
+class Body:
+    """What a worker answers instead of the Run: POST /api/run's body
+    (api_json), per-object lists if `detail`."""
+
+    detail: bool
+
+
+def api_json(run: Run | Suite, detail: bool) -> bytes:
+    """POST /api/run's body: the CLI's JSON (engine.present.report), with
+    what each step created, changed and freed as runs of ids, or with
+    `detail` one by one, up to MAX_API_DETAIL_REFS objects in all."""
+    if detail:
+        runs = run.runs if isinstance(run, Suite) else (run,)
+        refs = sum(len(s.created) + len(s.changed) + len(s.freed) for r in runs for s in r.steps)
+        if refs > MAX_API_DETAIL_REFS:
+            raise LimitExceeded("MAX_API_DETAIL_REFS", MAX_API_DETAIL_REFS, refs)
+    with cyclic_gc_paused():
+        if isinstance(run, Suite):
+            return json.dumps(suite_json(run, detail)).encode("utf-8", "surrogatepass")
+        out = io.StringIO()
+        write_json(run, out, detail)
+    return out.getvalue().encode("utf-8", "surrogatepass")
+
+
+def run_in_process(source: str, policy: str | None = None) -> tuple[Run | Suite, int]:
     """Run here, under the web's limits, unbounded in time (the tests' way)."""
-    return run_source(source, WEB_LIMITS, policy), 0
+    return run_text(source, WEB_LIMITS, policy), 0
+
+
+def json_in_process(source: str, detail: bool = False) -> tuple[bytes, int]:
+    """api_json of a run here (the tests' way)."""
+    body = api_json(run_text(source, WEB_LIMITS), detail)
+    return body, len(body)
 
 
 class RunCache:
-    """An LRU of Run objects keyed by source hash; safe across worker threads.
+    """An LRU of Run objects (a harness file's: Suite) and API bodies keyed
+    by source hash; safe across worker threads.
 
     `runner` makes a Run (app.guard.Guard.run runs it in a worker process
-    under a CPU-time bound); the cache keeps at most `size` runs and
-    `max_bytes` bytes of them. Concurrent requests for one uncached source
+    under a CPU-time bound), `json_runner` POST /api/run's body (encoded in
+    that worker); the cache keeps at most `size` entries and `max_bytes`
+    bytes of them. Concurrent requests for one uncached source
     wait for a single run. A ScenarioError (or a refused run) propagates and
     is not cached: the editor shows it, and a broken source costs one parse
     per request.
     """
 
     def __init__(
-        self, size: int = 64, runner: Runner | None = None, max_bytes: int = MAX_RUN_CACHE_BYTES
+        self,
+        size: int = 64,
+        runner: Runner | None = None,
+        max_bytes: int = MAX_RUN_CACHE_BYTES,
+        json_runner: JsonRunner | None = None,
     ) -> None:
         self.size = size
         self.max_bytes = max_bytes
         self.runner: Runner = runner or run_in_process
-        self._runs: OrderedDict[str, tuple[Run, int]] = OrderedDict()
+        self.json_runner: JsonRunner = json_runner or json_in_process
+        self._runs: OrderedDict[str, tuple[Run | Suite | bytes, int]] = OrderedDict()
         self._bytes = 0
         self._running: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
-    def _cached(self, key: str) -> Run | None:
+    def _cached(self, key: str) -> Run | Suite | bytes | None:
         with self._lock:
             hit = self._runs.get(key)
             if hit is None:
@@ -75,23 +122,38 @@ class RunCache:
         with self._lock:
             return self._key(source, policy) in self._runs
 
-    def get(self, source: str, policy: str | None = None) -> Run:
-        """The run of `source`, under `policy` if given (else its `// @policy`)."""
+    def get(self, source: str, policy: str | None = None) -> Run | Suite:
+        """The run of `source`, under `policy` if given (else its `// @policy`);
+        of a harness file, the Suite of every test's run."""
         key = self._key(source, policy)
-        run = self._cached(key)
-        if run is not None:
-            return run
+        run = self._entry(key, lambda: self.runner(source, policy))
+        assert isinstance(run, Run | Suite)
+        return run
+
+    def json(self, source: str, detail: bool = False) -> bytes:
+        """POST /api/run's body for `source` (api_json)."""
+        key = source_key(f"{source}\0json={int(detail)}")
+        body = self._entry(key, lambda: self.json_runner(source, detail))
+        assert isinstance(body, bytes)
+        return body
+
+    def _entry(
+        self, key: str, make: Callable[[], tuple[Run | Suite | bytes, int]]
+    ) -> Run | Suite | bytes:
+        value = self._cached(key)
+        if value is not None:
+            return value
         with self._lock:
             running = self._running.setdefault(key, threading.Lock())
         with running:  # one run per source at a time; the others find it cached
-            run = self._cached(key)
-            if run is not None:
-                return run
+            value = self._cached(key)
+            if value is not None:
+                return value
             try:
-                run, size = self.runner(source, policy)
+                value, size = make()
                 with self._lock:
                     if key not in self._runs:
-                        self._runs[key] = (run, size)
+                        self._runs[key] = (value, size)
                         self._bytes += size
                     self._runs.move_to_end(key)
                     while len(self._runs) > 1 and (
@@ -101,7 +163,7 @@ class RunCache:
             finally:
                 with self._lock:
                     self._running.pop(key, None)
-        return run
+        return value
 
     def __len__(self) -> int:
         return len(self._runs)
@@ -117,11 +179,13 @@ def gallery_entry(slug: str) -> GalleryEntry | None:
     return engine_gallery.find(slug)
 
 
-def scenario_json(run: Run) -> dict[str, object]:
-    """The CLI's JSON document for a whole run (engine.report.run_json)."""
-    return run_json(run)
+def scenario_json(run: Run | Suite) -> dict[str, object]:
+    """The CLI's JSON document for a whole run (engine.report.run_json), or for
+    every test of a harness file (suite_json)."""
+    return suite_json(run) if isinstance(run, Suite) else run_json(run)
 
 
-def invariant_violations(state: State, locks: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """engine.invariants.check() on a snapshot, as dicts."""
-    return [v.as_dict() for v in check(state, locks)]
+def invariant_violations(state: State, locks: tuple[Lock, ...] = ()) -> list[dict[str, Any]]:
+    """engine.invariants.summarise() of a snapshot (a run of pages broken
+    the same way is one record), as dicts."""
+    return [v.as_dict() for v in summarise(state, locks)]

@@ -8,10 +8,9 @@
 - `install()` adds both, the page cache, and the error handlers
   (app/errors.py): what a run can end in is a 422 or 503, never a 500.
 
-Swagger UI (/docs) is not served: it loads its script and styles from a
-CDN and starts itself with an inline script, which this CSP forbids, and a
-public page should neither send its visitors to a third party nor depend on
-one being reachable. /docs redirects to the OpenAPI document, /openapi.json.
+Swagger UI (/docs, app/routes/docs.py) is served from the swagger-ui-bundle-v2
+package and started by a script file of ours, so it needs neither a CDN nor
+an inline script: the same CSP holds there.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI, HTTPException
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -161,12 +160,6 @@ def install(app: FastAPI) -> None:
     Call it last: the middleware it adds wraps all added before.
     """
     install_error_handlers(app)
-
-    @app.get("/docs", include_in_schema=False)
-    def docs() -> RedirectResponse:
-        """Swagger UI needs a CDN and inline scripts; the document it shows is here."""
-        return RedirectResponse("/openapi.json")
-
     app.add_middleware(PageCache)
     app.add_middleware(Revalidate)  # outside the page cache: cached pages get their ETag too
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)

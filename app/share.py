@@ -121,6 +121,18 @@ class BadToken(BadLink, ValueError):
     """A self-contained link that cannot be read; the message says why."""
 
 
+def scenario_from_form(form: dict[str, str]) -> SharedScenario:
+    """The scenario of a form's `source` and `policy` fields; BadLink (422)
+    naming the field that is wrong (a source over MAX_SHARED_SOURCE_BYTES)."""
+    options = {"policy": form["policy"]} if form.get("policy") else {}
+    try:
+        return SharedScenario.model_validate({"source": form.get("source", ""), "options": options})
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise BadLink(f"{where}: {first['msg']}", 422) from None
+
+
 def canonical(scenario: SharedScenario) -> str:
     """The canonical JSON of a scenario: sorted keys, compact, UTF-8 as is."""
     scenario = scenario.normalized()

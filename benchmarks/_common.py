@@ -7,6 +7,7 @@ cProfile of the measured work (top 15 functions); `--profile` prints it anyway.
 
 from __future__ import annotations
 
+import contextlib
 import cProfile
 import io
 import json
@@ -14,12 +15,18 @@ import os
 import platform
 import pstats
 import resource
+import shutil
+import socket
 import statistics
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+
+import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -115,3 +122,38 @@ def run_child(module: str, *args: str) -> dict[str, object]:
 def verdict(name: str, ok: bool, detail: str) -> bool:
     print(f"[{'PASS' if ok else 'FAIL'}] {name}: {detail}")
     return ok
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def served_app(**environ: str) -> Iterator[str]:
+    """`python -m app` on 127.0.0.1 (a free port, a fresh data directory, and
+    `environ`), its base URL once it answers, while the block runs; stopped afterwards."""
+    port = free_port()
+    data = tempfile.mkdtemp(prefix="mremap-viz-bench-")
+    env = {**os.environ, "MREMAP_VIZ_DATA": data, "PYTHONPATH": str(ROOT), **environ}
+    server = subprocess.Popen(
+        [PYTHON, "-m", "app", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                httpx.get(base + "/index.json")
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        shutil.rmtree(data, ignore_errors=True)

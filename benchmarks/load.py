@@ -24,19 +24,17 @@ uncached runs' p99 is over --uncached-p99-ms (UNCACHED_P99_MS).
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from tests.support.servers import free_port
+from benchmarks._common import served_app
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -132,34 +130,11 @@ def main() -> int:
         print("wrk not found: apt-get install wrk", file=sys.stderr)
         return 2
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    data = tempfile.mkdtemp(prefix="mremap-viz-load-")
-    env = {
-        **os.environ,
-        "MREMAP_VIZ_DATA": data,
-        "PYTHONPATH": str(ROOT),
-        "MREMAP_VIZ_RUNS_PER_CLIENT": "1000000000/minute",
-        "MREMAP_VIZ_SHARES_PER_CLIENT": "1000000000/minute",
-    }
-    env.pop("DATABASE_URL", None)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    no_limits = "1000000000/minute"
+    with served_app(
+        MREMAP_VIZ_RUNS_PER_CLIENT=no_limits, MREMAP_VIZ_SHARES_PER_CLIENT=no_limits
+    ) as base:
         with httpx.Client(timeout=30) as client:
-            started = time.perf_counter()
-            for _ in range(300):
-                try:
-                    client.get(base + "/index.json")
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
-            print(f"server up in {time.perf_counter() - started:.1f} s")
             groups = kinds(base, client)
         per_kind = max(1, args.connections // len(groups))
         spare = args.connections - per_kind * len(groups)
@@ -197,10 +172,6 @@ def main() -> int:
                 if not figures:
                     print(out)
         return 1 if failed else 0
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":

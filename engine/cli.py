@@ -7,11 +7,15 @@ The web service's commands (`serve`, `links`) are added by app/cli.py, the
 installed `mremap-viz` command: the engine knows nothing of the web.
 
 Ours. Exit codes, so scripts can tell the cases apart:
-0 done (verify: the kernels agree), 1 verify found differences,
-2 the scenario does not parse (or cannot be read), 3 the run stopped on a
-limit or a scenario error after the statements it printed, 4 verify cannot
-check this scenario here (a call or flag mainline does not have, a host that
-is not Linux, no C compiler for the executor).
+0 done (verify: the kernels agree), 1 verify found differences or a
+harness test failed, 2 the scenario does not parse (or cannot be read), 3
+the run stopped on a limit or a scenario error after the statements it
+printed, 4 verify cannot check this scenario here (a call or flag mainline
+does not have, a host that is not Linux, no C compiler for the executor).
+
+A kselftest harness file (FIXTURE/TEST_F blocks, as merge.c) runs test by
+test and prints the harness's own summary (`ok 3 merge.name`, `# PASSED:
+n / m tests passed.`); `--test NAME` runs one as a scenario is run.
 """
 
 from __future__ import annotations
@@ -20,22 +24,26 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from importlib import resources
 from typing import Any
 
 from engine.gallery import find
-from engine.present.report import run_json
+from engine.present.report import run_json, suite_json, verdict_json, write_json
 from engine.present.statement import render_statement, step_lines
 from engine.present.text import WIDTH, fit
 from engine.scenario import ast
 from engine.scenario.errors import ScenarioError
+from engine.scenario.harness import is_harness, parse_harness
+from engine.scenario.machine import TestMachine, Verdict
 from engine.scenario.parse import parse
-from engine.sim.backend import CallResult
-from engine.sim.simulation import Run, run_scenario
+from engine.sim.backend import PAGE_FIELDS, CallResult, ProcessPages
+from engine.sim.limits import LimitExceeded
+from engine.sim.simulation import Run, cyclic_gc_paused, run_harness, run_scenario, run_test
 from engine.uapi import MREMAP
-from engine.verify.compare import compare
+from engine.verify.compare import Difference, compare
 from engine.verify.real import NotMainline, RealMachine, RealMachineError
-from engine.verify.steps import recorded, simulated
+from engine.verify.steps import record, recorded, simulated
 
 EXIT_OK = 0
 EXIT_DIFFERENT = 1
@@ -87,11 +95,23 @@ def _parser(more: Sequence[Commands]) -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a scenario on the simulated kernel")
     run.add_argument("file", metavar="FILE", help=SCENARIO_HELP)
     run.add_argument("--json", action="store_true", help="print the JSON contract instead")
+    run.add_argument(
+        "--pages",
+        action="store_true",
+        help="with --json: every populated page of every process after each statement",
+    )
+    run.add_argument("--test", metavar="NAME", help="a harness file's one test to run")
     run.set_defaults(command=_run)
     verify = commands.add_parser(
         "verify", help="run a scenario on this machine's kernel too, and compare"
     )
     verify.add_argument("file", metavar="FILE", help=SCENARIO_HELP)
+    verify.add_argument(
+        "--pages",
+        action="store_true",
+        help="compare page by page too (pagemap, kpagecount, kpageflags; slower)",
+    )
+    verify.add_argument("--test", metavar="NAME", help="a harness file's one test to check")
     verify.set_defaults(command=_verify)
     show = commands.add_parser("show", help="print a scenario's source, e.g. a gallery one's")
     show.add_argument("file", metavar="FILE", help=SCENARIO_HELP)
@@ -122,20 +142,29 @@ def _read(path: str) -> tuple[str, bytes]:
         return f"{entry.slug}.c", entry.source.encode("utf-8")
 
 
-def _load(path: str) -> tuple[str, ast.Scenario]:
-    """The scenario's display name and its parse; errors as FILE:LINE:COL."""
+def _load(path: str) -> tuple[str, ast.Scenario | ast.HarnessFile]:
+    """The source's display name and its parse (a harness file or a scenario);
+    errors as FILE:LINE:COL."""
     name, source = _read(path)
     try:
-        return name, parse(source)
+        return name, parse_harness(source) if is_harness(source) else parse(source)
     except ScenarioError as e:
         raise _Failure(f"{name}:{e.line}:{e.col}: {e.message}", EXIT_PARSE) from None
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.pages and not args.json:
+        raise _Failure("--pages is part of the JSON document: add --json", EXIT_PARSE)
     name, scenario = _load(args.file)
+    if isinstance(scenario, ast.HarnessFile):
+        return _run_harness(name, scenario, args)
+    if args.test is not None:
+        raise _Failure(f"{name}: --test needs a harness file (TEST_F blocks)", EXIT_PARSE)
     run = run_scenario(scenario)
     if args.json:
-        print(json.dumps(run_json(run)))
+        with _page_limit(name), cyclic_gc_paused():
+            write_json(run, sys.stdout, pages=args.pages)
+        print()
     else:
         for i in range(len(run.statements)):
             print(render_statement(run, i, inner=True))
@@ -144,6 +173,91 @@ def _run(args: argparse.Namespace) -> int:
     if run.error is not None:
         raise _Failure(f"{name}: stopped: {run.error}", EXIT_STOPPED)
     return EXIT_OK
+
+
+@contextmanager
+def _page_limit(name: str) -> Iterator[None]:
+    """A --pages document past max_page_records stops the run, named."""
+    try:
+        yield
+    except LimitExceeded as e:
+        raise _Failure(f"{name}: stopped: {e}", EXIT_STOPPED) from None
+
+
+def _run_harness(name: str, harness: ast.HarnessFile, args: argparse.Namespace) -> int:
+    """Every test, or the one --test names, as the kselftest harness reports them."""
+    if args.test is not None:
+        test = _find_test(name, harness, args.test)
+        run = run_test(harness, test)
+        if args.json:
+            with _page_limit(name):
+                document = {**run_json(run, pages=args.pages), **verdict_json(run)}
+            print(json.dumps(document))
+        else:
+            for i in range(len(run.statements)):
+                print(render_statement(run, i, inner=True))
+                print()
+            _print_unfinished(run)
+            print("\n".join(fit(_verdict_lines(1, run))))
+        return EXIT_DIFFERENT if _failed(run) else EXIT_OK
+    suite = run_harness(harness)
+    runs = suite.runs
+    if args.json:
+        with _page_limit(name):
+            document = suite_json(suite, pages=args.pages)
+        print(json.dumps(document))
+    else:
+        print("\n".join(fit(_summary(runs))))
+    return EXIT_DIFFERENT if any(_failed(r) for r in runs) else EXIT_OK
+
+
+def _find_test(name: str, harness: ast.HarnessFile, wanted: str) -> ast.HarnessTest:
+    """A test by its full name (merge.ksm_merge) or its own (ksm_merge)."""
+    for test in harness.tests:
+        if test.answers_to(wanted):
+            return test
+    known = ", ".join(t.name for t in harness.tests)
+    raise _Failure(f"{name}: no test '{wanted}'; the file has: {known}", EXIT_PARSE)
+
+
+def _failed(run: Run) -> bool:
+    return run.verdict is None or run.verdict.result == "fail"
+
+
+def _verdict_lines(number: int, run: Run) -> list[str]:
+    """One test's lines of the harness's TAP output."""
+    verdict = run.verdict
+    assert verdict is not None
+    lines = [f"#  RUN           {run.test} ..."]
+    for st in run.statements:
+        check = st.outcome.check
+        if check is not None and not check.passed:
+            where = st.outcome.statement
+            lines.append(f"# {where.line}:{where.process}: {check.describe()}")
+    if verdict.result == "skip":
+        lines += [f"#      SKIP      {verdict.reason}", f"ok {number} {run.test} # SKIP"]
+    elif verdict.result == "pass":
+        lines += [f"#            OK  {run.test}", f"ok {number} {run.test}"]
+    else:
+        lines += [
+            f"# {verdict.reason}",
+            f"#          FAIL  {run.test}",
+            f"not ok {number} {run.test}",
+        ]
+    return lines
+
+
+def _summary(runs: list[Run]) -> list[str]:
+    """The kselftest harness's summary: TAP lines per test, then the totals."""
+    lines = ["TAP version 13", f"1..{len(runs)}", f"# Starting {len(runs)} tests."]
+    for number, run in enumerate(runs, 1):
+        lines += _verdict_lines(number, run)
+    results = [r.verdict.result if r.verdict else "fail" for r in runs]
+    passed, failed, skipped = (results.count(r) for r in ("pass", "fail", "skip"))
+    word = "FAILED" if failed else "PASSED"
+    lines.append(f"# {word}: {passed + skipped} / {len(runs)} tests passed.")
+    lines.append(f"# Totals: pass:{passed} fail:{failed} xfail:0 xpass:0 skip:{skipped} error:0")
+    return lines
 
 
 def _print_unfinished(run: Run) -> None:
@@ -199,13 +313,88 @@ def _verify(args: argparse.Namespace) -> int:
     if not sys.platform.startswith("linux"):
         raise _Failure("verify runs the scenario on a Linux kernel: this host is not Linux", 4)
     name, scenario = _load(args.file)
+    if isinstance(scenario, ast.HarnessFile):
+        return _verify_harness(name, scenario, args.test, args.pages)
     used = sorted(_proposed_flags(scenario))
     if used:
         raise _proposed(name, " and ".join(used))
     run = run_scenario(scenario)
-    sim_steps = simulated(run)
-    real_steps = _real_steps(name, scenario)
+    sim_steps = simulated(run, pages=args.pages)
+    real_steps = _real_steps(name, scenario, args.pages)
     return _report(run, sim_steps, real_steps)
+
+
+def _verify_harness(name: str, harness: ast.HarnessFile, wanted: str | None, pages: bool) -> int:
+    """Each test on the model and on this kernel, the same interpreter driving both."""
+    tests = [_find_test(name, harness, wanted)] if wanted else list(harness.tests)
+    lines = ["TAP version 13", f"1..{len(tests)}"]
+    agreed = 0
+    for number, test in enumerate(tests, 1):
+        run = run_test(harness, test)
+        verdict = run.verdict
+        assert verdict is not None
+        if verdict.result == "skip":
+            lines.append(f"ok {number} {test.name} # SKIP {verdict.reason}")
+            agreed += 1
+            continue
+        try:
+            real_steps, real_verdict = _real_test(name, harness, test, pages)
+        except _Failure as failure:
+            if failure.code != EXIT_UNCHECKABLE:
+                raise
+            lines.append(f"ok {number} {test.name} # SKIP {failure}")
+            agreed += 1
+            continue
+        sim_steps = simulated(run, pages)
+        differences = compare(sim_steps, real_steps) + _assertion_differences(sim_steps, real_steps)
+        if real_verdict.result != verdict.result:
+            differences.append(
+                Difference(
+                    test.line, test.name, "result", (verdict.result,), (real_verdict.result,)
+                )
+            )
+        if differences:
+            lines.append(f"not ok {number} {test.name}: {len(differences)} differences")
+            lines += [f"# {line}" for d in differences for line in str(d).split("\n")]
+        else:
+            agreed += 1
+            lines.append(
+                f"ok {number} {test.name}: {verdict.result} on both, {len(sim_steps)} steps agree"
+            )
+    lines.append(f"# engine and kernel agree on {agreed} / {len(tests)} tests")
+    print("\n".join(fit(lines)))
+    return EXIT_OK if agreed == len(tests) else EXIT_DIFFERENT
+
+
+def _real_test(
+    name: str, harness: ast.HarnessFile, test: ast.HarnessTest, pages: bool
+) -> tuple[list[dict[str, object]], Verdict]:
+    """One test run for real: its steps and its verdict."""
+    try:
+        with RealMachine() as machine:
+            backend = _MainlineOnly(name, machine)
+            tester = TestMachine(harness, test, backend)
+            steps = record(tester.run(), backend, pages)
+    except NotMainline as e:
+        raise _Failure(f"{e}: only the simulated kernel has it", EXIT_UNCHECKABLE) from None
+    except RealMachineError as e:
+        raise _Failure(f"{name}: cannot run on this kernel: {e}", EXIT_UNCHECKABLE) from None
+    verdict = tester.verdict or Verdict("fail", "the run stopped", tester.passed, tester.failed)
+    return steps, verdict
+
+
+def _assertion_differences(
+    sim_steps: Sequence[Mapping[str, Any]], real_steps: Sequence[Mapping[str, Any]]
+) -> list[Difference]:
+    """Assertions that pass on one kernel and fail on the other, with both values."""
+    found = []
+    for sim, real in zip(sim_steps, real_steps, strict=False):
+        a, b = sim.get("assertion"), real.get("assertion")
+        if isinstance(a, dict) and isinstance(b, dict) and a["passed"] != b["passed"]:
+            found.append(
+                Difference(sim["line"], sim["source"], "assertion", (a["text"],), (b["text"],))
+            )
+    return found
 
 
 def _proposed(name: str, flags: str) -> _Failure:
@@ -216,11 +405,11 @@ def _proposed(name: str, flags: str) -> _Failure:
     )
 
 
-def _real_steps(name: str, scenario: ast.Scenario) -> list[dict[str, object]]:
+def _real_steps(name: str, scenario: ast.Scenario, pages: bool) -> list[dict[str, object]]:
     steps: list[dict[str, object]] = []
     try:
         with RealMachine() as machine:
-            steps = recorded(scenario, _MainlineOnly(name, machine))
+            steps = recorded(scenario, _MainlineOnly(name, machine), pages)
     except NotMainline as e:
         raise _Failure(f"{name}: {e}: only the simulated kernel has it", EXIT_UNCHECKABLE) from None
     except RealMachineError as e:
@@ -232,6 +421,15 @@ def _report(
     run: Run, sim_steps: list[dict[str, object]], real_steps: Sequence[Mapping[str, Any]]
 ) -> int:
     differences = compare(sim_steps, real_steps)
+    if any(
+        found.fields != PAGE_FIELDS
+        for step in real_steps
+        for found in step.get("pages", {}).values()
+    ):
+        print(
+            "not root: pages compared by pagemap's present, swap and exclusive bits only"
+            " (PFNs, /proc/kpagecount and /proc/kpageflags need root)"
+        )
     if run.error is not None:
         print(f"the simulated run stopped: {run.error}")
     if differences:
@@ -248,7 +446,7 @@ def _proposed_flags(scenario: ast.Scenario) -> set[str]:
     return {n.name for s in scenario.statements for n in _names(s.action)} & set(PROPOSED_FLAGS)
 
 
-def _names(node: ast.Expr | ast.Store) -> Iterator[ast.Name]:
+def _names(node: ast.HExpr | ast.Store) -> Iterator[ast.Name]:
     if isinstance(node, ast.Name):
         yield node
     elif isinstance(node, ast.Unary):
@@ -291,5 +489,11 @@ class _MainlineOnly:
     def maps(self) -> dict[str, list[str]]:
         return self._machine.maps()
 
+    def procmap_query(self, process: str, addr: int) -> tuple[int, int] | None:
+        return self._machine.procmap_query(process, addr)
+
     def resident(self) -> dict[str, dict[str, int]]:
         return self._machine.resident()
+
+    def pages(self) -> dict[str, ProcessPages]:
+        return self._machine.pages()

@@ -20,7 +20,8 @@ from engine.sim.kernel import Kernel
 def dup_mmap(k: Kernel, parent: str, child: str) -> int:
     """Models dup_mmap(): returns the child's pid."""
     pid = 1000 + len(k.state.processes)
-    k.put_mm(MM(child, pid, parent=parent))
+    created = 1 + max(mm.created for mm in k.state.processes.values())
+    k.put_mm(MM(child, pid, parent=parent, created=created))
     k.step("kernel/fork.c:copy_process", f"new process {child} (pid {pid}), empty mm")
     for pvma in k.state.mm_vmas(parent):
         if pvma.vm_flags & VM_DONTCOPY:

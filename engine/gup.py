@@ -11,17 +11,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from engine.memory import access_allowed, fault_anon_range, handle_mm_fault
+from engine.memory import access_allowed, do_fault, fault_anon_range, handle_mm_fault
 from engine.mm_constants import PAGE_SHIFT, PAGE_SIZE, page_align
 from engine.mm_types import VM_WRITE, Folio
 from engine.pagetable import PRESENT, ZERO_PAGE
-from engine.shmem import shmem_fault
 from engine.sim.errors import SyscallError
 from engine.sim.kernel import GupRace, Kernel
 from engine.vma import find_vma
 
 RACE_BEFORE_WALK = 1  # the pin lands before the walk reaches the page
 RACE_BEFORE_UNDO = 2  # the pin lands after the walk passed it, before an undo
+RACE_DURING_SPLIT = 3  # the pin lands on a large folio while the walk splits it
 
 
 def populate_range(k: Kernel, mm: str, start: int, end: int) -> None:
@@ -37,7 +37,7 @@ def populate_range(k: Kernel, mm: str, start: int, end: int) -> None:
         if access_allowed(vma, write):
             if vma.shmem is not None:
                 for a in range(lo, hi, PAGE_SIZE):
-                    shmem_fault(k, vma, a, write)
+                    do_fault(k, vma, a, write)
             else:
                 fault_anon_range(k, vma, lo, hi, write)
         addr = hi
@@ -87,17 +87,29 @@ def pin_one(k: Kernel, mm: str, addr: int) -> int | None:
     return folio.id
 
 
+_MOMENTS = {
+    RACE_BEFORE_WALK: "before the walk reaches it",
+    RACE_BEFORE_UNDO: "after the walk passed it",
+    RACE_DURING_SPLIT: "while the walk splits its large folio",
+}
+
+
 def arm_gup_fast_race(k: Kernel, mm: str, addr: int, when: int) -> None:
     """The engine's `gup_fast_pin(addr, when)`: arm a racing pin for the next
     RELOCATE_ANON walk over addr. when = 1: it lands before the walk reaches
-    the page; when = 2: after the walk passed it, before any undo walk."""
-    if when not in (RACE_BEFORE_WALK, RACE_BEFORE_UNDO):
-        raise SyscallError("EINVAL", "when must be 1 (before the walk) or 2 (before the undo)")
+    the page; when = 2: after the walk passed it, before any undo walk;
+    when = 3: on the large folio holding it, while the walk has dropped the
+    PTE lock to split that folio (after its pin check, before split_folio's
+    refcount check)."""
+    if when not in (RACE_BEFORE_WALK, RACE_BEFORE_UNDO, RACE_DURING_SPLIT):
+        raise SyscallError(
+            "EINVAL",
+            "when must be 1 (before the walk), 2 (before the undo) or 3 (during a split)",
+        )
     if addr % PAGE_SIZE:
         raise SyscallError("EINVAL", "addr not page aligned")
     k.gup_race = GupRace(mm, addr, when)
     k.step(
         "(injection)",
-        f"a GUP-fast pin will land on {addr:#x} "
-        + ("before the walk reaches it" if when == 1 else "after the walk passed it"),
+        f"a GUP-fast pin will land on {addr:#x} " + _MOMENTS[when],
     )

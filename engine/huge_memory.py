@@ -10,20 +10,24 @@ split_folio() makes small folios of it.
 from __future__ import annotations
 
 from engine.mm_constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_SIZE
-from engine.mm_types import VM_HUGEPAGE, VM_NOHUGEPAGE, VMA, Folio
+from engine.mm_types import VM_HUGEPAGE, VM_LOCKED, VM_NOHUGEPAGE, VMA, Folio
 from engine.pagetable import PRESENT, ZERO_PAGE, Pte
-from engine.rmap import new_folio
+from engine.rmap import folio_move_anon_rmap, new_folio
 from engine.sim.kernel import Kernel
+from engine.sim.trace import Lock
 
 
 def thp_eligible(k: Kernel, vma: VMA, addr: int) -> bool:
     """Models the checks of do_huge_pmd_anonymous_page()'s caller.
 
-    THP is "madvise" on these machines: the VMA needs VM_HUGEPAGE (and not
-    VM_NOHUGEPAGE), the aligned 2 MiB around addr must lie inside it, and
-    no PTE table may exist there yet (the PMD is none).
+    The machine profile's THP mode decides (engine.sim.profile): "madvise"
+    needs VM_HUGEPAGE, "always" only not VM_NOHUGEPAGE, "never" none; the
+    aligned 2 MiB around addr must lie inside the VMA, and no PTE table
+    may exist there yet (the PMD is none).
     """
-    if not vma.vm_flags & VM_HUGEPAGE or vma.vm_flags & VM_NOHUGEPAGE or not vma.is_anonymous():
+    mode = k.profile.thp_enabled
+    wanted = mode == "always" or (mode == "madvise" and vma.vm_flags & VM_HUGEPAGE)
+    if not wanted or vma.vm_flags & VM_NOHUGEPAGE or not vma.is_anonymous():
         return False
     haddr = addr & ~(PMD_SIZE - 1)
     if haddr < vma.vm_start or haddr + PMD_SIZE > vma.vm_end:
@@ -63,13 +67,30 @@ def do_huge_pmd_wp_page(k: Kernel, vma: VMA, addr: int, pte: Pte) -> Pte | None:
     """Models mm/huge_memory.c:do_huge_pmd_wp_page(): a write to a PMD mapping.
 
     The huge zero page gets a THP of its own (do_huge_zero_wp_pmd; the
-    caller has prepared the anon_vma). Any other PMD mapping is split and
-    the fault falls back to the page's PTE (VM_FAULT_FALLBACK): returns
-    that PTE for do_wp_page() to go on with, or None when handled here.
+    caller has prepared the anon_vma). A THP whose head page is
+    AnonExclusive, or that nothing but this PMD references (refcount 1:
+    no other mapping, no pin), is reused whole: the PMD becomes writable,
+    after folio_move_anon_rmap() when it was not exclusive. Any other PMD
+    mapping is split and the fault falls back to the page's PTE
+    (VM_FAULT_FALLBACK): returns that PTE for do_wp_page() to go on with,
+    or None when handled here.
     """
     haddr = addr & ~(PMD_SIZE - 1)
     if pte.folio == ZERO_PAGE:
         do_huge_zero_wp_pmd(k, vma, haddr)
+        return None
+    folio = k.folio(pte.folio)
+    if folio.anon_exclusive[0] or folio.refcount == 1:
+        if not folio.anon_exclusive[0]:
+            folio = folio_move_anon_rmap(k, folio, vma)
+            k.put_folio(folio._replace(anon_exclusive=(True,) * folio.nr_pages))
+        pt = k.pt(vma.mm)
+        base = haddr >> PAGE_SHIFT
+        for i in range(HPAGE_PMD_NR):
+            entry = pt.get(base + i)
+            assert entry is not None
+            pt.set(base + i, entry._replace(write=True))
+        k.event("do_huge_pmd_wp_page", f"THP folio#{folio.id} only mapped here: reused whole")
         return None
     split_huge_pmd(k, vma.mm, haddr)
     return k.pt(vma.mm).get(addr >> PAGE_SHIFT) or pte
@@ -126,14 +147,69 @@ def split_huge_pmd_edges(k: Kernel, mm: str, start: int, end: int) -> None:
             split_huge_pmd(k, mm, edge & ~(PMD_SIZE - 1))
 
 
-def split_folio(k: Kernel, mm: str, folio: Folio, head_vpn: int) -> None:
-    """Models mm/huge_memory.c:split_folio(): one small folio per page, same
-    mapping, index head.index + i, each page keeping its mapcount and
-    exclusivity."""
-    pt = k.pt(mm)
+def split_folio(k: Kernel, vma: VMA, folio: Folio, head_vpn: int, caller_pins: int) -> str | None:
+    """Models mm/huge_memory.c:split_folio() (__folio_split) of a locked
+    anonymous large folio mapped in `vma` from head_vpn: returns the errno
+    it fails with, or None.
+
+    folio_get_anon_vma() must find a live anon_vma (else -EBUSY); it is
+    write-locked for the split. can_split_folio() wants the refcount to be
+    the mapcount plus `caller_pins` (the caller's folio_get()) plus
+    extra_pins (0 outside the swap cache): any other reference, a GUP pin
+    among them, gives -EAGAIN. On success the folio is split (_split).
+    """
+    av = k.state.anon_vmas.get(folio.mapping) if folio.mapping is not None else None
+    if av is None:
+        k.event("split_folio", f"folio_get_anon_vma(folio#{folio.id}) finds none: -EBUSY")
+        return "EBUSY"
+    with k.lock(Lock.anon_vma_write(av.root)):
+        refcount = folio.refcount + caller_pins
+        expected = folio.total_mapcount + caller_pins
+        if refcount != expected:
+            k.event(
+                "can_split_folio",
+                f"folio#{folio.id}: refcount {refcount} != mapcount {folio.total_mapcount}"
+                f" + caller_pins {caller_pins} + extra_pins 0: extra references: -EAGAIN",
+                pincount=folio.pincount,
+            )
+            return "EAGAIN"
+        _split(k, vma, folio, head_vpn)
+        k.event("split_folio", f"folio#{folio.id} split into {folio.nr_pages} small folios")
+    return None
+
+
+def _split(k: Kernel, vma: VMA, folio: Folio, head_vpn: int) -> None:
+    """unmap_folio() (a PMD mapping split first: TTU_SPLIT_HUGE_PMD),
+    __split_folio_to_order() and remap_page(): each page becomes a small
+    folio, same mapping, index head.index + i, keeping its mapcount and
+    exclusivity.
+
+    remap_page() with RMP_USE_SHARED_ZEROPAGE maps an anonymous page that
+    holds no data (Folio.data) to the shared zero page instead
+    (try_to_map_unused_to_zeropage; not in a VM_LOCKED VMA), and the small
+    folio nothing maps then is freed, as is a page mapped nowhere. A page
+    mapped in other processes too is kept: this models the one mapping the
+    callers hold.
+    """
+    pt = k.pt(vma.mm)
+    head = pt.get(head_vpn)
+    if head is not None and head.pmd:
+        split_huge_pmd(k, vma.mm, head_vpn << PAGE_SHIFT)
+        folio = k.folio(folio.id)
+    zero_ok = folio.shmem is None and not vma.vm_flags & VM_LOCKED
     ids = k.new_ids(folio.nr_pages)
     small = []
+    zeroed = 0
     for i, ident in enumerate(ids):
+        entry = pt.get(head_vpn + i)
+        here = entry is not None and entry.kind == PRESENT and entry.folio == folio.id
+        if here and zero_ok and folio.mapcount[i] == 1 and not folio.data >> i & 1:
+            assert entry is not None
+            pt.set(head_vpn + i, Pte(PRESENT, ZERO_PAGE, 0, write=False))
+            zeroed += 1
+            continue
+        if not folio.mapcount[i]:
+            continue  # mapped nowhere: freed with the split
         small.append(
             Folio(
                 ident,
@@ -142,10 +218,17 @@ def split_folio(k: Kernel, mm: str, folio: Folio, head_vpn: int) -> None:
                 folio.index + i,
                 (folio.mapcount[i],),
                 (folio.anon_exclusive[i],),
+                lazyfree=folio.lazyfree,
+                dirty=folio.dirty,
             )
         )
-        entry = pt.get(head_vpn + i)
-        if entry is not None and entry.kind == PRESENT and entry.folio == folio.id:
+        if here:
+            assert entry is not None
             pt.set(head_vpn + i, entry._replace(folio=ident, page=0))
     k.free_folio(folio.id)
     k.put_folios(small)
+    if zeroed:
+        k.event(
+            "try_to_map_unused_to_zeropage",
+            f"split of folio#{folio.id}: {zeroed} page(s) holding no data mapped to the zero page",
+        )

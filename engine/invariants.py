@@ -4,20 +4,28 @@ Ours: the checks lockdep, VM_BUG_ON and the rmap code rely on. The rmap
 check is the one a racing rmap user needs: from every mapped anonymous
 page (or migration entry), folio->mapping must lead to an anon_vma
 chained to the VMA that maps it, and folio->index must put the page at its
-address (vma_address()).
+address (vma_address()). The lock-order check is lockdep's: each lock a
+step takes, against the locks it already holds, in the order the comment
+at the top of mm/rmap.c documents.
 """
 
 from __future__ import annotations
 
-import re
+import bisect
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import Enum
+from typing import NamedTuple
+
+from immutables import Map
 
 from engine.mm_constants import PAGE_SHIFT, PAGE_SIZE
-from engine.mm_types import VMA, Folio, State
+from engine.mm_types import MM, VMA, Folio, State
 from engine.pagemap import linear_page_index
 from engine.pagetable import MIGRATION, PRESENT, ZERO_PAGE
-from engine.rmap import folio_anon_vma, rmap_walk_anon
+from engine.present.trace import lock_text
+from engine.rmap import folio_anon_vma
+from engine.sim.trace import Lock, LockKind, ObjRef
 
 
 class RmapMiss(Enum):
@@ -29,7 +37,7 @@ class RmapMiss(Enum):
     OTHER_FILE = "the shmem folio belongs to another file"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RmapCheck:
     """The rmap check of one mapped page: `miss` is None when rmap finds it;
     `index` is the page's index (folio->index + page), `expected`
@@ -62,10 +70,13 @@ def rmap_check(state: State, vma: VMA, addr: int, page: int, folio: Folio) -> Rm
         else:
             miss = None if index == expected else RmapMiss.WRONG_INDEX
         return RmapCheck(miss, index, expected)
-    for seen, _ in rmap_walk_anon(state, folio):
-        if seen.id == vma.id and linear_page_index(seen, addr) == index:
-            return RmapCheck(None, index, expected)
+    # rmap_walk_anon() visits `vma` only if it is in the anon_vma's tree,
+    # and there at vma_address() of folio->index: at addr exactly when
+    # the page's index is linear_page_index(vma, addr). So the walk finds
+    # the page iff the anon_vma lives, chains vma, and the indexes agree.
     av = folio_anon_vma(state, folio)
+    if av is not None and vma.id in av.chains and index == expected:
+        return RmapCheck(None, index, expected)
     if av is None:
         miss = RmapMiss.NO_ANON_VMA
     elif vma.id not in av.chains:
@@ -85,53 +96,370 @@ class Violation:
 
     kind: str
     message: str
-    objects: tuple[str, ...]
+    objects: tuple[ObjRef, ...]
     locked: bool = False
+    pages: int = 1
+    """How many pages the record stands for: a run of consecutive pages
+    with the same violation is one record (summarise())."""
 
     def as_dict(self) -> dict[str, object]:
         return {
             "kind": self.kind,
             "message": self.message,
-            "objects": list(self.objects),
+            "objects": [str(ref) for ref in self.objects],
             "locked": self.locked,
+            "pages": self.pages,
         }
 
 
-_ANON_VMA_LOCK = re.compile(r"anon_vma rwsem \(write\) of anon_vma#(\d+)")
+@dataclass(frozen=True)
+class LockClass:
+    """Where a lock sits in mm/rmap.c's "Lock ordering in mm" (outermost
+    first), and whether taking it may sleep."""
+
+    name: str
+    rank: int
+    sleeps: bool
 
 
-def check(state: State, locks: tuple[str, ...] = ()) -> list[Violation]:
-    """Every violation in a snapshot (empty when all is well).
+# The documented order (mm/rmap.c, 6.18): mm->mmap_lock, folio_lock,
+# vma_start_write, mapping->i_mmap_rwsem, anon_vma->rwsem,
+# mm->page_table_lock or pte_lock. mm/mremap.c's move_ptes() comment takes
+# the rmap locks (i_mmap_rwsem, anon_vma->rwsem) before the page-table
+# locks. vma_start_write() is a mark, not a lock lockdep holds (its
+# dep_map is acquired and released at once), so it is not ranked.
+_LOCK_CLASSES = {
+    LockKind.MMAP_LOCK: LockClass("mm->mmap_lock", 0, True),
+    LockKind.FOLIO_LOCK: LockClass("folio_lock", 1, True),
+    LockKind.ANON_VMA_RWSEM: LockClass("anon_vma->rwsem", 4, True),
+    LockKind.PMD_LOCK: LockClass("pmd_trans_huge_lock (spinlock)", 5, False),
+    LockKind.PTE_LOCK: LockClass("pte_lock (spinlock)", 5, False),
+    LockKind.PAGE_TABLE_LOCKS: LockClass("pte_lock (spinlock)", 5, False),
+}
+
+
+def lock_class(lock: Lock) -> LockClass | None:
+    """The documented class of a lock, None if unranked."""
+    return _LOCK_CLASSES.get(lock.kind)
+
+
+def lock_order(acquired: tuple[tuple[tuple[Lock, ...], Lock], ...]) -> list[Violation]:
+    """Each acquisition (locks held, lock taken) that lockdep would report,
+    once per pair of lock classes as lockdep does: a lock taken inside one
+    the documented order puts after it, or a sleeping lock taken under a
+    spinlock ("sleeping function called from invalid context"). Nesting
+    within one class (two page-table locks, two anon_vma roots under
+    lock_set_subclass()) is what the kernel annotates, and is not reported."""
+    found = []
+    seen: set[tuple[str, str]] = set()
+    for held, lock in acquired:
+        taking = lock_class(lock)
+        if taking is None:
+            continue
+        for outer in held:
+            cls = lock_class(outer)
+            if cls is None or (cls.name, taking.name) in seen:
+                continue
+            if taking.sleeps and not cls.sleeps:
+                why = f"{taking.name} may sleep, taken under {cls.name}"
+            elif cls.rank > taking.rank:
+                why = f"mm/rmap.c orders {taking.name} before {cls.name}, taken inside it"
+            else:
+                continue
+            seen.add((cls.name, taking.name))
+            message = f"{why} ({lock_text(lock)}, under {lock_text(outer)})"
+            found.append(Violation("lock_order", message, ()))
+    return found
+
+
+def check(
+    state: State,
+    locks: tuple[Lock, ...] = (),
+    acquired: tuple[tuple[tuple[Lock, ...], Lock], ...] = (),
+) -> list[Violation]:
+    """Every violation in a snapshot, one per page (empty when all is well).
 
     `locks` are the locks held at that step (Step.held): an rmap mismatch
     on a folio whose anon_vma root is write-locked is marked `locked`.
+    `acquired` are the step's lock acquisitions (Step.acquired), checked
+    against the documented lock order.
     """
-    held = {int(m.group(1)) for lock in locks if (m := _ANON_VMA_LOCK.search(lock))}
-    found: list[Violation] = []
-    found += _vma_order(state)
-    found += _chains(state)
-    found += _counters(state)
-    for v in _rmap(state):
-        folio = state.folios.get(int(v.objects[0].split(":")[1]))
-        av = state.anon_vmas.get(folio.mapping) if folio and folio.mapping is not None else None
-        found.append(replace(v, locked=av is not None and av.root in held))
+    held = _write_locked_roots(locks)
+    found = _objects(state) + lock_order(acquired)
+    for name in state.process_names():
+        mm = state.processes[name]
+        for pmd in mm.pagetable.pmd_indexes():
+            found += [_locked(state, m, held) for m in _rmap_leaf(state, mm, pmd)]
     return found
+
+
+def summarise(state: State, locks: tuple[Lock, ...] = ()) -> list[Violation]:
+    """check(), with each run of consecutive pages that break the rmap
+    invariant the same way as one record (its range and page count)."""
+    misses = [
+        m
+        for name in state.process_names()
+        for pmd in state.processes[name].pagetable.pmd_indexes()
+        for m in _rmap_leaf(state, state.processes[name], pmd)
+    ]
+    return _objects(state) + _records(state, _segments(misses), _write_locked_roots(locks))
+
+
+class Checker:
+    """summarise() over a run's snapshots in order, each step checking only
+    what it changed: the objects of the step's created/changed/freed, the
+    PTE tables it edited, the pages of the VMAs it changed and of the
+    folios it touched. The rmap results of every other page are kept from
+    the step before. The VMA, chain and counter checks, which cost what
+    the VMAs and anon_vmas cost, not the pages, run in full each time.
+    """
+
+    def __init__(self) -> None:
+        self._state: State | None = None
+        # Each PTE table's pages that rmap would not find, as runs (_segments).
+        self._leaves: dict[tuple[str, int], list[_Segment]] = {}
+        self._folios: dict[tuple[str, int], set[int]] = {}
+        # Where each folio is mapped: its first PTE table, and any others.
+        self._home: dict[int, tuple[str, int]] = {}
+        self._also: dict[int, set[tuple[str, int]]] = {}
+
+    def summarise(
+        self, state: State, locks: tuple[Lock, ...] = (), folios: Iterable[int] = ()
+    ) -> list[Violation]:
+        """The summary of `state`, which follows the state last given; `folios`
+        are the ids of the folios created, changed or freed since then."""
+        before, self._state = self._state, state
+        rechained = None if before is None else _rechained(before, state)
+        if (
+            before is None
+            or rechained is None
+            or before.shmem is not state.shmem
+            or set(before.processes) != set(state.processes)
+        ):
+            self._leaves, self._folios, self._home, self._also = {}, {}, {}, {}
+            stale = {
+                (name, pmd)
+                for name, mm in state.processes.items()
+                for pmd in mm.pagetable.pmd_indexes()
+            }
+        else:
+            stale = self._stale(before, state, folios, rechained or set())
+        for name, pmd in stale:
+            self._recheck(state, name, pmd)
+        order = {name: i for i, name in enumerate(state.process_names())}
+        keys = sorted(self._leaves, key=lambda key: (order[key[0]], key[1]))
+        segments = _join([seg for key in keys for seg in self._leaves[key]])
+        return _objects(state) + _records(state, segments, _write_locked_roots(locks))
+
+    def _stale(
+        self, before: State, state: State, folios: Iterable[int], rechained: set[int]
+    ) -> set[tuple[str, int]]:
+        """The PTE tables whose pages may check differently now; `rechained`
+        are the VMAs chained to an anon_vma, or unchained from one, since.
+
+        A table whose entries did not change, under VMAs that changed but
+        that rmap_check treats as before (_cover), keeps its results, unless
+        it holds a violation (which names its VMA).
+        """
+        stale = self._under_changed_vmas(before, state, rechained)
+        if stale:
+            chains = (_chained_to(before), _chained_to(state))
+            stale = {
+                key
+                for key in stale
+                if key in self._leaves
+                or _cover(before, key, chains[0]) != _cover(state, key, chains[1])
+            }
+        for name, mm in state.processes.items():
+            old = before.processes[name]
+            if old is not mm:
+                stale.update((name, pmd) for pmd in mm.pagetable.changed_pmds(old.pagetable))
+        for folio in folios:
+            home = self._home.get(folio)
+            if home is not None:
+                stale.add(home)
+                stale.update(self._also.get(folio, ()))
+        return stale
+
+    @staticmethod
+    def _under_changed_vmas(
+        before: State, state: State, rechained: set[int]
+    ) -> set[tuple[str, int]]:
+        """The PTE tables under VMAs that changed, came, went or were (un)chained."""
+        stale: set[tuple[str, int]] = set()
+        if rechained:
+            for name, mm in state.processes.items():
+                old = before.processes[name]
+                stale.update(_pmds_under(mm, old, state.vmas, before.vmas, rechained, whole=True))
+        for name, mm in state.processes.items():
+            old = before.processes[name]
+            if old is not mm and old.vmas != mm.vmas:
+                stale.update(
+                    _pmds_under(mm, old, state.vmas, before.vmas, set(old.vmas) ^ set(mm.vmas))
+                )
+        if before.vmas is not state.vmas:
+            moved = {
+                v
+                for v in set(before.vmas) | set(state.vmas)
+                if before.vmas.get(v) is not state.vmas.get(v)
+            }
+            for name, mm in state.processes.items():
+                old = before.processes[name]
+                stale.update(_pmds_under(mm, old, state.vmas, before.vmas, moved))
+        return stale
+
+    def _recheck(self, state: State, name: str, pmd: int) -> None:
+        key = (name, pmd)
+        home, also = self._home, self._also
+        for folio in self._folios.pop(key, ()):
+            if home.get(folio) != key:
+                also[folio].discard(key)
+            elif folio in also:
+                home[folio] = also[folio].pop()
+            else:
+                del home[folio]
+            if not also.get(folio, True):
+                del also[folio]
+        seen: set[int] = set()
+        misses = _rmap_leaf(state, state.processes[name], pmd, seen)
+        for folio in seen:
+            if home.setdefault(folio, key) != key:
+                also.setdefault(folio, set()).add(key)
+        self._folios[key] = seen
+        if misses:
+            self._leaves[key] = _segments(misses)
+        else:
+            self._leaves.pop(key, None)
+
+
+def _chained_to(state: State) -> dict[int, frozenset[int]]:
+    """The anon_vmas whose tree holds each VMA (what rmap_check reads)."""
+    found: dict[int, set[int]] = {}
+    for av in state.anon_vmas.values():
+        for v in av.chains:
+            found.setdefault(v, set()).add(av.id)
+    return {v: frozenset(avs) for v, avs in found.items()}
+
+
+def _cover(
+    state: State, key: tuple[str, int], chained: dict[int, frozenset[int]]
+) -> list[tuple[int, int, object]]:
+    """The pages of PTE table `key` as runs (first, end, how rmap_check
+    sees their VMA: file, linear index at page 0, anon_vmas chained to it),
+    adjacent runs seen alike joined: equal in two states, every page of the
+    table checks the same in both (its entries being the same)."""
+    name, pmd = key
+    mm = state.processes[name]
+    lo, hi = pmd << 9, (pmd + 1) << 9
+    runs: list[tuple[int, int, object]] = []
+    for v in mm.vmas:
+        vma = state.vmas.get(v)
+        if vma is None:
+            continue
+        first, end = max(lo, vma.vm_start >> PAGE_SHIFT), min(hi, vma.vm_end >> PAGE_SHIFT)
+        if first >= end:
+            continue
+        seen = (vma.shmem, vma.vm_pgoff - (vma.vm_start >> PAGE_SHIFT), chained.get(v))
+        if runs and runs[-1][1] == first and runs[-1][2] == seen:
+            runs[-1] = (runs[-1][0], end, seen)
+        else:
+            runs.append((first, end, seen))
+    return runs
+
+
+def _rechained(before: State, state: State) -> set[int] | None:
+    """The VMAs whose chains to anon_vmas changed between the two states
+    (what rmap_check reads of an anon_vma: does it exist, is the page's VMA
+    in its tree); None when an anon_vma was created or freed, which may
+    change the check of any page whose folio->mapping names it."""
+    if before.anon_vmas is state.anon_vmas:
+        return set()
+    vmas: set[int] = set()
+    for av in set(before.anon_vmas) | set(state.anon_vmas):
+        was, now = before.anon_vmas.get(av), state.anon_vmas.get(av)
+        if was is now:
+            continue
+        if was is None or now is None:
+            return None
+        vmas |= was.chains ^ now.chains
+    return vmas
+
+
+def _pmds_under(
+    mm: MM,
+    old: MM,
+    vmas: Map[int, VMA],
+    old_vmas: Map[int, VMA],
+    ids: set[int],
+    whole: bool = False,
+) -> set[tuple[str, int]]:
+    """The populated PTE tables of `mm` (now or before) where VMAs `ids`
+    changed what rmap finds: unless `whole`, a VMA that kept its file and
+    its linear index (vm_start against vm_pgoff) and only grew or shrank
+    changed the pages between its old and new ends; any other change, its
+    whole old and new ranges."""
+    ranges: list[tuple[int, int]] = []
+    for v in ids:
+        new, was = vmas.get(v), old_vmas.get(v)
+        new = new if new is not None and new.mm == mm.name else None
+        was = was if was is not None and was.mm == mm.name else None
+        if not whole and new is not None and was is not None and _same_index(new, was):
+            starts = sorted((new.vm_start, was.vm_start))
+            ends = sorted((new.vm_end, was.vm_end))
+            ranges += [(starts[0], starts[1]), (ends[0], ends[1])]
+        else:
+            ranges += [(x.vm_start, x.vm_end) for x in (new, was) if x is not None]
+    found: set[tuple[str, int]] = set()
+    for lo, hi in ranges:
+        for table in (mm.pagetable, old.pagetable):
+            pmds = table.pmd_indexes(lo >> PAGE_SHIFT, hi >> PAGE_SHIFT)
+            found.update((mm.name, pmd) for pmd in pmds)
+    return found
+
+
+def _same_index(a: VMA, b: VMA) -> bool:
+    """Do the two VMAs put every address they share at the same index of
+    the same file (or of anonymous memory)?"""
+    return (
+        a.shmem == b.shmem
+        and (a.vm_start >> PAGE_SHIFT) - a.vm_pgoff == (b.vm_start >> PAGE_SHIFT) - b.vm_pgoff
+    )
+
+
+def _write_locked_roots(locks: tuple[Lock, ...]) -> set[int]:
+    return {
+        lock.target.id
+        for lock in locks
+        if lock.kind is LockKind.ANON_VMA_RWSEM
+        and lock.mode == "write"
+        and isinstance(lock.target, ObjRef)
+    }
+
+
+def _objects(state: State) -> list[Violation]:
+    """The checks of VMAs, chains and counters (not of pages)."""
+    return _vma_order(state) + _chains(state) + _counters(state)
 
 
 def _vma_order(state: State) -> list[Violation]:
     found = []
-    for mm in state.processes.values():
+    for name in state.process_names():
+        mm = state.processes[name]
         prev_end = 0
         for v in mm.vmas:
             vma = state.vmas.get(v)
             if vma is None:
-                found.append(Violation("vma", f"{mm.name} lists freed vma#{v}", (f"vma:{v}",)))
+                found.append(
+                    Violation("vma", f"{mm.name} lists freed vma#{v}", (ObjRef("vma", v),))
+                )
                 continue
             if vma.vm_start % PAGE_SIZE or vma.vm_end % PAGE_SIZE or vma.vm_start >= vma.vm_end:
-                found.append(Violation("vma", f"vma#{v} is empty or unaligned", (f"vma:{v}",)))
+                found.append(
+                    Violation("vma", f"vma#{v} is empty or unaligned", (ObjRef("vma", v),))
+                )
             if vma.vm_start < prev_end:
                 found.append(
-                    Violation("vma", f"vma#{v} overlaps or is out of order", (f"vma:{v}",))
+                    Violation("vma", f"vma#{v} overlaps or is out of order", (ObjRef("vma", v),))
                 )
             prev_end = vma.vm_end
     return found
@@ -147,7 +475,7 @@ def _chains(state: State) -> list[Violation]:
                     Violation(
                         "chain",
                         f"vma#{vma.id}'s chain to anon_vma#{av_id} is missing from that anon_vma's tree",
-                        (f"vma:{vma.id}", f"anon_vma:{av_id}"),
+                        (ObjRef("vma", vma.id), ObjRef("anon_vma", av_id)),
                     )
                 )
         if vma.anon_vma is not None and vma.anon_vma not in vma.avc:
@@ -155,7 +483,7 @@ def _chains(state: State) -> list[Violation]:
                 Violation(
                     "chain",
                     f"vma#{vma.id} has no chain to its own anon_vma#{vma.anon_vma}",
-                    (f"vma:{vma.id}",),
+                    (ObjRef("vma", vma.id),),
                 )
             )
     for av in state.anon_vmas.values():
@@ -166,7 +494,7 @@ def _chains(state: State) -> list[Violation]:
                     Violation(
                         "chain",
                         f"anon_vma#{av.id}'s tree holds vma#{v} without a matching chain",
-                        (f"anon_vma:{av.id}", f"vma:{v}"),
+                        (ObjRef("anon_vma", av.id), ObjRef("vma", v)),
                     )
                 )
     return found
@@ -188,7 +516,7 @@ def _counters(state: State) -> list[Violation]:
                 Violation(
                     "counter",
                     f"anon_vma#{av.id} num_active_vmas {av.num_active_vmas} != {active.get(av.id, 0)} VMAs using it",
-                    (f"anon_vma:{av.id}",),
+                    (ObjRef("anon_vma", av.id),),
                 )
             )
         if av.num_children != children.get(av.id, 0):
@@ -196,47 +524,170 @@ def _counters(state: State) -> list[Violation]:
                 Violation(
                     "counter",
                     f"anon_vma#{av.id} num_children {av.num_children} != {children.get(av.id, 0)} (self-parented root counts itself)",
-                    (f"anon_vma:{av.id}",),
+                    (ObjRef("anon_vma", av.id),),
                 )
             )
     return found
 
 
-def _rmap(state: State) -> list[Violation]:
-    found = []
-    for mm in state.processes.values():
-        for v in mm.vmas:
-            vma = state.vmas[v]
-            if vma.shmem is not None:
+class _PageMiss(NamedTuple):
+    """One page that rmap would not find again: its page number, its VMA,
+    what makes it the same violation as its neighbours (`key`), the folio
+    the PTE names, folio->mapping (for the locked flag; None once the folio
+    is freed) and the check (None for a freed folio). Its Violation is
+    worded only when shown (_violation)."""
+
+    vpn: int
+    vma: int
+    key: tuple[object, ...]
+    folio: int
+    mapping: int | None
+    check: RmapCheck | None
+
+
+def _violation(miss: _PageMiss) -> Violation:
+    """The record of one page rmap would not find again."""
+    addr = miss.vpn << PAGE_SHIFT
+    refs = (ObjRef("folio", miss.folio), ObjRef("vma", miss.vma))
+    result = miss.check
+    if result is None:
+        return Violation("rmap", f"{addr:#x} maps freed folio#{miss.folio}", refs)
+    if result.miss is RmapMiss.NO_ANON_VMA:
+        why = f"mapping anon_vma#{miss.mapping} is freed: rmap would use freed memory"
+    elif result.miss is RmapMiss.NOT_CHAINED:
+        why = (
+            f"anon_vma#{miss.mapping} has no chain to vma#{miss.vma}: rmap walk misses this mapping"
+        )
+    else:
+        why = (
+            f"index {result.index:#x} != linear_page_index {result.expected:#x}:"
+            " rmap walk looks at the wrong address"
+        )
+    return Violation("rmap", f"folio#{miss.folio} at {addr:#x}: {why}", refs)
+
+
+def _locked(state: State, miss: _PageMiss, held: set[int]) -> Violation:
+    av = state.anon_vmas.get(miss.mapping) if miss.mapping is not None else None
+    return replace(_violation(miss), locked=av is not None and av.root in held)
+
+
+def _rmap_leaf(state: State, mm: MM, pmd: int, seen: set[int] | None = None) -> list[_PageMiss]:
+    """The rmap check of every page one PTE table of `mm` maps, in address
+    order; `seen` collects the ids of the folios it maps."""
+    leaf = mm.pagetable.leaf(pmd)
+    if leaf is None:
+        return []
+    base = pmd << 9
+    vmas = [
+        state.vmas[v]
+        for v in mm.vmas
+        if state.vmas[v].vm_end > base << PAGE_SHIFT
+        and state.vmas[v].vm_start < (base + 512) << PAGE_SHIFT
+    ]
+    ends = [vma.vm_end >> PAGE_SHIFT for vma in vmas]
+    found: list[_PageMiss] = []
+    folios, anon_vmas = state.folios, state.anon_vmas
+    # The VMA of the pages in turn: its page range, its linear index at
+    # page 0, and for each folio->mapping met whether it is chained there.
+    vma, lo, hi, delta = vmas[0] if vmas else None, 0, 0, 0
+    chained: dict[int | None, bool] = {}
+    for off in sorted(leaf):
+        vpn = base | off
+        if not lo <= vpn < hi:
+            i = bisect.bisect_right(ends, vpn)
+            if i == len(vmas) or vmas[i].vm_start >> PAGE_SHIFT > vpn:
                 continue
-            for vpn, pte in mm.pagetable.items(
-                vma.vm_start >> PAGE_SHIFT, vma.vm_end >> PAGE_SHIFT
-            ):
-                # A migration entry still names its folio, and migration
-                # finds it again by the same rmap walk (remove_migration_ptes).
-                if pte.kind not in (PRESENT, MIGRATION) or pte.folio == ZERO_PAGE:
+            vma = vmas[i]
+            lo, hi = vma.vm_start >> PAGE_SHIFT, vma.vm_end >> PAGE_SHIFT
+            delta, chained = vma.vm_pgoff - lo, {}
+        assert vma is not None
+        pte = leaf[off]
+        # A migration entry still names its folio, and migration finds it
+        # again by the same rmap walk (remove_migration_ptes).
+        if vma.shmem is not None or pte.kind not in (PRESENT, MIGRATION) or pte.folio == ZERO_PAGE:
+            continue
+        if seen is not None:
+            seen.add(pte.folio)
+        folio = folios.get(pte.folio)
+        if folio is not None:
+            # rmap_check()'s answer for a chained page at its linear index,
+            # without its call: the common case, once per page.
+            if folio.shmem is None and folio.index + pte.page == vpn + delta:
+                found_here = chained.get(folio.mapping)
+                if found_here is None:
+                    av = anon_vmas.get(folio.mapping) if folio.mapping is not None else None
+                    found_here = chained[folio.mapping] = av is not None and vma.id in av.chains
+                if found_here:
                     continue
-                folio = state.folios.get(pte.folio)
-                addr = vpn << PAGE_SHIFT
-                refs = (f"folio:{pte.folio}", f"vma:{vma.id}")
-                if folio is None:
-                    found.append(Violation("rmap", f"{addr:#x} maps freed folio#{pte.folio}", refs))
-                    continue
-                result = rmap_check(state, vma, addr, pte.page, folio)
-                if result.miss is None:
-                    continue
-                where = f"folio#{folio.id} at {addr:#x}"
-                if result.miss is RmapMiss.NO_ANON_VMA:
-                    why = f"mapping anon_vma#{folio.mapping} is freed: rmap would use freed memory"
-                elif result.miss is RmapMiss.NOT_CHAINED:
-                    why = (
-                        f"anon_vma#{folio.mapping} has no chain to vma#{vma.id}:"
-                        " rmap walk misses this mapping"
-                    )
-                else:
-                    why = (
-                        f"index {result.index:#x} != linear_page_index {result.expected:#x}:"
-                        " rmap walk looks at the wrong address"
-                    )
-                found.append(Violation("rmap", f"{where}: {why}", refs))
+            result = rmap_check(state, vma, vpn << PAGE_SHIFT, pte.page, folio)
+            if result.miss is None:
+                continue
+        if folio is None:
+            found.append(_PageMiss(vpn, vma.id, ("freed", vma.id), pte.folio, None, None))
+            continue
+        key: tuple[object, ...] = (result.miss, vma.id, folio.mapping)
+        if result.miss is RmapMiss.WRONG_INDEX:
+            key += (result.index - result.expected,)
+        found.append(_PageMiss(vpn, vma.id, key, pte.folio, folio.mapping, result))
     return found
+
+
+class _Segment(NamedTuple):
+    """Consecutive pages with the same violation: the first and last page's
+    misses and how many pages."""
+
+    first: _PageMiss
+    last: _PageMiss
+    pages: int
+
+
+def _segments(misses: list[_PageMiss]) -> list[_Segment]:
+    """`misses` (in address order) as runs of consecutive pages with the same key."""
+    return _join([_Segment(m, m, 1) for m in misses])
+
+
+def _join(segments: list[_Segment]) -> list[_Segment]:
+    """`segments` (in address order) with each one that continues the one
+    before (same key, next page) joined to it."""
+    joined: list[_Segment] = []
+    for seg in segments:
+        if joined:
+            prev = joined[-1]
+            if seg.first.key == prev.first.key and seg.first.vpn == prev.last.vpn + 1:
+                joined[-1] = _Segment(prev.first, seg.last, prev.pages + seg.pages)
+                continue
+        joined.append(seg)
+    return joined
+
+
+def _records(state: State, segments: list[_Segment], held: set[int]) -> list[Violation]:
+    """One record per run; a run of one page keeps its own violation."""
+    found: list[Violation] = []
+    for seg in segments:
+        first = _locked(state, seg.first, held)
+        if seg.pages == 1:
+            found.append(first)
+        else:
+            found.append(_run(state, first, seg.first, seg.last.vpn, seg.pages))
+    return found
+
+
+def _run(state: State, first: Violation, miss: _PageMiss, last_vpn: int, pages: int) -> Violation:
+    """The record of pages miss.vpn..last_vpn, worded after the first page."""
+    start, end = miss.vpn << PAGE_SHIFT, ((last_vpn + 1) << PAGE_SHIFT) - 1
+    vma, what = miss.vma, miss.key[0]
+    if what == "freed":
+        why = "map freed folios"
+    elif what is RmapMiss.NO_ANON_VMA:
+        why = f"mapping anon_vma#{miss.mapping} is freed: rmap would use freed memory"
+    elif what is RmapMiss.NOT_CHAINED:
+        why = f"anon_vma#{miss.mapping} has no chain to vma#{vma}: rmap walk misses these mappings"
+    else:
+        why = "index != linear page index: rmap walk looks at the wrong address"
+    if first.locked and miss.mapping is not None:
+        why += f", behind write-locked anon_vma#{state.anon_vmas[miss.mapping].root}"
+    objects: tuple[ObjRef, ...] = (ObjRef("vma", vma),)
+    if miss.mapping is not None:
+        objects += (ObjRef("anon_vma", miss.mapping),)
+    message = f"pages {start:#x}-{end:#x} ({pages}) of vma#{vma}: {why}"
+    return Violation("rmap", message, objects, first.locked, pages)

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from engine.gup import populate_range
-from engine.huge_memory import split_huge_pmd_edges
-from engine.memory import access_allowed, handle_mm_fault, zap_page_range
+from engine.huge_memory import split_folio, split_huge_pmd_edges
+from engine.memory import handle_mm_fault, unmap_mapping_range, zap_page_range
 from engine.mm_constants import PAGE_SHIFT, PAGE_SIZE, page_align
 from engine.mm_types import (
     VM_DONTCOPY,
@@ -28,14 +28,18 @@ from engine.mm_types import (
     VM_NOHUGEPAGE,
     VM_PFNMAP,
     VM_RAND_READ,
+    VM_READ,
     VM_SEQ_READ,
     VM_SHARED,
     VM_SPECIAL,
     VM_WIPEONFORK,
+    VM_WRITE,
     VMA,
     Folio,
 )
+from engine.pagemap import linear_page_index
 from engine.pagetable import MIGRATION, PRESENT, SWAP, ZERO_PAGE, Pte
+from engine.shmem import remove_mapping, shmem_truncate_range
 from engine.sim.errors import SyscallError
 from engine.sim.kernel import Kernel
 from engine.uapi import MADV
@@ -59,7 +63,6 @@ FLAG_ADVICE: dict[int, tuple[int, int]] = {
 }
 NO_OP_ADVICE = {
     MADV["MADV_WILLNEED"],
-    MADV["MADV_COLD"],
 }
 NAMES = {v: k for k, v in MADV.items()}
 
@@ -72,6 +75,7 @@ def do_madvise(k: Kernel, mm: str, start: int, length: int, advice: int) -> None
         set(FLAG_ADVICE)
         | NO_OP_ADVICE
         | {
+            MADV["MADV_COLD"],
             MADV["MADV_DONTNEED"],
             MADV["MADV_FREE"],
             MADV["MADV_PAGEOUT"],
@@ -135,6 +139,8 @@ def _visitor(advice: int) -> Visit:
         return update
     if advice == MADV["MADV_DONTNEED"]:
         return _dontneed
+    if advice == MADV["MADV_COLD"]:
+        return _cold
     if advice == MADV["MADV_PAGEOUT"]:
         return _pageout
     if advice == MADV["MADV_REMOVE"]:
@@ -194,15 +200,54 @@ def _dontneed(k: Kernel, prev: VMA | None, vma: VMA, start: int, end: int) -> VM
     return vma
 
 
+def _split_straddling(k: Kernel, vma: VMA, start: int, end: int) -> int:
+    """The split madvise_cold_or_pageout_pte_range(), madvise_free_huge_pmd()
+    and madvise_free_pte_range() share: a large folio the range covers only
+    in part (a PMD not wholly inside, a PTE-mapped folio's batch cut by an
+    edge) is split with split_folio(), unless another mapping holds it
+    (folio_maybe_mapped_shared) or a pin makes the split fail; the walk then
+    goes on over the small folios. Returns how many folios were split."""
+    lo, hi = start >> PAGE_SHIFT, end >> PAGE_SHIFT
+    straddling: dict[int, int] = {}  # folio id -> head vpn in this VMA
+    for vpn, pte in k.pagetable(vma.mm).items(lo, hi):
+        if pte.kind != PRESENT or pte.folio == ZERO_PAGE or pte.folio in straddling:
+            continue
+        folio = k.folio(pte.folio)
+        head = vpn - pte.page
+        if folio.order and (head < lo or head + folio.nr_pages > hi):
+            straddling[folio.id] = head
+    split = 0
+    for ident, head in straddling.items():
+        folio = k.folio(ident)
+        if folio.shmem is None and not folio.maybe_mapped_shared():
+            # The walk's folio_get() is the caller's reference.
+            split += split_folio(k, vma, folio, head, caller_pins=1) is None
+    return split
+
+
+def _cold(k: Kernel, prev: VMA | None, vma: VMA, start: int, end: int) -> VMA:
+    """Models madvise_cold(): can_madv_lru_vma(), then
+    madvise_cold_or_pageout_pte_range() without pageout: large folios the
+    range cuts are split; the rest only moves to the inactive LRU, which
+    no page table shows."""
+    if vma.vm_flags & (VM_LOCKED | VM_PFNMAP | VM_HUGETLB):
+        raise SyscallError("EINVAL", "MADV_COLD on a locked or special mapping")
+    split = _split_straddling(k, vma, start, end)
+    k.step("mm/madvise.c:madvise_cold", f"{split} large folio(s) split; the rest deactivated")
+    return vma
+
+
 def _free(k: Kernel, prev: VMA | None, vma: VMA, start: int, end: int) -> VMA:
     """Models madvise_free_single_vma(): private anonymous memory only.
 
-    Each exclusive folio wholly in the range is marked lazyfree with clean
-    PTEs (madvise_free_pte_range): it stays mapped, and reclaim may drop it
-    without swap unless a write dirties it first.
+    A large folio the range cuts is split first (madvise_free_huge_pmd,
+    madvise_free_pte_range). Each exclusive folio wholly in the range is
+    then marked lazyfree with clean entries: it stays mapped, and reclaim
+    may drop it without swap unless a write dirties it first.
     """
     if not vma.is_anonymous() or vma.vm_flags & (VM_LOCKED | VM_PFNMAP | VM_HUGETLB):
         raise SyscallError("EINVAL", "MADV_FREE needs private anonymous memory")
+    _split_straddling(k, vma, start, end)
     marked: dict[int, Folio] = {}
     for vpn, pte in k.pagetable(vma.mm).items(start >> PAGE_SHIFT, end >> PAGE_SHIFT):
         if pte.kind != PRESENT or pte.folio == ZERO_PAGE or pte.folio in marked:
@@ -210,19 +255,38 @@ def _free(k: Kernel, prev: VMA | None, vma: VMA, start: int, end: int) -> VMA:
         folio = k.folio(pte.folio)
         head = vpn - pte.page
         inside = head >= start >> PAGE_SHIFT and head + folio.nr_pages <= end >> PAGE_SHIFT
-        if inside and folio.total_mapcount == folio.nr_pages and not folio.shmem:
-            marked[folio.id] = folio._replace(lazyfree=True)
+        if inside and _mapped_once(folio) and not folio.shmem:
+            marked[folio.id] = folio._replace(lazyfree=True, dirty=False)
     k.put_folios(list(marked.values()))
     k.step("mm/madvise.c:madvise_free_single_vma", f"{len(marked)} folio(s) marked lazyfree")
     return vma
 
 
+def _mapped_once(folio: Folio) -> bool:
+    """Each page mapped exactly once, all by one PMD or each by a PTE."""
+    if folio.entire_mapcount:
+        return folio.entire_mapcount == 1 and not any(folio.mapcount)
+    return folio.total_mapcount == folio.nr_pages
+
+
 def _remove(k: Kernel, prev: VMA | None, vma: VMA, start: int, end: int) -> VMA:
-    """Models madvise_remove(): only shared mappings may punch holes."""
-    if not vma.vm_flags & VM_SHARED:
-        raise SyscallError("EINVAL", "MADV_REMOVE needs a shared mapping")
-    count = zap_page_range(k, vma.mm, start, end)
-    k.step("mm/madvise.c:madvise_remove", f"removed {count} pages")
+    """Models madvise_remove(): only shared mappings may punch holes.
+
+    vfs_fallocate(FALLOC_FL_PUNCH_HOLE) reaches shmem_fallocate(): the
+    range's file pages are unmapped from every process that maps them
+    (unmap_mapping_range), then dropped from the page cache
+    (shmem_truncate_range); the next touch faults in a new zeroed page.
+    """
+    if vma.vm_flags & VM_LOCKED or vma.shmem is None or not vma.vm_flags & VM_SHARED:
+        raise SyscallError("EINVAL", "MADV_REMOVE needs a shared, unlocked mapping")
+    first = linear_page_index(vma, start)
+    count = (end - start) >> PAGE_SHIFT
+    unmapped = unmap_mapping_range(k, vma.shmem, first, count)
+    dropped = shmem_truncate_range(k, vma.shmem, first, count)
+    k.step(
+        "mm/shmem.c:shmem_fallocate",
+        f"hole punched: {unmapped} entries unmapped in every process, {dropped} pages freed",
+    )
     return vma
 
 
@@ -230,45 +294,68 @@ def _pageout(k: Kernel, prev: VMA | None, vma: VMA, start: int, end: int) -> VMA
     """Models madvise_pageout() and shrink_folio_list() with no swap device.
 
     The machines this models have no swap (as the test hosts have none; the
-    engine's `swapout()` call reclaims as if one were configured). Only
-    folios mapped by this mapping alone, unpinned, are taken: a clean
-    lazyfree (MADV_FREE'd) anonymous folio is unmapped and freed; a shmem
-    folio is unmapped, then kept in the page cache when writing it out
-    fails for want of swap; other anonymous folios stay.
+    engine's `swapout()` call reclaims as if one were configured). Large
+    folios the range cuts are split first (madvise_cold_or_pageout_pte_range).
+    Only folios mapped by this mapping alone, unpinned, are taken: a clean
+    lazyfree (MADV_FREE'd) anonymous folio is unmapped and freed, small or
+    large, and one written since is kept, swap-backed again; a shmem folio is unmapped, then kept in the page cache when
+    writing it out fails for want of swap; another large anonymous folio
+    is split when folio_alloc_swap() fails (its pages holding no data go
+    to the zero page); small ones stay.
     """
     if vma.vm_flags & (VM_LOCKED | VM_PFNMAP | VM_HUGETLB):
         raise SyscallError("EINVAL", "MADV_PAGEOUT on a locked or special mapping")
-    split_huge_pmd_edges(k, vma.mm, start, end)
+    _split_straddling(k, vma, start, end)
     table = k.pagetable(vma.mm)
     pt = k.pt(vma.mm)
     folios: dict[int, Folio] = {}
+    unswappable: dict[int, int] = {}  # large anonymous folio -> head vpn
+    redirtied: dict[int, Folio] = {}  # lazyfree folios written since: swapbacked again
     dropped = unmapped = 0
     for vpn, pte in table.items(start >> PAGE_SHIFT, end >> PAGE_SHIFT):
         if pte.kind != PRESENT or pte.folio == ZERO_PAGE:
             continue
         folio = folios.get(pte.folio) or k.folio(pte.folio)
-        if folio.total_mapcount != folio.nr_pages and pte.folio not in folios:
-            continue  # mapped elsewhere too: not this mapping's to reclaim
-        if folio.maybe_dma_pinned() or not (folio.lazyfree or folio.shmem is not None):
+        if pte.folio not in folios and (folio.maybe_mapped_shared() or folio.maybe_dma_pinned()):
+            continue  # mapped elsewhere too, or pinned: not this mapping's to reclaim
+        if folio.lazyfree and folio.dirty:
+            redirtied[folio.id] = folio._replace(lazyfree=False, dirty=False)
+            continue
+        if not (folio.lazyfree or folio.shmem is not None):
+            if folio.order:
+                unswappable.setdefault(folio.id, vpn - pte.page)
             continue
         pt.set(vpn, None)
-        counts = list(folio.mapcount)
-        counts[pte.page] -= 1
-        folio = folio._replace(mapcount=tuple(counts))
+        if pte.pmd:
+            folio = folio._replace(entire_mapcount=0)
+        else:
+            counts = list(folio.mapcount)
+            counts[pte.page] -= 1
+            folio = folio._replace(mapcount=tuple(counts))
         folios[folio.id] = folio
         if folio.shmem is None:
             dropped += 1
         else:
             unmapped += 1
     for folio in folios.values():
-        if folio.total_mapcount == 0 and folio.shmem is None:
+        if folio.total_mapcount:
+            k.put_folio(folio)
+        elif folio.shmem is None:
             k.free_folio(folio.id)
+        elif folio.dirty:
+            k.put_folio(folio)  # shmem_writeout() without swap: redirtied, kept
         else:
             k.put_folio(folio)
+            remove_mapping(k, folio)  # clean: __remove_mapping(), a hole again
+    k.put_folios(list(redirtied.values()))
+    for ident, head in unswappable.items():
+        # folio_isolate_lru()'s reference is the caller's.
+        split_folio(k, vma, k.folio(ident), head, caller_pins=1)
     k.event(
         "shrink_folio_list",
         f"no swap device: {dropped} lazyfree page(s) discarded, {unmapped} shmem page(s)"
-        " unmapped and kept in the page cache; other anonymous pages stay",
+        f" unmapped (the clean ones dropped from the page cache), {len(unswappable)} large"
+        " folio(s) split (folio_alloc_swap failed); other anonymous pages stay",
     )
     k.step("mm/madvise.c:madvise_pageout", f"{dropped + unmapped} page(s) reclaimed")
     return vma
@@ -337,18 +424,23 @@ def install_migration_entries(k: Kernel, mm: str, start: int, length: int) -> No
 
 
 def _populate(k: Kernel, mm: str, start: int, end: int, write: bool) -> None:
-    """Models madvise_populate(): fault the range in; holes are -ENOMEM."""
+    """Models madvise_populate(): fault the range in, VMA by VMA; a hole is
+    -ENOMEM and a refused access -EINVAL, after what came before it was
+    populated (faultin_page_range() stops there, it does not undo)."""
     addr = start
     while addr < end:
         vma = find_vma(k.state, mm, addr)
         if vma is None or vma.vm_start > addr:
+            k.step("mm/madvise.c:madvise_populate", f"populated {start:#x}-{addr:#x}")
             raise SyscallError("ENOMEM", f"{addr:#x} is not mapped")
-        if not access_allowed(vma, write):
-            raise SyscallError(
-                "EINVAL" if write else "EFAULT", "the mapping does not allow the access"
-            )
-        addr = min(vma.vm_end, end)
-    populate_range(k, mm, start, end) if write else _read_range(k, mm, start, end)
+        if not vma.vm_flags & (VM_WRITE if write else VM_READ):
+            # __get_user_pages() with FOLL_MADV_POPULATE: check_vma_flags()
+            # failing is -EINVAL, and a read needs VM_READ itself.
+            k.step("mm/madvise.c:madvise_populate", f"populated {start:#x}-{addr:#x}")
+            raise SyscallError("EINVAL", "check_vma_flags: the mapping does not allow the access")
+        hi = min(vma.vm_end, end)
+        populate_range(k, mm, addr, hi) if write else _read_range(k, mm, addr, hi)
+        addr = hi
     k.step("mm/madvise.c:madvise_populate", f"populated {start:#x}-{end:#x}")
 
 

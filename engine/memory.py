@@ -19,8 +19,9 @@ from engine.huge_memory import (
 )
 from engine.mm_constants import HPAGE_PMD_NR, PAGE_SHIFT, PAGE_SIZE
 from engine.mm_types import VM_EXEC, VM_HUGEPAGE, VM_READ, VM_WRITE, VMA, Folio
+from engine.pagemap import linear_page_index
 from engine.pagetable import MIGRATION, PRESENT, SWAP, ZERO_PAGE, Pte
-from engine.rmap import anon_vma_prepare, folio_move_anon_rmap, new_folio
+from engine.rmap import anon_vma_prepare, folio_move_anon_rmap, new_folio, rmap_walk_anon
 from engine.shmem import shmem_fault
 from engine.sim.kernel import Kernel
 from engine.vma import expand_downwards, find_mergeable_anon_vma, find_vma
@@ -55,8 +56,9 @@ def zap_page_range(k: Kernel, mm: str, start: int, end: int) -> int:
     """Models mm/memory.c:zap_page_range_single() / unmap_vmas(): clear the
     entries of [start, end), dropping mapcounts and freeing unused folios.
 
-    A huge PMD only partly in the range is split first. Returns how many
-    entries were cleared.
+    A huge PMD only partly in the range is split first; one wholly inside
+    drops the folio's one PMD mapping (zap_huge_pmd: entire_mapcount once,
+    not once per page it covers). Returns how many entries were cleared.
     """
     split_huge_pmd_edges(k, mm, start, end)
     table = k.pagetable(mm)
@@ -64,10 +66,28 @@ def zap_page_range(k: Kernel, mm: str, start: int, end: int) -> int:
     folios: dict[int, Folio] = {}
     cleared = 0
     for vpn, pte in table.items(start >> PAGE_SHIFT, end >> PAGE_SHIFT):
-        _unmap_page(k, folios, pte)
+        if not pte.pmd or not vpn & (HPAGE_PMD_NR - 1):
+            _unmap_page(k, folios, pte)
         pt.set(vpn, None)
         cleared += 1
     _settle(k, folios)
+    return cleared
+
+
+def unmap_mapping_range(k: Kernel, shmem: int, first: int, count: int) -> int:
+    """Models mm/memory.c:unmap_mapping_range(): zap [first, first + count)
+    of a shmem object's pages in every VMA that maps them, in every
+    process (the i_mmap tree: each VMA whose pgoff range overlaps).
+    Returns how many entries were cleared."""
+    cleared = 0
+    for vma in list(k.state.vmas.values()):
+        if vma.shmem != shmem:
+            continue
+        lo = max(first, vma.vm_pgoff)
+        hi = min(first + count, vma.vm_pgoff + vma.pages)
+        if lo < hi:
+            start = vma.vm_start + ((lo - vma.vm_pgoff) << PAGE_SHIFT)
+            cleared += zap_page_range(k, vma.mm, start, start + ((hi - lo) << PAGE_SHIFT))
     return cleared
 
 
@@ -97,8 +117,49 @@ def handle_mm_fault(k: Kernel, mm: str, addr: int, write: bool) -> str:
         )
         return "SIGSEGV"
     if vma.shmem is not None:
-        return shmem_fault(k, vma, addr, write)
+        return do_fault(k, vma, addr, write)
     return fault_anon_range(k, vma, addr, addr + PAGE_SIZE, write)
+
+
+def do_fault(k: Kernel, vma: VMA, addr: int, write: bool) -> str:
+    """Models mm/memory.c:do_fault() for a shmem mapping: a read fault on
+    an empty entry maps what the page cache holds around addr first
+    (do_read_fault, do_fault_around); shmem_fault() handles the page itself."""
+    if not write and k.pt(vma.mm).get(addr >> PAGE_SHIFT) is None:
+        do_fault_around(k, vma, addr)
+    return shmem_fault(k, vma, addr, write)
+
+
+def do_fault_around(k: Kernel, vma: VMA, addr: int) -> None:
+    """Models mm/memory.c:do_fault_around() and filemap_map_pages() for a
+    read fault in a shmem mapping: the pages the page cache already holds
+    within fault_around_bytes (machine profile) around addr, aligned, in
+    the same PTE table and the VMA, are mapped too where nothing is."""
+    assert vma.shmem is not None
+    obj = k.state.shmem[vma.shmem]
+    nr = k.profile.fault_around_bytes >> PAGE_SHIFT
+    if nr <= 1:
+        return
+    pt = k.pt(vma.mm)
+    vpn = addr >> PAGE_SHIFT
+    pte_off = vpn & (HPAGE_PMD_NR - 1)
+    vma_off = (addr - vma.vm_start) >> PAGE_SHIFT
+    first = max(pte_off & ~(nr - 1), pte_off - min(pte_off, vma_off))
+    last = min(first + nr, HPAGE_PMD_NR, pte_off + vma.pages - vma_off)
+    base = vpn - pte_off
+    mapped = []
+    for off in range(first, last):
+        at = (base + off) << PAGE_SHIFT
+        index = linear_page_index(vma, at)
+        folio_id = obj.cache.get(index)
+        if folio_id is None or pt.get(base + off) is not None:
+            continue
+        folio = k.folio(folio_id)
+        k.put_folio(folio._replace(mapcount=(folio.mapcount[0] + 1,)))
+        pt.set(base + off, Pte(PRESENT, folio_id, 0, write=False))
+        mapped.append(index)
+    if mapped:
+        k.event("do_fault_around", f"{len(mapped)} cached page(s) mapped around {addr:#x}")
 
 
 def fault_anon_range(k: Kernel, vma: VMA, start: int, end: int, write: bool) -> str:
@@ -112,7 +173,7 @@ def fault_anon_range(k: Kernel, vma: VMA, start: int, end: int, write: bool) -> 
     pt = k.pt(vma.mm)
     addr = start
     new: list[tuple[int, bool]] = []  # (vpn, huge) of fresh anonymous faults
-    huge_ok = bool(vma.vm_flags & VM_HUGEPAGE)
+    huge_ok = k.profile.thp_enabled == "always" or bool(vma.vm_flags & VM_HUGEPAGE)
     while addr < end:
         vpn = addr >> PAGE_SHIFT
         if write and not huge_ok and not vpn & (HPAGE_PMD_NR - 1) and pt.table_is_none(vpn >> 9):
@@ -124,9 +185,13 @@ def fault_anon_range(k: Kernel, vma: VMA, start: int, end: int, write: bool) -> 
         pte = pt.get(vpn)
         if pte is None:
             if thp_eligible(k, vma, addr):
-                if write:
+                if write or not k.profile.thp_use_zero_page:
                     new.append((vpn & ~(HPAGE_PMD_NR - 1), True))
                 else:
+                    # vmf_anon_prepare() comes first, read or write: a read that
+                    # maps the huge zero page leaves the VMA with an anon_vma.
+                    if vma.anon_vma is None:
+                        vma = anon_vma_prepare(k, vma, find_mergeable_anon_vma(k, vma))
                     map_huge_zero_pmd(k, vma, vpn)
                 addr = ((vpn | (HPAGE_PMD_NR - 1)) + 1) << PAGE_SHIFT
                 continue
@@ -205,9 +270,9 @@ def _fault_existing(k: Kernel, vma: VMA, addr: int, pte: Pte, write: bool) -> VM
         pte = pt.get(vpn) or pte
     if write and pte.folio != ZERO_PAGE:
         folio = k.folio(pte.folio)
-        if folio.lazyfree:
-            # The write dirties the PTE: reclaim must keep the folio again.
-            k.put_folio(folio._replace(lazyfree=False))
+        if folio.lazyfree and not folio.dirty:
+            # The write dirties the entry MADV_FREE cleaned: reclaim keeps the folio.
+            k.put_folio(folio._replace(dirty=True))
             k.event("do_wp_page", f"write to MADV_FREE'd folio#{folio.id}: dirty, kept")
     if not write or pte.write:
         return vma
@@ -218,8 +283,9 @@ def do_wp_page(k: Kernel, vma: VMA, addr: int, pte: Pte) -> VMA:
     """Models mm/memory.c:do_wp_page(): a write to a read-only present page.
 
     An exclusive anonymous page is reused; a folio only this mapping holds
-    is reused after folio_move_anon_rmap() (so rmap looks only in this
-    VMA's anon_vma); anything shared (after fork, the zero page) is copied
+    (wp_can_reuse_anon_folio) is reused after folio_move_anon_rmap() (so
+    rmap looks only in this VMA's anon_vma); anything else (shared after
+    fork, the zero page, the last mapped page of a large folio) is copied
     into a new exclusive folio in this VMA's anon_vma (wp_page_copy).
     """
     pt = k.pt(vma.mm)
@@ -237,11 +303,7 @@ def do_wp_page(k: Kernel, vma: VMA, addr: int, pte: Pte) -> VMA:
         if folio.anon_exclusive[pte.page]:
             pt.set(vpn, pte._replace(write=True))
             return vma
-        if (
-            not folio.maybe_mapped_shared()
-            and not folio.maybe_dma_pinned()
-            and (folio.order > 0 or folio.total_mapcount == 1)
-        ):
+        if wp_can_reuse_anon_folio(k, folio, vma):
             folio = folio_move_anon_rmap(k, folio, vma)
             k.put_folio(folio._replace(anon_exclusive=(True,) * folio.nr_pages))
             pt.set(vpn, pte._replace(write=True))
@@ -263,3 +325,35 @@ def do_wp_page(k: Kernel, vma: VMA, addr: int, pte: Pte) -> VMA:
         "wp_page_copy", f"COW of {what} at {addr:#x}: new folio#{ident} in anon_vma#{vma.anon_vma}"
     )
     return vma
+
+
+def wp_can_reuse_anon_folio(k: Kernel, folio: Folio, vma: VMA) -> bool:
+    """Models mm/memory.c:wp_can_reuse_anon_folio(): may a write reuse a
+    folio whose page is not AnonExclusive?
+
+    A small folio only when nothing else references it (mapped once, no
+    pin). A large one (__wp_can_reuse_large_anon_folio) when it is mapped
+    more than once, all by this process (FOLIO_MM_IDS_SHARED clear), and
+    its mappings are its only references: with one page left mapped, the
+    kernel copies that page so the rest of the folio can be freed.
+    """
+    if folio.maybe_dma_pinned():
+        return False
+    if not folio.order:
+        return folio.total_mapcount == 1
+    if folio.total_mapcount <= 1 or folio.entire_mapcount:
+        return False
+    return not folio.maybe_mapped_shared() and not _mapped_by_another_mm(k, folio, vma.mm)
+
+
+def _mapped_by_another_mm(k: Kernel, folio: Folio, mm: str) -> bool:
+    """What the folio's FOLIO_MM_IDS_SHARED bit says: a process other than
+    mm maps some page of it (found by rmap_walk_anon)."""
+    for other, addr in rmap_walk_anon(k.state, folio):
+        if other.mm == mm:
+            continue
+        lo = addr >> PAGE_SHIFT
+        for _, pte in k.pagetable(other.mm).items(lo, lo + folio.nr_pages):
+            if pte.kind == PRESENT and pte.folio == folio.id:
+                return True
+    return False

@@ -154,7 +154,16 @@ class Folio(NamedTuple):
     pincount: int = 0
     shmem: int | None = None
     lazyfree: bool = False
-    """MADV_FREE'd and still clean: reclaim may drop it without swap."""
+    """MADV_FREE'd (PG_swapbacked clear): reclaim may drop it without swap."""
+    dirty: bool = False
+    """Written through a mapping since the kernel last saw it clean. A
+    lazyfree folio written since MADV_FREE is kept by reclaim, swap-backed
+    again (try_to_unmap_one); a clean shmem folio is dropped from the page
+    cache by reclaim, a dirty one kept when there is no swap to write it to."""
+    data: int = 0
+    """Bit i set: page i of a large folio holds a byte that is not zero (the
+    scenario stored one). Only splitting a large folio looks at contents
+    (try_to_map_unused_to_zeropage), so small folios leave it 0."""
 
     @property
     def nr_pages(self) -> int:
@@ -198,6 +207,9 @@ class MM:
     pagetable: PageTable = field(default_factory=PageTable)
     has_pinned: bool = False
     parent: str | None = None
+    created: int = 0
+    """Creation order: 0 for main, each fork one more than any live process
+    (State.process_names() lists processes by it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +237,11 @@ class State(NamedTuple):
     folios: Map[int, Folio] = Map()
     shmem: Map[int, ShmemObject] = Map()
     next_id: int = 1
+
+    def process_names(self) -> list[str]:
+        """The live processes in the order they were created (a Map iterates
+        in its keys' hash order, which PYTHONHASHSEED changes)."""
+        return sorted(self.processes, key=lambda name: self.processes[name].created)
 
     def mm_vmas(self, mm: str) -> list[VMA]:
         """The VMAs of process `mm`, in address order."""

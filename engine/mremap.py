@@ -31,6 +31,7 @@ from engine.relocate import Walk, relocate_and_move, should_relocate_anon
 from engine.rmap import anon_vma_prepare, unlink_anon_vmas
 from engine.sim.errors import SyscallError
 from engine.sim.kernel import Kernel
+from engine.sim.trace import Lock
 from engine.uapi import MAP, MREMAP
 from engine.vma import (
     copy_vma,
@@ -262,12 +263,34 @@ def move_vma(k: Kernel, vrm: VRM) -> int:
     assert vma is not None
     if len(k.mm(vrm.mm).vmas) >= MAX_MAP_COUNT - 3:
         raise SyscallError("ENOMEM", "map_count too close to max_map_count")
-    with k.lock(f"vma write lock vma#{vma.id}"):
+    with k.lock(Lock.vma_write(vma.id)):
         err, new_vma = copy_vma_and_data(k, vrm)
+        if new_vma is UNSET:
+            stale = k.policy.uninitialised_new_vma == "stale"
+            k.event(
+                "move_vma",
+                "`if (err && !new_vma)` reads new_vma, never set: "
+                + (
+                    "a stale non-NULL pointer, so move_vma() goes on as if a copy existed"
+                    if stale
+                    else "NULL on a zeroed stack, so -EFAULT is returned"
+                ),
+            )
+            k.warn("posted code reads an uninitialised variable here (new_vma in move_vma())")
+            k.step("mm/mremap.c:move_vma", "reads the new_vma copy_vma_and_data() never set")
+            if not stale:
+                raise SyscallError("EFAULT", "MREMAP_MUST_RELOCATE_ANON refused the move")
+            k.event(
+                "move_vma",
+                "vrm_stat_account(new_len) counts a mapping that does not exist; the"
+                " source range is unmapped: its data is gone, and -EFAULT returned",
+            )
+            unmap_source_vma(k, vrm)
+            raise SyscallError("EFAULT", "the stale new_vma path unmapped the source")
         if err and new_vma is None:
             raise SyscallError(err, "copy_vma_and_data failed")
         if not err and vrm.flags & DONTUNMAP:
-            assert new_vma is not None
+            assert isinstance(new_vma, VMA)
             dontunmap_complete(k, vrm, new_vma)
         else:
             unmap_source_vma(k, vrm)
@@ -276,10 +299,19 @@ def move_vma(k: Kernel, vrm: VRM) -> int:
     return vrm.new_addr
 
 
-def copy_vma_and_data(k: Kernel, vrm: VRM) -> tuple[str | None, VMA | None]:
+class Unset:
+    """What copy_vma_and_data() leaves in *new_vma_ptr when it returns
+    without setting it (patch 02's early return)."""
+
+
+UNSET = Unset()
+
+
+def copy_vma_and_data(k: Kernel, vrm: VRM) -> tuple[str | None, VMA | None | Unset]:
     """Models mm/mremap.c:copy_vma_and_data(), with the series' relocation.
 
-    Returns (errno or None, the new VMA).
+    Returns (errno or None, the new VMA, or UNSET where the posted code
+    returns without writing *new_vma_ptr).
     """
     vma = vrm.vma
     assert vma is not None
@@ -287,8 +319,13 @@ def copy_vma_and_data(k: Kernel, vrm: VRM) -> tuple[str | None, VMA | None]:
     if vrm.relocate:
         relocate, err = should_relocate_anon(k, vma, bool(vrm.flags & MUST_RELOCATE_ANON))
         if err:
+            k.event(
+                "copy_vma_and_data",
+                "`if (err) return err;`: returns before setting *new_vma_ptr, and"
+                " without vrm_uncharge(): move_vma()'s vrm_charge() is not undone",
+            )
             k.step("mm/mremap.c:should_relocate_anon", "MREMAP_MUST_RELOCATE_ANON: -EFAULT")
-            return "EFAULT", None
+            return "EFAULT", UNSET
     while True:
         new_pgoff = vma.vm_pgoff + ((vrm.addr - vma.vm_start) >> PAGE_SHIFT)
         new_vma, vma, need_rmap_locks, relocate = copy_vma(
@@ -306,18 +343,44 @@ def copy_vma_and_data(k: Kernel, vrm: VRM) -> tuple[str | None, VMA | None]:
         walk = Walk(vma, new_vma, vrm.addr, vrm.new_addr, vrm.old_len)
         outcome = relocate_and_move(k, walk)
         if outcome.moved:
+            if vma.id not in k.state.vmas:
+                # The relocated VMA merged with its neighbour, the source VMA
+                # itself (moved next to where it was): follow it, as copy_vma()
+                # updates *vmap when a plain move merges into the source.
+                vrm.vma = outcome.new_vma
+                k.event(
+                    "copy_vma_and_data",
+                    f"the source vma#{vma.id} was merged into vma#{outcome.new_vma.id};"
+                    " the model follows it as copy_vma() does for *vmap (the posted"
+                    " patch does not say how it handles this case)",
+                )
             return None, outcome.new_vma
         k.step(
             "mm/mremap.c:copy_vma_and_data", "relocation failed and was undone: unmap the new VMA"
+        )
+        k.event(
+            "copy_vma_and_data",
+            f"vrm_stat_account(vrm, new_len): total_vm += {vrm.new_len >> PAGE_SHIFT} pages,"
+            " to balance the do_munmap() of the new VMA",
         )
         complete_munmap_vmas(k, vrm.mm, [new_vma], new_vma.vm_start, new_vma.vm_end)
         k.step("mm/mmap.c:do_munmap", f"vma#{new_vma.id} unmapped")
         relocate = False
         if vrm.flags & MUST_RELOCATE_ANON:
+            k.event("copy_vma_and_data", "MUST: vrm_uncharge(); *new_vma_ptr = NULL; -EFAULT")
             return "EFAULT", None
         vma = k.vma(vma.id)
         k.event("copy_vma_and_data", "MREMAP_RELOCATE_ANON falls back to a plain move")
-    move_page_tables(k, vma, new_vma, vrm.addr, vrm.new_addr, vrm.old_len, need_rmap_locks)
+    move_page_tables(
+        k,
+        vma,
+        new_vma,
+        vrm.addr,
+        vrm.new_addr,
+        vrm.old_len,
+        need_rmap_locks,
+        posted_series=vrm.relocate,
+    )
     return None, k.vma(new_vma.id)
 
 

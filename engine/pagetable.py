@@ -110,6 +110,21 @@ class PageTable:
                 if lo <= vpn < hi:
                     yield vpn, leaf[off]
 
+    def changed_pmds(self, before: PageTable) -> list[int]:
+        """The PMD indexes whose PTE table is not the one `before` had (an
+        edit replaces each table it touches, so this compares identities)."""
+        if self._puds is before._puds:
+            return []
+        found: list[int] = []
+        for pud in set(self._puds) | set(before._puds):
+            new, old = self._puds.get(pud), before._puds.get(pud)
+            if new is old:
+                continue
+            new_m: Middle = new if new is not None else Map()
+            old_m: Middle = old if old is not None else Map()
+            found.extend(p for p in set(new_m) | set(old_m) if new_m.get(p) is not old_m.get(p))
+        return found
+
     def edit(self) -> PageTableEditor:
         """Start a batch of edits; commit() returns the new tables."""
         return PageTableEditor(self)

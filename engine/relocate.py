@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from engine.gup import RACE_BEFORE_UNDO, RACE_BEFORE_WALK, pin_one
+from engine.gup import RACE_BEFORE_UNDO, RACE_BEFORE_WALK, RACE_DURING_SPLIT, pin_one
 from engine.huge_memory import split_folio, split_huge_pmd
 from engine.mm_constants import HPAGE_PMD_NR, PAGE_SHIFT
 from engine.mm_types import VM_HUGETLB, VM_SPECIAL, VMA, Folio, State
@@ -21,6 +21,7 @@ from engine.pagemap import linear_page_index
 from engine.pagetable import PRESENT, ZERO_PAGE
 from engine.rmap import anon_vma_clone
 from engine.sim.kernel import Kernel
+from engine.sim.trace import Lock, Rule
 from engine.vma import VMG, find_vma_prev, vma_merge_existing_range
 
 # Folio-by-folio steps for walks up to this many pages; larger walks get
@@ -38,13 +39,13 @@ def should_relocate_anon(k: Kernel, vma: VMA, must: bool) -> tuple[bool, bool]:
     fn = "should_relocate_anon"
     tail = " (fatal under MUST: -EFAULT)" if fatal else " (falls back to a plain move)"
     if vma.vm_flags & (VM_SPECIAL | VM_HUGETLB):
-        k.event(fn, "refused: VM_SPECIAL or hugetlb" + tail, rule="VM_SPECIAL|VM_HUGETLB")
+        k.event(fn, "refused: VM_SPECIAL or hugetlb" + tail, rule=Rule(fn, "VM_SPECIAL|VM_HUGETLB"))
         return False, fatal
     if not vma.is_anonymous():
         k.event(
             fn,
             "refused: not anonymous (MAP_SHARED is shmem)" + tail,
-            rule="vma_is_anonymous",
+            rule=Rule("vma_is_anonymous"),
         )
         return False, fatal
     shared, why = vma_maybe_has_shared_anon_folios(k.state, vma)
@@ -52,7 +53,7 @@ def should_relocate_anon(k: Kernel, vma: VMA, must: bool) -> tuple[bool, bool]:
         k.event(
             fn,
             f"refused: {why}" + tail,
-            rule="vma_maybe_has_shared_anon_folios",
+            rule=Rule("vma_maybe_has_shared_anon_folios"),
             chains=len(vma.avc),
         )
         return False, fatal
@@ -60,10 +61,10 @@ def should_relocate_anon(k: Kernel, vma: VMA, must: bool) -> tuple[bool, bool]:
         k.event(
             fn,
             "no anon_vma: unfaulted, nothing to relocate (not an error)",
-            rule="!vma->anon_vma",
+            rule=Rule(fn, "!vma->anon_vma"),
         )
         return False, False
-    k.event(fn, f"relocate: vma#{vma.id} is faulted, its folios are not shared", rule="relocate")
+    k.event(fn, f"relocate: vma#{vma.id} is faulted, its folios are not shared", rule=Rule(fn))
     return True, False
 
 
@@ -108,12 +109,17 @@ class Walk:
 
 def relocate_and_move(k: Kernel, walk: Walk) -> Outcome:
     """Models the series' relocating part of copy_vma_and_data(): lock the
-    new anon_vma, walk and relocate, move the page tables, unlock, and try
-    vma_merge_existing_range() on the new VMA."""
+    new anon_vma (lock_new_anon_vma()), walk and relocate, move the page
+    tables, unlock, and try vma_merge_existing_range() on the new VMA."""
     old, new = walk.old, walk.new
     assert new.anon_vma is not None
     root = k.anon_vma(new.anon_vma).root
-    with k.lock(f"anon_vma rwsem (write) of anon_vma#{root}"):
+    with k.lock(Lock.anon_vma_write(root)):
+        k.event(
+            "lock_new_anon_vma",
+            f"anon_vma#{root} write-locked, lockdep subclass 1 (lock_set_subclass);"
+            " the old anon_vma is not locked (forks need the mmap write lock)",
+        )
         ok = relocate_anon_folios(k, walk)
         _race(k, walk, RACE_BEFORE_UNDO)
         if not ok and k.policy.split_on_failure:
@@ -130,7 +136,17 @@ def relocate_and_move(k: Kernel, walk: Walk) -> Outcome:
             )
             return Outcome(False, k.vma(new.id))
         else:
-            move_page_tables(k, old, k.vma(new.id), walk.old_addr, walk.new_addr, walk.length, True)
+            move_page_tables(
+                k,
+                old,
+                k.vma(new.id),
+                walk.old_addr,
+                walk.new_addr,
+                walk.length,
+                True,
+                relocate_locked=root,
+                posted_series=True,
+            )
     new = k.vma(new.id)
     vmg = VMG.of(new, new.vm_start, new.vm_end, prev=find_vma_prev(k.state, new))
     merged = vma_merge_existing_range(k, vmg, "vma_merge_existing_range")
@@ -141,12 +157,13 @@ def relocate_and_move(k: Kernel, walk: Walk) -> Outcome:
     return Outcome(True, merged or k.vma(new.id))
 
 
-def _race(k: Kernel, walk: Walk, when: int, vpn: int | None = None) -> None:
-    """Let an injected GUP-fast pin land, if this is its moment."""
+def _race(k: Kernel, walk: Walk, when: int, vpns: range | None = None) -> None:
+    """Let an injected GUP-fast pin land, if this is its moment (and, for a
+    moment at a page or folio, if it is aimed inside `vpns`)."""
     race = k.gup_race
     if race is None or race.when != when or race.mm != walk.old.mm or walk.undo:
         return
-    if vpn is not None and race.addr >> PAGE_SHIFT != vpn:
+    if vpns is not None and race.addr >> PAGE_SHIFT not in vpns:
         return
     lo = walk.old_addr
     if not lo <= race.addr < lo + walk.length:
@@ -165,8 +182,9 @@ def relocate_anon_folios(k: Kernel, walk: Walk) -> bool:
 
     Extents come from the OLD range (get_old_extent). A huge PMD must be
     fully covered, else the walk fails; one fully covered and aligned on
-    both sides is relocated whole, otherwise split. Then each PTE under the
-    page-table lock. Returns False on the first failure.
+    both sides is relocated whole (the huge zero PMD is left alone),
+    otherwise split. Then each PTE under the page-table lock. Returns False
+    on the first failure.
     """
     mm = walk.old.mm
     table = k.pagetable(mm)
@@ -190,24 +208,14 @@ def relocate_anon_folios(k: Kernel, walk: Walk) -> bool:
                 )
                 return False
             new_lo = lo - start_vpn + (walk.new_addr >> PAGE_SHIFT)
-            if new_lo % HPAGE_PMD_NR == 0 and head.folio != ZERO_PAGE:
-                with (
-                    k.lock(f"pmd lock of {lo << PAGE_SHIFT:#x}"),
-                    k.lock(f"folio lock of folio#{head.folio}"),
-                ):
-                    ok = _relocate_folio(k, walk, k.folio(head.folio), lo)
-                    k.step(
-                        "mm/mremap.c:relocate_anon_pmd",
-                        f"{what}: PMD-mapped folio#{head.folio} "
-                        + ("relocated whole" if ok else "refused"),
-                    )
-                if not ok:
+            if new_lo % HPAGE_PMD_NR == 0:
+                if not _relocate_anon_pmd(k, walk, lo, head.folio):
                     walk.failed_at = lo
                     return False
                 continue
             split_huge_pmd(k, mm, lo << PAGE_SHIFT)
-        with k.lock(f"PTE lock (spinlock) of table {pmd << 9 << PAGE_SHIFT:#x}"):
-            if not _relocate_ptes(k, walk, lo, hi, small):
+        with k.lock(Lock.pte_table(pmd << 9 << PAGE_SHIFT)):
+            if not _relocate_ptes(k, walk, pmd, lo, hi, small):
                 return False
             if not small:
                 k.step(
@@ -217,13 +225,35 @@ def relocate_anon_folios(k: Kernel, walk: Walk) -> bool:
     return True
 
 
-def _relocate_ptes(k: Kernel, walk: Walk, lo: int, hi: int, small: bool) -> bool:
-    """Models relocate_anon_ptes()/relocate_anon_pte() over one PMD extent."""
+def _relocate_anon_pmd(k: Kernel, walk: Walk, lo: int, ident: int) -> bool:
+    """Models relocate_anon_pmd(): under pmd_trans_huge_lock(), the huge
+    zero PMD is left alone; any other leaf's folio goes to
+    relocate_large_folio(), whose folio_lock() sleeps under that spinlock."""
+    what = "undo" if walk.undo else "walk"
+    with k.lock(Lock.pmd(lo << PAGE_SHIFT)):
+        if ident == ZERO_PAGE:
+            k.step("mm/mremap.c:relocate_anon_pmd", f"{what}: huge zero PMD left alone")
+            return True
+        with k.lock(Lock.folio(ident)):
+            ok = _relocate_large_folio(k, walk, k.folio(ident), lo)
+            k.step(
+                "mm/mremap.c:relocate_anon_pmd",
+                f"{what}: PMD-mapped folio#{ident} " + ("relocated whole" if ok else "refused"),
+            )
+    return ok
+
+
+def _relocate_ptes(k: Kernel, walk: Walk, pmd: int, lo: int, hi: int, small: bool) -> bool:
+    """Models relocate_anon_ptes()/relocate_anon_pte() over one PMD extent:
+    each present PTE's folio is locked, checked in the posted order, and
+    relocated; the return value is the PTEs consumed (0: the walk fails)."""
     mm = walk.old.mm
     what = "undo" if walk.undo else "walk"
+    policy = k.policy
+    pinned_seen: set[int] = set()
     vpn = lo
     while vpn < hi:
-        _race(k, walk, RACE_BEFORE_WALK, vpn)
+        _race(k, walk, RACE_BEFORE_WALK, range(vpn, vpn + 1))
         pte = k.pt(mm).get(vpn)
         addr = vpn << PAGE_SHIFT
         if pte is None:
@@ -241,8 +271,7 @@ def _relocate_ptes(k: Kernel, walk: Walk, lo: int, hi: int, small: bool) -> bool
             vpn += 1
             continue
         folio = k.folio(pte.folio)
-        with k.lock(f"folio lock of folio#{folio.id}"):
-            k.warn("folio_lock() may sleep, but the PTE spinlock is held (the syzkaller report)")
+        with k.lock(Lock.folio(folio.id)):
             if folio.maybe_mapped_shared():
                 k.event(
                     "relocate_anon_pte",
@@ -251,7 +280,11 @@ def _relocate_ptes(k: Kernel, walk: Walk, lo: int, hi: int, small: bool) -> bool
                 k.step("mm/mremap.c:relocate_anon_pte", f"{what}: shared folio skipped")
                 vpn += 1
                 continue
-            policy = k.policy
+            if not folio.anon_exclusive[0]:
+                k.warn(
+                    f"VM_WARN_ON_ONCE(!PageAnonExclusive(folio_page(folio, 0))) fires:"
+                    f" folio#{folio.id}'s first page is not exclusive"
+                )
             if (
                 folio.maybe_dma_pinned()
                 and policy.pin_check
@@ -265,18 +298,21 @@ def _relocate_ptes(k: Kernel, walk: Walk, lo: int, hi: int, small: bool) -> bool
                     k.step("mm/mremap.c:relocate_anon_pte", f"{what}: pinned folio aborts")
                     walk.failed_at = vpn
                     return False
-                k.event(
-                    "relocate_anon_pte",
-                    f"folio#{folio.id} is pinned: skipped, yet counted a success (as posted)",
-                )
-                k.step("mm/mremap.c:relocate_anon_pte", f"{what}: pinned folio skipped")
-                vpn += folio.nr_pages - pte.page if folio.order else 1
+                if folio.id not in pinned_seen:
+                    pinned_seen.add(folio.id)
+                    k.event(
+                        "relocate_anon_pte",
+                        f"folio#{folio.id} is pinned: skipped, yet counted a success (as posted)"
+                        + (": 1 per PTE, each of its PTEs in turn" if folio.order else ""),
+                    )
+                    k.step("mm/mremap.c:relocate_anon_pte", f"{what}: pinned folio skipped")
+                vpn += 1
                 continue
             if walk.undo and policy.undo_relocated_only and folio.id not in walk.relocated:
                 vpn += 1
                 continue
             if folio.order:
-                done = _large_pte_folio(k, walk, folio, vpn, pte.page)
+                done = _large_pte_folio(k, walk, pmd, folio, vpn, pte.page)
                 if done is None:
                     walk.failed_at = vpn
                     return False
@@ -292,21 +328,44 @@ def _relocate_ptes(k: Kernel, walk: Walk, lo: int, hi: int, small: bool) -> bool
     return True
 
 
-def _large_pte_folio(k: Kernel, walk: Walk, folio: Folio, vpn: int, page: int) -> int | None:
-    """Models patch 03's PTE-mapped large folio case: whole when the folio's
-    aligned span lies inside the range, else split it (unless that would
-    take the anon_vma lock we hold: fail). Returns pages consumed."""
-    size_pages = folio.nr_pages
+def _large_pte_folio(
+    k: Kernel, walk: Walk, pmd: int, folio: Folio, vpn: int, page: int
+) -> int | None:
+    """Models patch 03's PTE-mapped large folio case in relocate_anon_pte().
+
+    is_thp_fully_spanned() aligns the CURRENT PTE's address down to the
+    folio size: if that span lies in the range, __relocate_large_folio()
+    takes the index from the current PTE's address and the walk consumes
+    folio_nr_pages() PTEs from here, as posted, even when this PTE is not
+    the head or the folio is not size-aligned (then the index is wrong and
+    PTEs past the folio are skipped). Otherwise the folio is split, unless
+    its anon_vma root is the one we hold. Returns PTEs consumed (0: retry
+    the PTE), None when the walk fails.
+    """
+    size = folio.nr_pages
     start_vpn = walk.old_addr >> PAGE_SHIFT
     end_vpn = start_vpn + (walk.length >> PAGE_SHIFT)
-    aligned = vpn & ~(size_pages - 1)
-    if aligned >= start_vpn and aligned + size_pages <= end_vpn:
-        ok = _relocate_folio(k, walk, folio, vpn - page)
+    aligned = vpn & ~(size - 1)
+    what = "undo" if walk.undo else "walk"
+    if aligned >= start_vpn and aligned + size <= end_vpn:
+        if vpn % size:
+            k.warn(
+                f"VM_WARN_ON_ONCE(old_addr & (size - 1)) fires: {vpn << PAGE_SHIFT:#x}"
+                " is not aligned to the folio size"
+            )
+        if page:
+            k.event(
+                "relocate_anon_pte",
+                f"folio#{folio.id} met at its page {page}, not its head: folio->index is set"
+                " from this PTE's address, so the head's index is wrong",
+            )
+        _rewrite(k, walk, folio, vpn)
         k.step(
-            "mm/mremap.c:relocate_large_folio",
-            f"large folio#{folio.id} " + ("relocated whole" if ok else "refused"),
+            "mm/mremap.c:relocate_anon_pte",
+            f"{what}: large folio#{folio.id} relocated whole; {size} PTEs consumed from"
+            f" {vpn << PAGE_SHIFT:#x}",
         )
-        return size_pages - page if ok else None
+        return size
     mapping = k.state.anon_vmas.get(folio.mapping) if folio.mapping is not None else None
     new_av = k.anon_vma(walk.new.anon_vma) if walk.new.anon_vma is not None else None
     if mapping is not None and new_av is not None and mapping.root == new_av.root:
@@ -316,16 +375,41 @@ def _large_pte_folio(k: Kernel, walk: Walk, folio: Folio, vpn: int, page: int) -
         )
         k.step("mm/mremap.c:relocate_anon_pte", "large folio cannot be split here: the walk fails")
         return None
-    split_folio(k, walk.old.mm, folio, vpn - page)
+    head_vpn = vpn - page
+    with k.dropped(Lock.pte_table(pmd << 9 << PAGE_SHIFT)):
+        k.event(
+            "relocate_anon_pte",
+            f"folio_get(folio#{folio.id}); pte_unmap_unlock(): the PTE lock is dropped;"
+            " split_folio() with the folio lock and the new anon_vma's rwsem held",
+        )
+        _race(k, walk, RACE_DURING_SPLIT, range(head_vpn, head_vpn + size))
+        err = split_folio(k, walk.old, k.folio(folio.id), head_vpn, caller_pins=1)
+    k.event(
+        "relocate_anon_pte",
+        "pte_offset_map_lock() retakes the PTE lock (under the mmap write lock it cannot"
+        " fail here; had it, !state->ptep returns 0 and relocate_anon_ptes() would"
+        " pte_unmap_unlock() a PTE lock it does not hold)",
+    )
+    if err:
+        k.event(
+            "relocate_anon_pte",
+            f"split_folio() failed (-{err}): `if (err || !state->ptep) return 0;`: the walk fails",
+        )
+        k.step(
+            "mm/huge_memory.c:split_folio",
+            f"{what}: large folio#{folio.id} cannot be split (-{err}): the walk fails",
+        )
+        return None
     k.step(
         "mm/huge_memory.c:split_folio",
-        f"large folio#{folio.id} straddles the range end: split (PTE lock dropped)",
+        f"large folio#{folio.id} straddles the range: split (PTE lock dropped), retry the PTE",
     )
     return 0
 
 
-def _relocate_folio(k: Kernel, walk: Walk, folio: Folio, head_vpn: int) -> bool:
-    """Models relocate_large_folio(): refuse shared, pinned or KSM folios."""
+def _relocate_large_folio(k: Kernel, walk: Walk, folio: Folio, head_vpn: int) -> bool:
+    """Models relocate_large_folio(): refuse shared or pinned folios (the
+    engine has no KSM folios), then __relocate_large_folio()."""
     if folio.maybe_mapped_shared() or (folio.maybe_dma_pinned() and k.policy.pin_check):
         k.event("relocate_large_folio", f"folio#{folio.id} is shared or pinned: fail")
         return False
@@ -333,9 +417,11 @@ def _relocate_folio(k: Kernel, walk: Walk, folio: Folio, head_vpn: int) -> bool:
     return True
 
 
-def _rewrite(k: Kernel, walk: Walk, folio: Folio, head_vpn: int) -> None:
-    """The rewrite itself: folio_move_anon_rmap() and WRITE_ONCE(index)."""
-    old_addr = head_vpn << PAGE_SHIFT
+def _rewrite(k: Kernel, walk: Walk, folio: Folio, vpn: int) -> None:
+    """Models __relocate_large_folio() and relocate_anon_pte()'s rewrite:
+    folio_move_anon_rmap() and WRITE_ONCE(folio->index, linear_page_index()
+    of the address `vpn` maps, in the new VMA, or the old one on undo)."""
+    old_addr = vpn << PAGE_SHIFT
     if walk.undo:
         vma, addr = walk.old, old_addr
     else:

@@ -11,7 +11,7 @@ import hashlib
 import json
 
 from engine.present.report import run_json
-from engine.sim.simulation import Run
+from engine.sim.simulation import Run, Suite
 
 ENGINE_VERSION = "6.18-relocate-v1.1"
 """The model's version: the kernel it follows, the series, and our revision."""
@@ -24,14 +24,17 @@ def _digest(value: object) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:FINGERPRINT_CHARS]
 
 
-def fingerprint(run: Run) -> list[str]:
-    """One short hash per statement of the run's JSON document (engine.report),
-    then one of how the run ended.
+def fingerprint(run: Run | Suite) -> list[str]:
+    """One short hash per statement of the run's JSON document (engine.present.report),
+    then one of how the run ended; of a harness file's Suite, one per test
+    (its name and its own fingerprint), then one of how many there are.
 
     Every part of that document is a function of the scenario and the
     engine (no times, no addresses of Python objects), so equal lists mean
-    the same story, statement by statement.
+    the same story, statement by statement (test by test).
     """
+    if isinstance(run, Suite):
+        return [_digest([r.test, fingerprint(r)]) for r in run.runs] + [_digest(len(run.runs))]
     document = run_json(run)
     steps = document["steps"]
     assert isinstance(steps, list)
@@ -39,7 +42,8 @@ def fingerprint(run: Run) -> list[str]:
 
 
 def first_difference(then: list[str], now: list[str]) -> int | None:
-    """The index of the first statement whose story differs, or None if none does.
+    """The index of the first statement (a Suite's: test) whose story differs,
+    or None if none does.
 
     The last entry of a fingerprint is how the run ended; a difference there
     only is reported as the statement after the last one.

@@ -22,6 +22,7 @@ from engine.mm_types import VM_ACCESS_FLAGS, VM_GROWSDOWN, VM_SPECIAL, VMA, Stat
 from engine.rmap import anon_vma_clone, anon_vma_prepare, unlink_anon_vmas
 from engine.sim.errors import SyscallError
 from engine.sim.kernel import Kernel
+from engine.sim.trace import Lock, ObjRef, Rule
 
 # VM_SOFTDIRTY (and 6.18.y's VM_STICKY) are not modelled: no bit to ignore.
 VM_IGNORE_MERGE = 0
@@ -33,7 +34,7 @@ class Verdict(NamedTuple):
 
     ok: bool
     why: str
-    rule: str = ""
+    rule: Rule | None = None
     values: tuple[tuple[str, str], ...] = ()
 
 
@@ -181,7 +182,7 @@ def is_mergeable_vma(vmg: VMG, tgt: VMA) -> Verdict:
         return Verdict(
             False,
             f"vm_flags differ: {names}",
-            "is_mergeable_vma: vm_flags",
+            Rule("is_mergeable_vma", "vm_flags"),
             (
                 ("differ", names),
                 ("flags", f"{vmg.flags:#x}"),
@@ -192,10 +193,10 @@ def is_mergeable_vma(vmg: VMG, tgt: VMA) -> Verdict:
         return Verdict(
             False,
             "different files (each MAP_SHARED mapping has its own shmem file)",
-            "is_mergeable_vma: vm_file",
+            Rule("is_mergeable_vma", "vm_file"),
             (("file", str(vmg.shmem)), ("target_file", str(tgt.shmem))),
         )
-    return Verdict(True, "same vm_flags and file", "is_mergeable_vma")
+    return Verdict(True, "same vm_flags and file", Rule("is_mergeable_vma"))
 
 
 def is_mergeable_anon_vma(vmg: VMG, tgt: VMA) -> Verdict:
@@ -214,7 +215,7 @@ def is_mergeable_anon_vma(vmg: VMG, tgt: VMA) -> Verdict:
             return Verdict(
                 False,
                 f"case 1: source vma#{src.id} is a fork child ({len(src.avc)} anon_vma_chains)",
-                "is_mergeable_anon_vma: case 1, vma_is_fork_child(src)",
+                Rule("is_mergeable_anon_vma", "case 1, vma_is_fork_child(src)"),
                 (("source", f"vma#{src.id}"), ("anon_vma_chains", str(len(src.avc)))),
             )
         if vma_is_fork_child(vmg.copied_from):
@@ -223,7 +224,7 @@ def is_mergeable_anon_vma(vmg: VMG, tgt: VMA) -> Verdict:
                 False,
                 f"case 1: copied-from vma#{vmg.copied_from.id} is a fork child"
                 f" ({len(vmg.copied_from.avc)} anon_vma_chains; the 6.18.8 fix)",
-                "is_mergeable_anon_vma: case 1, vma_is_fork_child(copied_from)",
+                Rule("is_mergeable_anon_vma", "case 1, vma_is_fork_child(copied_from)"),
                 (
                     ("copied_from", f"vma#{vmg.copied_from.id}"),
                     ("anon_vma_chains", str(len(vmg.copied_from.avc))),
@@ -232,7 +233,7 @@ def is_mergeable_anon_vma(vmg: VMG, tgt: VMA) -> Verdict:
         return Verdict(
             True,
             f"case 1: target unfaulted takes {_av(src_anon)}",
-            "is_mergeable_anon_vma: case 1",
+            Rule("is_mergeable_anon_vma", "case 1"),
             (("anon_vma", _av(src_anon)), ("target_anon_vma", "NULL")),
         )
     if tgt_anon is not None and src_anon is None:
@@ -240,13 +241,13 @@ def is_mergeable_anon_vma(vmg: VMG, tgt: VMA) -> Verdict:
             return Verdict(
                 False,
                 f"case 2: target is a fork child ({len(tgt.avc)} anon_vma_chains)",
-                "is_mergeable_anon_vma: case 2, vma_is_fork_child(tgt)",
+                Rule("is_mergeable_anon_vma", "case 2, vma_is_fork_child(tgt)"),
                 (("target", f"vma#{tgt.id}"), ("anon_vma_chains", str(len(tgt.avc)))),
             )
         return Verdict(
             True,
             f"case 2: unfaulted range joins {_av(tgt_anon)}",
-            "is_mergeable_anon_vma: case 2",
+            Rule("is_mergeable_anon_vma", "case 2"),
             (("anon_vma", "NULL"), ("target_anon_vma", _av(tgt_anon))),
         )
     values = (("anon_vma", _av(src_anon)), ("target_anon_vma", _av(tgt_anon)))
@@ -254,13 +255,13 @@ def is_mergeable_anon_vma(vmg: VMG, tgt: VMA) -> Verdict:
         return Verdict(
             True,
             f"case 3: same anon_vma ({_av(src_anon)})",
-            "is_mergeable_anon_vma: case 3",
+            Rule("is_mergeable_anon_vma", "case 3"),
             values,
         )
     return Verdict(
         False,
         f"case 3: anon_vma differs: {_av(src_anon)} != {_av(tgt_anon)}",
-        "is_mergeable_anon_vma: case 3",
+        Rule("is_mergeable_anon_vma", "case 3"),
         values,
     )
 
@@ -279,8 +280,8 @@ def _contiguous(vmg: VMG, tgt: VMA, rule: str, expected: int, found: int, sums: 
     values = a.values + (("expected_pgoff", f"{expected:#x}"), ("found_pgoff", f"{found:#x}"))
     if found != expected:
         why = f"pgoff {found:#x} != {sums}" + _pgoff_hint(vmg)
-        return Verdict(False, why, f"{rule}: vm_pgoff", values)
-    return Verdict(True, f"{a.why}; pgoff {found:#x} == {sums}", rule, values)
+        return Verdict(False, why, Rule(rule, "vm_pgoff"), values)
+    return Verdict(True, f"{a.why}; pgoff {found:#x} == {sums}", Rule(rule), values)
 
 
 def can_vma_merge_before(vmg: VMG, nxt: VMA) -> Verdict:
@@ -323,7 +324,7 @@ def can_vma_merge_left(k: Kernel, vmg: VMG, fn: str) -> bool:
         fn,
         f"prev vma#{prev.id} {verdict}: {v.why}",
         rule=v.rule,
-        candidate=f"vma#{prev.id}",
+        candidate=ObjRef("vma", prev.id),
         **dict(v.values),
     )
     return v.ok
@@ -340,12 +341,17 @@ def can_vma_merge_right(k: Kernel, vmg: VMG, can_left: bool, fn: str) -> bool:
         k.event(fn, "next: none adjacent")
         return False
     v = can_vma_merge_before(vmg, nxt)
-    values = {"candidate": f"vma#{nxt.id}", **dict(v.values)}
+    values = dict(v.values)
+    candidate = ObjRef("vma", nxt.id)
     if not v.ok:
-        k.event(fn, f"next vma#{nxt.id} refused: {v.why}", rule=v.rule, **values)
+        k.event(
+            fn, f"next vma#{nxt.id} refused: {v.why}", rule=v.rule, candidate=candidate, **values
+        )
         return False
     if not can_left:
-        k.event(fn, f"next vma#{nxt.id} can merge: {v.why}", rule=v.rule, **values)
+        k.event(
+            fn, f"next vma#{nxt.id} can merge: {v.why}", rule=v.rule, candidate=candidate, **values
+        )
         return True
     prev = vmg.prev
     assert prev is not None
@@ -354,6 +360,7 @@ def can_vma_merge_right(k: Kernel, vmg: VMG, can_left: bool, fn: str) -> bool:
             fn,
             f"next vma#{nxt.id} can merge: {v.why}; prev and next compatible",
             rule=v.rule,
+            candidate=candidate,
             **values,
         )
         return True
@@ -361,7 +368,7 @@ def can_vma_merge_right(k: Kernel, vmg: VMG, can_left: bool, fn: str) -> bool:
         fn,
         f"next vma#{nxt.id} refused: three-way merge needs prev and next to share"
         f" an anon_vma: {_av(prev.anon_vma)} != {_av(nxt.anon_vma)}",
-        rule="can_vma_merge_right: three-way, prev and next anon_vmas",
+        rule=Rule("can_vma_merge_right", "three-way, prev and next anon_vmas"),
         prev_anon_vma=_av(prev.anon_vma),
         next_anon_vma=_av(nxt.anon_vma),
     )
@@ -497,11 +504,11 @@ def vma_locks(k: Kernel, *vmas: VMA | None) -> contextlib.ExitStack:
     stack = contextlib.ExitStack()
     present = [v for v in vmas if v is not None]
     for vma in present:
-        stack.enter_context(k.lock(f"vma write lock vma#{vma.id}"))
+        stack.enter_context(k.lock(Lock.vma_write(vma.id)))
     anon = next((k.vma(v.id).anon_vma for v in present if k.vma(v.id).anon_vma), None)
     if anon is not None:
         root = k.anon_vma(anon).root
-        stack.enter_context(k.lock(f"anon_vma rwsem (write) of anon_vma#{root}"))
+        stack.enter_context(k.lock(Lock.anon_vma_write(root)))
     return stack
 
 
@@ -513,7 +520,7 @@ def vma_merge_new_range(k: Kernel, vmg: VMG, fn: str = "vma_merge_new_range") ->
     """
     prev, nxt = vmg.prev, vmg.next
     if vmg.flags & VM_SPECIAL:
-        k.event(fn, "VM_SPECIAL: no merge", rule="VM_SPECIAL")
+        k.event(fn, "VM_SPECIAL: no merge", rule=Rule(fn, "VM_SPECIAL"))
         return None
     if prev is None and nxt is None:
         k.event(fn, "no neighbours: no merge")
@@ -547,7 +554,9 @@ def vma_merge_existing_range(
     its neighbours after a change of attributes (mprotect, madvise).
 
     Only a range touching middle's start can join prev, only one touching
-    its end can join next; both together delete middle and next.
+    its end can join next; both together delete middle and next. A
+    boundary that moves inside middle splits a huge PMD it cuts
+    (commit_merge, vma_adjust_trans_huge).
     """
     middle = vmg.middle
     assert middle is not None
@@ -555,13 +564,13 @@ def vma_merge_existing_range(
     left_side = start == middle.vm_start
     right_side = end == middle.vm_end
     if vmg.flags & VM_SPECIAL:
-        k.event(fn, "VM_SPECIAL: no merge", rule="VM_SPECIAL")
+        k.event(fn, "VM_SPECIAL: no merge", rule=Rule(fn, "VM_SPECIAL"))
         return None
     if not left_side and not right_side:
         k.event(
             fn,
             "range strictly inside vma: no neighbour to merge with",
-            rule="vma_merge_existing_range: neither side",
+            rule=Rule("vma_merge_existing_range", "neither side"),
         )
         return None
     left = can_vma_merge_left(k, vmg, fn) if left_side else False
@@ -590,6 +599,7 @@ def vma_merge_existing_range(
                 remove_merged_vma(k, middle)
             else:
                 m = k.vma(middle.id)
+                split_huge_pmd_address(k, m, end)  # vma_adjust_trans_huge()
                 k.put_vma(
                     replace(
                         m, vm_start=end, vm_pgoff=m.vm_pgoff + ((end - m.vm_start) >> PAGE_SHIFT)
@@ -606,6 +616,7 @@ def vma_merge_existing_range(
                 remove_merged_vma(k, middle)
             else:
                 m = k.vma(middle.id)
+                split_huge_pmd_address(k, m, start)  # vma_adjust_trans_huge()
                 k.put_vma(replace(m, vm_end=start))
                 target = k.put_vma(
                     replace(

@@ -11,8 +11,15 @@ from fastapi.testclient import TestClient
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 from selectolax.lexbor import LexborNode as Node
 
+from app.limits import COMPARE_MAX_VARIANTS, WEB_LIMITS
 from app.main import create_app
-from app.runs import gallery
+from app.runs import api_json, gallery
+from app.views.gallery import PATHS
+from engine.invariants import RmapMiss
+from engine.sim.limits import LimitExceeded
+from engine.sim.policy import POLICIES
+from engine.sim.simulation import run_source
+from engine.variants import VARIANTS
 
 MAINLINE = {
     "merge_on_mprotect",
@@ -66,15 +73,33 @@ def last_step(client: TestClient, slug: str) -> int:
 
 def test_gallery_links_every_packaged_scenario_with_title_and_note(client: TestClient) -> None:
     doc = html(client.get("/"))
-    cards = doc.css("ul.gallery li.card")
-    links = {a.attributes["href"] for a in doc.css("ul.gallery li.card h2 a")}
+    cards = doc.css("section.path ol.gallery li.card")
+    links = {a.attributes["href"] for a in doc.css("li.card h3 a")}
     assert {href.removeprefix("/scenarios/") for href in links} >= MAINLINE
     assert len(cards) == len(gallery())
     for card in cards:
-        assert text(card.css_first("h2")) and text(card.css_first("p"))
-        slug = card.css_first("h2 a").attributes["href"].removeprefix("/scenarios/")
+        assert text(card.css_first("h3")) and text(card.css_first("p.see"))
+        slug = card.css_first("h3 a").attributes["href"].removeprefix("/scenarios/")
         if slug in MAINLINE:
-            assert "()" in text(card.css_first("p")), "each note names kernel functions"
+            assert "()" in text(card.css_first("details p")), "each note names kernel functions"
+
+
+def test_gallery_paths_have_thumbnails_of_the_key_moment(client: TestClient) -> None:
+    doc = html(client.get("/"))
+    titles = [text(h) for h in doc.css("section.path > h2")]
+    assert titles[:5] == [p.title for p in PATHS]
+    assert "far too fragile" in text(doc.css_first(".story"))
+    for card in doc.css("li.card"):
+        src = card.css_first("img").attributes["src"] or ""
+        slug = card.css_first("h3 a").attributes["href"].removeprefix("/scenarios/")
+        assert src.startswith(f"/scenarios/{slug}/picture.svg?step=")
+    # the pinned folio's key moment is where rmap first loses it, in the open
+    pinned = doc.css_first('img[src^="/scenarios/relocate_pinned_folio/"]').attributes["src"]
+    step = int((pinned or "").rsplit("=", 1)[1])
+    svg = picture_of(client, f"/scenarios/relocate_pinned_folio?step={step}")
+    assert svg.css("g.note") and not svg.css("g.note.locked")
+    before = picture_of(client, f"/scenarios/relocate_pinned_folio?step={step - 1}")
+    assert not before.css("g.note") or before.css("g.note.locked")
 
 
 @pytest.mark.parametrize("slug", [e.slug for e in gallery()])
@@ -268,23 +293,51 @@ def test_play_shows_a_broken_scenario_at_its_line_and_column(client: TestClient)
 
 
 def test_compare_shows_two_variants_side_by_side(client: TestClient) -> None:
-    doc = html(client.get("/compare/faulted_move_no_merge?a=original&b=flags&stmt=99"))
+    doc = html(client.get("/compare/faulted_move_no_merge?v=original&v=flags&stmt=99"))
     sides = doc.css("section.side")
     assert [text(s.css_first("h2")).split()[0] for s in sides] == ["original", "flags"]
-    assert all(s.css_first("svg.vma-map") for s in sides)
-    assert doc.css_first("#variant-a option[selected]").attributes["value"] == "original"
+    assert all(s.css_first("svg.picture") for s in sides)
+    checked = [n.attributes["value"] for n in doc.css('input[name="v"][checked]')]
+    assert checked == ["original", "flags"]
     assert text(doc.css_first("#diff-title")).startswith(("=", "≠"))
 
 
+def test_compare_every_policy_in_lockstep(client: TestClient) -> None:
+    policies = [f"policy-{p}" for p in POLICIES]
+    assert len(policies) == COMPARE_MAX_VARIANTS
+    base = "/compare/relocate_gup_race_policies?" + urlencode([("v", p) for p in policies])
+    after = html(client.get(base + "&stmt=6"))
+    sides = after.css("section.side")
+    assert [text(s.css_first("h2")).split()[0] for s in sides] == policies
+    assert all(s.css_first("svg.picture") for s in sides)
+    # the policies differ after the pinned move: marked against the first column
+    assert text(after.css_first("#diff-title")).startswith("≠")
+    assert after.css("section.side dd.differs")
+    # the first inner step of the move is the same function in every run
+    first = html(client.get(base + "&stmt=6&step=0"))
+    assert "In lockstep" in text(first.css_first(".lockstep"))
+    assert first.css_first("#comparison").attributes["data-step"] == "0"
+    forward = first.css_first('#stmtnav a[data-nav="next"]').attributes["href"] or ""
+    assert "stmt=6" in forward and "step=1" in forward
+
+
+def test_compare_limits_its_variants(client: TestClient) -> None:
+    many = urlencode([("v", v) for v in list(VARIANTS)[: COMPARE_MAX_VARIANTS + 1]])
+    r = client.get(f"/compare/merge_on_mprotect?{many}", headers={"Accept": "application/json"})
+    assert r.status_code == 422 and "COMPARE_MAX_VARIANTS" in r.text
+
+
 def test_compare_unknown_variant_is_422(client: TestClient) -> None:
-    assert client.get("/compare/merge_on_mprotect?b=nonsense").status_code == 422
+    assert client.get("/compare/merge_on_mprotect?v=nonsense").status_code == 422
 
 
 def test_compare_twins(client: TestClient) -> None:
     doc = client.get("/compare/merge_on_mprotect.json?stmt=1").json()
-    assert doc["a"]["variant"] == "original" and doc["b"]["variant"] == "flags"
+    assert [v["variant"] for v in doc["variants"]] == ["original", "flags"]
     assert doc["page"]["index"] == 1
-    assert client.get("/compare/merge_on_mprotect.txt").text.startswith("mprotect")
+    body = client.get("/compare/merge_on_mprotect.txt").text
+    assert body.startswith("mprotect")
+    assert all(len(line) <= 75 for line in body.splitlines())
 
 
 # --- the API ---------------------------------------------------------------------------
@@ -296,6 +349,39 @@ def test_api_run_returns_the_cli_json(client: TestClient) -> None:
     assert response.status_code == 200
     steps = response.json()["steps"]
     assert steps and {"line", "source", "process", "result", "value", "maps"} <= set(steps[0])
+
+
+FAULT = (
+    "char *p = mmap(NULL, {n} * page_size, PROT_READ | PROT_WRITE,"
+    " MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);\nmemset(p, 1, {n} * page_size);\n"
+)
+
+
+def test_api_run_summarises_what_steps_touched_and_details_on_request(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fault_step(body: dict[str, object]) -> dict[str, list[str]]:
+        steps = body["steps"]
+        assert isinstance(steps, list)
+        return next(i for i in steps[1]["inner"] if i["function"].endswith("handle_mm_fault"))
+
+    small = fault_step(client.post("/api/run", json={"source": FAULT.format(n=600)}).json())
+    folios = [r for r in small["created"] if r.startswith("folio:")]
+    assert len(folios) == 1 and folios[0].endswith(" (600)")
+    detail = client.post("/api/run", json={"source": FAULT.format(n=600), "detail": True})
+    listed = [r for r in fault_step(detail.json())["created"] if r.startswith("folio:")]
+    assert len(listed) == 600 and folios[0].startswith(listed[0] + "-")
+    # The summary's size does not grow with the pages; the detail's does, within its limit.
+    sizes = [
+        len(client.post("/api/run", json={"source": FAULT.format(n=n)}).content)
+        for n in (300, 3000)
+    ]
+    assert abs(sizes[1] - sizes[0]) < 64
+    run = run_source(FAULT.format(n=501), WEB_LIMITS)
+    monkeypatch.setattr("app.runs.MAX_API_DETAIL_REFS", 500)
+    with pytest.raises(LimitExceeded) as caught:
+        api_json(run, True)
+    assert caught.value.name == "MAX_API_DETAIL_REFS"
 
 
 def test_api_run_names_line_and_column_of_a_broken_scenario(client: TestClient) -> None:
@@ -382,3 +468,112 @@ def test_a_merge_verdict_highlights_the_compared_cells(client: TestClient) -> No
     # nothing is highlighted at a step that compared nothing
     quiet = html(client.get("/play?" + urlencode({"source": source, "step": 1})))
     assert quiet.css_first("mark.compared") is None
+
+
+# --- the central picture -------------------------------------------------------------
+
+
+def picture_of(client: TestClient, path: str) -> Node:
+    doc = HTMLParser(client.get(path).text)
+    svg = doc.css_first("#state svg.picture")
+    assert svg is not None
+    return svg
+
+
+def test_picture_draws_each_vma_page_and_anon_vma_of_the_moved_range(client: TestClient) -> None:
+    slug = "faulted_move_no_merge"
+    svg = picture_of(client, f"/scenarios/{slug}?step={last_step(client, slug)}")
+    assert svg.css_first("title") is not None and svg.css_first("desc") is not None
+    vmas = {n.attributes["data-vma"]: n.text() for n in svg.css("g.pvma")}
+    moved = [t for t in vmas.values() if "pgoff 0x7ffff7fed" in t]
+    assert len(moved) == 1 and "anon_vma #" in moved[0]
+    assert len(svg.css("g.cell .fid")) == 10  # 5 + 5 written pages, one column each
+    assert not svg.css("path.link.broken")
+    named = {
+        t.split("anon_vma #")[1].split()[0].rstrip(",") for t in vmas.values() if "anon_vma #" in t
+    }
+    assert {n.attributes["data-anon-vma"] for n in svg.css("g.tnode")} == named == {"8", "14"}
+
+
+def test_picture_breaks_the_rmap_link_with_the_checks_sentence(client: TestClient) -> None:
+    slug = "relocate_gup_race_policies"
+    locked = picture_of(client, f"/scenarios/{slug}?step=31")
+    notes = [n.text() for n in locked.css("g.note")]
+    assert notes and all("behind a write lock" in t for t in notes)
+    assert len(locked.css("path.link.broken")) == len(notes)
+    after = picture_of(client, f"/scenarios/{slug}?step={last_step(client, slug)}")
+    notes = [n.text() for n in after.css("g.note")]
+    assert notes and not any("behind a write lock" in t for t in notes)
+    sentences = [m.value for m in RmapMiss]
+    assert all(any(m in t for m in sentences) for t in notes)
+
+
+def test_picture_download_is_the_page_picture(client: TestClient) -> None:
+    r = client.get("/scenarios/fork_and_cow/picture.svg?step=12")
+    assert r.headers["content-type"].startswith("image/svg+xml")
+    assert r.text.count('class="plane"') == 2  # main and child
+
+
+# --- errors a browser reaches, and /docs ---------------------------------------------
+
+
+BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/no/such/page", 404),
+        ("GET", "/scenarios/no_such_scenario", 404),
+        ("DELETE", "/", 405),
+        ("GET", "/scenarios/fork_and_cow?step=many", 422),
+    ],
+)
+def test_a_browser_gets_an_error_page_with_a_way_back(
+    client: TestClient, method: str, path: str, status: int
+) -> None:
+    r = client.request(method, path, headers=BROWSER)
+    assert r.status_code == status
+    assert r.headers["content-type"].startswith("text/html")
+    doc = HTMLParser(r.text)
+    assert f"Error {status}" in doc.css_first(".errorpage .status").text()
+    assert doc.css_first('.way-back a[href="/"]') is not None
+    if status == 422:
+        assert "step" in doc.css_first("#error").text()
+    api = client.request(method, path, headers={"Accept": "application/json"})
+    assert api.status_code == status and "detail" in api.json()
+
+
+def test_api_paths_keep_json_errors(client: TestClient) -> None:
+    r = client.get("/api/no/such/thing", headers=BROWSER)
+    assert r.status_code == 404 and r.json() == {"detail": "Not Found"}
+
+
+def test_docs_is_swagger_ui_from_the_package(client: TestClient) -> None:
+    doc = HTMLParser(client.get("/docs").text)
+    scripts = [s.attributes["src"] or "" for s in doc.css("script")]
+    assert not doc.css("script:not([src])")  # no inline script: the CSP holds
+    bundle = next(s for s in scripts if s.endswith("swagger-ui-bundle.js"))
+    assert bundle.startswith("/static/") and client.get(bundle).status_code == 200
+    assert doc.css_first("#swagger-ui").attributes["data-openapi"] == "/openapi.json"
+
+
+# --- plain text for mail -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("slug", [e.slug for e in gallery()])
+def test_every_text_twin_fits_75_columns_titles_included(client: TestClient, slug: str) -> None:
+    assert len(next(e for e in gallery() if e.slug == slug).title) <= 75
+    for path in (f"/scenarios/{slug}.txt", f"/scenarios/{slug}.txt?step=999999"):
+        long = [
+            line
+            for line in client.get(path).text.splitlines()
+            if len(line) > 75 and not line.startswith("Link: ")
+        ]
+        assert long == [], path
+
+
+def test_gallery_text_fits_75_columns(client: TestClient) -> None:
+    body = client.get("/index.txt").text
+    assert "1. VMAs and merging" in body
+    assert all(len(line) <= 75 for line in body.splitlines())

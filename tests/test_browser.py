@@ -115,10 +115,13 @@ def test_compare_view(page: object) -> None:
     pg.goto("/compare/faulted_move_no_merge")
     assert pg.locator("section.side").count() == 2
     pg.keyboard.press("End")
-    pg.wait_for_selector("text=Statement 6 of 6")
+    pg.wait_for_selector("text=Statement 6 of 6, after it")
+    pg.get_by_role("link", name="Previous step").click()
+    pg.wait_for_selector("#comparison:not([data-step='after'])")
+    assert pg.locator(".lockstep").count() == 1
     pg.get_by_role("link", name="Previous statement").click()
     pg.wait_for_selector("text=Statement 5 of 6")
-    pg.select_option("#variant-b", "original")
+    pg.uncheck('input[name="v"][value="flags"]')
     pg.get_by_role("button", name="Compare").click()
     pg.wait_for_selector("#diff-title:text('Same')")
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from engine.present.text import WIDTH
+from tests.support.cli import ROOT, cli
 
-ROOT = Path(__file__).resolve().parent.parent
 RW_PRIVATE = "PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0"
 
 SMALL = f"""\
@@ -21,17 +21,6 @@ memset(p, 'x', 2 * page_size);
 munmap(p + page_size, page_size);
 p[3 * page_size] = 'y';
 """
-
-
-def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "engine", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
 
 
 @pytest.fixture
@@ -194,12 +183,31 @@ def test_verify_lists_differences_and_exits_1(
 
     real = [s.record() for s in run_source(SMALL).statements]
     real[2] = {**real[2], "result": "EINVAL", "value": -1}
-    monkeypatch.setattr(module, "_real_steps", lambda name, scenario: real)
+    monkeypatch.setattr(module, "_real_steps", lambda name, scenario, pages: real)
     assert module.main(["verify", str(small)]) == 1
     out = capsys.readouterr().out
     assert "line 3: munmap(p + page_size, page_size);" in out
     assert "result: simulated ok, real EINVAL" in out
     assert out.rstrip().endswith("1 difference")
+
+
+def test_json_maps_list_processes_in_creation_order_whatever_the_hash_seed() -> None:
+    scenario = str(ROOT / "engine/scenarios/fork_and_cow.c")
+    outputs = []
+    for seed in ("1", "2", "3"):
+        done = subprocess.run(
+            [sys.executable, "-m", "engine", "run", scenario, "--json"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        )
+        assert done.returncode == 0, done.stderr
+        outputs.append(done.stdout)
+        last = json.loads(done.stdout)["steps"][-1]
+        assert list(last["maps"]) == ["main", "child"]
+    assert outputs[0] == outputs[1] == outputs[2]
 
 
 def test_a_gallery_name_is_a_scenario_and_a_file_of_that_name_wins(tmp_path: Path) -> None:

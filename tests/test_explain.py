@@ -7,8 +7,9 @@ are columns, as in the kernel's tools/testing/vma.
 
 from __future__ import annotations
 
+from engine.present.trace import rule_text
 from engine.sim.simulation import Run, run_source
-from engine.sim.trace import Event
+from engine.sim.trace import Event, Rule
 from engine.vma import explain_adjacent
 
 CARVEOUT = "char *c = mmap(NULL, 30 * page_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);\n"
@@ -31,7 +32,7 @@ def events(run: Run, statement: int = -1) -> list[Event]:
 
 def decided(run: Run, rule: str, statement: int = -1) -> Event:
     """The event whose rule is `rule` (exactly one must exist)."""
-    found = [e for e in events(run, statement) if dict(e.values).get("rule") == rule]
+    found = [e for e in events(run, statement) if e.rule is not None and rule_text(e.rule) == rule]
     assert len(found) == 1, [(e.decision, dict(e.values)) for e in events(run, statement)]
     return found[0]
 
@@ -42,7 +43,7 @@ def test_flags_differ() -> None:
     run = run_source(CARVEOUT + at("a", 4, 5, fault=False))
     prev = [e for e in events(run) if e.decision.startswith("prev")][0]
     values = dict(prev.values)
-    assert values["rule"] == "is_mergeable_vma: vm_flags"
+    assert prev.rule == Rule("is_mergeable_vma", "vm_flags")
     assert values["differ"] == "read,write,account"
 
 
@@ -174,7 +175,7 @@ def test_should_relocate_anon_names_each_refusal() -> None:
         f"char *r = mremap(a, 4 * page_size, 4 * page_size, {RELOCATE}, &c[20 * page_size]);\n"
     )
     run = run_source(unfaulted)
-    assert "not an error" in decided(run, "!vma->anon_vma").decision
+    assert "not an error" in decided(run, "should_relocate_anon: !vma->anon_vma").decision
     assert run.statements[-1].outcome.result.result == "ok"
 
 
@@ -220,4 +221,4 @@ def test_why_not_merged_asks_the_same_rule_of_any_snapshot() -> None:
     vmas = [v for v in state.mm_vmas("main") if v.vm_flags & 0x2]
     verdict = explain_adjacent(state, vmas[0], vmas[1])
     assert not verdict.ok
-    assert verdict.rule == "is_mergeable_anon_vma: case 3"
+    assert verdict.rule == Rule("is_mergeable_anon_vma", "case 3")

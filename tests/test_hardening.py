@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 import pytest
 from fastapi.testclient import TestClient
+from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
 import app.limits as L
 from app.guard import EngineFailure, Guard, RunBusy, RunLimit, execute
@@ -115,9 +116,14 @@ def test_embed_mode_alone_may_be_framed(client: TestClient) -> None:
     assert "script-src 'self'" in headers["content-security-policy"]
 
 
-def test_docs_is_the_openapi_document_not_a_cdn_page(client: TestClient) -> None:
-    response = client.get("/docs", follow_redirects=False)
-    assert response.status_code in (302, 307) and response.headers["location"] == "/openapi.json"
+def test_docs_loads_nothing_from_a_cdn(client: TestClient) -> None:
+    page = client.get("/docs")
+    assert page.status_code == 200
+    doc = HTMLParser(page.text)
+    urls = [
+        n.attributes.get("src") or n.attributes.get("href") or "" for n in doc.css("script, link")
+    ]
+    assert urls and all(u.startswith("/") and not u.startswith("//") for u in urls), urls
     assert "/api/run" in client.get("/openapi.json").json()["paths"]
 
 
@@ -136,6 +142,18 @@ def test_markup_in_a_scenario_is_shown_as_text(client: TestClient) -> None:
 
 
 # --- a run's bounds ---------------------------------------------------------------------
+
+
+def test_the_api_body_is_encoded_in_the_worker() -> None:
+    guard = Guard(workers=1, limits=BIG)
+    try:
+        body, size = guard.run_json(MAP.format(n=2) + "memset(p, 1, 2 * page_size);\n")
+        doc = json.loads(body)
+        assert size == len(body) and doc["steps"][1]["inner"]
+        with pytest.raises(ScenarioError):
+            guard.run_json("char *p = ;")
+    finally:
+        guard.close()
 
 
 def test_a_run_over_its_cpu_time_stops_with_the_limit_named() -> None:
@@ -217,7 +235,9 @@ def test_engine_failure_names_the_statement(monkeypatch: pytest.MonkeyPatch) -> 
         raise KeyError("boom")
 
     monkeypatch.setitem(
-        engine.sim.simulation.SYSCALLS, "munmap", ("mm/vma.c:do_vmi_munmap", broken)
+        engine.sim.simulation.SYSCALLS,
+        "munmap",
+        engine.sim.simulation.Syscall("mm/vma.c", "do_vmi_munmap", broken),
     )
     answer = execute(MAP.format(n=1) + "munmap(p, page_size);\n", None, BIG, 60, 10**9)
     assert answer[0] == "engine"
@@ -228,10 +248,10 @@ def test_engine_failure_names_the_statement(monkeypatch: pytest.MonkeyPatch) -> 
 def test_limit_and_engine_failure_pages_are_422_never_500(client: TestClient) -> None:
     runs = client.app.state.runs  # type: ignore[attr-defined]
 
-    def limited(source: str, policy: str | None) -> object:
+    def limited(source: str, option: object) -> object:
         raise RunLimit("the run took more than 5 s of CPU", "MAX_RUN_CPU_SECONDS")
 
-    runs.runner = limited
+    runs.runner = runs.json_runner = limited
     page = client.get("/play?" + urlencode({"source": MAP.format(n=3)}))
     assert page.status_code == 422 and "MAX_RUN_CPU_SECONDS" in page.text
     api = client.post("/api/run", json={"source": MAP.format(n=3)})

@@ -18,7 +18,12 @@ from hypothesis import strategies as st
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
 import app.share
-from app.limits import MAX_DECOMPRESSED_BYTES, MAX_TOKEN_CHARS, MIN_ID_LENGTH
+from app.limits import (
+    MAX_DECOMPRESSED_BYTES,
+    MAX_SHARED_SOURCE_BYTES,
+    MAX_TOKEN_CHARS,
+    MIN_ID_LENGTH,
+)
 from app.main import create_app
 from app.runs import RunCache
 from app.share import (
@@ -137,7 +142,7 @@ BAD_TOKENS = {
     "unknown option": (_token(b'{"source": "", "options": {"speed": 2}}'), "options.speed"),
     "unknown policy": (_token(b'{"source": "", "options": {"policy": "yolo"}}'), "options.policy"),
     "source too big": (
-        _token(('{"source": "' + "x" * (64 * 1024 + 1) + '"}').encode()),
+        _token(('{"source": "' + "x" * (MAX_SHARED_SOURCE_BYTES + 1) + '"}').encode()),
         "MAX_SHARED_SOURCE_BYTES",
     ),
 }
@@ -205,7 +210,7 @@ def test_share_rejects_unknown_options_naming_the_field(client: TestClient) -> N
     assert r.status_code == 422
     assert r.json()["detail"][0]["loc"][-2:] == ["options", "policy"]
     assert "unknown policy 'fast'" in r.json()["detail"][0]["msg"]
-    r = client.post("/api/share", json={"source": "x" * (64 * 1024 + 1)})
+    r = client.post("/api/share", json={"source": "x" * (MAX_SHARED_SOURCE_BYTES + 1)})
     assert r.status_code in (413, 422)
 
 
@@ -318,6 +323,7 @@ def test_text_twin_is_before_and_after_within_75_columns(client: TestClient) -> 
         "/scenarios/fork_and_cow/anon_vma.svg?step=9",
         "/s/{id}/map.svg?step=3",
         "/s/{id}/anon_vma.svg?step=3",
+        "/s/{id}/picture.svg?step=3",
         "/play/map.svg?" + urlencode({"source": SOURCE, "step": 3}),
     ],
 )
@@ -340,7 +346,11 @@ def test_svg_links_on_the_page(client: TestClient) -> None:
     ident = shared(client)
     doc = html(client.get(f"/s/{ident}?step=3"))
     hrefs = [a.attributes["href"] for a in doc.css("#sharebar a[download]")]
-    assert hrefs == [f"/s/{ident}/map.svg?step=3", f"/s/{ident}/anon_vma.svg?step=3"]
+    assert hrefs == [
+        f"/s/{ident}/picture.svg?step=3",
+        f"/s/{ident}/map.svg?step=3",
+        f"/s/{ident}/anon_vma.svg?step=3",
+    ]
 
 
 def test_embed_mode_has_no_chrome_and_keeps_embedding(client: TestClient) -> None:
@@ -491,7 +501,8 @@ def test_app_on_postgresql(pg_url: str, data_dir: Path, monkeypatch: pytest.Monk
 def test_a_source_too_big_to_share_still_plays() -> None:
     from app.routes.play import PlayInput
 
-    source = "// " + "\U0001f600" * 17_000 + "\n" + SOURCE  # > MAX_SHARED_SOURCE_BYTES in UTF-8
+    emoji = MAX_SHARED_SOURCE_BYTES // 4 + 1
+    source = "// " + "\U0001f600" * emoji + "\n" + SOURCE  # > MAX_SHARED_SOURCE_BYTES in UTF-8
     links = PlayInput(source, None, None).links()
     assert links.shorten is None and links.shared is None
     assert links.link(1).startswith("/play?source=")

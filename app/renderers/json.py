@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from app.contexts import ComparePage, GalleryPage, PlayPage, ScenarioPage, SharedPage, Stage
 from app.runs import scenario_json
+from engine.present.report import verdict_json
 
 
 def answer(ctx: object, request: Request) -> JSONResponse:
@@ -29,11 +30,18 @@ def _gallery(ctx: GalleryPage) -> list[dict[str, str]]:
 
 
 def stage_document(stage: Stage) -> dict[str, Any]:
-    """The CLI's JSON for the run, and the step the page shows."""
+    """The CLI's JSON for the run (of a harness file's test: `run FILE --test
+    NAME --json`, and every test's verdict), and the step the page shows."""
     run, panel = stage.runnable()
+    page = None if panel is None else panel.model_dump(mode="json")
+    if stage.suite is None:
+        return {"scenario": scenario_json(run), "page": page}
     return {
-        "scenario": scenario_json(run),
-        "page": None if panel is None else panel.model_dump(mode="json"),
+        "test": stage.suite.current.name,
+        "tests": [t.model_dump(mode="json") for t in stage.suite.tests],
+        "scenario": {**scenario_json(run), **verdict_json(run)},
+        "checks": [c.model_dump(mode="json") for c in stage.suite.checks],
+        "page": page,
     }
 
 
@@ -71,12 +79,10 @@ def _shared(ctx: SharedPage) -> dict[str, Any]:
 
 @document.register
 def _compare(ctx: ComparePage) -> dict[str, Any]:
-    """Both variants' CLI JSON, and the statement the page shows side by side."""
-    sides = {
-        key: {"variant": variant, "source": source, "scenario": scenario_json(run)}
-        for key, variant, source, run in zip(
-            ("a", "b"), (ctx.a, ctx.b), ctx.sources, ctx.runs, strict=True
-        )
-    }
+    """Every variant's CLI JSON, and the statement (and step) the page shows side by side."""
+    runs = [
+        {"variant": variant, "source": source, "scenario": scenario_json(run)}
+        for variant, source, run in zip(ctx.names, ctx.sources, ctx.runs, strict=True)
+    ]
     page = None if ctx.compare is None else ctx.compare.model_dump(mode="json")
-    return {"slug": ctx.scenario.slug, **sides, "page": page}
+    return {"slug": ctx.scenario.slug, "variants": runs, "page": page}

@@ -28,6 +28,7 @@ RENDERERS: dict[Format, Renderer] = {
     Format.TEXT: text.answer,
     Format.MAP_SVG: svg.address_map,
     Format.ANON_VMA_SVG: svg.anon_graph,
+    Format.PICTURE_SVG: svg.picture,
 }
 
 

@@ -1,6 +1,6 @@
-"""The address-space map and the anon_vma graph as standalone SVG files.
+"""The picture, the address-space map and the anon_vma graph as standalone SVG files.
 
-The same partial templates the pages inline (_vma_map.svg, _anon_graph.svg),
+The same partial templates the pages inline (_picture.svg, _vma_map.svg, _anon_graph.svg),
 with an XML declaration, a size, and the stylesheet rules they need copied
 in, so a slide or an image viewer shows what the page shows.
 """
@@ -31,7 +31,7 @@ def svg_style() -> str:
     return ((root.group(0) if root else "") + "\n" + rules.strip()).replace("\n", " ")
 
 
-def _svg(ctx: StagePage, which: Literal["map", "anon_vma"]) -> Response:
+def _svg(ctx: StagePage, which: Literal["map", "anon_vma", "picture"]) -> Response:
     """An image/svg+xml answer, named `<name>-step<N>-<which>.svg` for Save As."""
     _, panel = ctx.stage.runnable()
     if panel is None:
@@ -57,3 +57,7 @@ def address_map(ctx: StagePage, request: Request) -> Response:
 
 def anon_graph(ctx: StagePage, request: Request) -> Response:
     return _svg(ctx, "anon_vma")
+
+
+def picture(ctx: StagePage, request: Request) -> Response:
+    return _svg(ctx, "picture")

@@ -28,12 +28,37 @@ def body(ctx: object, origin: str) -> str:
 
 @body.register
 def _gallery(ctx: GalleryPage, origin: str) -> str:
-    return "".join(f"{e.slug}\n  {e.title}\n  {e.note}\n\n" for e in ctx.entries)
+    """The learning paths, in order: each scenario's slug, title, what you will see
+    and its note, within 75 columns."""
+    lines: list[str] = []
+    for path in ctx.paths:
+        lines += [path.title, f"  {path.intro}", ""]
+        for card in path.cards:
+            lines += [
+                f"  {card.order}. {card.slug}",
+                f"     {card.title}",
+                f"     You will see: {card.see}",
+                f"     {card.note}",
+                "",
+            ]
+    return "\n".join(fit(lines)) + "\n"
 
 
 def stage_text(stage: Stage, origin: str, about: list[str]) -> str:
-    """Link, `about` (what names the scenario), the step, before and after."""
+    """Link, `about` (what names the scenario; of a test, its verdict and the
+    assertions that read this step's state), the step, before and after."""
     run, panel = stage.runnable()
+    if stage.suite is not None:
+        test = stage.suite.current
+        about = [
+            *about,
+            f"{test.name}: {test.result}" + (f" ({test.reason})" if test.reason else ""),
+        ]
+        about += [
+            f"line {c.line}: {c.text}"
+            for c in stage.suite.checks
+            if panel is not None and c.step == panel.index
+        ]
     view = "step" if panel is None else panel.view
     link = f"Link: {origin}{stage.links.link(stage.index, view)}"
     if panel is None:
@@ -64,7 +89,10 @@ def drift_line(d: Drift, statements: int) -> str:
         if d.engine == d.today:
             return f"engine {d.today}"
         return f"made with engine {d.engine}; today's {d.today} tells the same story"
-    where = f"statement {d.statement + 1}" if d.statement < statements else "the end"
+    if d.test is not None:
+        where = f"test {d.test}"
+    else:
+        where = f"statement {d.statement + 1}" if d.statement < statements else "the end"
     return (
         f"this link was made with engine {d.engine}; today's engine ({d.today})\n"
         f"tells a different story at {where}"
@@ -83,11 +111,14 @@ def _compare(ctx: ComparePage, origin: str) -> str:
     if view is None:
         return "(no statements)\n"
     parts = [f"{ctx.scenario.title}: statement {view.index + 1}/{view.statements}\n"]
-    for side, run in zip((view.a, view.b), ctx.runs, strict=True):
+    for side, run in zip(view.sides, ctx.runs, strict=True):
         parts.append(
             f"\n== {side.variant}: {side.description}\n"
             f"{side.statement.source}  => {side.statement.result}\n"
         )
         parts.append(render_statement(run, view.index) + "\n")
-    parts.append("\ndiffers: " + ("; ".join(view.differences) or "nothing") + "\n")
-    return "".join(parts)
+    parts.append(
+        f"\ndiffers from {view.sides[0].variant}:" + ("\n" if view.differences else " nothing\n")
+    )
+    parts += [f"- {d}\n" for d in view.differences]
+    return "\n".join(fit("".join(parts).splitlines())) + "\n"

@@ -15,7 +15,7 @@ router = APIRouter(prefix="/scenarios", tags=["scenarios"])
 
 @resource(router, "/{slug}", ScenarioPage.FORMATS)
 def scenario(scenario: Entry, at: StepAt, runs: Runs, answer: Answer) -> Response:
-    """A packaged scenario at one inner step: the page, .json, .txt, map.svg, anon_vma.svg."""
+    """A packaged scenario at one inner step: the page, .json, .txt, picture.svg, map.svg, anon_vma.svg."""
     # "Short link" freezes today's text of the scenario; the gallery's own link follows it.
     token = encode_token(SharedScenario(source=scenario.source))
     links = StageLinks(f"/scenarios/{scenario.slug}", embed=at.embed, shorten={"s": token})

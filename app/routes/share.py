@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import RedirectResponse, Response
-from pydantic import ValidationError
 
 from app.contexts import Drift, SharedPage, open_stage
-from app.deps import SHARE_LIMITED, Answer, Runs, ShareStore, StepAt
-from app.limits import MAX_SHARE_BODY_BYTES
+from app.deps import SHARE_LIMITED, Answer, Form, Runs, ShareStore, StepAt, TestName
 from app.links import StageLinks
 from app.renderers.registry import resource
 from app.share import (
@@ -20,9 +18,12 @@ from app.share import (
     decode_token,
     encode_token,
     load,
+    scenario_from_form,
     share,
     story,
 )
+from engine.scenario.errors import ScenarioError
+from engine.sim.simulation import Suite
 from engine.version import ENGINE_VERSION, first_difference
 
 router = APIRouter(tags=["share"])
@@ -52,32 +53,26 @@ def api_share(body: SharedScenario, runs: Runs, store: ShareStore) -> ShareRespo
 
 
 @router.post("/share", include_in_schema=False, dependencies=[SHARE_LIMITED])
-async def form_share(request: Request, runs: Runs, store: ShareStore) -> Response:
+def form_share(form: Form, runs: Runs, store: ShareStore) -> Response:
     """The "Short link" button: a form with `s` (a token) or `source` and
-    `policy`, and `step`; stores the scenario and sees the page at /s/<id>."""
-    body = await request.body()
-    if len(body) > MAX_SHARE_BODY_BYTES:
-        raise BadLink(f"form over MAX_SHARE_BODY_BYTES ({MAX_SHARE_BODY_BYTES})", 413)
-    form = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
-    if "s" in form:
-        scenario = decode_token(form["s"])
-    else:
-        options = {"policy": form["policy"]} if form.get("policy") else {}
-        try:
-            scenario = SharedScenario.model_validate(
-                {"source": form.get("source", ""), "options": options}
-            )
-        except ValidationError as err:
-            first = err.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise BadLink(f"{where}: {first['msg']}", 422) from None
+    `policy`, and `test` and `step`; stores the scenario and sees the page at /s/<id>."""
+    scenario = decode_token(form["s"]) if "s" in form else scenario_from_form(form)
     ident = share(store, runs, scenario)
-    query = {"step": form["step"]} if form.get("step", "").isdigit() else {}
+    query = {"test": form["test"]} if form.get("test") else {}
+    if form.get("step", "").isdigit():
+        query["step"] = form["step"]
     return RedirectResponse(f"/s/{ident}" + (f"?{urlencode(query)}" if query else ""), 303)
 
 
 @resource(router, "/s/{ident}", SharedPage.FORMATS)
-def shared(ident: str, at: StepAt, runs: Runs, store: ShareStore, answer: Answer) -> Response:
+def shared(
+    ident: str,
+    at: StepAt,
+    runs: Runs,
+    store: ShareStore,
+    answer: Answer,
+    test: TestName = None,
+) -> Response:
     """A short link's scenario at one inner step; .txt is what to paste into a
     reply (before and after the step's statement, 75 columns)."""
     loaded = load(store, ident)
@@ -85,13 +80,28 @@ def shared(ident: str, at: StepAt, runs: Runs, store: ShareStore, answer: Answer
         raise BadLink(f"no shared scenario {ident!r}", 404)
     scenario, record = loaded
     today = story(runs, scenario)
+    parted = first_difference(record.fingerprint, today)
     drift = Drift(
         engine=record.engine,
         today=ENGINE_VERSION,
-        statement=first_difference(record.fingerprint, today),
+        statement=parted,
+        test=_test_at(runs, scenario, parted),
     )
     links = StageLinks(f"/s/{ident}", embed=at.embed)
     stage = open_stage(
-        runs, scenario.source, scenario.policy, at.step, at.view, links, f"s-{ident}"
+        runs, scenario.source, scenario.policy, at.step, at.view, links, f"s-{ident}", test
     )
     return answer(SharedPage(stage, ident, record, scenario, encode_token(scenario), drift))
+
+
+def _test_at(runs: Runs, scenario: SharedScenario, index: int | None) -> str | None:
+    """Of a harness file, the name of test `index` (where two stories part)."""
+    if index is None:
+        return None
+    try:
+        run = runs.get(scenario.source, scenario.policy)
+    except ScenarioError:
+        return None
+    if isinstance(run, Suite) and index < len(run.runs):
+        return run.runs[index].test
+    return None

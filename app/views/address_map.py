@@ -11,8 +11,10 @@ from pydantic import BaseModel
 from app.views.layout import anon_vma_colours, processes_by_pid
 from engine.mm_constants import PAGE_SHIFT
 from engine.mm_types import State, flag_names
+from engine.present.trace import rule_text
+from engine.procfs import vma_perms
 from engine.sim.simulation import Changes
-from engine.sim.trace import Event
+from engine.sim.trace import Event, ObjRef
 from engine.vma import explain_adjacent
 
 # SVG geometry, in CSS pixels of the viewBox.
@@ -67,16 +69,6 @@ class AddressMap(BaseModel):
     ticks: list[tuple[float, int]]
 
 
-def maps_line_perms(flags: list[str]) -> str:
-    """The rwxp column of /proc/PID/maps from the engine's flag names."""
-    return (
-        ("r" if "read" in flags else "-")
-        + ("w" if "write" in flags else "-")
-        + ("x" if "exec" in flags else "-")
-        + ("s" if "mayshare" in flags else "p")
-    )
-
-
 def compared_columns(events: Sequence[Event]) -> dict[int, dict[str, str]]:
     """Which VMA table cells a step's merge rules compared, and what they found.
 
@@ -85,17 +77,17 @@ def compared_columns(events: Sequence[Event]) -> dict[int, dict[str, str]]:
     """
     found: dict[int, dict[str, str]] = {}
     for event in events:
-        values = dict(event.values)
-        candidate, rule = values.get("candidate"), values.get("rule", "")
-        if not candidate or not candidate.startswith("vma#"):
+        candidate, rule = event.candidate, event.rule
+        if candidate is None or candidate.kind != "vma" or rule is None:
             continue
-        cells = found.setdefault(int(candidate[4:]), {})
+        values = dict(event.values)
+        cells = found.setdefault(candidate.id, {})
         if "expected_pgoff" in values:
             cells["pgoff"] = f"expected {values['expected_pgoff']}, found {values['found_pgoff']}"
-        if rule.endswith("vm_flags"):
+        if rule.check == "vm_flags":
             cells["flags"] = f"flags differ: {values.get('differ', '')}"
-        if rule.startswith("is_mergeable_anon_vma"):
-            cells["anon_vma"] = rule
+        if rule.function == "is_mergeable_anon_vma":
+            cells["anon_vma"] = rule_text(rule)
     return found
 
 
@@ -134,12 +126,12 @@ def address_map(
                     end=v.vm_end,
                     pages=v.pages,
                     pgoff=v.vm_pgoff,
-                    perms=maps_line_perms(flags),
+                    perms=vma_perms(v),
                     flags=flags,
                     anon_vma=v.anon_vma,
                     avc=list(v.avc),
                     colour=-1 if v.anon_vma is None else colours.get(v.anon_vma, 0),
-                    change=changes.of(f"vma:{v.id}"),
+                    change=changes.of(ObjRef("vma", v.id)),
                     x=xs[v.vm_start],
                     width=max(xs[v.vm_end] - xs[v.vm_start], 2.0),
                     merge_note=note,

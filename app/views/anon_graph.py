@@ -6,9 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from app.views.layout import anon_vma_colours, processes_by_pid
+from app.views.layout import anon_vma_colours, anon_vma_depths, processes_by_pid
 from engine.mm_types import State
 from engine.sim.simulation import Changes
+from engine.sim.trace import ObjRef
 
 NODE_W = 150
 NODE_H = 38
@@ -55,13 +56,7 @@ class AnonGraph(BaseModel):
 def anon_graph(state: State, changes: Changes) -> AnonGraph:
     """anon_vmas by depth under their root, VMAs in a last column, chains as edges."""
     avs = state.anon_vmas
-    depth: dict[int, int] = {}
-    for av_id in avs:
-        d, cur, seen = 0, avs[av_id], set()
-        while cur.parent != cur.id and cur.parent in avs and cur.id not in seen:
-            seen.add(cur.id)
-            cur, d = avs[cur.parent], d + 1
-        depth[av_id] = d
+    depth = anon_vma_depths(state)
     colours = anon_vma_colours(state)
     order = sorted(avs, key=lambda a: (avs[a].root, depth[a], a))
     nodes = []
@@ -78,7 +73,7 @@ def anon_graph(state: State, changes: Changes) -> AnonGraph:
                 chains=sorted(av.chains),
                 depth=depth[av_id],
                 colour=colours[av_id],
-                change=changes.of(f"anon_vma:{av.id}"),
+                change=changes.of(ObjRef("anon_vma", av.id)),
                 x=10 + depth[av_id] * (NODE_W + 30),
                 y=10 + row * ROW_H,
             )

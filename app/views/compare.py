@@ -1,15 +1,24 @@
-"""The compare view: two runs of one scenario after the same statement, side by side,
-each /proc line and page row flagged where the other run differs."""
+"""The compare view: up to COMPARE_MAX_VARIANTS runs of one scenario, side by side,
+stepped together.
+
+Every variant keeps the scenario's statements (engine/variants.py), so the
+runs line up by statement; within one, by inner step: position k shows each
+run's k-th inner step of that statement (its last, once a shorter run is
+done). Where every run is in the same kernel function the runs share a path
+(lockstep); where they are not, the paths have parted, and the view says
+so. Each column has the central picture and its counts, and everything
+that differs from the first column is marked.
+"""
 
 from __future__ import annotations
 
 from pydantic import BaseModel
 
-from app.views.address_map import AddressMap, address_map
 from app.views.folios import FolioRow, folio_table
+from app.views.picture import Picture, picture
 from app.views.step import Counts, StatementView, ViolationView, counts, statement_view, violations
 from engine.procfs import proc_maps
-from engine.sim.simulation import Changes, Run
+from engine.sim.simulation import Changes, Run, Shown
 
 COMPARE_FOLIO_CAP = 128
 
@@ -18,35 +27,63 @@ class CompareSide(BaseModel):
     variant: str
     description: str
     statement: StatementView
+    function: str
+    """The kernel function of the inner step shown ("" after the statement)."""
+    summary: str
+    done: bool
+    """This run's statement had fewer inner steps: it shows its last."""
     counts: Counts
+    counts_differ: list[str]
+    """The counts that differ from the first column's."""
+    result_differs: bool
     changes: Changes
     violations: list[ViolationView]
     maps: dict[str, list[tuple[str, bool]]]
-    address_map: AddressMap
+    picture: Picture
     folios: list[tuple[FolioRow, bool]]
     folio_total: int
 
 
 class CompareView(BaseModel):
-    """Two runs of one scenario after the same statement; `differences` names what differs."""
+    """Runs of one scenario at the same statement and inner step."""
 
     index: int
     statements: int
-    a: CompareSide
-    b: CompareSide
+    step: int | None
+    """The inner step within the statement, None for the state after it."""
+    steps: int
+    """Inner steps of this statement in the longest run."""
+    lockstep: bool
+    """Every run is in the same kernel function at this step."""
+    sides: list[CompareSide]
     differences: list[str]
 
 
+def _shown(run: Run, index: int, step: int | None) -> tuple[Shown, str, str, bool]:
+    """What a run shows at statement `index`, inner step `step` (None: after it)."""
+    st = run.statements[index]
+    if step is None or st.first >= st.last:
+        before, after = run.statement_states(index)
+        changes = Changes.of_steps(run.statement_steps(index))
+        held = run.steps[st.last - 1].held if st.first < st.last else ()
+        return Shown(after, before, held, changes), "", "", False
+    at = min(st.first + step, st.last - 1)
+    here = run.steps[at]
+    return run.shown(at), here.function, here.summary, st.first + step > st.last - 1
+
+
 def compare_view(
-    runs: tuple[Run, Run], variants: tuple[tuple[str, str], tuple[str, str]], index: int
+    runs: list[Run], variants: list[tuple[str, str]], index: int, step: int | None
 ) -> CompareView:
-    """Both runs after statement `index`, each line and row flagged where the other differs."""
-    states = [run.statement_states(index)[1] for run in runs]
-    changes = [Changes.of_steps(run.statement_steps(index)) for run in runs]
+    """Every run at statement `index` and inner step `step`, marked where it differs
+    from the first."""
+    steps = max(len(run.statement_steps(index)) for run in runs)
+    if step is not None:
+        step = max(0, min(step, steps - 1))
+    shown = [_shown(run, index, step) for run in runs]
+    states = [s.state for s, *_ in shown]
     maps = [proc_maps(st) for st in states]
-    tables = [
-        folio_table(st, ch, COMPARE_FOLIO_CAP) for st, ch in zip(states, changes, strict=True)
-    ]
+    tables = [folio_table(s.state, s.changes, COMPARE_FOLIO_CAP) for s, *_ in shown]
     keyed = [
         {
             (r.process, r.address): (r.kind, r.folio, r.index, r.mapping, r.mapcount, r.exclusive)
@@ -56,39 +93,54 @@ def compare_view(
     ]
     stmts = [statement_view(run, index) for run in runs]
     cnts = [counts(st) for st in states]
+    first = 0
     differences = []
-    if stmts[0].result != stmts[1].result:
-        differences.append(f"result: {stmts[0].result} / {stmts[1].result}")
-    for name in sorted(set(maps[0]) | set(maps[1])):
-        if maps[0].get(name) != maps[1].get(name):
-            differences.append(f"VMAs of {name}")
-    for field in Counts.model_fields:
-        if getattr(cnts[0], field) != getattr(cnts[1], field):
-            differences.append(
-                f"{field.replace('_', ' ')}: {getattr(cnts[0], field)} / {getattr(cnts[1], field)}"
-            )
-    if keyed[0] != keyed[1]:
-        differences.append("pages and folios")
     sides = []
-    for i in (0, 1):
-        other = 1 - i
+    for i, (run_shown, function, summary, done) in enumerate(shown):
+        name = variants[i][0]
+        if i != first:
+            found = []
+            if stmts[i].result != stmts[first].result:
+                found.append(f"result {stmts[i].result}, not {stmts[first].result}")
+            for proc in sorted(set(maps[first]) | set(maps[i])):
+                if maps[first].get(proc) != maps[i].get(proc):
+                    found.append(f"the VMAs of {proc}")
+            for field in Counts.model_fields:
+                if getattr(cnts[i], field) != getattr(cnts[first], field):
+                    found.append(
+                        f"{field.replace('_', ' ')} {getattr(cnts[i], field)},"
+                        f" not {getattr(cnts[first], field)}"
+                    )
+            if keyed[i] != keyed[first]:
+                found.append("pages and folios")
+            if found:
+                differences.append(f"{name}: " + "; ".join(found))
         sides.append(
             CompareSide(
-                variant=variants[i][0],
+                variant=name,
                 description=variants[i][1],
                 statement=stmts[i],
+                function=function,
+                summary=summary,
+                done=done,
                 counts=cnts[i],
-                changes=changes[i],
-                violations=violations(states[i]),
+                counts_differ=[
+                    f for f in Counts.model_fields if getattr(cnts[i], f) != getattr(cnts[first], f)
+                ],
+                result_differs=stmts[i].result != stmts[first].result,
+                changes=run_shown.changes,
+                violations=violations(run_shown.state, run_shown.held),
                 maps={
-                    name: [(line, line not in maps[other].get(name, [])) for line in lines]
-                    for name, lines in maps[i].items()
+                    proc: [(line, line not in maps[first].get(proc, [])) for line in lines]
+                    for proc, lines in maps[i].items()
                 },
-                address_map=address_map(states[i], changes[i]),
+                picture=picture(
+                    run_shown.state, run_shown.changes, run_shown.before, run_shown.held
+                ),
                 folios=[
                     (
                         r,
-                        keyed[other].get((r.process, r.address))
+                        keyed[first].get((r.process, r.address))
                         != keyed[i][(r.process, r.address)],
                     )
                     for r in tables[i].rows
@@ -96,10 +148,13 @@ def compare_view(
                 folio_total=tables[i].total,
             )
         )
+    functions = {s.function for s in sides if not s.done}
     return CompareView(
         index=index,
         statements=min(len(r.statements) for r in runs),
-        a=sides[0],
-        b=sides[1],
+        step=step,
+        steps=steps,
+        lockstep=len(functions) <= 1,
+        sides=sides,
         differences=differences,
     )

@@ -13,6 +13,7 @@ from engine.mm_types import VMA, State
 from engine.pagemap import linear_page_index
 from engine.pagetable import ZERO_PAGE
 from engine.sim.simulation import Changes
+from engine.sim.trace import ObjRef
 
 FOLIO_ROW_CAP = 512
 
@@ -114,5 +115,5 @@ def _folio_row(
         exclusive=folio.anon_exclusive[page],
         linear=linear,
         index_ok=rmap_check(state, vma, address, page, folio).index_matches,
-        change=changes.of(f"folio:{folio.id}"),
+        change=changes.of(ObjRef("folio", folio.id)),
     )

@@ -15,6 +15,9 @@ class SourceLine(BaseModel):
     first_step: int | None
     current: bool
     error_col: int | None = None
+    check: str | None = None
+    """An assertion's outcome with both values (a harness test's line)."""
+    passed: bool | None = None
 
 
 def source_lines(

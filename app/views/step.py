@@ -9,10 +9,13 @@ from app.runs import invariant_violations
 from app.views.address_map import AddressMap, address_map
 from app.views.anon_graph import AnonGraph, anon_graph
 from app.views.folios import FolioTable, folio_table
+from app.views.picture import Picture, picture
 from engine.accounting import metadata
 from engine.mm_types import State
+from engine.present.trace import event_values, lock_summary, ref_runs
 from engine.procfs import proc_maps
 from engine.sim.simulation import Changes, Run, View
+from engine.sim.trace import Lock
 
 
 class EventView(BaseModel):
@@ -35,6 +38,16 @@ class ViolationView(BaseModel):
     message: str
     objects: list[str]
     locked: bool = False
+    pages: int = 1
+
+
+class ChangesView(BaseModel):
+    """What a step (or its statement) created, changed and freed: "vma:3",
+    a run of consecutive ids as one entry ("folio:5-2052 (2048)")."""
+
+    created: list[str]
+    changed: list[str]
+    freed: list[str]
 
 
 class StatementView(BaseModel):
@@ -61,10 +74,11 @@ class StepView(BaseModel):
     locks: list[str]
     events: list[EventView]
     warnings: list[str]
-    changes: Changes
+    changes: ChangesView
     counts: Counts
     violations: list[ViolationView]
     maps: dict[str, list[str]]
+    picture: Picture
     address_map: AddressMap
     anon_graph: AnonGraph
     folios: FolioTable
@@ -89,8 +103,16 @@ def counts(state: State) -> Counts:
     return Counts(**metadata(state).as_dict())
 
 
-def violations(state: State, locks: tuple[str, ...] = ()) -> list[ViolationView]:
+def violations(state: State, locks: tuple[Lock, ...] = ()) -> list[ViolationView]:
     return [ViolationView(**v) for v in invariant_violations(state, locks)]
+
+
+def changes_view(changes: Changes) -> ChangesView:
+    return ChangesView(
+        created=ref_runs(changes.created),
+        changed=ref_runs(changes.changed),
+        freed=ref_runs(changes.freed),
+    )
 
 
 def step_view(run: Run, index: int, view: View = "step") -> StepView:
@@ -105,16 +127,17 @@ def step_view(run: Run, index: int, view: View = "step") -> StepView:
         statements=len(run.statements),
         function=step.function,
         summary=step.summary,
-        locks=list(step.locks),
+        locks=lock_summary(step.locks, step.held),
         events=[
-            EventView(function=e.function, decision=e.decision, values=dict(e.values))
+            EventView(function=e.function, decision=e.decision, values=event_values(e))
             for e in step.events
         ],
         warnings=list(step.warnings),
-        changes=shown.changes,
+        changes=changes_view(shown.changes),
         counts=counts(shown.state),
         violations=violations(shown.state, shown.held),
         maps=proc_maps(shown.state),
+        picture=picture(shown.state, shown.changes, shown.before, shown.held),
         address_map=address_map(
             shown.state, shown.changes, shown.before, step.events if view == "step" else ()
         ),

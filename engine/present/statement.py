@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from engine.invariants import lock_order
 from engine.present.picture import render_state
 from engine.present.text import fit
+from engine.present.trace import event_values
 from engine.sim.simulation import Run, StatementRun
 from engine.sim.trace import Event
 
@@ -24,7 +26,8 @@ def render_statement(run: Run, i: int, inner: bool = False) -> str:
     out = [f"line {stmt.line}, {stmt.process}: {stmt.source}", f"  = {_result(st)}"]
     if inner:
         for step in run.statement_steps(i):
-            out += step_lines(step.function, step.summary, step.events, step.warnings)
+            order = [v.message for v in lock_order(step.acquired)]
+            out += step_lines(step.function, step.summary, step.events, [*step.warnings, *order])
     out.append("")
     out.append(render_state(run.statement_states(i)[1]))
     return "\n".join(fit(out))
@@ -53,7 +56,7 @@ def step_lines(
         return []
     lines = [f"  {function}: {summary}"]
     for event in events:
-        shown = ", ".join(f"{k}={v}" for k, v in event.values)
+        shown = ", ".join(f"{k}={v}" for k, v in event_values(event).items())
         lines.append(f"    why: {event.function}: {event.decision}")
         if shown:
             lines[-1] += f" ({shown})"
@@ -62,6 +65,8 @@ def step_lines(
 
 
 def _result(st: StatementRun) -> str:
+    if st.outcome.check is not None:
+        return st.outcome.check.describe()
     result = st.outcome.result
     if result.value is None or result.result != "ok":
         return result.result

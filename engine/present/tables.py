@@ -87,7 +87,7 @@ def anon_vma_table(state: State, processes: list[str] | None) -> list[str]:
     chained to each named by letter (process:letter when several exist)."""
     letters: dict[int, str] = {}
     several = len(state.processes) > 1
-    for name in state.processes:
+    for name in state.process_names():
         for ident, letter in letter_names(state, name).items():
             letters[ident] = f"{name}:{letter}" if several else letter
     shown = set(state.anon_vmas.keys()) if processes is None else _reached(state, processes)

@@ -34,11 +34,64 @@ _OPERATORS: dict[str, Callable[[int, int], int]] = {
 
 
 @dataclass(frozen=True)
+class CheckResult:
+    """An ASSERT_*/EXPECT_* as it ran: both values, as the harness would print them."""
+
+    macro: str
+    passed: bool
+    left_text: str
+    right_text: str
+    left: int
+    right: int | None
+
+    def describe(self) -> str:
+        """`ASSERT_EQ(a, b): 0x7ffff7fe4000 == 0x7ffff7fe9000 failed`."""
+        op = _CHECK_OPS[self.macro.split("_", 1)[1]]
+        if self.right is None:
+            shown = f"{self.macro}({self.left_text}): {show_value(self.left)} is {op}"
+        else:
+            shown = (
+                f"{self.macro}({self.left_text}, {self.right_text}): "
+                f"{show_value(self.left)} {op} {show_value(self.right)}"
+            )
+        return f"{shown} {'passed' if self.passed else 'failed'}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "macro": self.macro,
+            "passed": self.passed,
+            "left": self.left_text,
+            "right": self.right_text if self.right is not None else None,
+            "left_value": self.left,
+            "right_value": self.right,
+            "text": self.describe(),
+        }
+
+
+_CHECK_OPS = {
+    "EQ": "==", "NE": "!=", "LT": "<", "LE": "<=", "GT": ">", "GE": ">=",
+    "TRUE": "true", "FALSE": "false",
+}  # fmt: skip
+HEX_FROM = 0x10000
+
+
+def show_value(value: int) -> str:
+    """A value as a test author reads it: small numbers in decimal, addresses in hex."""
+    if -HEX_FROM < value < HEX_FROM:
+        return str(value)
+    return f"{value & MAX_U64:#x}"
+
+
+@dataclass(frozen=True)
 class StepOutcome:
-    """A statement and what the backend said about it."""
+    """A statement and what the backend said about it; `check` for an assertion;
+    `phase` in a harness test: "setup", "body" or "teardown" (the fixture's
+    lines may be merge.c's own, not the file's)."""
 
     statement: ast.Statement
     result: CallResult
+    check: CheckResult | None = None
+    phase: str | None = None
 
 
 def run(scenario: ast.Scenario, backend: Backend) -> Iterator[StepOutcome]:
@@ -57,13 +110,16 @@ def run(scenario: ast.Scenario, backend: Backend) -> Iterator[StepOutcome]:
 
 def step_record(outcome: StepOutcome) -> dict[str, object]:
     """The keys every step of the CLI's JSON carries (the caller adds "maps")."""
-    return {
+    record: dict[str, object] = {
         "line": outcome.statement.line,
         "source": outcome.statement.source,
         "process": outcome.statement.process,
         "result": outcome.result.result,
         "value": outcome.result.value,
     }
+    if outcome.check is not None:
+        record["assertion"] = outcome.check.as_dict()
+    return record
 
 
 def _execute(statement: ast.Statement, variables: dict[str, int], backend: Backend) -> CallResult:
@@ -81,6 +137,8 @@ def _execute(statement: ast.Statement, variables: dict[str, int], backend: Backe
                 raise ScenarioError(action.line, action.col, "fork without a process name")
             return backend.fork(process, statement.creates)
         return backend.syscall(process, action.name, args)
+    if not isinstance(action, (ast.Num, ast.Name, ast.Unary, ast.Binary)):
+        raise ScenarioError(statement.line, statement.col, "not a scenario statement")
     return CallResult("ok", _signed(evaluate(action, variables)))
 
 
@@ -100,7 +158,7 @@ def _signed(value: int) -> int:
     return value - (1 << 64) if value >> 63 else value
 
 
-def evaluate(expr: ast.Expr, variables: dict[str, int]) -> int:
+def evaluate(expr: ast.HExpr, variables: dict[str, int]) -> int:
     """An expression's value as a u64; calls and loads are the statement's job, not this."""
     if isinstance(expr, ast.Num):
         return expr.value & MAX_U64

@@ -69,11 +69,19 @@ _TYPEDEFS = {
     "uint64_t": "unsigned long",
     "intptr_t": "long",
     "uintptr_t": "unsigned long",
+    "__u8": "unsigned char",
+    "__u16": "unsigned short",
+    "__u32": "unsigned int",
+    "__u64": "unsigned long long",
+    "__s32": "int",
+    "__s64": "long long",
 }
-_HEADER = (
-    "".join(f"typedef {c_type} {name};\n" for name, c_type in _TYPEDEFS.items())
-    + f'void __scenario(void)\n{{\n# 1 "{_FILENAME}"\n'
-)
+TYPEDEFS_C = "".join(f"typedef {c_type} {name};\n" for name, c_type in _TYPEDEFS.items())
+UNSIGNED_TYPEDEFS = frozenset(name for name, c_type in _TYPEDEFS.items() if "unsigned" in c_type)
+FILENAME = _FILENAME
+TYPEDEF_NAMES = frozenset(_TYPEDEFS)
+_HEADER = TYPEDEFS_C + f'void __scenario(void)\n{{\n# 1 "{_FILENAME}"\n'
+
 _FOOTER = "\n}\n"
 
 _C_KEYWORDS = frozenset(
@@ -89,7 +97,7 @@ _C_KEYWORDS = frozenset(
 
 # Just enough of C's lexical structure to find comments, statement ends and
 # labels without being fooled by a ';' or '//' inside a character literal.
-_TOKEN = re.compile(
+TOKEN = re.compile(
     r"""
       (?P<space>[ \t\n\r\f\v]+)
     | (?P<comment>//[^\n]*|/\*.*?\*/)
@@ -151,7 +159,7 @@ _DEPTH_MESSAGE = (
 
 def parse(source: str | bytes) -> ast.Scenario:
     """Parse a scenario; any problem is a ScenarioError at the user's line and column."""
-    text = _newlines(_decode(source))
+    text = newlines(decode(source))
     lines, spans = _scan(text)
     if not spans:
         return ast.Scenario((), (MAIN,))
@@ -159,12 +167,12 @@ def parse(source: str | bytes) -> ast.Scenario:
     return _Builder(lines, spans).build(items)
 
 
-def _decode(source: str | bytes) -> str:
+def decode(source: str | bytes) -> str:
     """The source as text, within MAX_SOURCE_BYTES."""
     data = source if isinstance(source, bytes) else source.encode("utf-8", "surrogatepass")
     if len(data) > MAX_SOURCE_BYTES:
         prefix = data[:MAX_SOURCE_BYTES].decode("utf-8", "ignore")
-        raise _Lines(_newlines(prefix)).error(
+        raise Lines(newlines(prefix)).error(
             len(prefix),
             f"scenario too large: {len(data)} bytes (limit MAX_SOURCE_BYTES = {MAX_SOURCE_BYTES})",
         )
@@ -174,12 +182,12 @@ def _decode(source: str | bytes) -> str:
         return source.decode("utf-8")
     except UnicodeDecodeError as exc:
         prefix = source[: exc.start].decode("utf-8")
-        raise _Lines(_newlines(prefix)).error(
+        raise Lines(newlines(prefix)).error(
             len(prefix), f"not UTF-8 text: byte 0x{source[exc.start]:02x}"
         ) from None
 
 
-def _newlines(text: str) -> str:
+def newlines(text: str) -> str:
     """CRLF (what a browser's textarea sends) and CR as newlines: pycparser rejects '\\r'.
 
     The text keeps its length, so every offset stays put.
@@ -187,7 +195,7 @@ def _newlines(text: str) -> str:
     return text.replace("\r\n", " \n").replace("\r", "\n")
 
 
-class _Lines:
+class Lines:
     """Text with an index from offsets to 1-based lines and columns."""
 
     def __init__(self, text: str) -> None:
@@ -219,7 +227,7 @@ class _Span:
     label: tuple[str, int] | None
 
 
-def _scan(text: str) -> tuple[_Lines, list[_Span]]:
+def _scan(text: str) -> tuple[Lines, list[_Span]]:
     """Blank comments and labels, split statements, and reject what must not reach pycparser.
 
     Braces would let a scenario close the function it is wrapped in, '#' lines
@@ -228,18 +236,18 @@ def _scan(text: str) -> tuple[_Lines, list[_Span]]:
     """
     pieces: list[str] = []
     tokens: list[tuple[str, str, int]] = []
-    for match in _TOKEN.finditer(text):
+    for match in TOKEN.finditer(text):
         kind = match.lastgroup
         if kind == "open_comment":
-            raise _Lines(text).error(match.start(), "unterminated comment '/*'")
+            raise Lines(text).error(match.start(), "unterminated comment '/*'")
         if kind == "comment":
-            pieces.append(_blank(match.group()))
+            pieces.append(blank(match.group()))
             continue
         pieces.append(match.group())
         if kind != "space":
             tokens.append((str(kind), match.group(), match.start()))
     stripped = "".join(pieces)
-    lines = _Lines(stripped)
+    lines = Lines(stripped)
 
     spans: list[_Span] = []
     blanks: list[tuple[int, int]] = []
@@ -291,29 +299,29 @@ def _scan(text: str) -> tuple[_Lines, list[_Span]]:
     if blanks:
         pieces, done = [], 0
         for begin, end in blanks:
-            pieces += [stripped[done:begin], _blank(stripped[begin:end])]
+            pieces += [stripped[done:begin], blank(stripped[begin:end])]
             done = end
         stripped = "".join([*pieces, stripped[done:]])
-    return _Lines(stripped), spans
+    return Lines(stripped), spans
 
 
-def _blank(text: str) -> str:
+def blank(text: str) -> str:
     """Spaces in place of text, newlines kept, so every later column stays put."""
     return re.sub(r"[^\n]", " ", text)
 
 
-class _Parser(c_parser.CParser):  # type: ignore[misc]
+class Parser(c_parser.CParser):  # type: ignore[misc]
     """pycparser's parser, made to locate the errors it reports without a column."""
 
     def _parse_error(self, msg: str, coord: Any) -> NoReturn:
         if getattr(coord, "column", None) is None:
-            position = _token_position(self)
+            position = token_position(self)
             if position is not None:
                 coord = f"{_FILENAME}:{position[0]}:{position[1]}"
         raise c_parser.ParseError(f"{coord}: {msg}")
 
 
-def _token_position(parser: Any) -> tuple[int, int] | None:
+def token_position(parser: Any) -> tuple[int, int] | None:
     """Best estimate of where pycparser stopped: its next token (private API, so guarded)."""
     try:
         token = parser._tokens.peek()
@@ -324,22 +332,22 @@ def _token_position(parser: Any) -> tuple[int, int] | None:
     return int(token.lineno), int(token.column)
 
 
-def _parse_c(lines: _Lines) -> list[Any]:
+def _parse_c(lines: Lines) -> list[Any]:
     """The C statements pycparser finds; none of pycparser's own exceptions escape."""
-    parser = _Parser()
+    parser = Parser()
     try:
         tree = parser.parse(_HEADER + lines.text + _FOOTER, _FILENAME)
     except c_parser.ParseError as exc:
-        raise _syntax_error(lines, str(exc)) from None
+        raise syntax_error(lines, str(exc)) from None
     except RecursionError:
-        raise ScenarioError(*(_token_position(parser) or lines.end()), _DEPTH_MESSAGE) from None
+        raise ScenarioError(*(token_position(parser) or lines.end()), _DEPTH_MESSAGE) from None
     except Exception as exc:  # a pycparser bug must still be a user-facing error
-        where = _token_position(parser) or lines.end()
+        where = token_position(parser) or lines.end()
         raise ScenarioError(*where, f"syntax error ({type(exc).__name__})") from None
     return list(tree.ext[-1].body.block_items or [])
 
 
-def _syntax_error(lines: _Lines, message: str) -> ScenarioError:
+def syntax_error(lines: Lines, message: str) -> ScenarioError:
     """pycparser's "scenario:LINE:COL: msg" as a ScenarioError in the user's words."""
     line, col = lines.end()
     match = _ERROR.fullmatch(message)
@@ -355,7 +363,7 @@ def _syntax_error(lines: _Lines, message: str) -> ScenarioError:
 class _Builder:
     """Checks pycparser's statements against the scenario language, in statement order."""
 
-    def __init__(self, lines: _Lines, spans: list[_Span]) -> None:
+    def __init__(self, lines: Lines, spans: list[_Span]) -> None:
         self.lines = lines
         self.spans = spans
         self.variables: set[str] = set()
@@ -575,40 +583,47 @@ class _Builder:
 
     def literal(self, text: str, where: tuple[int, int]) -> int:
         if "'" in text or '"' in text:
-            return self.character(text, where)
-        match = _INTEGER.fullmatch(text)
-        if match is None:
-            self.fail(where, f"invalid number '{text}': only integers are supported")
-        base, digits = next(
-            (base, match[group])
-            for group, base in (("hex", 16), ("bin", 2), ("oct", 8), ("dec", 10))
-            if match[group] is not None
-        )
-        digits = digits.lstrip("0") or "0"
-        if len(digits) > 64 or int(digits, base) > MAX_U64:
-            self.fail(where, f"integer literal '{text}' does not fit in 64 bits")
-        return int(digits, base)
+            return character_value(text, where)
+        return integer_value(text, where)
 
-    def character(self, text: str, where: tuple[int, int]) -> int:
-        if text.endswith('"'):
-            self.fail(where, "string literals are not supported")
-        if not text.startswith("'"):
-            self.fail(where, "only plain character literals like 'x' are supported")
-        match = _CHARACTER.fullmatch(text[1:-1])
-        if match is None or len(text) < 3 or not text.endswith("'"):
-            self.fail(where, f"character literal {text} must hold one character")
-        if match["oct"] is not None:
-            value = int(match["oct"], 8)
-        elif match["hex"] is not None:
-            digits = match["hex"].lstrip("0") or "0"
-            value = int(digits, 16) if len(digits) <= 2 else 256
-        elif match["simple"] is not None:
-            value = _SIMPLE_ESCAPES[match["simple"]]
-        else:
-            value = ord(match["plain"])
-        if value > 255 or (match["plain"] is not None and value > 127):
-            self.fail(where, f"character literal {text} is not one byte")
-        return value
+
+def integer_value(text: str, where: tuple[int, int]) -> int:
+    """An integer literal's value, within 64 bits."""
+    match = _INTEGER.fullmatch(text)
+    if match is None:
+        raise ScenarioError(*where, f"invalid number '{text}': only integers are supported")
+    base, digits = next(
+        (base, match[group])
+        for group, base in (("hex", 16), ("bin", 2), ("oct", 8), ("dec", 10))
+        if match[group] is not None
+    )
+    digits = digits.lstrip("0") or "0"
+    if len(digits) > 64 or int(digits, base) > MAX_U64:
+        raise ScenarioError(*where, f"integer literal '{text}' does not fit in 64 bits")
+    return int(digits, base)
+
+
+def character_value(text: str, where: tuple[int, int]) -> int:
+    """A plain character literal's byte ('x', '\\n', '\\x41')."""
+    if text.endswith('"'):
+        raise ScenarioError(*where, "string literals are not supported")
+    if not text.startswith("'"):
+        raise ScenarioError(*where, "only plain character literals like 'x' are supported")
+    match = _CHARACTER.fullmatch(text[1:-1])
+    if match is None or len(text) < 3 or not text.endswith("'"):
+        raise ScenarioError(*where, f"character literal {text} must hold one character")
+    if match["oct"] is not None:
+        value = int(match["oct"], 8)
+    elif match["hex"] is not None:
+        digits = match["hex"].lstrip("0") or "0"
+        value = int(digits, 16) if len(digits) <= 2 else 256
+    elif match["simple"] is not None:
+        value = _SIMPLE_ESCAPES[match["simple"]]
+    else:
+        value = ord(match["plain"])
+    if value > 255 or (match["plain"] is not None and value > 127):
+        raise ScenarioError(*where, f"character literal {text} is not one byte")
+    return value
 
 
 def _arguments(counts: tuple[int, ...]) -> str:

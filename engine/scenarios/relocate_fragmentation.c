@@ -1,4 +1,4 @@
-// Title: Moving away and back, repeatedly: VMAs and anon_vmas with and without the flag
+// Title: Away and back, repeatedly: VMAs and anon_vmas with and without the flag
 // Note: Each plain move of a faulted piece keeps its vm_pgoff, so pieces moved elsewhere never
 // Note: merge and every piece keeps its anon_vma_chains. With MREMAP_RELOCATE_ANON each moved
 // Note: piece is relocated and merged: compare the VMA, anon_vma and anon_vma_chain counts

@@ -6,7 +6,7 @@ load to a backend. `engine.sim.simulation.Simulation` models Linux 6.18 step by 
 the two can be compared (mainline calls only).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -21,6 +21,55 @@ class CallResult:
 
     result: str
     value: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PageRecord:
+    """One populated page of a process, as /proc/PID/pagemap, /proc/kpagecount
+    and /proc/kpageflags describe it (fs/proc/task_mmu.c:pagemap_read(),
+    fs/proc/page.c).
+
+    `entry` is "present", "swap" or "migration". `zero` is None, "zero" or
+    "huge_zero"; a zero page has no `folio`. `folio` is an identifier that
+    names the same folio in every process (the simulator's folio id, the
+    real kernel's head PFN, never shown). `index` (the page's pgoff:
+    folio->index + page_in_folio) and `mapping` (the anon_vma id) only the
+    simulator knows; the real kernel reports None. `mapcount` is the page's
+    own as kpagecount counts it (folio_precise_page_mapcount: its PTE
+    mappings plus the folio's PMD mappings); `exclusive` is pagemap's
+    PM_MMAP_EXCLUSIVE (a present page mapped exactly once). A field the
+    real kernel cannot show without root is None.
+    """
+
+    addr: int
+    entry: str
+    zero: str | None
+    folio: int | None
+    order: int | None
+    page_in_folio: int | None
+    index: int | None
+    mapping: int | None
+    anon: bool | None
+    mapcount: int | None
+    exclusive: bool
+    pmd_mapped: bool | None
+
+
+# The PageRecord fields a comparison can use: the real kernel shows all of
+# them to root (PFNs, kpagecount, kpageflags), only pagemap's bits to others.
+PAGE_FIELDS = ("entry", "zero", "folio", "order", "page_in_folio", "anon", "mapcount", "exclusive")
+PAGEMAP_FIELDS = ("entry", "exclusive")
+
+
+@dataclass(frozen=True)
+class ProcessPages:
+    """One process's populated pages in address order, per VMA ("start-end")
+    how many pages PMD-mapped anonymous THPs cover (smaps AnonHugePages, the
+    huge zero page not counted), and which PageRecord fields are known."""
+
+    pages: list[PageRecord]
+    anon_huge: dict[str, int] = field(default_factory=dict)
+    fields: tuple[str, ...] = PAGE_FIELDS
 
 
 class Backend(Protocol):
@@ -47,7 +96,16 @@ class Backend(Protocol):
         """Every live process's VMAs as /proc/PID/maps prints them."""
         ...
 
+    def procmap_query(self, process: str, addr: int) -> tuple[int, int] | None:
+        """The VMA covering addr, (start, end), as the PROCMAP_QUERY ioctl on
+        the process's /proc/PID/maps answers with no flags; None for ENOENT."""
+        ...
+
     def resident(self) -> dict[str, dict[str, int]]:
         """Every live process's resident pages per VMA ("start-end" ->
         pages), as /proc/PID/smaps counts Rss (the zero page not counted)."""
+        ...
+
+    def pages(self) -> dict[str, ProcessPages]:
+        """Every live process's populated pages, page by page."""
         ...

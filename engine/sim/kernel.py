@@ -16,7 +16,8 @@ from engine.mm_types import MM, VMA, AnonVMA, Folio, ShmemObject, State
 from engine.pagetable import PageTable, PageTableEditor
 from engine.sim.limits import LimitExceeded, Limits
 from engine.sim.policy import POSTED, Policy
-from engine.sim.trace import Event, Step
+from engine.sim.profile import DEFAULT, MachineProfile
+from engine.sim.trace import Event, Lock, ObjRef, Rule, Step
 
 
 class Held:
@@ -28,19 +29,43 @@ class Held:
     were dropped before it closed (vma_complete() drops the anon_vma lock).
     """
 
-    __slots__ = ("_locks", "_taken", "_name")
+    __slots__ = ("_locks", "_taken", "_acquired", "_lock")
 
-    def __init__(self, locks: list[str], taken: dict[str, None], name: str) -> None:
+    def __init__(
+        self,
+        locks: list[Lock],
+        taken: dict[Lock, None],
+        acquired: list[tuple[tuple[Lock, ...], Lock]],
+        lock: Lock,
+    ) -> None:
         self._locks = locks
         self._taken = taken
-        self._name = name
+        self._acquired = acquired
+        self._lock = lock
 
     def __enter__(self) -> None:
-        self._locks.append(self._name)
-        self._taken[self._name] = None
+        self._acquired.append((tuple(self._locks), self._lock))
+        self._locks.append(self._lock)
+        self._taken[self._lock] = None
 
     def __exit__(self, *exc: object) -> None:
-        self._locks.remove(self._name)
+        self._locks.remove(self._lock)
+
+
+class Dropped:
+    """A held lock released for a `with` block and taken again after it
+    (relocate_anon_pte() drops the PTE lock around split_folio())."""
+
+    __slots__ = ("_held",)
+
+    def __init__(self, held: Held) -> None:
+        self._held = held
+
+    def __enter__(self) -> None:
+        self._held.__exit__()
+
+    def __exit__(self, *exc: object) -> None:
+        self._held.__enter__()
 
 
 @dataclass(frozen=True)
@@ -56,22 +81,30 @@ class Kernel:
     """The current state of the simulated machine, and its trace of steps.
 
     `policy` selects how the RELOCATE_ANON walk behaves where the posted
-    code and its review differ (engine.sim.policy).
+    code and its review differ (engine.sim.policy); `profile` the host
+    settings the modelled kernel runs with (engine.sim.profile).
     """
 
-    def __init__(self, limits: Limits | None = None, policy: Policy = POSTED) -> None:
+    def __init__(
+        self,
+        limits: Limits | None = None,
+        policy: Policy = POSTED,
+        profile: MachineProfile = DEFAULT,
+    ) -> None:
         self.limits = limits or Limits()
+        self.profile = profile
         self.policy = policy
         self.gup_race: GupRace | None = None
         self.state = State(processes=Map({"main": MM("main", 1)}))
         self.steps: list[Step] = []
         self.statement = -1
-        self._locks: list[str] = []
-        self._taken: dict[str, None] = {}
+        self._locks: list[Lock] = []
+        self._taken: dict[Lock, None] = {}
+        self._acquired: list[tuple[tuple[Lock, ...], Lock]] = []
         self._editors: dict[str, PageTableEditor] = {}
-        self._created: dict[str, None] = {}
-        self._changed: dict[str, None] = {}
-        self._freed: dict[str, None] = {}
+        self._created: dict[ObjRef, None] = {}
+        self._changed: dict[ObjRef, None] = {}
+        self._freed: dict[ObjRef, None] = {}
         self._events: list[Event] = []
         self._warnings: list[str] = []
         self._last = self.state
@@ -102,7 +135,7 @@ class Kernel:
     def mm(self, name: str) -> MM:
         return self.state.processes[name]
 
-    def _touch(self, ref: str, existed: bool) -> None:
+    def _touch(self, ref: ObjRef, existed: bool) -> None:
         if ref in self._freed:
             del self._freed[ref]
             self._changed[ref] = None
@@ -111,7 +144,7 @@ class Kernel:
         elif ref not in self._created:
             self._changed[ref] = None
 
-    def _free(self, ref: str) -> None:
+    def _free(self, ref: ObjRef) -> None:
         if ref in self._created:
             del self._created[ref]
             return
@@ -119,25 +152,25 @@ class Kernel:
         self._freed[ref] = None
 
     def put_vma(self, vma: VMA) -> VMA:
-        self._touch(f"vma:{vma.id}", vma.id in self._last.vmas)
+        self._touch(ObjRef("vma", vma.id), vma.id in self._last.vmas)
         self.state = self.state._replace(vmas=self.state.vmas.set(vma.id, vma))
         return vma
 
     def free_vma(self, ident: int) -> None:
-        self._free(f"vma:{ident}")
+        self._free(ObjRef("vma", ident))
         self.state = self.state._replace(vmas=self.state.vmas.delete(ident))
 
     def put_anon_vma(self, av: AnonVMA) -> AnonVMA:
-        self._touch(f"anon_vma:{av.id}", av.id in self._last.anon_vmas)
+        self._touch(ObjRef("anon_vma", av.id), av.id in self._last.anon_vmas)
         self.state = self.state._replace(anon_vmas=self.state.anon_vmas.set(av.id, av))
         return av
 
     def free_anon_vma(self, ident: int) -> None:
-        self._free(f"anon_vma:{ident}")
+        self._free(ObjRef("anon_vma", ident))
         self.state = self.state._replace(anon_vmas=self.state.anon_vmas.delete(ident))
 
     def put_folio(self, folio: Folio) -> Folio:
-        self._touch(f"folio:{folio.id}", folio.id in self._last.folios)
+        self._touch(ObjRef("folio", folio.id), folio.id in self._last.folios)
         self.state = self.state._replace(folios=self.state.folios.set(folio.id, folio))
         return folio
 
@@ -145,12 +178,12 @@ class Kernel:
         """Store many folios at once (a fault over a large range)."""
         with self.state.folios.mutate() as new:
             for folio in folios:
-                self._touch(f"folio:{folio.id}", folio.id in self._last.folios)
+                self._touch(ObjRef("folio", folio.id), folio.id in self._last.folios)
                 new[folio.id] = folio
             self.state = self.state._replace(folios=new.finish())
 
     def free_folio(self, ident: int) -> None:
-        self._free(f"folio:{ident}")
+        self._free(ObjRef("folio", ident))
         self.state = self.state._replace(folios=self.state.folios.delete(ident))
 
     def put_shmem(self, obj: ShmemObject) -> None:
@@ -209,20 +242,32 @@ class Kernel:
 
     # --- locks, decisions and steps ---------------------------------------
 
-    def lock(self, name: str) -> Held:
+    def lock(self, lock: Lock) -> Held:
         """Hold a lock for the steps taken inside the `with` block."""
-        return Held(self._locks, self._taken, name)
+        return Held(self._locks, self._taken, self._acquired, lock)
+
+    def dropped(self, lock: Lock) -> Dropped:
+        """Release the held lock for a `with` block, then retake it."""
+        assert lock in self._locks, lock
+        return Dropped(Held(self._locks, self._taken, self._acquired, lock))
 
     @property
-    def locks(self) -> tuple[str, ...]:
+    def locks(self) -> tuple[Lock, ...]:
         """The locks held now, outermost first."""
         return tuple(self._locks)
 
-    def event(self, function: str, decision: str, **values: object) -> None:
-        """Record a decision for the step being built."""
-        self._events.append(
-            Event(function, decision, tuple((k, _show(v)) for k, v in values.items()))
-        )
+    def event(
+        self,
+        function: str,
+        decision: str,
+        rule: Rule | None = None,
+        candidate: ObjRef | None = None,
+        **values: object,
+    ) -> None:
+        """Record a decision for the step being built: the rule that decided
+        and the object it judged, if any, and the values it compared."""
+        shown = tuple((k, _show(v)) for k, v in values.items())
+        self._events.append(Event(function, decision, shown, rule, candidate))
 
     def warn(self, text: str) -> None:
         """Record a warning for the step being built (shown in red), once."""
@@ -247,11 +292,13 @@ class Kernel:
             events=tuple(self._events),
             warnings=tuple(self._warnings),
             state=self.state,
+            acquired=tuple(self._acquired),
         )
         self.steps.append(step)
         self._created, self._changed, self._freed = {}, {}, {}
         self._events, self._warnings = [], []
         self._taken = {}
+        self._acquired = []
         self._last = self.state
         return step
 

@@ -9,6 +9,7 @@ as posted (9 June 2025).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,11 @@ class Policy:
     split_on_failure: bool = False
     """A failed walk splits the VMA where it stopped instead of undoing
     (Harry Yoo)."""
+    uninitialised_new_vma: Literal["null", "stale"] = "null"
+    """What move_vma() reads from the new_vma that patch 02's early return
+    in copy_vma_and_data() leaves unset: NULL where the stack is zeroed
+    (CONFIG_INIT_STACK_ALL_ZERO, Kconfig's default when the compiler
+    supports it), or a stale non-NULL pointer (CONFIG_INIT_STACK_NONE)."""
 
 
 POLICIES: dict[str, Policy] = {
@@ -62,6 +68,12 @@ POLICIES: dict[str, Policy] = {
             "pinned aborts; the VMA is split where the walk failed instead of undoing (Harry Yoo)",
             pinned_aborts=True,
             split_on_failure=True,
+        ),
+        Policy(
+            "posted_stale_stack",
+            "the posted code built without stack zeroing: move_vma() finds a stale"
+            " non-NULL new_vma after patch 02's early -EFAULT return",
+            uninitialised_new_vma="stale",
         ),
     )
 }

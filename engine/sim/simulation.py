@@ -1,6 +1,6 @@
 """The simulated Linux 6.18 kernel as a scenario backend, and a whole run.
 
-Ours: `Simulation` implements engine.backend.Backend by running each call
+Ours: `Simulation` implements engine.sim.backend.Backend by running each call
 through the modelled kernel functions, one inner step after another.
 `run_source()` parses a scenario, runs it, and keeps for every statement
 its outcome and the range of inner steps it took.
@@ -8,30 +8,34 @@ its outcome and the range of inner steps it took.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import gc
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from engine import fork, gup, madvise, mmap, mprotect, mremap
 from engine.memory import access_allowed, fault_anon_range, handle_mm_fault
-from engine.mm_constants import PAGE_SIZE
-from engine.mm_types import State
-from engine.procfs import proc_maps, resident_pages
+from engine.mm_constants import PAGE_SHIFT, PAGE_SIZE
+from engine.mm_types import Folio, State
+from engine.pagetable import PRESENT, ZERO_PAGE
+from engine.procfs import all_pages, proc_maps, resident_pages
 from engine.scenario import ast
 from engine.scenario.errors import ScenarioError
+from engine.scenario.harness import is_harness, parse_harness
 from engine.scenario.interpret import StepOutcome, run, step_record
+from engine.scenario.machine import TestMachine, Verdict
 from engine.scenario.parse import parse
-from engine.sim.backend import CallResult
+from engine.sim.backend import CallResult, ProcessPages
 from engine.sim.errors import SyscallError
 from engine.sim.kernel import Kernel
 from engine.sim.limits import LimitExceeded, Limits
 from engine.sim.policy import POLICIES
-from engine.sim.trace import Step
-from engine.vma import find_vma
+from engine.sim.trace import Lock, ObjRef, Step
+from engine.vma import find_vma, vma_lookup
 
 Handler = Callable[[Kernel, str, list[int]], int]
 
@@ -46,19 +50,31 @@ def _returns_zero(call: Callable[..., None]) -> Handler:
     return handler
 
 
-SYSCALLS: dict[str, tuple[str, Handler]] = {
-    "mmap": ("mm/mmap.c:do_mmap", lambda k, p, a: mmap.do_mmap(k, p, *a)),
-    "munmap": ("mm/vma.c:do_vmi_munmap", _returns_zero(mmap.do_vmi_munmap)),
-    "mprotect": ("mm/mprotect.c:do_mprotect_pkey", _returns_zero(mprotect.do_mprotect)),
-    "madvise": ("mm/madvise.c:do_madvise", _returns_zero(madvise.do_madvise)),
-    "mremap": ("mm/mremap.c:do_mremap", lambda k, p, a: mremap.do_mremap(k, p, *a)),
-    "pin": ("mm/gup.c:pin_user_pages", _returns_zero(gup.pin_user_pages)),
-    "unpin": ("mm/gup.c:unpin_user_pages", _returns_zero(gup.unpin_user_pages)),
-    "gup_fast_pin": ("mm/gup.c:gup_fast", _returns_zero(gup.arm_gup_fast_race)),
-    "swapout": ("mm/vmscan.c:shrink_folio_list", _returns_zero(madvise.swap_out)),
-    "migrate_entry": (
-        "mm/migrate.c:migrate_pages",
-        _returns_zero(madvise.install_migration_entries),
+class Syscall(NamedTuple):
+    """The kernel function a system call enters, in its file, and its handler."""
+
+    file: str
+    function: str
+    handler: Handler
+
+    @property
+    def label(self) -> str:
+        """The step label: "mm/mmap.c:do_mmap"."""
+        return f"{self.file}:{self.function}"
+
+
+SYSCALLS: dict[str, Syscall] = {
+    "mmap": Syscall("mm/mmap.c", "do_mmap", lambda k, p, a: mmap.do_mmap(k, p, *a)),
+    "munmap": Syscall("mm/vma.c", "do_vmi_munmap", _returns_zero(mmap.do_vmi_munmap)),
+    "mprotect": Syscall("mm/mprotect.c", "do_mprotect_pkey", _returns_zero(mprotect.do_mprotect)),
+    "madvise": Syscall("mm/madvise.c", "do_madvise", _returns_zero(madvise.do_madvise)),
+    "mremap": Syscall("mm/mremap.c", "do_mremap", lambda k, p, a: mremap.do_mremap(k, p, *a)),
+    "pin": Syscall("mm/gup.c", "pin_user_pages", _returns_zero(gup.pin_user_pages)),
+    "unpin": Syscall("mm/gup.c", "unpin_user_pages", _returns_zero(gup.unpin_user_pages)),
+    "gup_fast_pin": Syscall("mm/gup.c", "gup_fast", _returns_zero(gup.arm_gup_fast_race)),
+    "swapout": Syscall("mm/vmscan.c", "shrink_folio_list", _returns_zero(madvise.swap_out)),
+    "migrate_entry": Syscall(
+        "mm/migrate.c", "migrate_pages", _returns_zero(madvise.install_migration_entries)
     ),
 }
 
@@ -78,16 +94,16 @@ class Simulation:
         k = self.kernel
         self._begin(f"{process}: {name}()")
         if name == "memset":
-            return self._memset(process, args[0], args[2])
-        function, handler = SYSCALLS[name]
+            return self._memset(process, args[0], args[1], args[2])
+        call = SYSCALLS[name]
         try:
-            with k.lock(f"mmap_lock (write) of {process}"):
-                value = handler(k, process, args)
+            with k.lock(Lock.mmap(process, "write")):
+                value = call.handler(k, process, args)
         except SyscallError as err:
-            k.event(function.split(":")[1], f"returns -{err.errno}: {err.why}", errno=err.errno)
-            k.step(function, f"fails with {err.errno}")
+            k.event(call.function, f"returns -{err.errno}: {err.why}", errno=err.errno)
+            k.step(call.label, f"fails with {err.errno}")
             return CallResult(err.errno, -1)
-        k.step(function, f"returns {value:#x}" if value else "returns 0")
+        k.step(call.label, f"returns {value:#x}" if value else "returns 0")
         return CallResult("ok", value)
 
     def fork(self, parent: str, child: str) -> CallResult:
@@ -100,25 +116,28 @@ class Simulation:
 
     def store(self, process: str, addr: int, value: int) -> CallResult:
         self._begin(f"{process}: store at {addr:#x}")
-        return self._fault(process, addr, addr + 1, write=True)
+        return self._fault(process, addr, addr + 1, write=True, value=value)
 
     def load(self, process: str, addr: int) -> CallResult:
         self._begin(f"{process}: load at {addr:#x}")
         return self._fault(process, addr, addr + 1, write=False)
 
-    def _memset(self, process: str, addr: int, length: int) -> CallResult:
+    def _memset(self, process: str, addr: int, value: int, length: int) -> CallResult:
         if not length:
             self.kernel.step("(memset)", "nothing to write")
             return CallResult("ok", 0)
-        result = self._fault(process, addr, addr + length, write=True)
+        result = self._fault(process, addr, addr + length, write=True, value=value & 0xFF)
         return CallResult(result.result, 0 if result.result == "ok" else None)
 
-    def _fault(self, process: str, start: int, end: int, write: bool) -> CallResult:
-        """Touch every page of [start, end) in order, as the CPU would."""
+    def _fault(
+        self, process: str, start: int, end: int, write: bool, value: int | None = None
+    ) -> CallResult:
+        """Touch every page of [start, end) in order, as the CPU would; a
+        write stores `value` in each byte it reaches."""
         k = self.kernel
         addr = start & ~(PAGE_SIZE - 1)
         end = min(end, 1 << 64)
-        with k.lock(f"mmap_lock (read) of {process}"):
+        with k.lock(Lock.mmap(process, "read")):
             while addr < end:
                 vma = find_vma(k.state, process, addr)
                 if vma is None or vma.vm_start > addr:
@@ -130,9 +149,13 @@ class Simulation:
                 else:
                     result = handle_mm_fault(k, process, addr, write)
                 if result != "ok":
+                    if value is not None:
+                        _store_data(k, process, start, max(start, addr), value)
                     k.step("mm/memory.c:handle_mm_fault", f"{result} at {addr:#x}")
                     return CallResult(result, None)
                 addr = chunk_end
+            if value is not None:
+                _store_data(k, process, start, end, value)
             kind = "write" if write else "read"
             k.step("mm/memory.c:handle_mm_fault", f"{kind} faults over {start:#x}-{end:#x}")
         return CallResult("ok", None)
@@ -140,8 +163,16 @@ class Simulation:
     def maps(self) -> dict[str, list[str]]:
         return proc_maps(self.kernel.state)
 
+    def procmap_query(self, process: str, addr: int) -> tuple[int, int] | None:
+        """Models fs/proc/task_mmu.c:do_procmap_query() without flags: vma_lookup()."""
+        vma = vma_lookup(self.kernel.state, process, addr)
+        return None if vma is None else (vma.vm_start, vma.vm_end)
+
     def resident(self) -> dict[str, dict[str, int]]:
         return resident_pages(self.kernel.state)
+
+    def pages(self) -> dict[str, ProcessPages]:
+        return all_pages(self.kernel.state)
 
 
 def _fault_vma_range(k: Kernel, process: str, start: int, end: int, write: bool) -> str:
@@ -151,6 +182,34 @@ def _fault_vma_range(k: Kernel, process: str, start: int, end: int, write: bool)
     if not access_allowed(vma, write):
         return handle_mm_fault(k, process, start, write)
     return fault_anon_range(k, vma, start, end, write)
+
+
+def _store_data(k: Kernel, process: str, start: int, end: int, value: int) -> None:
+    """What storing `value` over [start, end) leaves for the kernel to see:
+    which pages of large folios hold a byte that is not zero (Folio.data).
+    A nonzero value marks every page it reaches; zero clears only the pages
+    it covers whole (a zero stored inside a page is taken not to have been
+    that page's last nonzero byte)."""
+    pt = k.pt(process)
+    changed: dict[int, Folio] = {}
+    first, last = start >> PAGE_SHIFT, (end - 1) >> PAGE_SHIFT
+    for vpn in range(first, last + 1):
+        pte = pt.get(vpn)
+        if pte is None or pte.kind != PRESENT or pte.folio == ZERO_PAGE:
+            continue
+        folio = changed.get(pte.folio) or k.folio(pte.folio)
+        if not folio.order:
+            continue
+        bit = 1 << pte.page
+        if value:
+            data = folio.data | bit
+        elif start <= vpn << PAGE_SHIFT and (vpn + 1) << PAGE_SHIFT <= end:
+            data = folio.data & ~bit
+        else:
+            continue
+        if data != folio.data:
+            changed[folio.id] = folio._replace(data=data)
+    k.put_folios(list(changed.values()))
 
 
 @dataclass
@@ -177,9 +236,9 @@ View = Literal["step", "before", "after"]
 class Changes:
     """The objects a step, or a whole statement, created, changed and freed."""
 
-    created: tuple[str, ...] = ()
-    changed: tuple[str, ...] = ()
-    freed: tuple[str, ...] = ()
+    created: tuple[ObjRef, ...] = ()
+    changed: tuple[ObjRef, ...] = ()
+    freed: tuple[ObjRef, ...] = ()
 
     @classmethod
     def of_step(cls, step: Step) -> Changes:
@@ -189,9 +248,9 @@ class Changes:
     def of_steps(cls, steps: Iterable[Step]) -> Changes:
         """What the steps did together: an object created then changed is created,
         one freed at the end is only freed."""
-        created: dict[str, None] = {}
-        changed: dict[str, None] = {}
-        freed: dict[str, None] = {}
+        created: dict[ObjRef, None] = {}
+        changed: dict[ObjRef, None] = {}
+        freed: dict[ObjRef, None] = {}
         for step in steps:
             created.update(dict.fromkeys(step.created))
             changed.update(dict.fromkeys(r for r in step.changed if r not in created))
@@ -202,8 +261,8 @@ class Changes:
             tuple(freed),
         )
 
-    def of(self, ref: str) -> Literal["", "created", "changed"]:
-        """How the object `ref` ("vma:3") fared: created, changed, or neither."""
+    def of(self, ref: ObjRef) -> Literal["", "created", "changed"]:
+        """How the object `ref` fared: created, changed, or neither."""
         if ref in self.created:
             return "created"
         if ref in self.changed:
@@ -218,7 +277,7 @@ class Shown:
 
     state: State
     before: State | None
-    held: tuple[str, ...]
+    held: tuple[Lock, ...]
     changes: Changes
 
 
@@ -246,6 +305,8 @@ class Run:
     statements: list[StatementRun] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
     error: str | None = None
+    test: str | None = None
+    verdict: Verdict | None = None
 
     def state_at(self, step: int) -> State:
         """The snapshot after inner step `step`."""
@@ -257,7 +318,10 @@ class Run:
 
     def statement_of(self, step: int) -> int:
         """The index of the statement whose inner steps include `step`."""
-        return min(self.steps[step].statement, len(self.statements) - 1)
+        # By the statements' ranges, not the kernel's count of calls: a harness
+        # test's assertions and assignments are statements that make no call.
+        lasts = [st.last for st in self.statements]
+        return min(bisect.bisect_right(lasts, step), len(self.statements) - 1)
 
     def statement_steps(self, i: int) -> list[Step]:
         """Statement i's inner steps."""
@@ -304,9 +368,7 @@ class Run:
             next=step + 1 if step < last else None,
             last=last if step < last else None,
             prev_statement=self.statements[s - 1].first if s > 0 else None,
-            next_statement=(
-                self.statements[s + 1].first if s + 1 < len(self.statements) else None
-            ),
+            next_statement=(self.statements[s + 1].first if s + 1 < len(self.statements) else None),
         )
 
 
@@ -316,16 +378,63 @@ def run_scenario(
     """Run a parsed scenario on the model, keeping every inner step."""
     sim = Simulation(limits, policy)
     result = Run(scenario, steps=sim.kernel.steps)
+    _record(sim, run(scenario, sim), result)
+    return result
+
+
+def run_test(
+    harness: ast.HarnessFile,
+    test: ast.HarnessTest,
+    limits: Limits | None = None,
+    policy: str = "posted",
+) -> Run:
+    """Run one test of a harness file on a fresh model, as the harness forks one per test."""
+    sim = Simulation(limits, policy)
+    machine = TestMachine(harness, test, sim)
+    result = Run(ast.Scenario((), ("main",)), steps=sim.kernel.steps, test=test.name)
+    _record(sim, machine.run(), result)
+    result.scenario = ast.Scenario(
+        tuple(s.outcome.statement for s in result.statements), tuple(machine.processes)
+    )
+    result.verdict = machine.verdict or Verdict(
+        "fail", result.error, machine.passed, machine.failed
+    )
+    return result
+
+
+@dataclass
+class Suite:
+    """Every test of a harness file, each run on its own fresh model, in file order."""
+
+    harness: ast.HarnessFile
+    runs: list[Run]
+
+    def find(self, wanted: str) -> Run | None:
+        """A test's run by its full name (merge.ksm_merge) or its own (ksm_merge)."""
+        for test, ran in zip(self.harness.tests, self.runs, strict=True):
+            if test.answers_to(wanted):
+                return ran
+        return None
+
+
+def run_harness(
+    harness: ast.HarnessFile, limits: Limits | None = None, policy: str = "posted"
+) -> Suite:
+    """Run every test of a harness file, as the kselftest harness does."""
+    return Suite(harness, [run_test(harness, test, limits, policy) for test in harness.tests])
+
+
+def _record(sim: Simulation, outcomes: Iterator[StepOutcome], result: Run) -> None:
+    """Keep each outcome with its inner steps and the maps after it."""
     first = 0
-    with _cyclic_gc_paused():
+    with cyclic_gc_paused():
         try:
-            for outcome in run(scenario, sim):
+            for outcome in outcomes:
                 last = len(sim.kernel.steps)
                 result.statements.append(StatementRun(outcome, first, last, sim.maps()))
                 first = last
         except (LimitExceeded, ScenarioError) as err:
             result.error = str(err)
-    return result
 
 
 _gc_lock = threading.Lock()
@@ -333,8 +442,9 @@ _gc_pausers = 0
 
 
 @contextlib.contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """Pause Python's cycle collector while a run allocates.
+def cyclic_gc_paused() -> Iterator[None]:
+    """Pause Python's cycle collector while a run allocates (or its trace is
+    checked and encoded: engine.present.report).
 
     A large run makes millions of small acyclic objects (folios, page-table
     entries); each full collection would scan them all again, which made a
@@ -371,3 +481,12 @@ def run_source(source: str, limits: Limits | None = None, policy: str | None = N
     "posted" (the series' code as posted).
     """
     return run_scenario(parse(source), limits, policy or policy_of(source))
+
+
+def run_text(source: str, limits: Limits | None = None, policy: str | None = None) -> Run | Suite:
+    """Parse and run what was pasted: a scenario's Run, or a harness file's Suite
+    (engine.scenario.harness.is_harness tells them apart); a parse error raises
+    ScenarioError. The policy is chosen as for run_source()."""
+    if is_harness(source):
+        return run_harness(parse_harness(source), limits, policy or policy_of(source))
+    return run_source(source, limits, policy)

@@ -3,15 +3,112 @@
 Ours, not the kernel's: each system call is recorded as the sequence of
 inner steps the kernel takes. A step names the kernel function it models,
 says in one line what happened, lists the objects it created, changed or
-freed, the locks held, the decisions taken (Event: the rule that decided
-and the values it compared), and keeps the State after it.
+freed (ObjRef), the locks it ran under (Lock), the decisions taken (Event:
+the rule that decided and the values it compared), and keeps the State
+after it. Everything here is data; engine.present makes the text.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
+from typing import Literal, NamedTuple
 
 from engine.mm_types import State
+
+ObjKind = Literal["vma", "anon_vma", "folio"]
+
+
+class ObjRef(NamedTuple):
+    """One kernel object a step touched: its kind and its id.
+
+    `str()` is the JSON contract's form ("vma:3"); `label` the form the
+    kernel's messages use ("vma#3").
+    """
+
+    kind: ObjKind
+    id: int
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}#{self.id}"
+
+
+class LockKind(Enum):
+    """The kinds of lock the modelled kernel functions take (the value is
+    the name the text uses)."""
+
+    MMAP_LOCK = "mmap_lock"
+    VMA_WRITE_LOCK = "vma write lock"
+    ANON_VMA_RWSEM = "anon_vma rwsem"
+    PAGE_TABLE_LOCKS = "page-table locks"
+    PMD_LOCK = "pmd lock"
+    PTE_LOCK = "PTE lock (spinlock)"
+    FOLIO_LOCK = "folio lock"
+
+
+LockMode = Literal["read", "write", ""]
+
+
+class Lock(NamedTuple):
+    """One lock: its kind, what it locks, and how (read or write, or "" for
+    a lock with one mode).
+
+    `target` is the object (an ObjRef), the mm's process name for
+    mmap_lock, the address of the range for a page-table lock, or None for
+    the page-table locks of a move's two tables together.
+    """
+
+    kind: LockKind
+    target: ObjRef | str | int | None = None
+    mode: LockMode = ""
+
+    @classmethod
+    def mmap(cls, process: str, mode: LockMode) -> Lock:
+        """mmap_read_lock()/mmap_write_lock() of a process's mm."""
+        return cls(LockKind.MMAP_LOCK, process, mode)
+
+    @classmethod
+    def vma_write(cls, vma: int) -> Lock:
+        """vma_start_write()."""
+        return cls(LockKind.VMA_WRITE_LOCK, ObjRef("vma", vma), "write")
+
+    @classmethod
+    def anon_vma_write(cls, root: int) -> Lock:
+        """anon_vma_lock_write() of an anon_vma tree's root."""
+        return cls(LockKind.ANON_VMA_RWSEM, ObjRef("anon_vma", root), "write")
+
+    @classmethod
+    def folio(cls, folio: int) -> Lock:
+        """folio_lock()."""
+        return cls(LockKind.FOLIO_LOCK, ObjRef("folio", folio))
+
+    @classmethod
+    def pmd(cls, addr: int) -> Lock:
+        """pmd_lock() of the PMD mapping `addr`."""
+        return cls(LockKind.PMD_LOCK, addr)
+
+    @classmethod
+    def pte_table(cls, addr: int) -> Lock:
+        """pte_offset_map_lock() of the PTE table starting at `addr`."""
+        return cls(LockKind.PTE_LOCK, addr)
+
+    @classmethod
+    def page_tables(cls) -> Lock:
+        """The old and new page-table locks move_page_tables() takes together."""
+        return cls(LockKind.PAGE_TABLE_LOCKS)
+
+
+class Rule(NamedTuple):
+    """The rule that decided: the kernel function and the check in it
+    ("is_mergeable_vma", "vm_flags"); `check` is "" when the function's
+    answer as a whole decided."""
+
+    function: str
+    check: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,21 +116,17 @@ class Event:
     """One decision a kernel function took, with the values it compared.
 
     `function` is the kernel function that decided ("is_mergeable_anon_vma"),
-    `decision` a one-line sentence in the kernel's terms, `values` the
-    named values the rule compared, for highlighting in the views.
+    `decision` a one-line sentence in the kernel's terms; `rule` the rule
+    that decided and `candidate` the object it judged, when the decision is
+    a verdict on one; `values` the other named values the rule compared,
+    for highlighting in the views.
     """
 
     function: str
     decision: str
     values: tuple[tuple[str, str], ...] = ()
-
-    def as_dict(self) -> dict[str, object]:
-        """The JSON form."""
-        return {
-            "function": self.function,
-            "decision": self.decision,
-            "values": dict(self.values),
-        }
+    rule: Rule | None = None
+    candidate: ObjRef | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,30 +135,24 @@ class Step:
 
     `locks` are the locks the step's work ran under (taken at some point
     during it); `held` those still held when it ended, as a racing reader
-    of the state after the step would find them.
+    of the state after the step would find them. `acquired` is each lock
+    taken during the step with the locks held as it was taken, in order:
+    what lockdep sees (engine.invariants.lock_order checks it).
     """
 
     statement: int
     function: str
     summary: str
-    locks: tuple[str, ...]
-    held: tuple[str, ...]
-    created: tuple[str, ...]
-    changed: tuple[str, ...]
-    freed: tuple[str, ...]
+    locks: tuple[Lock, ...]
+    held: tuple[Lock, ...]
+    created: tuple[ObjRef, ...]
+    changed: tuple[ObjRef, ...]
+    freed: tuple[ObjRef, ...]
     events: tuple[Event, ...]
     warnings: tuple[str, ...]
     state: State = field(repr=False)
+    acquired: tuple[tuple[tuple[Lock, ...], Lock], ...] = ()
 
-    def as_dict(self) -> dict[str, object]:
-        """The JSON form, without the state."""
-        return {
-            "function": self.function,
-            "summary": self.summary,
-            "locks": list(self.locks),
-            "created": list(self.created),
-            "changed": list(self.changed),
-            "freed": list(self.freed),
-            "events": [event.as_dict() for event in self.events],
-            "warnings": list(self.warnings),
-        }
+    def folios_touched(self) -> list[int]:
+        """The ids of the folios the step created, changed or freed."""
+        return [r.id for r in (*self.created, *self.changed, *self.freed) if r.kind == "folio"]

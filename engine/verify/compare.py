@@ -1,9 +1,16 @@
 """Line up the simulator's steps with the real kernel's and list differences.
 
 Both sides are the JSON contract's steps ({"line", "source", "process",
-"result", "value", "maps"}). Shared-anonymous inode numbers are renumbered
-on both sides first, since the real kernel hands out fresh ones every run;
-fork's value (a pid) is never compared, only mmap's and mremap's addresses.
+"result", "value", "maps"}), with resident pages per VMA and, when
+recorded, every populated page ("pages", "anon_huge"). Shared-anonymous
+inode numbers are renumbered on both sides first, since the real kernel
+hands out fresh ones every run; fork's value (a pid) is never compared,
+only mmap's and mremap's addresses. Pages are compared by their sharing
+structure, never by PFN: folios are renumbered A, B, ... in the order
+they first appear (processes main first, then by name; pages by address),
+so "the child's page maps the parent's folio B at position 3" is what
+both sides must agree on. Only the fields the real side could read
+(ProcessPages.fields) are compared.
 """
 
 import re
@@ -12,21 +19,24 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Any
 
+from engine.sim.backend import PAGE_FIELDS, PageRecord, ProcessPages
 from engine.verify.real import canonical_inodes
 
 WIDTH = 75
 ADDRESS_CALLS = ("mmap", "mremap")
 _CALL = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
+PAGES_SHOWN = 8  # differing pages listed per process and statement
 
 
 @dataclass(frozen=True)
 class Difference:
     """One way a statement's outcome differs between the two kernels.
 
-    `what` is "result", "value", "maps:NAME" or "steps" (one side ran more
+    `what` is "result", "value", "maps:NAME", "resident:NAME",
+    "pages:NAME", "anon_huge:NAME" or "steps" (one side ran more
     statements). Each side holds the compared text: one item for a result
-    or value, the maps lines for maps, None where that side has no such
-    process or step.
+    or value, the maps lines for maps, one line per differing page or VMA,
+    None where that side has no such process or step.
     """
 
     line: int
@@ -53,6 +63,12 @@ class Difference:
                 if tag != "equal":
                     body += [f"  - {line}" for line in self.simulated[i1:i2]]
                     body += [f"  + {line}" for line in self.real[j1:j2]]
+            return body
+        if ":" in self.what:
+            kind = self.what.partition(":")[0]
+            body = [f"  {kind} of {self._process} (- simulated, + real):"]
+            for sim, real in zip(self.simulated, self.real, strict=True):
+                body += [f"  - {sim}", f"  + {real}"]
             return body
         return [f"  {self.what}: simulated {self.simulated[0]}, real {self.real[0]}"]
 
@@ -125,7 +141,125 @@ def _compare_step(sim: Mapping[str, Any], real: Mapping[str, Any]) -> list[Diffe
                         tuple(f"{vma} {real_pages.get(vma)} pages" for vma in differ),
                     )
                 )
+    if "pages" in sim and "pages" in real:
+        same = {n for n in sim_maps.keys() & real_maps.keys() if sim_maps[n] == real_maps[n]}
+        out += _compare_pages(line, source, sim, real, same)
     return out
+
+
+def _compare_pages(
+    line: int,
+    source: str,
+    sim: Mapping[str, Any],
+    real: Mapping[str, Any],
+    names: set[str],
+) -> list[Difference]:
+    """Page by page, in the processes whose maps agree (else maps said it)."""
+    sim_pages, real_pages = canonical_pages(sim["pages"]), canonical_pages(real["pages"])
+    out = []
+    for name in _ordered(names):
+        if name not in sim["pages"] or name not in real["pages"]:
+            continue
+        mine, theirs = sim_pages[name], real_pages[name]
+        known = set(sim["pages"][name].fields) & set(real["pages"][name].fields)
+        fields = tuple(f for f in PAGE_FIELDS if f in known)
+        differ = [
+            addr
+            for addr in sorted(mine.keys() | theirs.keys())
+            if _view(mine.get(addr), fields) != _view(theirs.get(addr), fields)
+        ]
+        if differ:
+            shown = differ[:PAGES_SHOWN]
+            more = len(differ) - len(shown)
+            sim_lines = [_describe(addr, mine.get(addr), fields) for addr in shown]
+            real_lines = [_describe(addr, theirs.get(addr), fields) for addr in shown]
+            if more:
+                sim_lines.append(f"... and {more} more page{'s' if more > 1 else ''}")
+                real_lines.append("...")
+            out.append(
+                Difference(line, source, f"pages:{name}", tuple(sim_lines), tuple(real_lines))
+            )
+        sim_huge: ProcessPages = sim["pages"][name]
+        real_huge: ProcessPages = real["pages"][name]
+        vmas = sorted(
+            vma
+            for vma in sim_huge.anon_huge.keys() | real_huge.anon_huge.keys()
+            if sim_huge.anon_huge.get(vma, 0) != real_huge.anon_huge.get(vma, 0)
+        )
+        if vmas:
+            out.append(
+                Difference(
+                    line,
+                    source,
+                    f"anon_huge:{name}",
+                    tuple(f"{v} {sim_huge.anon_huge.get(v, 0)} PMD-mapped pages" for v in vmas),
+                    tuple(f"{v} {real_huge.anon_huge.get(v, 0)} PMD-mapped pages" for v in vmas),
+                )
+            )
+    return out
+
+
+Canonical = dict[str, Any]
+
+
+def canonical_pages(pages: Mapping[str, ProcessPages]) -> dict[str, dict[int, Canonical]]:
+    """Each process's pages by address, folios renamed A, B, ... by first
+    appearance, so the two kernels' numbering (folio ids, PFNs) drops out."""
+    labels: dict[int, str] = {}
+    out: dict[str, dict[int, Canonical]] = {}
+    for name in _ordered(pages.keys()):
+        by_addr: dict[int, Canonical] = {}
+        for record in pages[name].pages:
+            view = _fields(record)
+            if record.folio is not None:
+                view["folio"] = labels.setdefault(record.folio, _label(len(labels)))
+            by_addr[record.addr] = view
+        out[name] = by_addr
+    return out
+
+
+def _fields(record: PageRecord) -> Canonical:
+    view = {f: getattr(record, f) for f in PAGE_FIELDS}
+    if view["entry"] != "present":
+        # A swap or migration entry: pagemap says PM_SWAP, nothing more.
+        return {f: ("swap" if f == "entry" else None) for f in PAGE_FIELDS}
+    return view
+
+
+def _view(page: Canonical | None, fields: tuple[str, ...]) -> tuple[object, ...] | None:
+    if page is None:
+        return None
+    if page["entry"] != "present":
+        return (page["entry"],)
+    return tuple(page[f] for f in fields)
+
+
+def _label(n: int) -> str:
+    """A, B, ..., Z, AA, AB, ...: a folio's name in a comparison."""
+    name = ""
+    n += 1
+    while n:
+        n, rest = divmod(n - 1, 26)
+        name = chr(ord("A") + rest) + name
+    return name
+
+
+def _describe(addr: int, page: Canonical | None, fields: tuple[str, ...]) -> str:
+    """One page as a comparison line: what the compared fields say."""
+    if page is None:
+        return f"{addr:x} not populated"
+    if page["entry"] != "present":
+        return f"{addr:x} {page['entry']} entry"
+    parts = [f"{addr:x}"]
+    if "zero" in fields and page["zero"]:
+        parts.append(f"{page['zero'].replace('_', ' ')} page")
+    elif "folio" in fields:
+        parts.append(f"folio {page['folio']} page {page['page_in_folio']}/{1 << page['order']}")
+        parts.append("anon" if page["anon"] else "shmem")
+    if "mapcount" in fields:
+        parts.append(f"mapcount {page['mapcount']}")
+    parts.append("exclusive" if page["exclusive"] else "not exclusive")
+    return " ".join(parts)
 
 
 def _call_name(source: str) -> str | None:

@@ -14,6 +14,13 @@
  * kind is REPLY_OK, REPLY_ERRNO (value = errno) or REPLY_SIGNAL (value = signo).
  * On start, and in a forked child, the first reply is a hello: REPLY_OK with
  * the personality flags.  EOF on the socket ends the process.
+ *
+ * OP_PAGES(start, end) answers one struct page_record per populated page
+ * (pagemap says present or swapped) of [start, end): the pagemap entry and,
+ * when /proc/kpagecount and /proc/kpageflags can be read (root), the page's
+ * count and flags and where its folio starts and how long it is, found from
+ * the COMPOUND_HEAD/TAIL flags of the pages around it.  The reply's value
+ * says which: PAGES_PAGEMAP_ONLY or PAGES_FULL.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -40,6 +47,26 @@ enum op {
 	OP_LOAD = 8,
 	OP_FORK = 9,
 	OP_MAPS = 10,
+	OP_PAGES = 11,
+};
+
+enum pages_kind { PAGES_PAGEMAP_ONLY = 0, PAGES_FULL = 1 };
+
+#define PM_PFN_MASK ((1ULL << 55) - 1)
+#define PM_SWAP (1ULL << 62)
+#define PM_PRESENT (1ULL << 63)
+#define KPF_COMPOUND_HEAD 15
+#define KPF_COMPOUND_TAIL 16
+/* The largest folio looked for: a PMD's worth of pages. */
+#define FOLIO_SPAN 512
+
+struct page_record {
+	uint64_t addr;
+	uint64_t pagemap;
+	uint64_t count;
+	uint64_t flags;
+	uint64_t head;	/* pages from the folio's head to this page */
+	uint64_t nr;	/* pages in the folio */
 };
 
 enum reply_kind { REPLY_OK = 0, REPLY_ERRNO = 1, REPLY_SIGNAL = 2 };
@@ -60,6 +87,11 @@ struct reply {
 #define STACK_LIMIT (8UL << 20)
 
 static char maps_buf[1 << 20];
+static struct page_record pages_buf[1 << 16];
+static uint64_t pagemap_chunk[4096];
+static uint64_t flags_block[FOLIO_SPAN];
+static uint64_t flags_block_base = UINT64_MAX;
+static int kpagecount_fd = -2, kpageflags_fd = -2;
 static sigjmp_buf fault_jmp;
 static volatile sig_atomic_t fault_armed;
 
@@ -193,6 +225,115 @@ static void send_maps(uint64_t smaps)
 	reply(REPLY_OK, 0, maps_buf, len);
 }
 
+static int pread_all(int fd, void *buf, size_t len, uint64_t offset)
+{
+	ssize_t n;
+
+	do
+		n = pread(fd, buf, len, (off_t)offset);
+	while (n < 0 && errno == EINTR);
+	return n == (ssize_t)len ? 0 : -1;
+}
+
+/* Opened once, before a fork shares them: never by a scenario's statement. */
+static void open_kpage_files(void)
+{
+	if (kpagecount_fd == -2)
+		kpagecount_fd = open("/proc/kpagecount", O_RDONLY | O_CLOEXEC);
+	if (kpageflags_fd == -2)
+		kpageflags_fd = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
+}
+
+/* The flags of the FOLIO_SPAN-aligned block of pfns holding pfn, cached:
+ * a PMD-sized folio's pages all fall in one block. */
+static int block_flags(uint64_t pfn, const uint64_t **block)
+{
+	uint64_t base = pfn & ~(uint64_t)(FOLIO_SPAN - 1);
+
+	if (base != flags_block_base) {
+		flags_block_base = UINT64_MAX;
+		if (pread_all(kpageflags_fd, flags_block, sizeof(flags_block), base * 8))
+			return -1;
+		flags_block_base = base;
+	}
+	*block = flags_block;
+	return 0;
+}
+
+/* Count, flags and folio position of one pfn; -1 if the files failed. */
+static int describe_pfn(uint64_t pfn, struct page_record *r)
+{
+	const uint64_t *block;
+	uint64_t at = pfn & (FOLIO_SPAN - 1), head = at, end;
+
+	if (pread_all(kpagecount_fd, &r->count, 8, pfn * 8) || block_flags(pfn, &block))
+		return -1;
+	r->flags = block[at];
+	if (block[at] & (1ULL << KPF_COMPOUND_TAIL))
+		while (head > 0 && !(block[head] & (1ULL << KPF_COMPOUND_HEAD)))
+			head--;
+	end = head + 1;
+	if (block[head] & (1ULL << KPF_COMPOUND_HEAD))
+		while (end < FOLIO_SPAN && (block[end] & (1ULL << KPF_COMPOUND_TAIL)))
+			end++;
+	r->head = at - head;
+	r->nr = end - head;
+	return 0;
+}
+
+/* The populated pages of [start, end), as described above OP_PAGES. */
+static void send_pages(uint64_t start, uint64_t end)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	int full = kpagecount_fd >= 0 && kpageflags_fd >= 0;
+	size_t count = 0;
+	uint64_t vpn = start >> 12, last = end >> 12;
+
+	if (fd < 0) {
+		reply(REPLY_ERRNO, errno, 0, 0);
+		return;
+	}
+	flags_block_base = UINT64_MAX;
+	while (vpn < last) {
+		uint64_t n = last - vpn, i;
+
+		if (n > sizeof(pagemap_chunk) / 8)
+			n = sizeof(pagemap_chunk) / 8;
+		if (pread_all(fd, pagemap_chunk, n * 8, vpn * 8)) {
+			close(fd);
+			reply(REPLY_ERRNO, errno ? errno : EIO, 0, 0);
+			return;
+		}
+		for (i = 0; i < n; i++) {
+			uint64_t pm = pagemap_chunk[i];
+			struct page_record *r = &pages_buf[count];
+
+			if (!(pm & (PM_PRESENT | PM_SWAP)))
+				continue;
+			if (count == sizeof(pages_buf) / sizeof(pages_buf[0])) {
+				close(fd);
+				reply(REPLY_ERRNO, EOVERFLOW, 0, 0);
+				return;
+			}
+			memset(r, 0, sizeof(*r));
+			r->addr = (vpn + i) << 12;
+			r->pagemap = pm;
+			r->nr = 1;
+			if (full && (pm & PM_PRESENT) && (pm & PM_PFN_MASK) &&
+			    describe_pfn(pm & PM_PFN_MASK, r)) {
+				close(fd);
+				reply(REPLY_ERRNO, errno ? errno : EIO, 0, 0);
+				return;
+			}
+			count++;
+		}
+		vpn += n;
+	}
+	close(fd);
+	reply(REPLY_OK, full ? PAGES_FULL : PAGES_PAGEMAP_ONLY, (const char *)pages_buf,
+	      count * sizeof(pages_buf[0]));
+}
+
 /* The child takes the passed socket as its channel and says hello. */
 static void do_fork(int fd)
 {
@@ -248,6 +389,9 @@ static void run(const struct command *c, int fd)
 	case OP_MAPS:
 		send_maps(a[0]);
 		break;
+	case OP_PAGES:
+		send_pages(a[0], a[1]);
+		break;
 	default:
 		reply(REPLY_ERRNO, ENOSYS, 0, 0);
 	}
@@ -279,7 +423,9 @@ static void fix_layout(char **argv, char **envp)
 /* Pins this process (and the children it forks) to the CPU it runs on.
  * Folios wait in per-CPU LRU batches, and madvise drains only the current
  * CPU's: a process that moved between MADV_FREE and MADV_PAGEOUT would see
- * some folios not on the LRU yet, and reclaim would skip them at random. */
+ * some folios not on the LRU yet, and reclaim would skip them at random;
+ * a batch's reference would also make a write fault copy a folio it could
+ * reuse (wp_can_reuse_anon_folio counts references), as cow #11 once did. */
 static void stay_on_one_cpu(void)
 {
 	cpu_set_t set;
@@ -301,6 +447,7 @@ int main(int argc, char **argv, char **envp)
 	(void)argc;
 	fix_layout(argv, envp);
 	stay_on_one_cpu();
+	open_kpage_files();
 	sa.sa_handler = on_fault;
 	sigaction(SIGSEGV, &sa, 0);
 	sigaction(SIGBUS, &sa, 0);

@@ -1,6 +1,6 @@
 """Run a scenario's calls on the host kernel, to check the simulated one.
 
-`RealMachine` implements `engine.backend.Backend` with one small static C
+`RealMachine` implements `engine.sim.backend.Backend` with one small static C
 executor per process (`executor.c`, compiled on first use). Each executor is
 started with ASLR off, so addresses match the simulator's top-down layout,
 and talks to Python over its own unix socket; a fork passes the child its
@@ -12,6 +12,7 @@ the caller.
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import os
 import re
@@ -30,7 +31,7 @@ from importlib import resources
 from pathlib import Path
 from types import TracebackType
 
-from engine.sim.backend import CallResult
+from engine.sim.backend import PAGE_FIELDS, PAGEMAP_FIELDS, CallResult, PageRecord, ProcessPages
 from engine.uapi import ERRNO_NAME
 
 COMPILE_FLAGS = ("-static", "-O1")
@@ -53,8 +54,25 @@ _OP_STORE = 7
 _OP_LOAD = 8
 _OP_FORK = 9
 _OP_MAPS = 10
+_OP_PAGES = 11
+_PAGES_FULL = 1
+# One OP_PAGES request covers at most this many pages (the executor's buffer).
+PAGES_PER_REQUEST = 1 << 16
+_PAGE_RECORD = struct.Struct("=6Q")
+PM_PFN_MASK = (1 << 55) - 1
+PM_MMAP_EXCLUSIVE = 1 << 56
+PM_PRESENT = 1 << 63
+KPF_ANON = 1 << 12
+KPF_THP = 1 << 22
+KPF_ZERO_PAGE = 1 << 24
 _VMA_LINE = re.compile(r"^[0-9a-f]+-[0-9a-f]+ ")
 
+# include/uapi/linux/fs.h: struct procmap_query (size, query_flags,
+# query_addr, vma_start, vma_end, vma_flags, vma_page_size, vma_offset,
+# inode, dev_major, dev_minor, vma_name_size, build_id_size, vma_name_addr,
+# build_id_addr) and PROCMAP_QUERY = _IOWR('f', 17, struct procmap_query).
+_PROCMAP_QUERY = struct.Struct("=9Q4I2Q")
+PROCMAP_QUERY = (3 << 30) | (_PROCMAP_QUERY.size << 16) | (ord("f") << 8) | 17
 _COMMAND = struct.Struct("=7Q")
 _REPLY = struct.Struct("=qqQ")
 _REPLY_OK, _REPLY_ERRNO, _REPLY_SIGNAL = 0, 1, 2
@@ -172,6 +190,7 @@ class RealMachine:
         self.timeout = timeout
         self._processes: dict[str, _Process] = {}
         self._closed: str | None = None
+        self._full_pages = True
         exe = executor_path()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -271,24 +290,80 @@ class RealMachine:
             for name, p in self._processes.items()
         }
 
+    def procmap_query(self, process: str, addr: int) -> tuple[int, int] | None:
+        """The PROCMAP_QUERY ioctl (Linux 6.11+) on the executor's /proc/PID/maps,
+        no flags: the VMA covering addr, as the selftests' find_vma_procmap() asks."""
+        p = self._process(process)
+        query = bytearray(_PROCMAP_QUERY.size)
+        _PROCMAP_QUERY.pack_into(query, 0, _PROCMAP_QUERY.size, 0, addr & _U64, *[0] * 12)
+        try:
+            fd = os.open(f"/proc/{p.pid}/maps", os.O_RDONLY)
+        except OSError as e:
+            raise RealMachineError(f"cannot open the maps of {process!r}: {e.strerror}") from None
+        try:
+            fcntl.ioctl(fd, PROCMAP_QUERY, query)
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                return None
+            raise RealMachineError(f"PROCMAP_QUERY on {process!r}: {e.strerror}") from None
+        finally:
+            os.close(fd)
+        fields = _PROCMAP_QUERY.unpack(query)
+        return fields[3], fields[4]
+
     def resident(self) -> dict[str, dict[str, int]]:
         """Each process's resident pages per scenario VMA ("start-end" ->
         pages), from the Rss lines of /proc/PID/smaps. The zero page does not
         count, as in the kernel's smaps walk."""
         if self._closed is not None:
             raise RealMachineError(self._closed)
-        found: dict[str, dict[str, int]] = {}
+        return {
+            name: {vma: kb // 4 for vma, kb in self._smaps_field(p, "Rss:").items()}
+            for name, p in self._processes.items()
+        }
+
+    def pages(self) -> dict[str, ProcessPages]:
+        """Each process's populated scenario pages, from its own
+        /proc/self/pagemap and the kpage files (read by the executor), and
+        smaps AnonHugePages per scenario VMA. Without root (no PFNs, no
+        kpage files) only pagemap's present/swap and exclusive bits are
+        known, and the records say so."""
+        if self._closed is not None:
+            raise RealMachineError(self._closed)
+        found: dict[str, ProcessPages] = {}
         for name, p in self._processes.items():
-            pages: dict[str, int] = {}
-            current: str | None = None
-            for line in self._read_maps(p, smaps=True):
-                if _VMA_LINE.match(line):
-                    header = normalise_maps_line(line)
-                    current = header.split()[0] if self._is_scenario(header) else None
-                elif current is not None and line.startswith("Rss:"):
-                    pages[current] = int(line.split()[1]) // 4
-            found[name] = pages
+            records: list[PageRecord] = []
+            for line in self._read_maps(p):
+                if not self._is_scenario(line):
+                    continue
+                start, end = (int(x, 16) for x in line.split()[0].split("-"))
+                for lo in range(start, end, PAGES_PER_REQUEST << 12):
+                    hi = min(end, lo + (PAGES_PER_REQUEST << 12))
+                    records += self._read_pages(p, lo, hi)
+            huge = {vma: kb // 4 for vma, kb in self._smaps_field(p, "AnonHugePages:").items()}
+            fields = PAGE_FIELDS if self._full_pages else PAGEMAP_FIELDS
+            found[name] = ProcessPages(records, huge, fields)
         return found
+
+    def _read_pages(self, p: _Process, start: int, end: int) -> list[PageRecord]:
+        kind, value, data = self._call(p, _OP_PAGES, [start, end], "pages")
+        if kind != _REPLY_OK:
+            raise RealMachineError(f"{p.name!r} could not read its pagemap: errno {value}")
+        if value != _PAGES_FULL:
+            self._full_pages = False
+        return [_page_record(fields, self._full_pages) for fields in _PAGE_RECORD.iter_unpack(data)]
+
+    def _smaps_field(self, p: _Process, field: str) -> dict[str, int]:
+        """One smaps field (in kB) per scenario VMA ("start-end")."""
+        values: dict[str, int] = {}
+        current: str | None = None
+        for line in self._read_maps(p, smaps=True):
+            if _VMA_LINE.match(line):
+                header = normalise_maps_line(line)
+                current = header.split()[0] if self._is_scenario(header) else None
+            elif current is not None and line.startswith(field):
+                values[current] = int(line.split()[1])
+        return values
 
     def close(self) -> None:
         """Kill every executor, descendants first, and wait until each is gone.
@@ -392,6 +467,37 @@ class RealMachine:
         deadline = time.monotonic() + self.timeout
         kind, value, length = _REPLY.unpack(_recv_exact(p, _REPLY.size, what, deadline))
         return kind, value, _recv_exact(p, length, what, deadline)
+
+
+def _page_record(raw: tuple[int, ...], full: bool) -> PageRecord:
+    """A PageRecord from the executor's raw record. `folio` is the head
+    PFN, which only the comparison's renumbering sees; without root the
+    PFN, count and flags are unknown (None)."""
+    addr, pagemap, count, flags, head, nr = raw
+    entry = "present" if pagemap & PM_PRESENT else "swap"
+    exclusive = bool(pagemap & PM_MMAP_EXCLUSIVE)
+    pfn = pagemap & PM_PFN_MASK
+    if not full or entry != "present" or not pfn:
+        return PageRecord(
+            addr, entry, None, None, None, None, None, None, None, None, exclusive, None
+        )
+    zero = None
+    if flags & KPF_ZERO_PAGE:
+        zero = "huge_zero" if flags & KPF_THP else "zero"
+    return PageRecord(
+        addr,
+        entry,
+        zero,
+        None if zero else pfn - head,
+        nr.bit_length() - 1,
+        head,
+        None,
+        None,
+        bool(flags & KPF_ANON),
+        count,
+        exclusive,
+        None,
+    )
 
 
 def _start(line: str) -> int:

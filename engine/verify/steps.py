@@ -1,5 +1,5 @@
 """Both sides of a comparison in one form: the contract's step dicts plus
-each process's resident pages per VMA.
+each process's resident pages per VMA and, when asked, every page.
 
 Ours. `verify` and the differential tests compare the simulated kernel with
 the real one statement by statement; both build their steps here, so the
@@ -8,40 +8,54 @@ two sides are recorded the same way.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
-from engine.procfs import resident_pages
+from engine.procfs import all_pages, resident_pages
 from engine.scenario import ast
 from engine.scenario.errors import ScenarioError
-from engine.scenario.interpret import run, step_record
+from engine.scenario.interpret import StepOutcome, run, step_record
 from engine.sim.backend import Backend
 from engine.sim.simulation import Run
 
 
-def recorded(scenario: ast.Scenario, backend: Backend) -> list[dict[str, Any]]:
+def recorded(scenario: ast.Scenario, backend: Backend, pages: bool = False) -> list[dict[str, Any]]:
     """Run a scenario on any backend, recording maps and resident pages
-    after each statement. A scenario error (a division by zero) ends the
-    record where it happened, as it ends the simulated run."""
+    (and every page, with `pages`) after each statement."""
+    return record(run(scenario, backend), backend, pages)
+
+
+def record(
+    outcomes: Iterator[StepOutcome], backend: Backend, pages: bool = False
+) -> list[dict[str, Any]]:
+    """Each outcome as a step with the backend's maps and resident pages
+    (and every page, with `pages`) after it (a harness test's outcomes
+    too). A scenario error (a division by zero) ends the record where it
+    happened, as it ends the simulated run."""
     steps = []
     try:
-        for outcome in run(scenario, backend):
-            steps.append(
-                {**step_record(outcome), "maps": backend.maps(), "resident": backend.resident()}
-            )
+        for outcome in outcomes:
+            entry = {**step_record(outcome), "maps": backend.maps(), "resident": backend.resident()}
+            if pages:
+                entry["pages"] = backend.pages()
+            steps.append(entry)
     except ScenarioError:
         pass
     return steps
 
 
-def simulated(result: Run) -> list[dict[str, Any]]:
-    """A finished simulated run's steps, with resident pages from the state
-    each statement left."""
+def simulated(result: Run, pages: bool = False) -> list[dict[str, Any]]:
+    """A finished simulated run's steps, with resident pages (and every
+    page, with `pages`) from the state each statement left."""
     steps: list[dict[str, Any]] = []
+    state = None
     for statement in result.statements:
         entry: dict[str, Any] = statement.record()
         if statement.last > statement.first:
-            entry["resident"] = resident_pages(result.steps[statement.last - 1].state)
-        elif steps:
-            entry["resident"] = steps[-1]["resident"]
+            state = result.steps[statement.last - 1].state
+        if state is not None:
+            entry["resident"] = resident_pages(state)
+            if pages:
+                entry["pages"] = all_pages(state)
         steps.append(entry)
     return steps

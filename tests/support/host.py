@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
+from pathlib import Path
 
 from engine.verify.real import find_compiler
+from tests.support.cli import cli
 
 
 def real_kernel_unavailable() -> str | None:
@@ -14,3 +17,8 @@ def real_kernel_unavailable() -> str | None:
     if find_compiler() is None:
         return "no C compiler (cc, gcc, clang or $CC) to build the executor"
     return None
+
+
+def verify(path: Path) -> subprocess.CompletedProcess[str]:
+    """`python -m engine verify PATH`: the file on the model and on this kernel."""
+    return cli("verify", str(path), timeout=300)

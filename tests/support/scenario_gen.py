@@ -36,20 +36,40 @@ FAMILIES = (
     "fork",
     "placement",
     "thp",
+    "thp_fault",
+    "huge_zero",
+    "cow",
+    "thp_reuse",
+    "thp_partial",
+    "reclaim",
+    "populate",
+    "shared_anon",
 )
+# The families aimed at pages: folios, zero pages, mapcounts, PMD mappings.
+# All but shared_anon work in a 2 MiB-aligned area of their own (ThpArea).
+PAGE_FAMILIES = FAMILIES[FAMILIES.index("thp_fault") :]
 
-# How many seeds each family is run with by the differential test.
+# How many seeds each family is run with by the differential test (the
+# page-level sweep, benchmarks/page_sweep.py, runs many more).
 SEEDS = {
-    "mmap_fault": 60,
-    "mprotect": 80,
-    "munmap": 50,
-    "madvise": 70,
-    "mremap_inplace": 70,
-    "mremap_move": 100,
-    "multi_vma": 80,
-    "fork": 90,
-    "placement": 50,
-    "thp": 40,
+    "mmap_fault": 30,
+    "mprotect": 40,
+    "munmap": 25,
+    "madvise": 35,
+    "mremap_inplace": 35,
+    "mremap_move": 50,
+    "multi_vma": 40,
+    "fork": 45,
+    "placement": 25,
+    "thp": 30,
+    "thp_fault": 30,
+    "huge_zero": 30,
+    "cow": 40,
+    "thp_reuse": 30,
+    "thp_partial": 30,
+    "reclaim": 35,
+    "populate": 30,
+    "shared_anon": 35,
 }
 
 PRIVATE = "MAP_PRIVATE | MAP_ANONYMOUS"
@@ -732,6 +752,377 @@ def _thp(b: Builder) -> None:
             b.emit(f"memset({name} + {page} * page_size, 'c', page_size);", who)
 
 
+# ---- families aimed at pages -------------------------------------------
+HUGE = 512  # pages in 2 MiB
+
+
+class ThpArea:
+    """Statements in a 2 MiB-aligned PROT_NONE area `t` of SLOTS PMDs: each
+    region starts on a PMD boundary, so faults there may be THPs."""
+
+    SLOTS = 8
+
+    def __init__(self, b: Builder) -> None:
+        self.b = b
+        self.regions: list[tuple[str, int, int]] = []  # name, first page, pages
+        b.emit(
+            f"char *t = mmap(NULL, {self.SLOTS * HUGE} * page_size, PROT_NONE, {PRIVATE}, -1, 0);"
+        )
+
+    def region(
+        self, slot: int, n: int, hugepage: bool = True, flags: str = PRIVATE, prot: str = RW
+    ) -> str:
+        name = self.b.fresh("h")
+        self.b.emit(
+            f"char *{name} = mmap(t + {slot * HUGE} * page_size, {n} * page_size, {prot},"
+            f" {flags} | MAP_FIXED, -1, 0);"
+        )
+        if hugepage:
+            self.b.emit(f"madvise({name}, {n} * page_size, MADV_HUGEPAGE);")
+        self.regions.append((name, slot * HUGE, n))
+        return name
+
+    def pick(self) -> tuple[str, int]:
+        """A region and a page in it, often a PMD's first or last page."""
+        rng = self.b.rng
+        name, _, n = rng.choice(self.regions)
+        page = rng.choice((0, HUGE - 1, rng.randrange(n), rng.randrange(n), n - 1))
+        return name, min(page, n - 1)
+
+    def write(self, name: str, page: int, who: str = "main") -> None:
+        self.b.emit(f"{name}[{page} * page_size + {self.b.rng.randrange(4096)}] = 'w';", who)
+
+    def read(self, name: str, page: int, who: str = "main") -> None:
+        self.b.emit(f"char {self.b.fresh('v')} = {name}[{page} * page_size];", who)
+
+    def madvise(self, name: str, page: int, pages: int, advice: str, who: str = "main") -> None:
+        self.b.emit(f"madvise({name} + {page} * page_size, {pages} * page_size, {advice});", who)
+
+    def mprotect(self, name: str, page: int, pages: int, prot: str, who: str = "main") -> None:
+        self.b.emit(f"mprotect({name} + {page} * page_size, {pages} * page_size, {prot});", who)
+
+    def munmap(self, name: str, page: int, pages: int, who: str = "main") -> None:
+        self.b.emit(f"munmap({name} + {page} * page_size, {pages} * page_size);", who)
+
+    def memset(self, name: str, page: int, pages: int, who: str = "main") -> None:
+        self.b.emit(f"memset({name} + {page} * page_size, 'm', {pages} * page_size);", who)
+
+    def piece(self) -> tuple[str, int, int]:
+        """A region, a start page and a length: part of a PMD, a whole one,
+        or a span across a PMD boundary."""
+        rng = self.b.rng
+        name, _, n = rng.choice(self.regions)
+        pages = min(rng.choice((1, 2, 16, 100, HUGE, HUGE - 1)), n)
+        start = rng.choice((0, 1, rng.randrange(n), HUGE - 8, n - pages))
+        start = max(0, min(start, n - pages))
+        return name, start, pages
+
+
+def _thp_fault(b: Builder) -> None:
+    """THP faults: writes allocate a PMD-mapped THP where the aligned 2 MiB
+    lies in a MADV_HUGEPAGE VMA with no page table yet; reads map the huge
+    zero page; anything else falls back to small pages."""
+    rng = b.rng
+    area = ThpArea(b)
+    for slot in rng.sample(range(0, ThpArea.SLOTS - 1), rng.randint(1, 3)):
+        n = rng.choice((HUGE, 2 * HUGE, HUGE + 32, HUGE - 16))
+        area.region(slot, n, hugepage=rng.random() < 0.85)
+    for _ in range(rng.randint(4, 14)):
+        name, page = area.pick()
+        r = rng.random()
+        if r < 0.4:
+            area.write(name, page)
+        elif r < 0.6:
+            area.read(name, page)
+        elif r < 0.7:
+            area.memset(name, page, min(rng.choice((1, 3, 64)), HUGE))
+        elif r < 0.8:
+            name, start, pages = area.piece()
+            area.madvise(name, start, pages, rng.choice(("MADV_NOHUGEPAGE", "MADV_HUGEPAGE")))
+        elif r < 0.9:
+            name, start, pages = area.piece()
+            area.madvise(name, start, pages, "MADV_DONTNEED")
+        else:
+            name, start, pages = area.piece()
+            area.madvise(name, start, pages, "MADV_POPULATE_WRITE")
+
+
+def _huge_zero(b: Builder) -> None:
+    """Reads that map the huge zero page, then writes, forks, splits,
+    moves and zaps around it."""
+    rng = b.rng
+    area = ThpArea(b)
+    for slot in rng.sample(range(0, ThpArea.SLOTS - 1), rng.randint(1, 2)):
+        area.region(slot, rng.choice((HUGE, 2 * HUGE)))
+    for name, _, n in list(area.regions):
+        area.read(name, rng.randrange(n))
+    forked: list[str] = []
+    for _ in range(rng.randint(3, 10)):
+        name, page = area.pick()
+        who = rng.choice(["main", *forked])
+        r = rng.random()
+        if r < 0.3:
+            area.write(name, page, who)
+        elif r < 0.45:
+            area.read(name, page, who)
+        elif r < 0.55 and len(forked) < 2:
+            forked.append(b.fork(who))
+        elif r < 0.65:
+            area.mprotect(name, page, rng.choice((1, 8)), "PROT_READ", who)
+        elif r < 0.75:
+            name, start, pages = area.piece()
+            area.madvise(name, start, pages, "MADV_DONTNEED", who)
+        elif r < 0.85:
+            name, start, pages = area.piece()
+            area.munmap(name, start, pages, who)
+        else:
+            dest = rng.choice((7 * HUGE, 7 * HUGE + 16))
+            length = rng.choice((HUGE, 64))
+            b.emit(
+                f"char *{b.fresh('r')} = mremap({name}, {length} * page_size, {length} * page_size,"
+                f" MREMAP_MAYMOVE | MREMAP_FIXED, t + {dest} * page_size);",
+                who,
+            )
+
+
+def _cow(b: Builder) -> None:
+    """fork and copy-on-write: who copies and who reuses, in parent, child
+    and grandchild, for small folios and THPs (PMD- and PTE-mapped), after
+    the others unmapped or zapped their share."""
+    rng = b.rng
+    area = ThpArea(b)
+    small = area.region(0, rng.choice((4, 16)), hugepage=False)
+    area.memset(small, 0, 4)
+    if rng.random() < 0.8:
+        huge = area.region(2, HUGE)
+        area.write(huge, rng.randrange(HUGE))
+        if rng.random() < 0.3:
+            area.mprotect(huge, rng.randrange(HUGE), 1, "PROT_READ")  # PTE-mapped now
+            area.mprotect(huge, 0, HUGE, RW)
+    processes = ["main"]
+    for _ in range(rng.randint(4, 14)):
+        r = rng.random()
+        who = rng.choice(processes)
+        name, page = area.pick()
+        if name == small:
+            page = rng.randrange(4)
+        if r < 0.15 and len(processes) < 4:
+            processes.append(b.fork(who))
+        elif r < 0.55:
+            area.write(name, page, who)
+        elif r < 0.65:
+            area.read(name, page, who)
+        elif r < 0.75:
+            area.munmap(name, page, rng.choice((1, 2)), who)
+        elif r < 0.85:
+            area.madvise(name, page, rng.choice((1, 4, HUGE)), "MADV_DONTNEED", who)
+        elif r < 0.92:
+            area.munmap(name, 0, rng.choice((HUGE - 1, 1, 511)), who)
+        else:
+            area.memset(name, page, 1, who)
+
+
+def _thp_reuse(b: Builder) -> None:
+    """Write faults on a THP shared by fork after the other processes
+    unmapped or zapped their part of it: a PMD mapping reused whole
+    (do_huge_pmd_wp_page), a PTE-mapped large folio reused while one
+    process alone maps several of its pages, copied once it maps only the
+    faulting page or another process maps some (wp_can_reuse_anon_folio)."""
+    rng = b.rng
+    area = ThpArea(b)
+    huge = area.region(2, HUGE)
+    if rng.random() < 0.6:
+        area.memset(huge, 0, HUGE)
+    else:
+        area.write(huge, rng.randrange(HUGE))
+    if rng.random() < 0.5:
+        page = rng.randrange(HUGE)
+        area.mprotect(huge, page, 1, "PROT_READ")  # PTE-mapped from here on
+        area.mprotect(huge, page, 1, RW)
+    processes = ["main", b.fork()]
+    for _ in range(rng.randint(3, 10)):
+        who = rng.choice(processes)
+        r = rng.random()
+        if r < 0.1 and len(processes) < 3:
+            processes.append(b.fork(who))
+        elif r < 0.5:
+            area.write(huge, rng.choice((0, HUGE - 1, rng.randrange(HUGE))), who)
+        elif r < 0.7:
+            start = rng.choice((0, 1, rng.randrange(HUGE)))
+            pages = rng.choice((1, HUGE - start, max(1, HUGE - 1 - start)))
+            area.munmap(huge, start, pages, who)
+        elif r < 0.85:
+            area.madvise(huge, 0, rng.choice((HUGE, HUGE - 1)), "MADV_DONTNEED", who)
+        else:
+            area.read(huge, rng.randrange(HUGE), who)
+
+
+def _thp_partial(b: Builder) -> None:
+    """A faulted THP, then munmap, mprotect, MADV_DONTNEED or mremap through
+    part of it: the PMD is split and the folio stays, PTE-mapped."""
+    rng = b.rng
+    area = ThpArea(b)
+    names = []
+    for slot in rng.sample((0, 2, 4), rng.randint(1, 2)):
+        name = area.region(slot, rng.choice((HUGE, 2 * HUGE)))
+        area.write(name, rng.randrange(HUGE))
+        names.append(name)
+    fixed = "MREMAP_MAYMOVE | MREMAP_FIXED"
+    for _ in range(rng.randint(3, 10)):
+        name, start, pages = area.piece()
+        who = "main"
+        r = rng.random()
+        if r < 0.2:
+            area.munmap(name, start, pages, who)
+        elif r < 0.4:
+            area.mprotect(name, start, pages, rng.choice(("PROT_READ", "PROT_NONE", RW)), who)
+        elif r < 0.55:
+            area.madvise(name, start, pages, "MADV_DONTNEED", who)
+        elif r < 0.75:
+            dest = rng.choice((6 * HUGE, 6 * HUGE + 16, 7 * HUGE - pages))
+            b.emit(
+                f"char *{b.fresh('r')} = mremap({name} + {start} * page_size, {pages} * page_size,"
+                f" {pages} * page_size, {fixed}, t + {dest} * page_size);"
+            )
+        elif r < 0.85:
+            b.emit(
+                f"char *{b.fresh('r')} = mremap({name}, {HUGE} * page_size,"
+                f" {rng.choice((HUGE // 2, 1, HUGE - 1))} * page_size, 0);"
+            )
+        else:
+            name, page = area.pick()
+            area.write(name, page) if rng.random() < 0.7 else area.read(name, page)
+        if rng.random() < 0.3:
+            name, page = area.pick()
+            area.write(name, page)
+
+
+def _reclaim(b: Builder) -> None:
+    """MADV_FREE, MADV_COLD and MADV_PAGEOUT with no swap device: lazyfree
+    folios (small and THP, whole or in part) are discarded unless written
+    again; other anonymous memory stays; shmem is unmapped."""
+    rng = b.rng
+    area = ThpArea(b)
+    small = area.region(0, 16, hugepage=False)
+    area.memset(small, 0, rng.choice((4, 16)))
+    if rng.random() < 0.8:
+        huge = area.region(2, HUGE)
+        area.write(huge, rng.randrange(HUGE))
+    if rng.random() < 0.3:
+        shared = area.region(4, 8, hugepage=False, flags=SHARED)
+        area.memset(shared, 0, 4)
+    if rng.random() < 0.25:
+        b.fork()
+    advice = ("MADV_FREE", "MADV_FREE", "MADV_PAGEOUT", "MADV_COLD")
+    for _ in range(rng.randint(3, 12)):
+        r = rng.random()
+        if r < 0.55:
+            name, start, pages = area.piece()
+            area.madvise(name, start, pages, rng.choice(advice))
+        elif r < 0.75:
+            name, page = area.pick()
+            area.write(name, page)
+        elif r < 0.9:
+            name, page = area.pick()
+            area.read(name, page)
+        else:
+            name, start, pages = area.piece()
+            area.mprotect(name, start, min(pages, 4), "PROT_READ")
+
+
+def _populate(b: Builder) -> None:
+    """MAP_POPULATE and MADV_POPULATE_READ/WRITE: read-populating private
+    memory maps zero pages, write-populating allocates (THPs where allowed);
+    holes and forbidden access fail."""
+    rng = b.rng
+    area = ThpArea(b)
+    for slot in rng.sample(range(0, ThpArea.SLOTS - 1), rng.randint(1, 3)):
+        n = rng.choice((8, 16, HUGE, HUGE + 8))
+        flags = SHARED if rng.random() < 0.2 else PRIVATE
+        prot = rng.choice((RW, RW, "PROT_READ", "PROT_NONE"))
+        populate = rng.random() < 0.4
+        name = b.fresh("h")
+        b.emit(
+            f"char *{name} = mmap(t + {slot * HUGE} * page_size, {n} * page_size, {prot},"
+            f" {flags} | MAP_FIXED{' | MAP_POPULATE' if populate else ''}, -1, 0);"
+        )
+        if n >= HUGE and rng.random() < 0.7:
+            b.emit(f"madvise({name}, {n} * page_size, MADV_HUGEPAGE);")
+        area.regions.append((name, slot * HUGE, n))
+    for _ in range(rng.randint(3, 10)):
+        r = rng.random()
+        name, start, pages = area.piece()
+        if r < 0.6:
+            area.madvise(
+                name, start, pages, rng.choice(("MADV_POPULATE_READ", "MADV_POPULATE_WRITE"))
+            )
+        elif r < 0.7:
+            # Across the end of a region: part of the range is a hole.
+            area.madvise(name, start, pages + HUGE, "MADV_POPULATE_READ")
+        elif r < 0.8:
+            name, page = area.pick()
+            area.write(name, page)
+        elif r < 0.9:
+            area.madvise(name, start, pages, "MADV_DONTNEED")
+        else:
+            b.fork()
+
+
+def _shared_anon(b: Builder) -> None:
+    """MAP_SHARED anonymous memory (shmem): reads fault in the page cache's
+    pages (and map their cached neighbours: fault-around), writes allocate,
+    fork shares the same folios, DONTNEED/PAGEOUT/REMOVE unmap them."""
+    rng = b.rng
+    n = rng.choice((8, 16, 32, 40))
+    base = rng.randint(0, USABLE - n)
+    b.mmap(base, n, RW, f"{SHARED} | MAP_FIXED")
+    if rng.random() < 0.4:
+        b.memset(base, rng.randint(1, n))
+    children: list[str] = []
+    ops = (
+        "store",
+        "store",
+        "load",
+        "load",
+        "load",
+        "fork",
+        "dontneed",
+        "pageout",
+        "munmap",
+        "remove",
+        "mremap",
+        "mprotect",
+        "private",
+    )
+    for _ in range(rng.randint(4, 14)):
+        who = rng.choice(["main", *children])
+        op = rng.choice(ops)
+        page = base + rng.randrange(n)
+        if op == "store":
+            b.store(page, who)
+        elif op == "load":
+            b.load(page, who)
+        elif op == "fork" and len(children) < 3:
+            children.append(b.fork(who))
+        elif op in ("dontneed", "pageout", "remove"):
+            k = rng.randint(1, 8)
+            advice = {
+                "dontneed": "MADV_DONTNEED",
+                "pageout": "MADV_PAGEOUT",
+                "remove": "MADV_REMOVE",
+            }
+            b.madvise(page, min(k, base + n - page), advice[op], who)
+        elif op == "munmap":
+            b.munmap(page, rng.randint(1, 3), who)
+        elif op == "mremap":
+            target = rng.randrange(USABLE - 4)
+            b.mremap(page, 2, 2, "MREMAP_MAYMOVE | MREMAP_FIXED", target, who)
+        elif op == "mprotect":
+            b.mprotect(page, rng.randint(1, 4), rng.choice(("PROT_READ", RW)), who)
+        else:
+            b.mmap(rng.randrange(USABLE - 4), rng.randint(1, 4), RW, process=who)
+
+
 _FAMILY_FUNCS: dict[str, Callable[[Builder], None]] = {
     "mmap_fault": _mmap_fault,
     "mprotect": _mprotect,
@@ -743,6 +1134,14 @@ _FAMILY_FUNCS: dict[str, Callable[[Builder], None]] = {
     "fork": _fork,
     "placement": _placement,
     "thp": _thp,
+    "thp_fault": _thp_fault,
+    "huge_zero": _huge_zero,
+    "cow": _cow,
+    "thp_reuse": _thp_reuse,
+    "thp_partial": _thp_partial,
+    "reclaim": _reclaim,
+    "populate": _populate,
+    "shared_anon": _shared_anon,
 }
 
 
@@ -751,7 +1150,7 @@ def generate(seed: int, family: str) -> str:
     if family not in _FAMILY_FUNCS:
         raise ValueError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
     rng = random.Random(f"{family}:{seed}")
-    b = Builder(rng, carveout=family not in ("placement", "thp"))
+    b = Builder(rng, carveout=family not in ("placement", "thp", *PAGE_FAMILIES[:-1]))
     b.lines.insert(0, f"// {family} #{seed} (tests/support/scenario_gen.py)")
     _FAMILY_FUNCS[family](b)
     return b.text()

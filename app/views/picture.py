@@ -1,0 +1,731 @@
+"""The central picture: the rmap model of one snapshot, one column per page.
+
+It draws what the kernel's review mails draw by hand. Per process, the
+VMAs along a shared address axis (so a parent and its child line up),
+each with vm_start, vm_pgoff, flags and anon_vma; under every page
+column its page-table entry and its folio (id, order, index, coloured by
+the anon_vma its mapping names); under that the rmap link, broken where
+engine.invariants.rmap_check says a walk from the folio would not find the
+page again, with the check's sentence beside it. Below all processes, the
+anon_vma tree, its nodes placed under the VMAs they serve and chained to
+them, so the eye follows folio -> anon_vma -> chain -> VMA -> address.
+
+Long unmapped gaps and long runs of alike pages are one column each,
+marked as such. Geometry is computed here; templates/_picture.svg only
+draws it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel
+
+from app.views.layout import anon_vma_colours, anon_vma_depths, processes_by_pid
+from engine.invariants import check, rmap_check
+from engine.mm_constants import PAGE_SHIFT
+from engine.mm_types import VMA, State, flag_names
+from engine.pagetable import MIGRATION, SWAP, ZERO_PAGE, Pte
+from engine.procfs import vma_perms
+from engine.sim.simulation import Changes
+from engine.sim.trace import Lock, ObjRef
+
+Change = Literal["", "created", "changed"]
+PteKind = Literal["none", "present", "swap", "migration", "zero", "pmd"]
+
+PTE_CODE: dict[str, str] = {
+    "none": "·",
+    "present": "pte",
+    "swap": "swp",
+    "migration": "mig",
+    "zero": "zero",
+    "pmd": "pmd",
+}
+PTE_LEGEND: dict[str, str] = {
+    "·": "no entry (pte_none)",
+    "pte": "present PTE",
+    "pmd": "PMD-mapped (huge)",
+    "zero": "the shared zero page",
+    "swp": "swap entry",
+    "mig": "migration entry",
+}
+
+# Geometry, in viewBox units (CSS pixels at 1:1).
+LEFT = 92  # the process names
+PAGE_W = 30
+RUN_W = 46
+GAP_W = 34
+VMA_MIN_W = 132  # room for "start 0x7ffff7fdf000"
+MIN_WIDTH = 900  # room for an rmap note beside the columns
+RUN_AFTER = 8  # a run of alike pages longer than this becomes first, run, last
+MAX_COLUMNS = 96
+MAX_NOTES = 6
+FREED_H = 16
+VMA_H = 70
+PTE_H = 18
+FOLIO_H = 86
+RMAP_H = 20
+NOTE_H = 28
+LANE_GAP = 16
+FOOT_H = 20
+NODE_W = 124
+NODE_H = 36
+NODE_ROW = 58
+
+
+class Column(BaseModel):
+    """One column: a page, a run of alike pages drawn once, or an unmapped gap."""
+
+    kind: Literal["page", "run", "gap"]
+    start: int
+    """The first address the column stands for."""
+    pages: int
+    x: float
+    width: float
+
+
+class VmaBox(BaseModel):
+    id: int
+    x: float
+    width: float
+    lines: list[str]
+    title: str
+    colour: int
+    change: Change
+
+
+class Ghost(BaseModel):
+    """Something the step freed, drawn dotted where it was."""
+
+    label: str
+    x: float
+    width: float
+
+
+class Cell(BaseModel):
+    """What one column of one process maps."""
+
+    column: int
+    run: bool
+    x: float
+    width: float
+    pte: PteKind
+    code: str
+    folio: int | None = None
+    order: int = 0
+    index: str = ""
+    """folio->index + page, in hex; for a run, its first page's."""
+    colour: int = -1
+    change: Change = ""
+    broken: bool = False
+    locked: bool = False
+    note: int | None = None
+    title: str = ""
+
+
+class FolioBlock(BaseModel):
+    """A folio across the columns it spans in one process."""
+
+    id: int
+    order: int
+    x: float
+    width: float
+    colour: int
+    change: Change
+    label: str
+
+
+class Note(BaseModel):
+    """A broken rmap link: the check's sentence, numbered as its columns are."""
+
+    number: int
+    text: str
+    detail: str
+    locked: bool
+
+
+class LanePicture(BaseModel):
+    process: str
+    pid: int
+    parent: str | None
+    y: float
+    freed: list[Ghost]
+    vmas: list[VmaBox]
+    cells: list[Cell]
+    folios: list[FolioBlock]
+    notes: list[Note]
+    more_notes: int
+
+    @property
+    def vma_y(self) -> float:
+        return self.y + (FREED_H if self.freed else 0)
+
+    @property
+    def pte_y(self) -> float:
+        return self.vma_y + VMA_H + 2
+
+    @property
+    def folio_y(self) -> float:
+        return self.pte_y + PTE_H
+
+    @property
+    def rmap_y(self) -> float:
+        return self.folio_y + FOLIO_H
+
+    @property
+    def notes_y(self) -> float:
+        return self.rmap_y + RMAP_H
+
+
+class Footprint(BaseModel):
+    """A VMA again, above the anon_vma tree, where its chains end."""
+
+    vma: int
+    process: str
+    x: float
+    y: float
+    width: float
+
+
+class TreeNode(BaseModel):
+    id: int
+    root: bool
+    lines: list[str]
+    title: str
+    colour: int
+    change: Change | Literal["freed"]
+    x: float
+    y: float
+
+
+class TreeEdge(BaseModel):
+    kind: Literal["parent", "chain"]
+    path: str
+    label: str
+
+
+class Picture(BaseModel):
+    width: float
+    height: float
+    columns: list[Column]
+    lanes: list[LanePicture]
+    tree_y: float
+    footprints: list[Footprint]
+    nodes: list[TreeNode]
+    edges: list[TreeEdge]
+    hidden_columns: int
+    """Columns past MAX_COLUMNS, not drawn."""
+    summary: str
+    """The text alternative: what the picture shows, in sentences."""
+    pte_legend: dict[str, str] = PTE_LEGEND
+
+
+# --- the columns ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Page:
+    """What one process has at one page: the inputs of its column's look."""
+
+    vma: int | None
+    pte: PteKind
+    folio: int | None
+    large: bool
+    mapping: int | None
+    broken: bool
+    change: Change
+
+    def alike(self, other: _Page) -> bool:
+        """Two neighbouring pages draw alike: a run may stand for both."""
+        return (
+            self.vma == other.vma
+            and self.pte == other.pte
+            and self.mapping == other.mapping
+            and self.broken == other.broken
+            and self.change == other.change
+            and self.large == other.large
+            and (not self.large or self.folio == other.folio)
+        )
+
+
+def _pte_kind(pte: Pte | None) -> PteKind:
+    if pte is None:
+        return "none"
+    if pte.kind == SWAP:
+        return "swap"
+    if pte.kind == MIGRATION:
+        return "migration"
+    if pte.folio == ZERO_PAGE:
+        return "zero"
+    return "pmd" if pte.pmd else "present"
+
+
+def _vma_at(vmas: list[VMA], vpn: int) -> VMA | None:
+    addr = vpn << PAGE_SHIFT
+    for v in vmas:
+        if v.vm_start <= addr < v.vm_end:
+            return v
+    return None
+
+
+def _page(state: State, vmas: list[VMA], name: str, vpn: int, changes: Changes) -> _Page:
+    vma = _vma_at(vmas, vpn)
+    if vma is None:
+        return _Page(None, "none", None, False, None, False, "")
+    pte = state.processes[name].pagetable.get(vpn)
+    kind = _pte_kind(pte)
+    folio = state.folios.get(pte.folio) if pte is not None and kind != "swap" else None
+    if pte is None or folio is None or kind == "zero":
+        return _Page(vma.id, kind, None, False, None, False, "")
+    result = rmap_check(state, vma, vpn << PAGE_SHIFT, pte.page, folio)
+    return _Page(
+        vma.id,
+        kind,
+        folio.id,
+        folio.order > 0,
+        folio.mapping,
+        result.miss is not None,
+        changes.of(ObjRef("folio", folio.id)),
+    )
+
+
+def _columns(states: Iterable[State], state: State, changes: Changes) -> list[Column]:
+    """The columns: boundaries of every VMA of `states`, every populated page of
+    `state`, alike pages merged into runs, unmapped stretches into gaps."""
+    all_states = list(states)
+    ranges = [
+        (v.vm_start >> PAGE_SHIFT, v.vm_end >> PAGE_SHIFT)
+        for st in all_states
+        for v in st.vmas.values()
+    ]
+    if not ranges:
+        return []
+    points = {p for r in ranges for p in r}
+    names = processes_by_pid(state)
+    vmas = {name: state.mm_vmas(name) for name in names}
+    for name in names:
+        for v in vmas[name]:
+            for vpn, _ in state.processes[name].pagetable.items(
+                v.vm_start >> PAGE_SHIFT, v.vm_end >> PAGE_SHIFT
+            ):
+                points.update((vpn, vpn + 1))
+    bounds = sorted(points)
+    columns: list[Column] = []
+    run: list[int] = []  # [first vpn, end vpn) of alike pages not yet placed
+    run_look: tuple[_Page, ...] = ()
+
+    def page(vpn: int) -> Column:
+        return Column(kind="page", start=vpn << PAGE_SHIFT, pages=1, x=0, width=PAGE_W)
+
+    def flush() -> None:
+        if not run:
+            return
+        lo, hi = run
+        if hi - lo > RUN_AFTER:
+            columns.append(page(lo))
+            columns.append(
+                Column(
+                    kind="run", start=(lo + 1) << PAGE_SHIFT, pages=hi - lo - 2, x=0, width=RUN_W
+                )
+            )
+            columns.append(page(hi - 1))
+        else:
+            columns.extend(page(vpn) for vpn in range(lo, hi))
+        run.clear()
+
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
+        if not any(s <= lo and hi <= e for s, e in ranges):
+            flush()
+            columns.append(
+                Column(kind="gap", start=lo << PAGE_SHIFT, pages=hi - lo, x=0, width=GAP_W)
+            )
+            continue
+        # [lo, hi) looks alike throughout: one look per process.
+        look = tuple(_page(state, vmas[n], n, lo, changes) for n in names)
+        if run and all(a.alike(b) for a, b in zip(run_look, look, strict=True)):
+            run[1] = hi
+        else:
+            flush()
+            run.extend((lo, hi))
+            run_look = look
+    flush()
+    return columns
+
+
+def _place(columns: list[Column], boxes: Iterable[tuple[int, int]]) -> None:
+    """x of every column; widen the columns of a VMA too narrow for its label."""
+    for lo, hi in boxes:
+        inside = [c for c in columns if lo <= c.start < hi]
+        have = sum(c.width for c in inside)
+        if inside and have < VMA_MIN_W:
+            extra = (VMA_MIN_W - have) / len(inside)
+            for c in inside:
+                c.width += extra
+    x = float(LEFT)
+    for c in columns:
+        c.x = round(x, 1)
+        c.width = round(c.width, 1)
+        x += c.width
+
+
+def _span(columns: list[Column], lo: int, hi: int) -> tuple[float, float] | None:
+    """x and width of the columns within addresses [lo, hi)."""
+    inside = [c for c in columns if lo <= c.start < hi]
+    if not inside:
+        return None
+    return inside[0].x, inside[-1].x + inside[-1].width - inside[0].x
+
+
+# --- one process ---------------------------------------------------------------------
+
+
+def _vma_box(v: VMA, x: float, width: float, colour: int, change: Change) -> VmaBox:
+    flags = flag_names(v.vm_flags)
+    perms = vma_perms(v)
+    extra = [
+        f
+        for f in flags
+        if f not in {"read", "write", "exec", "mayread", "maywrite", "mayexec", "mayshare"}
+    ]
+    mark = {"created": " +new", "changed": " ~changed", "": ""}[change]
+    lines = [
+        f"vma#{v.id} {perms}{mark}",
+        f"start {v.vm_start:#x}",
+        f"pgoff {v.vm_pgoff:#x}",
+        f"anon_vma #{v.anon_vma}" if v.anon_vma is not None else "no anon_vma",
+    ]
+    if extra:
+        lines.append(" ".join(extra))
+    title = (
+        f"vma#{v.id}: {v.vm_start:#x}-{v.vm_end:#x}, {v.pages} pages, vm_pgoff {v.vm_pgoff:#x},"
+        f" {perms} [{' '.join(flags)}], anon_vma {('#' + str(v.anon_vma)) if v.anon_vma is not None else 'none'},"
+        f" chained to {', '.join(f'anon_vma#{a}' for a in v.avc) or 'nothing'}"
+        + (f"; {change} by this step" if change else "")
+    )
+    return VmaBox(id=v.id, x=x, width=width, lines=lines, title=title, colour=colour, change=change)
+
+
+def _lane(
+    state: State,
+    before: State | None,
+    name: str,
+    y: float,
+    columns: list[Column],
+    changes: Changes,
+    colours: dict[int, int],
+    locked: set[tuple[ObjRef, ...]],
+) -> LanePicture:
+    mm = state.processes[name]
+    vmas = state.mm_vmas(name)
+    boxes = []
+    for v in vmas:
+        span = _span(columns, v.vm_start, v.vm_end)
+        if span is not None:
+            colour = -1 if v.anon_vma is None else colours.get(v.anon_vma, 0)
+            boxes.append(_vma_box(v, span[0], span[1], colour, changes.of(ObjRef("vma", v.id))))
+    freed = []
+    if before is not None and name in before.processes:
+        for v in before.mm_vmas(name):
+            if v.id not in state.vmas and (span := _span(columns, v.vm_start, v.vm_end)):
+                freed.append(Ghost(label=f"− vma#{v.id} freed", x=span[0], width=span[1]))
+    cells: list[Cell] = []
+    notes: list[Note] = []
+    more = 0
+    for i, col in enumerate(columns):
+        if col.kind == "gap":
+            continue
+        vpn = col.start >> PAGE_SHIFT
+        vma = _vma_at(vmas, vpn)
+        if vma is None:
+            continue
+        pte = mm.pagetable.get(vpn)
+        kind = _pte_kind(pte)
+        cell = Cell(
+            column=i, run=col.kind == "run", x=col.x, width=col.width, pte=kind, code=PTE_CODE[kind]
+        )
+        where = f"{col.start:#x}" + (
+            f" and the {col.pages} pages after it" if col.kind == "run" else ""
+        )
+        cell.title = f"{name} {where}: {PTE_LEGEND[cell.code]}"
+        folio = (
+            state.folios.get(pte.folio)
+            if pte is not None and kind not in ("swap", "zero")
+            else None
+        )
+        if pte is not None and folio is not None:
+            result = rmap_check(state, vma, col.start, pte.page, folio)
+            cell.folio = folio.id
+            cell.order = folio.order
+            cell.index = f"{result.index:#x}"
+            cell.colour = -1 if folio.mapping is None else colours.get(folio.mapping, 0)
+            cell.change = changes.of(ObjRef("folio", folio.id))
+            cell.title += (
+                f", folio#{folio.id} order {folio.order} page {pte.page}, index {result.index:#x}"
+                f" (linear_page_index {result.expected:#x}), mapping "
+                + (f"anon_vma#{folio.mapping}" if folio.mapping is not None else "none")
+            )
+            if result.miss is not None:
+                cell.broken = True
+                cell.locked = (ObjRef("folio", folio.id), ObjRef("vma", vma.id)) in locked
+                sentence = f"folio#{folio.id} at {col.start:#x}: {result.miss.value}"
+                same = "=" if result.index_matches else "≠"
+                detail = (
+                    f"index {result.index:#x} {same} linear_page_index {result.expected:#x};"
+                    f" mapping anon_vma#{folio.mapping}"
+                )
+                if cell.locked:
+                    detail += " · behind a write lock: a racing rmap walker waits"
+                if len(notes) < MAX_NOTES:
+                    notes.append(
+                        Note(
+                            number=len(notes) + 1, text=sentence, detail=detail, locked=cell.locked
+                        )
+                    )
+                    cell.note = len(notes)
+                else:
+                    more += 1
+                cell.title += ". rmap misses it: " + result.miss.value
+            else:
+                cell.title += ". rmap finds it"
+        elif kind == "swap":
+            cell.title += " (the folio is not in memory)"
+        cells.append(cell)
+    return LanePicture(
+        process=name,
+        pid=mm.pid,
+        parent=mm.parent,
+        y=y,
+        freed=freed,
+        vmas=boxes,
+        cells=cells,
+        folios=_folio_blocks(cells, columns),
+        notes=notes,
+        more_notes=more,
+    )
+
+
+def _folio_blocks(cells: list[Cell], columns: list[Column]) -> list[FolioBlock]:
+    """Consecutive columns of one folio are one block (a large folio spans them)."""
+    blocks: list[FolioBlock] = []
+    last: Cell | None = None
+    for cell in cells:
+        if cell.folio is None:
+            last = None
+            continue
+        b = blocks[-1] if blocks else None
+        if (
+            b is not None
+            and last is not None
+            and last.folio == cell.folio
+            and cell.column == last.column + 1
+        ):
+            b.width = round(cell.x + cell.width - b.x, 1)
+        else:
+            order = f" order {cell.order}" if cell.order else ""
+            blocks.append(
+                FolioBlock(
+                    id=cell.folio,
+                    order=cell.order,
+                    x=cell.x,
+                    width=cell.width,
+                    colour=cell.colour,
+                    change=cell.change,
+                    label=f"folio#{cell.folio}{order}",
+                )
+            )
+        last = cell
+    return blocks
+
+
+def _lane_height(lane: LanePicture) -> float:
+    notes = len(lane.notes) + (1 if lane.more_notes else 0)
+    return lane.notes_y - lane.y + notes * NOTE_H + LANE_GAP
+
+
+# --- the anon_vma tree ---------------------------------------------------------------
+
+
+def _curve(x1: float, y1: float, x2: float, y2: float) -> str:
+    mid = (y1 + y2) / 2
+    return f"M{x1:.0f},{y1:.0f} C{x1:.0f},{mid:.0f} {x2:.0f},{mid:.0f} {x2:.0f},{y2:.0f}"
+
+
+def _tree(
+    state: State,
+    before: State | None,
+    columns: list[Column],
+    y: float,
+    changes: Changes,
+    colours: dict[int, int],
+) -> tuple[list[Footprint], list[TreeNode], list[TreeEdge], float, float]:
+    """Footprints of the VMAs, anon_vmas by depth under the VMAs they serve, the edges;
+    and the tree's height and rightmost x."""
+    footprints: list[Footprint] = []
+    fy = y
+    for name in processes_by_pid(state):
+        for v in state.mm_vmas(name):
+            span = _span(columns, v.vm_start, v.vm_end)
+            if span is not None:
+                footprints.append(Footprint(vma=v.id, process=name, x=span[0], y=fy, width=span[1]))
+        fy += FOOT_H
+    at_vma = {f.vma: f for f in footprints}
+    avs = state.anon_vmas
+    depth = anon_vma_depths(state)
+    freed = [
+        av for av in (before.anon_vmas.values() if before is not None else ()) if av.id not in avs
+    ]
+    rows: dict[int, list[tuple[float, TreeNode]]] = {}
+    top = fy + 28
+    for av in avs.values():
+        users = [
+            at_vma[v].x + at_vma[v].width / 2 for v in at_vma if state.vmas[v].anon_vma == av.id
+        ]
+        users = users or [at_vma[v].x + at_vma[v].width / 2 for v in av.chains if v in at_vma]
+        want = sum(users) / len(users) - NODE_W / 2 if users else LEFT
+        change = changes.of(ObjRef("anon_vma", av.id))
+        mark = {"created": " +new", "changed": " ~", "": ""}[change]
+        node = TreeNode(
+            id=av.id,
+            root=av.root == av.id,
+            lines=[
+                f"anon_vma#{av.id}{' root' if av.root == av.id else ''}{mark}",
+                f"ref {av.refcount} kids {av.num_children} act {av.num_active_vmas}",
+            ],
+            title=(
+                f"anon_vma#{av.id}: root anon_vma#{av.root}, parent anon_vma#{av.parent},"
+                f" refcount {av.refcount}, num_children {av.num_children},"
+                f" num_active_vmas {av.num_active_vmas}, chained to "
+                + (", ".join(f"vma#{v}" for v in sorted(av.chains)) or "no VMA")
+                + (f"; {change} by this step" if change else "")
+            ),
+            colour=colours.get(av.id, 0),
+            change=change,
+            x=0,
+            y=top + depth[av.id] * NODE_ROW,
+        )
+        want += depth[av.id] * (NODE_W / 2 + 12)  # a child beside its parent: chains pass clear
+        rows.setdefault(depth[av.id], []).append((max(float(LEFT), want), node))
+    last_row = max(rows, default=-1) + 1
+    for av in freed:
+        node = TreeNode(
+            id=av.id,
+            root=av.root == av.id,
+            lines=[f"− anon_vma#{av.id}", "freed"],
+            title=f"anon_vma#{av.id}: freed by this step",
+            colour=-1,
+            change="freed",
+            x=0,
+            y=top + last_row * NODE_ROW,
+        )
+        rows.setdefault(last_row, []).append((float(LEFT), node))
+    nodes: list[TreeNode] = []
+    right = 0.0
+    for row in rows.values():
+        x = float(LEFT)
+        for want, node in sorted(row, key=lambda p: (p[0], p[1].id)):
+            x = max(x, want)
+            node.x = round(x, 1)
+            nodes.append(node)
+            x += NODE_W + 10
+        right = max(right, x)
+    at_node = {n.id: n for n in nodes if n.change != "freed"}
+    chains = [
+        (n, vid) for n in at_node.values() for vid in sorted(avs[n.id].chains) if vid in at_vma
+    ]
+    ends: dict[int, list[int]] = {}  # footprint -> the nodes chained to it, left to right
+    for n, vid in sorted(chains, key=lambda c: c[0].x):
+        ends.setdefault(vid, []).append(n.id)
+    starts: dict[int, list[int]] = {}
+    for n, vid in sorted(chains, key=lambda c: at_vma[c[1]].x):
+        starts.setdefault(n.id, []).append(vid)
+    edges: list[TreeEdge] = []
+    for n in at_node.values():
+        av = avs[n.id]
+        if av.parent != av.id and av.parent in at_node:
+            p = at_node[av.parent]
+            edges.append(
+                TreeEdge(
+                    kind="parent",
+                    label=f"anon_vma#{n.id}'s parent is anon_vma#{p.id}",
+                    path=_curve(p.x + NODE_W / 2, p.y + NODE_H, n.x + NODE_W / 4, n.y),
+                )
+            )
+    for n, vid in chains:
+        f = at_vma[vid]
+        out, into = starts[n.id], ends[vid]
+        x1 = n.x + NODE_W * (out.index(vid) + 1) / (len(out) + 1)
+        x2 = f.x + f.width * (into.index(n.id) + 1) / (len(into) + 1)
+        edges.append(
+            TreeEdge(
+                kind="chain",
+                label=f"anon_vma_chain: anon_vma#{n.id} to vma#{vid}",
+                path=_curve(x1, n.y, x2, f.y + FOOT_H - 4),
+            )
+        )
+    height = top - y + last_row * NODE_ROW + (NODE_ROW if freed else 0) + 10
+    return footprints, nodes, edges, height, right
+
+
+# --- the whole picture ---------------------------------------------------------------
+
+
+def _summary(lanes: list[LanePicture], nodes: list[TreeNode], hidden: int) -> str:
+    parts = []
+    for lane in lanes:
+        vmas = "; ".join(box.title for box in lane.vmas) or "no VMA"
+        broken = len(lane.notes) + lane.more_notes
+        pages = sum(1 for c in lane.cells if c.folio is not None)
+        parts.append(
+            f"Process {lane.process} (pid {lane.pid}): {vmas}. {pages} columns map a folio"
+            + (
+                f"; {broken} rmap links are broken: "
+                + " ".join(f"{n.text} ({n.detail})." for n in lane.notes)
+                if broken
+                else ""
+            )
+            + "."
+        )
+    parts.append(" ".join(n.title + "." for n in nodes) or "No anon_vma.")
+    if hidden:
+        parts.append(f"{hidden} columns past the first {MAX_COLUMNS} are not drawn.")
+    return " ".join(parts)
+
+
+def picture(
+    state: State, changes: Changes, before: State | None = None, held: tuple[Lock, ...] = ()
+) -> Picture:
+    """The picture of `state`; `before` (the state the step started from) adds
+    its VMA boundaries and the ghosts of what the step freed; `held` are the
+    locks held, for "behind a write lock"."""
+    states = [state] + ([before] if before is not None else [])
+    columns = _columns(states, state, changes)
+    hidden = max(0, len(columns) - MAX_COLUMNS)
+    columns = columns[:MAX_COLUMNS]
+    _place(columns, ((v.vm_start, v.vm_end) for st in states for v in st.vmas.values()))
+    colours = anon_vma_colours(state)
+    locked = {v.objects for v in check(state, held) if v.kind == "rmap" and v.locked}
+    lanes = []
+    y = 8.0
+    for name in processes_by_pid(state):
+        lane = _lane(state, before, name, y, columns, changes, colours, locked)
+        lanes.append(lane)
+        y += _lane_height(lane)
+    footprints, nodes, edges, tree_h, right = _tree(
+        state, before, columns, y + 18, changes, colours
+    )
+    columns_right = columns[-1].x + columns[-1].width if columns else LEFT
+    width = max(MIN_WIDTH, columns_right + 8, right)
+    return Picture(
+        width=round(width),
+        height=round(y + 18 + tree_h),
+        columns=columns,
+        lanes=lanes,
+        tree_y=y,
+        footprints=footprints,
+        nodes=nodes,
+        edges=edges,
+        hidden_columns=hidden,
+        summary=_summary(lanes, nodes, hidden),
+    )

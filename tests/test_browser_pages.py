@@ -1,0 +1,187 @@
+"""Every kind of page, in Chromium, with JavaScript on and off: no console error,
+no CSP violation, no serious or critical axe-core finding, pictures with text
+alternatives, controls a keyboard reaches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+
+from app.runs import gallery
+from engine.sim.policy import POLICIES
+from engine.sim.simulation import run_source
+
+BROKEN = "char *p = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);\nmunmap(p,\n"
+EVERY_POLICY = urlencode([("v", f"policy-{p}") for p in POLICIES])
+
+# Record CSP violations from the first script on, before any of the page's own.
+WATCH_CSP = """
+window.__csp = [];
+document.addEventListener("securitypolicyviolation",
+  e => window.__csp.push(e.violatedDirective + " " + e.blockedURI));
+"""
+
+
+def scenario_steps() -> list[str]:
+    """Every packaged scenario at its first, middle and last step."""
+    urls = []
+    for e in gallery():
+        last = len(run_source(e.source).steps) - 1
+        urls += [f"/scenarios/{e.slug}?step={n}" for n in sorted({0, last // 2, last})]
+    return urls
+
+
+@pytest.fixture(scope="module")
+def short_link(server: str) -> str:
+    source = gallery()[0].source
+    return str(httpx.post(f"{server}/api/share", json={"source": source}).json()["url"])
+
+
+def page_kinds(short_link: str) -> dict[str, tuple[str, int]]:
+    """A URL of every kind of page, and the status it answers with."""
+    return {
+        "gallery": ("/", 200),
+        "scenario": ("/scenarios/relocate_gup_race_policies?step=31", 200),
+        "play, broken": ("/play?" + urlencode({"source": BROKEN}), 200),
+        "compare, every policy": (
+            f"/compare/relocate_gup_race_policies?{EVERY_POLICY}&stmt=6&step=3",
+            200,
+        ),
+        "short link": (short_link + "?step=3", 200),
+        "embed": ("/scenarios/fork_and_cow?step=5&embed=1", 200),
+        "docs": ("/docs", 200),
+        "404": ("/no/such/page", 404),
+        "404 scenario": ("/scenarios/no_such_scenario", 404),
+        "422": ("/scenarios/fork_and_cow?step=many", 422),
+    }
+
+
+@pytest.fixture(params=[True, False], ids=["js", "nojs"])
+def visit(browser: Any, server: str, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh page (JavaScript on or off) that records console errors and CSP reports."""
+    context = browser.new_context(base_url=server, java_script_enabled=request.param)
+    context.add_init_script(WATCH_CSP)
+    pg = context.new_page()
+    pg.errors = []
+    pg.js = request.param
+
+    def on_console(message: Any) -> None:
+        # The browser logs a page's own error status as a failed load; that is the
+        # answer under test, not a fault in it. Anything else fails.
+        own = message.location.get("url", "").split("?")[0] == pg.url.split("?")[0]
+        if message.type == "error" and not (own and "Failed to load resource" in message.text):
+            pg.errors.append(message.text)
+
+    pg.on("console", on_console)
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    yield pg
+    context.close()
+
+
+def check_clean(pg: Any, path: str) -> None:
+    assert pg.errors == [], (path, pg.errors)
+    if pg.js:
+        assert pg.evaluate("window.__csp") == [], path
+    for svg in pg.locator("svg[role=img]").all():
+        label = svg.get_attribute("aria-labelledby") or ""
+        title = pg.locator(f"[id='{label.split()[0]}']").text_content() if label else ""
+        assert title and title.strip(), (path, "an SVG without a title")
+
+
+def test_every_scenario_at_first_middle_and_last_step(visit: Any) -> None:
+    for path in scenario_steps():
+        response = visit.goto(path)
+        assert response.status == 200, path
+        visit.wait_for_selector("svg.picture")
+        check_clean(visit, path)
+
+
+def test_every_page_kind(visit: Any, short_link: str) -> None:
+    for kind, (path, status) in page_kinds(short_link).items():
+        response = visit.goto(path)
+        assert response.status == status, kind
+        if visit.js and kind == "docs":
+            visit.wait_for_selector("#swagger-ui .opblock")
+        check_clean(visit, path)
+        if status != 200:
+            assert visit.locator('.way-back a[href="/"]').count() == 1, kind
+
+
+def test_a_browser_reaches_405_through_a_form(visit: Any) -> None:
+    if not visit.js:
+        pytest.skip("the form is written into the page by a script")
+    visit.goto("/")
+    visit.set_content(
+        '<form method="post" action="/scenarios/fork_and_cow"><button>send</button></form>'
+    )
+    with visit.expect_navigation():
+        visit.click("button")
+    assert "Error 405" in visit.text_content(".errorpage .status")
+    check_clean(visit, "405")
+
+
+def test_no_serious_accessibility_violation(browser: Any, server: str, short_link: str) -> None:
+    axe = pytest.importorskip("axe_playwright_python.sync_playwright").Axe()
+    # Contrast is judged on the settled page: what a step created fades in.
+    context = browser.new_context(base_url=server, reduced_motion="reduce")
+    pg = context.new_page()
+    found = {}
+    kinds = page_kinds(short_link)
+    kinds.pop("docs")  # Swagger UI's own markup is the package's, not ours
+    for kind, (path, _) in kinds.items():
+        pg.goto(path)
+        pg.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+        results = axe.run(pg)
+        bad = [
+            f"{v['id']}: {v['help']}: " + ", ".join(str(n["target"]) for n in v["nodes"][:3])
+            for v in results.response["violations"]
+            if v["impact"] in ("serious", "critical")
+        ]
+        if bad:
+            found[kind] = bad
+    context.close()
+    assert found == {}
+
+
+def test_step_controls_work_from_the_keyboard(page: Any) -> None:
+    pg = page
+    pg.goto("/scenarios/fork_and_cow?step=3")
+    for _ in range(40):  # Tab to "Forward", then Enter
+        pg.keyboard.press("Tab")
+        if pg.evaluate("document.activeElement.dataset.nav") == "next":
+            break
+    else:
+        pytest.fail("Forward is not reachable by Tab")
+    pg.keyboard.press("Enter")
+    pg.wait_for_selector('#state[data-step="4"]')
+    # the picture's box scrolls from the keyboard too
+    assert pg.locator(".picture-box[tabindex='0']").count() == 1
+    # and the tables open from the keyboard
+    pg.focus("#folio-details > summary")
+    pg.keyboard.press("Enter")
+    assert pg.evaluate("document.getElementById('folio-details').open")
+
+
+def test_compare_steps_from_the_keyboard(page: Any) -> None:
+    pg = page
+    pg.goto(f"/compare/relocate_gup_race_policies?{EVERY_POLICY}&stmt=6&step=0")
+    assert pg.locator("section.side svg.picture").count() == len(POLICIES)
+    pg.keyboard.press("ArrowRight")
+    pg.wait_for_selector('#comparison[data-step="1"]')
+
+
+@pytest.mark.parametrize("width", [1280, 1024, 390])
+def test_no_page_scrolls_sideways(browser: Any, server: str, short_link: str, width: int) -> None:
+    context = browser.new_context(base_url=server, viewport={"width": width, "height": 800})
+    pg = context.new_page()
+    kinds = page_kinds(short_link)
+    for kind, (path, _) in kinds.items():
+        pg.goto(path)
+        pg.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+        wide = pg.evaluate("document.documentElement.scrollWidth")
+        assert wide <= width, (kind, width, wide)
+    context.close()

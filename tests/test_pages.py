@@ -1,0 +1,144 @@
+"""Per-page state: the --pages contract, its limit, the machine profile and
+the page-level comparison's rules (folios renamed, fields without root)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+
+import pytest
+
+from engine.cli import main
+from engine.memory import handle_mm_fault
+from engine.mmap import do_mmap
+from engine.present.report import run_json
+from engine.procfs import process_pages
+from engine.sim.backend import PAGEMAP_FIELDS, PageRecord, ProcessPages
+from engine.sim.kernel import Kernel
+from engine.sim.limits import LimitExceeded, Limits
+from engine.sim.profile import DEFAULT, host_profile
+from engine.sim.simulation import run_source
+from engine.uapi import MAP, PROT
+from engine.verify.compare import compare
+
+THP_FORK = """\
+char *t = mmap(NULL, 1024 * page_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+char *h = mmap(t, 512 * page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+madvise(h, 512 * page_size, MADV_HUGEPAGE);
+h[3 * page_size] = 'x';
+char v = t[600 * page_size];
+pid_t child = fork();
+child: h[5 * page_size] = 'y';
+"""
+
+
+def test_a_pmd_mapped_thp_is_one_run_and_fork_shares_its_folio() -> None:
+    document = run_json(run_source(THP_FORK), pages=True)
+    steps = document["steps"]
+    assert isinstance(steps, list)
+    after_fork = steps[5]["pages"]
+    (main_thp,) = after_fork["main"]
+    assert main_thp["pages"] == 512 and main_thp["pmd_mapped"] and main_thp["order"] == 9
+    assert main_thp["mapcount"] == 2 and not main_thp["exclusive"]
+    assert after_fork["child"][0]["folio"] == main_thp["folio"]
+    # The child's write splits its PMD and copies page 5: runs break around it.
+    child = steps[6]["pages"]["child"]
+    assert [r["pages"] for r in child] == [5, 1, 506]
+    assert child[1]["folio"] != main_thp["folio"] and child[1]["exclusive"]
+    assert child[2]["page_in_folio"] == 6 and child[2]["index"] == main_thp["index"] + 6
+
+
+def test_page_records_are_bounded_by_a_named_limit() -> None:
+    run = run_source(THP_FORK)
+    with pytest.raises(LimitExceeded) as caught:
+        run_json(run, pages=True, limits=Limits(max_page_records=1000))
+    assert caught.value.name == "max_page_records"
+
+
+def test_cli_pages_needs_json_and_prints_pages(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "s.c"
+    path.write_text(THP_FORK)
+    assert main(["run", str(path), "--pages"]) == 2
+    assert "--json" in capsys.readouterr().err
+    assert main(["run", str(path), "--json", "--pages"]) == 0
+    steps = json.loads(capsys.readouterr().out)["steps"]
+    assert set(steps[-1]["pages"]) == {"main", "child"}
+
+
+def test_the_default_profile_matches_this_host() -> None:
+    if not sys.platform.startswith("linux"):
+        pytest.skip("needs Linux sysfs")
+    assert replace(host_profile(), name=DEFAULT.name) == DEFAULT
+
+
+def test_thp_always_faults_a_thp_without_madv_hugepage() -> None:
+    for mode, order in (("always", 9), ("madvise", 0)):
+        k = Kernel(profile=replace(DEFAULT, thp_enabled=mode))
+        addr = do_mmap(
+            k,
+            "main",
+            0,
+            4 << 20,
+            PROT["PROT_READ"] | PROT["PROT_WRITE"],
+            MAP["MAP_PRIVATE"] | MAP["MAP_ANONYMOUS"],
+            -1,
+            0,
+        )
+        addr = (addr + (2 << 20) - 1) & ~((2 << 20) - 1)
+        assert handle_mm_fault(k, "main", addr, write=True) == "ok"
+        k.step("test", "faulted")
+        assert process_pages(k.state, "main").pages[0].order == order
+
+
+def _one(name: str, records: list[PageRecord], fields: tuple[str, ...]) -> dict[str, object]:
+    return {
+        "line": 1,
+        "source": "x;",
+        "process": "main",
+        "result": "ok",
+        "value": None,
+        "maps": {name: []},
+        "pages": {name: ProcessPages(records, {}, fields)},
+    }
+
+
+def test_folios_compare_by_sharing_and_unknown_fields_are_skipped() -> None:
+    def page(addr: int, folio: int, mapcount: int | None = 1) -> PageRecord:
+        return PageRecord(
+            addr, "present", None, folio, 0, 0, None, None, True, mapcount, True, None
+        )
+
+    full = ("entry", "zero", "folio", "order", "page_in_folio", "anon", "mapcount", "exclusive")
+    sim = _one("main", [page(0x1000, 7), page(0x2000, 8)], full)
+    # Other numbers, same structure: agree. Both pages one folio: differ.
+    assert compare([sim], [_one("main", [page(0x1000, 900), page(0x2000, 5)], full)]) == []
+    same = compare([sim], [_one("main", [page(0x1000, 900), page(0x2000, 900)], full)])
+    assert [d.what for d in same] == ["pages:main"]
+    # Without root the real side knows only pagemap's bits: mapcount is not compared.
+    blind = _one("main", [page(0x1000, 0, None), page(0x2000, 0, None)], PAGEMAP_FIELDS)
+    assert compare([sim], [blind]) == []
+
+
+THP_COLD = """\
+char *t = mmap(NULL, 1024 * page_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+char *h = mmap(t + 512 * page_size, 512 * page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+madvise(h, 512 * page_size, MADV_HUGEPAGE);
+h[3 * page_size] = 'w';
+memset(h + 8 * page_size, 'm', 2 * page_size);
+memset(h + 9 * page_size, 0, page_size);
+h[20 * page_size] = 0;
+madvise(h + 100 * page_size, page_size, MADV_COLD);
+"""
+
+
+def test_splitting_a_thp_maps_its_pages_without_data_to_the_zero_page() -> None:
+    steps = run_json(run_source(THP_COLD), pages=True)["steps"]
+    assert isinstance(steps, list)
+    runs = steps[-1]["pages"]["main"]
+    # Pages 3 and 8 hold data and stay, each its own small folio; page 9 was
+    # cleared whole and page 20 only stored a zero: both are zero pages.
+    kept = [(r["addr"], r["pages"], r["order"]) for r in runs if r["zero"] is None]
+    base = runs[0]["addr"]
+    assert kept == [(base + 3 * 4096, 1, 0), (base + 8 * 4096, 1, 0)]
+    assert sum(r["pages"] for r in runs if r["zero"] == "zero") == 510
