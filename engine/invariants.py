@@ -20,9 +20,9 @@ from typing import NamedTuple
 from immutables import Map
 
 from engine.mm_constants import PAGE_SHIFT, PAGE_SIZE
-from engine.mm_types import MM, VMA, Folio, State
+from engine.mm_types import MM, RUN_BLOCK_SHIFT, VMA, Folio, State
 from engine.pagemap import linear_page_index
-from engine.pagetable import MIGRATION, PRESENT, ZERO_PAGE
+from engine.pagetable import MIGRATION, PRESENT, ZERO_PAGE, PteRun
 from engine.present.trace import lock_text
 from engine.rmap import folio_anon_vma
 from engine.sim.trace import Lock, LockKind, ObjRef
@@ -222,12 +222,16 @@ class Checker:
         # Where each folio is mapped: its first PTE table, and any others.
         self._home: dict[int, tuple[str, int]] = {}
         self._also: dict[int, set[tuple[str, int]]] = {}
+        # PteRun tables by the folio ids they map, a block of ids at a time.
+        self._ranges: dict[tuple[str, int], range] = {}
+        self._run_home: dict[int, set[tuple[str, int]]] = {}
 
     def summarise(
-        self, state: State, locks: tuple[Lock, ...] = (), folios: Iterable[int] = ()
+        self, state: State, locks: tuple[Lock, ...] = (), folios: Iterable[range] = ()
     ) -> list[Violation]:
         """The summary of `state`, which follows the state last given; `folios`
-        are the ids of the folios created, changed or freed since then."""
+        are the ids of the folios created, changed or freed since then
+        (Step.folios_touched())."""
         before, self._state = self._state, state
         rechained = None if before is None else _rechained(before, state)
         if (
@@ -237,6 +241,7 @@ class Checker:
             or set(before.processes) != set(state.processes)
         ):
             self._leaves, self._folios, self._home, self._also = {}, {}, {}, {}
+            self._ranges, self._run_home = {}, {}
             stale = {
                 (name, pmd)
                 for name, mm in state.processes.items()
@@ -252,7 +257,7 @@ class Checker:
         return _objects(state) + _records(state, segments, _write_locked_roots(locks))
 
     def _stale(
-        self, before: State, state: State, folios: Iterable[int], rechained: set[int]
+        self, before: State, state: State, folios: Iterable[range], rechained: set[int]
     ) -> set[tuple[str, int]]:
         """The PTE tables whose pages may check differently now; `rechained`
         are the VMAs chained to an anon_vma, or unchained from one, since.
@@ -274,11 +279,15 @@ class Checker:
             old = before.processes[name]
             if old is not mm:
                 stale.update((name, pmd) for pmd in mm.pagetable.changed_pmds(old.pagetable))
-        for folio in folios:
-            home = self._home.get(folio)
-            if home is not None:
-                stale.add(home)
-                stale.update(self._also.get(folio, ()))
+        for ids in folios:
+            for folio in ids:
+                home = self._home.get(folio)
+                if home is not None:
+                    stale.add(home)
+                    stale.update(self._also.get(folio, ()))
+            if self._run_home:
+                for block in _blocks(ids):
+                    stale.update(self._run_home.get(block, ()))
         return stale
 
     @staticmethod
@@ -320,16 +329,33 @@ class Checker:
                 del home[folio]
             if not also.get(folio, True):
                 del also[folio]
+        old = self._ranges.pop(key, None)
+        if old is not None:
+            for block in _blocks(old):
+                self._run_home[block].discard(key)
         seen: set[int] = set()
-        misses = _rmap_leaf(state, state.processes[name], pmd, seen)
+        mm = state.processes[name]
+        misses = _rmap_leaf(state, mm, pmd, seen)
         for folio in seen:
             if home.setdefault(folio, key) != key:
                 also.setdefault(folio, set()).add(key)
         self._folios[key] = seen
+        leaf = mm.pagetable.leaf(pmd)
+        if isinstance(leaf, PteRun):
+            ids = self._ranges[key] = range(leaf.first, leaf.first + len(leaf))
+            for block in _blocks(ids):
+                self._run_home.setdefault(block, set()).add(key)
         if misses:
             self._leaves[key] = _segments(misses)
         else:
             self._leaves.pop(key, None)
+
+
+def _blocks(ids: range) -> range:
+    """The RUN_BLOCK_SHIFT blocks of folio ids `ids` falls in."""
+    if not ids:
+        return range(0)
+    return range(ids.start >> RUN_BLOCK_SHIFT, ((ids.stop - 1) >> RUN_BLOCK_SHIFT) + 1)
 
 
 def _chained_to(state: State) -> dict[int, frozenset[int]]:
@@ -585,13 +611,14 @@ def _rmap_leaf(state: State, mm: MM, pmd: int, seen: set[int] | None = None) -> 
         and state.vmas[v].vm_start < (base + 512) << PAGE_SHIFT
     ]
     ends = [vma.vm_end >> PAGE_SHIFT for vma in vmas]
+    offsets = _run_unsure(state, leaf, base, vmas) if isinstance(leaf, PteRun) else sorted(leaf)
     found: list[_PageMiss] = []
     folios, anon_vmas = state.folios, state.anon_vmas
     # The VMA of the pages in turn: its page range, its linear index at
     # page 0, and for each folio->mapping met whether it is chained there.
     vma, lo, hi, delta = vmas[0] if vmas else None, 0, 0, 0
     chained: dict[int | None, bool] = {}
-    for off in sorted(leaf):
+    for off in offsets:
         vpn = base | off
         if not lo <= vpn < hi:
             i = bisect.bisect_right(ends, vpn)
@@ -630,6 +657,32 @@ def _rmap_leaf(state: State, mm: MM, pmd: int, seen: set[int] | None = None) -> 
             key += (result.index - result.expected,)
         found.append(_PageMiss(vpn, vma.id, key, pte.folio, folio.mapping, result))
     return found
+
+
+def _run_unsure(state: State, leaf: PteRun, base: int, vmas: list[VMA]) -> list[int]:
+    """The offsets of a PteRun table the page loop must check one by one:
+    all but the pages whose folios lie in FolioRuns that rmap finds where
+    the table maps them (one comparison per run: a run's index and the
+    table's pages both advance by one a page). Pages under no VMA or under
+    a shmem VMA are left out, as the loop skips them."""
+    unsure: list[int] = []
+    for vma in vmas:
+        a = max(base + leaf.lo, vma.vm_start >> PAGE_SHIFT)
+        b = min(base + leaf.hi, vma.vm_end >> PAGE_SHIFT)
+        if a >= b or vma.shmem is not None:
+            continue
+        delta = vma.vm_pgoff - (vma.vm_start >> PAGE_SHIFT)
+        first = leaf.folio_of(a - base)
+        runs = state.folios.runs_over(first, first + b - a)
+        if runs is None:
+            unsure.extend(range(a - base, b - base))
+            continue
+        for run in runs:
+            off = a - base + run.first - first
+            av = state.anon_vmas.get(run.mapping) if run.mapping is not None else None
+            if run.index != base + off + delta or av is None or vma.id not in av.chains:
+                unsure.extend(range(off, off + run.nr))
+    return unsure
 
 
 class _Segment(NamedTuple):

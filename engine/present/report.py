@@ -30,7 +30,7 @@ from engine.procfs import all_pages, populated_pages
 from engine.sim.backend import PageRecord
 from engine.sim.limits import LimitExceeded, Limits
 from engine.sim.simulation import Run, Suite
-from engine.sim.trace import ObjRef, Step
+from engine.sim.trace import Refs, Step
 
 
 def run_json(
@@ -187,5 +187,5 @@ def step_json(step: Step, detail: bool = True) -> dict[str, object]:
     }
 
 
-def _refs(refs: tuple[ObjRef, ...]) -> list[str]:
+def _refs(refs: Refs) -> list[str]:
     return [str(ref) for ref in refs]

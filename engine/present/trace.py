@@ -7,7 +7,7 @@ JSON document and the web alike.
 
 from __future__ import annotations
 
-from engine.sim.trace import Event, Lock, LockKind, ObjRef, Rule
+from engine.sim.trace import Event, Lock, LockKind, ObjRef, Refs, Rule
 
 
 def lock_text(lock: Lock) -> str:
@@ -69,16 +69,20 @@ def event_values(event: Event) -> dict[str, str]:
     return shown
 
 
-def ref_runs(refs: tuple[ObjRef, ...]) -> list[str]:
+def ref_runs(refs: Refs) -> list[str]:
     """`refs` with each run of one kind and consecutive ids as one entry
     ("folio:5-2052 (2048)"), the others as str(ref) ("vma:3"): what a step
     touched, in words that grow with its kinds of change, not its pages."""
     runs: list[tuple[ObjRef, int]] = []
-    for ref in refs:
-        if runs and runs[-1][0].kind == ref.kind and runs[-1][0].id + runs[-1][1] == ref.id:
-            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+    for item in refs.items:
+        if isinstance(item, range):
+            ref, count = ObjRef("folio", item.start), len(item)
         else:
-            runs.append((ref, 1))
+            ref, count = item, 1
+        if runs and runs[-1][0].kind == ref.kind and runs[-1][0].id + runs[-1][1] == ref.id:
+            runs[-1] = (runs[-1][0], runs[-1][1] + count)
+        else:
+            runs.append((ref, count))
     return [
         str(first) if count == 1 else f"{first}-{first.id + count - 1} ({count})"
         for first, count in runs

@@ -10,6 +10,7 @@ after it. Everything here is data; engine.present makes the text.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Literal, NamedTuple
@@ -35,6 +36,62 @@ class ObjRef(NamedTuple):
     @property
     def label(self) -> str:
         return f"{self.kind}#{self.id}"
+
+
+class Refs:
+    """The objects a step touched, in order: each an ObjRef, or a range of
+    folio ids for folios that came or changed together (a FolioRun's).
+
+    Ours: reads as a tuple of ObjRef (iteration, len, `in`), without
+    making an ObjRef for each folio of a range until one is asked for.
+    """
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: tuple[ObjRef | range, ...] = ()) -> None:
+        self.items = items
+
+    def __iter__(self) -> Iterator[ObjRef]:
+        for item in self.items:
+            if isinstance(item, range):
+                for ident in item:
+                    yield ObjRef("folio", ident)
+            else:
+                yield item
+
+    def __len__(self) -> int:
+        return sum(len(item) if isinstance(item, range) else 1 for item in self.items)
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def __contains__(self, ref: object) -> bool:
+        if not isinstance(ref, ObjRef):
+            return False
+        for item in self.items:
+            if isinstance(item, range):
+                if ref.kind == "folio" and ref.id in item:
+                    return True
+            elif item == ref:
+                return True
+        return False
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Refs) and tuple(self) == tuple(other)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return f"Refs({self.items!r})"
+
+    def folio_ids(self) -> list[range]:
+        """The folios among them, as ranges of ids (one id: a range of one)."""
+        return [
+            item if isinstance(item, range) else range(item.id, item.id + 1)
+            for item in self.items
+            if isinstance(item, range) or item.kind == "folio"
+        ]
 
 
 class LockKind(Enum):
@@ -145,14 +202,14 @@ class Step:
     summary: str
     locks: tuple[Lock, ...]
     held: tuple[Lock, ...]
-    created: tuple[ObjRef, ...]
-    changed: tuple[ObjRef, ...]
-    freed: tuple[ObjRef, ...]
+    created: Refs
+    changed: Refs
+    freed: Refs
     events: tuple[Event, ...]
     warnings: tuple[str, ...]
     state: State = field(repr=False)
     acquired: tuple[tuple[tuple[Lock, ...], Lock], ...] = ()
 
-    def folios_touched(self) -> list[int]:
-        """The ids of the folios the step created, changed or freed."""
-        return [r.id for r in (*self.created, *self.changed, *self.freed) if r.kind == "folio"]
+    def folios_touched(self) -> list[range]:
+        """The ids of the folios the step created, changed or freed, as ranges."""
+        return [*self.created.folio_ids(), *self.changed.folio_ids(), *self.freed.folio_ids()]
