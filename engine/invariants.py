@@ -22,7 +22,7 @@ from immutables import Map
 from engine.mm_constants import PAGE_SHIFT, PAGE_SIZE
 from engine.mm_types import MM, RUN_BLOCK_SHIFT, VMA, Folio, State
 from engine.pagemap import linear_page_index
-from engine.pagetable import MIGRATION, PRESENT, ZERO_PAGE, PteRun
+from engine.pagetable import MIGRATION, PRESENT, ZERO_PAGE, Leaf, PteRun
 from engine.present.trace import lock_text
 from engine.rmap import folio_anon_vma
 from engine.sim.trace import Lock, LockKind, ObjRef
@@ -152,7 +152,12 @@ def lock_order(acquired: tuple[tuple[tuple[Lock, ...], Lock], ...]) -> list[Viol
     lock_set_subclass()) is what the kernel annotates, and is not reported."""
     found = []
     seen: set[tuple[str, str]] = set()
+    # A walk takes many locks of one kind under the same held locks: judge once.
+    judged: set[tuple[int, LockKind]] = set()
     for held, lock in acquired:
+        if (id(held), lock.kind) in judged:
+            continue
+        judged.add((id(held), lock.kind))
         taking = lock_class(lock)
         if taking is None:
             continue
@@ -189,20 +194,22 @@ def check(
     for name in state.process_names():
         mm = state.processes[name]
         for pmd in mm.pagetable.pmd_indexes():
-            found += [_locked(state, m, held) for m in _rmap_leaf(state, mm, pmd)]
+            found += [_locked(state, m, held) for m in _rmap_pages(state, mm, pmd)]
     return found
 
 
 def summarise(state: State, locks: tuple[Lock, ...] = ()) -> list[Violation]:
     """check(), with each run of consecutive pages that break the rmap
     invariant the same way as one record (its range and page count)."""
-    misses = [
-        m
-        for name in state.process_names()
-        for pmd in state.processes[name].pagetable.pmd_indexes()
-        for m in _rmap_leaf(state, state.processes[name], pmd)
-    ]
-    return _objects(state) + _records(state, _segments(misses), _write_locked_roots(locks))
+    segments = _join(
+        [
+            seg
+            for name in state.process_names()
+            for pmd in state.processes[name].pagetable.pmd_indexes()
+            for seg in _rmap_leaf(state, state.processes[name], pmd)
+        ]
+    )
+    return _objects(state) + _records(state, segments, _write_locked_roots(locks))
 
 
 class Checker:
@@ -335,7 +342,7 @@ class Checker:
                 self._run_home[block].discard(key)
         seen: set[int] = set()
         mm = state.processes[name]
-        misses = _rmap_leaf(state, mm, pmd, seen)
+        segments = _rmap_leaf(state, mm, pmd, seen)
         for folio in seen:
             if home.setdefault(folio, key) != key:
                 also.setdefault(folio, set()).add(key)
@@ -345,8 +352,8 @@ class Checker:
             ids = self._ranges[key] = range(leaf.first, leaf.first + len(leaf))
             for block in _blocks(ids):
                 self._run_home.setdefault(block, set()).add(key)
-        if misses:
-            self._leaves[key] = _segments(misses)
+        if segments:
+            self._leaves[key] = segments
         else:
             self._leaves.pop(key, None)
 
@@ -597,21 +604,58 @@ def _locked(state: State, miss: _PageMiss, held: set[int]) -> Violation:
     return replace(_violation(miss), locked=av is not None and av.root in held)
 
 
-def _rmap_leaf(state: State, mm: MM, pmd: int, seen: set[int] | None = None) -> list[_PageMiss]:
-    """The rmap check of every page one PTE table of `mm` maps, in address
-    order; `seen` collects the ids of the folios it maps."""
+def _rmap_leaf(state: State, mm: MM, pmd: int, seen: set[int] | None = None) -> list[_Segment]:
+    """The rmap check of every page one PTE table of `mm` maps, as runs of
+    consecutive pages rmap would miss the same way, in address order;
+    `seen` collects the ids of the folios it checked one by one (all of a
+    Map table's, those _run_unsure() left of a PteRun's)."""
     leaf = mm.pagetable.leaf(pmd)
     if leaf is None:
         return []
     base = pmd << 9
-    vmas = [
+    vmas = _vmas_over(state, mm, base)
+    if not isinstance(leaf, PteRun):
+        return _segments(_page_misses(state, leaf, base, vmas, sorted(leaf), seen))
+    unsure, failed = _run_unsure(state, leaf, base, vmas)
+    segments = [_Segment(m, m, 1) for m in _page_misses(state, leaf, base, vmas, unsure, seen)]
+    for off, nr in failed:
+        (first,) = _page_misses(state, leaf, base, vmas, [off])
+        (last,) = _page_misses(state, leaf, base, vmas, [off + nr - 1])
+        segments.append(_Segment(first, last, nr))
+    segments.sort(key=lambda seg: seg.first.vpn)
+    return _join(segments)
+
+
+def _rmap_pages(state: State, mm: MM, pmd: int) -> list[_PageMiss]:
+    """The rmap check of every page one PTE table of `mm` maps, page by page."""
+    leaf = mm.pagetable.leaf(pmd)
+    if leaf is None:
+        return []
+    base = pmd << 9
+    return _page_misses(state, leaf, base, _vmas_over(state, mm, base), sorted(leaf))
+
+
+def _vmas_over(state: State, mm: MM, base: int) -> list[VMA]:
+    """The VMAs of `mm` over the PTE table whose first page is `base`."""
+    return [
         state.vmas[v]
         for v in mm.vmas
         if state.vmas[v].vm_end > base << PAGE_SHIFT
         and state.vmas[v].vm_start < (base + 512) << PAGE_SHIFT
     ]
+
+
+def _page_misses(
+    state: State,
+    leaf: Leaf,
+    base: int,
+    vmas: list[VMA],
+    offsets: Iterable[int],
+    seen: set[int] | None = None,
+) -> list[_PageMiss]:
+    """The pages at `offsets` (in order) of the PTE table at page `base`
+    that rmap would not find again; `seen` collects the folios they map."""
     ends = [vma.vm_end >> PAGE_SHIFT for vma in vmas]
-    offsets = _run_unsure(state, leaf, base, vmas) if isinstance(leaf, PteRun) else sorted(leaf)
     found: list[_PageMiss] = []
     folios, anon_vmas = state.folios, state.anon_vmas
     # The VMA of the pages in turn: its page range, its linear index at
@@ -659,13 +703,17 @@ def _rmap_leaf(state: State, mm: MM, pmd: int, seen: set[int] | None = None) -> 
     return found
 
 
-def _run_unsure(state: State, leaf: PteRun, base: int, vmas: list[VMA]) -> list[int]:
-    """The offsets of a PteRun table the page loop must check one by one:
-    all but the pages whose folios lie in FolioRuns that rmap finds where
-    the table maps them (one comparison per run: a run's index and the
-    table's pages both advance by one a page). Pages under no VMA or under
-    a shmem VMA are left out, as the loop skips them."""
+def _run_unsure(
+    state: State, leaf: PteRun, base: int, vmas: list[VMA]
+) -> tuple[list[int], list[tuple[int, int]]]:
+    """A PteRun table's pages by what one comparison per FolioRun says (a
+    run's index and the table's pages both advance by one a page): the
+    offsets to check one by one (folios not in runs), and the (offset,
+    pages) of each run rmap misses the same way at every page. The pages
+    of runs rmap finds are in neither; pages under no VMA or under a shmem
+    VMA neither, as the page loop skips them."""
     unsure: list[int] = []
+    failed: list[tuple[int, int]] = []
     for vma in vmas:
         a = max(base + leaf.lo, vma.vm_start >> PAGE_SHIFT)
         b = min(base + leaf.hi, vma.vm_end >> PAGE_SHIFT)
@@ -681,8 +729,8 @@ def _run_unsure(state: State, leaf: PteRun, base: int, vmas: list[VMA]) -> list[
             off = a - base + run.first - first
             av = state.anon_vmas.get(run.mapping) if run.mapping is not None else None
             if run.index != base + off + delta or av is None or vma.id not in av.chains:
-                unsure.extend(range(off, off + run.nr))
-    return unsure
+                failed.append((off, run.nr))
+    return unsure, failed
 
 
 class _Segment(NamedTuple):

@@ -172,21 +172,21 @@ def fault_anon_range(k: Kernel, vma: VMA, start: int, end: int, write: bool) -> 
     """
     pt = k.pt(vma.mm)
     addr = start
-    new: list[tuple[int, bool]] = []  # (vpn, huge) of fresh anonymous faults
+    new: list[tuple[int, int, bool]] = []  # (vpn, pages, huge) of fresh anonymous faults
     huge_ok = k.profile.thp_enabled == "always" or bool(vma.vm_flags & VM_HUGEPAGE)
     while addr < end:
         vpn = addr >> PAGE_SHIFT
         if write and not huge_ok and not vpn & (HPAGE_PMD_NR - 1) and pt.table_is_none(vpn >> 9):
             # A whole untouched page table: every page in it is pte_none.
             last = min(end, (vpn + HPAGE_PMD_NR) << PAGE_SHIFT) >> PAGE_SHIFT
-            new.extend((v, False) for v in range(vpn, last))
+            _add_pages(new, vpn, last - vpn)
             addr = last << PAGE_SHIFT
             continue
         pte = pt.get(vpn)
         if pte is None:
             if thp_eligible(k, vma, addr):
                 if write or not k.profile.thp_use_zero_page:
-                    new.append((vpn & ~(HPAGE_PMD_NR - 1), True))
+                    new.append((vpn & ~(HPAGE_PMD_NR - 1), 1, True))
                 else:
                     # vmf_anon_prepare() comes first, read or write: a read that
                     # maps the huge zero page leaves the VMA with an anon_vma.
@@ -196,7 +196,7 @@ def fault_anon_range(k: Kernel, vma: VMA, start: int, end: int, write: bool) -> 
                 addr = ((vpn | (HPAGE_PMD_NR - 1)) + 1) << PAGE_SHIFT
                 continue
             if write:
-                new.append((vpn, False))
+                _add_pages(new, vpn, 1)
             else:
                 pt.set(vpn, Pte(PRESENT, ZERO_PAGE, 0, write=False))
         else:
@@ -210,7 +210,15 @@ def fault_anon_range(k: Kernel, vma: VMA, start: int, end: int, write: bool) -> 
     return "ok"
 
 
-def _fault_new(k: Kernel, vma: VMA, pages: list[tuple[int, bool]]) -> VMA:
+def _add_pages(new: list[tuple[int, int, bool]], vpn: int, count: int) -> None:
+    """Add small pages vpn ... vpn + count - 1 to a batch of fresh faults."""
+    if new and not new[-1][2] and new[-1][0] + new[-1][1] == vpn:
+        new[-1] = (new[-1][0], new[-1][1] + count, False)
+    else:
+        new.append((vpn, count, False))
+
+
+def _fault_new(k: Kernel, vma: VMA, pages: list[tuple[int, int, bool]]) -> VMA:
     """Models do_anonymous_page() / do_huge_pmd_anonymous_page() for a batch
     of untouched pages: prepare the anon_vma once, allocate, map writable.
 
@@ -220,26 +228,24 @@ def _fault_new(k: Kernel, vma: VMA, pages: list[tuple[int, bool]]) -> VMA:
     if vma.anon_vma is None:
         vma = anon_vma_prepare(k, vma, find_mergeable_anon_vma(k, vma))
     pt = k.pt(vma.mm)
-    ids = k.new_ids(len(pages))
+    ident = k.new_ids(sum(count for _, count, _ in pages)).start
     huge: list[Folio] = []
     runs: list[FolioRun] = []
     small = thps = 0
     base_index = vma.vm_pgoff - (vma.vm_start >> PAGE_SHIFT)
     # Stored in id order: what the step created lists them in that order.
-    for ident, (vpn, is_huge) in zip(ids, pages, strict=True):
+    for vpn, count, is_huge in pages:
         if is_huge:
             if runs:
                 small += _store_runs(k, pt, runs, base_index)
             huge.append(map_anon_folio_pmd(k, vma, ident, vpn))
             thps += 1
-            continue
-        if huge:
-            k.put_folios(huge)
-            huge = []
-        if runs and runs[-1].end == ident and runs[-1].index + runs[-1].nr == base_index + vpn:
-            runs[-1] = runs[-1]._replace(nr=runs[-1].nr + 1)
         else:
-            runs.append(FolioRun(ident, 1, vma.anon_vma, base_index + vpn))
+            if huge:
+                k.put_folios(huge)
+                huge = []
+            runs.append(FolioRun(ident, count, vma.anon_vma, base_index + vpn))
+        ident += count
     small += _store_runs(k, pt, runs, base_index)
     if small:
         k.event(

@@ -238,11 +238,15 @@ class PageTableEditor:
                 leaf = new_leaf.finish()
         return leaf if leaf else None
 
-    def table_is_none(self, pmd: int) -> bool:
-        """pmd_none(): no PTE table under this PMD entry (as edited so far)."""
+    def table(self, pmd: int) -> Leaf | None:
+        """The PTE table under this PMD entry as edited so far, None when pmd_none."""
         leaf = self._materialise(pmd)
         self._tables[pmd] = leaf
-        return leaf is None
+        return leaf
+
+    def table_is_none(self, pmd: int) -> bool:
+        """pmd_none(): no PTE table under this PMD entry (as edited so far)."""
+        return self.table(pmd) is None
 
     def fill_table(self, pmd: int, entries: dict[int, Pte]) -> None:
         """Install a new PTE table under an empty PMD entry (pte_alloc and a

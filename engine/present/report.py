@@ -188,4 +188,10 @@ def step_json(step: Step, detail: bool = True) -> dict[str, object]:
 
 
 def _refs(refs: Refs) -> list[str]:
-    return [str(ref) for ref in refs]
+    out: list[str] = []
+    for item in refs.items:
+        if isinstance(item, range):
+            out += [f"folio:{ident}" for ident in item]
+        else:
+            out.append(str(item))
+    return out

@@ -106,6 +106,10 @@ class LockKind(Enum):
     PTE_LOCK = "PTE lock (spinlock)"
     FOLIO_LOCK = "folio lock"
 
+    # Members are singletons: hash by identity (Enum hashes the name in
+    # Python, and a walk hashes a lock per folio).
+    __hash__ = object.__hash__
+
 
 LockMode = Literal["read", "write", ""]
 
