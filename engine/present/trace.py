@@ -69,12 +69,12 @@ def event_values(event: Event) -> dict[str, str]:
     return shown
 
 
-def ref_runs(refs: Refs) -> list[str]:
+def ref_runs(refs: Refs | tuple[ObjRef, ...]) -> list[str]:
     """`refs` with each run of one kind and consecutive ids as one entry
     ("folio:5-2052 (2048)"), the others as str(ref) ("vma:3"): what a step
     touched, in words that grow with its kinds of change, not its pages."""
     runs: list[tuple[ObjRef, int]] = []
-    for item in refs.items:
+    for item in refs.items if isinstance(refs, Refs) else refs:
         if isinstance(item, range):
             ref, count = ObjRef("folio", item.start), len(item)
         else:

@@ -34,7 +34,7 @@ from engine.sim.errors import SyscallError
 from engine.sim.kernel import Kernel
 from engine.sim.limits import LimitExceeded, Limits
 from engine.sim.policy import POLICIES
-from engine.sim.trace import Lock, ObjRef, Refs, Step
+from engine.sim.trace import Lock, ObjRef, Step
 from engine.vma import find_vma, vma_lookup
 
 Handler = Callable[[Kernel, str, list[int]], int]
@@ -260,13 +260,13 @@ View = Literal["step", "before", "after"]
 class Changes:
     """The objects a step, or a whole statement, created, changed and freed."""
 
-    created: Refs = Refs()
-    changed: Refs = Refs()
-    freed: Refs = Refs()
+    created: tuple[ObjRef, ...] = ()
+    changed: tuple[ObjRef, ...] = ()
+    freed: tuple[ObjRef, ...] = ()
 
     @classmethod
     def of_step(cls, step: Step) -> Changes:
-        return cls(step.created, step.changed, step.freed)
+        return cls(tuple(step.created), tuple(step.changed), tuple(step.freed))
 
     @classmethod
     def of_steps(cls, steps: Iterable[Step]) -> Changes:
@@ -280,9 +280,9 @@ class Changes:
             changed.update(dict.fromkeys(r for r in step.changed if r not in created))
             freed.update(dict.fromkeys(step.freed))
         return cls(
-            Refs(tuple(r for r in created if r not in freed)),
-            Refs(tuple(r for r in changed if r not in freed)),
-            Refs(tuple(freed)),
+            tuple(r for r in created if r not in freed),
+            tuple(r for r in changed if r not in freed),
+            tuple(freed),
         )
 
     def of(self, ref: ObjRef) -> Literal["", "created", "changed"]:
