@@ -219,6 +219,8 @@ class Checker:
     folios it touched. The rmap results of every other page are kept from
     the step before. The VMA, chain and counter checks, which cost what
     the VMAs and anon_vmas cost, not the pages, run in full each time.
+    A PteRun table over FolioRuns costs one comparison per run, and is
+    found from its folios by their block of ids, not folio by folio.
     """
 
     def __init__(self) -> None:

@@ -241,24 +241,7 @@ class FolioRun(NamedTuple):
         return FolioRun(lo, hi - lo, self.mapping, self.index + lo - self.first)
 
 
-def run_of(folio: Folio) -> FolioRun | None:
-    """`folio` as a run of one, when it is one a run may hold."""
-    if (
-        folio.order
-        or folio.mapcount != _MAPPED_ONCE
-        or folio.anon_exclusive != _EXCLUSIVE
-        or folio.entire_mapcount
-        or folio.pincount
-        or folio.shmem is not None
-        or folio.lazyfree
-        or folio.dirty
-        or folio.data
-    ):
-        return None
-    return FolioRun(folio.id, 1, folio.mapping, folio.index)
-
-
-def blocked(run: FolioRun) -> Iterator[FolioRun]:
+def _blocked(run: FolioRun) -> Iterator[FolioRun]:
     """`run` cut at every RUN_BLOCK_SHIFT block boundary."""
     lo, end = run.first, run.end
     while lo < end:
@@ -348,10 +331,6 @@ class Folios:
         for run in self.runs():
             for ident in range(run.first, run.end):
                 yield run.folio(ident)
-
-    def items(self) -> Iterator[tuple[int, Folio]]:
-        for folio in self.values():
-            yield folio.id, folio
 
     def runs(self) -> Iterator[FolioRun]:
         """The runs, in no particular order of blocks (each block's in id order)."""
@@ -452,7 +431,7 @@ class Folios:
         runs: dict[int, list[FolioRun]] = {}
         length = self._len
         for run in new:
-            for piece in blocked(run):
+            for piece in _blocked(run):
                 block = piece.first >> RUN_BLOCK_SHIFT
                 if block not in runs:
                     runs[block] = list(self._runs.get(block, ()))
@@ -468,7 +447,7 @@ class Folios:
         runs, taken = self._cut({}, first, end)
         assert sum(r.nr for r in taken) == end - first
         moved = FolioRun(first, end - first, mapping, index)
-        for piece in blocked(moved):
+        for piece in _blocked(moved):
             block = piece.first >> RUN_BLOCK_SHIFT
             runs[block] = _joined([*runs[block], piece])
         return self._with(self._explicit, runs, self._len)

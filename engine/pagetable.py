@@ -4,7 +4,9 @@ Models the x86-64 page-table levels below the PGD. Only populated tables
 exist, so a 1 TiB mapping with nothing faulted costs nothing, and a range
 walk visits only the tables that exist (as the kernel's walkers skip
 pmd_none/pud_none). Tables are immutable maps: an edit copies the path to
-the leaf it touches, and every earlier snapshot keeps its own tables.
+the leaf it touches, and every earlier snapshot keeps its own tables. A PTE
+table that maps consecutive small folios, as a large write fault leaves it,
+is a PteRun (ours) until an edit touches it.
 """
 
 from __future__ import annotations
@@ -84,10 +86,6 @@ class PteRun:
     def items(self) -> Iterator[tuple[int, Pte]]:
         for off in range(self.lo, self.hi):
             yield off, Pte(PRESENT, self.first + off - self.lo, 0, self.write)
-
-    def values(self) -> Iterator[Pte]:
-        for _, entry in self.items():
-            yield entry
 
     def folio_of(self, off: int) -> int:
         """The folio id offset `off` maps."""

@@ -199,6 +199,8 @@ class Step:
     of the state after the step would find them. `acquired` is each lock
     taken during the step with the locks held as it was taken, in order:
     what lockdep sees (engine.invariants.lock_order checks it).
+    `created`, `changed` and `freed` are Refs: a FolioRun's folios that
+    came or changed together are one range of ids there.
     """
 
     statement: int
