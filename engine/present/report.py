@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import asdict, replace
+from dataclasses import fields
 from typing import TextIO
 
 from engine.accounting import metadata
@@ -143,24 +143,38 @@ def page_json(records: list[PageRecord]) -> list[dict[str, object]]:
     first: PageRecord | None = None
     count = 0
     for record in records:
-        if first is not None and record == _advanced(first, count):
+        if first is not None and _continues(first, count, record):
             count += 1
             continue
         if first is not None:
-            out.append({**asdict(first), "pages": count})
+            out.append({**_fields(first), "pages": count})
         first, count = record, 1
     if first is not None:
-        out.append({**asdict(first), "pages": count})
+        out.append({**_fields(first), "pages": count})
     return out
 
 
-def _advanced(record: PageRecord, by: int) -> PageRecord:
-    """The record the page `by` pages after `record` has in the same run."""
-    return replace(
-        record,
-        addr=record.addr + by * PAGE_SIZE,
-        page_in_folio=None if record.page_in_folio is None else record.page_in_folio + by,
-        index=None if record.index is None else record.index + by,
+_NAMES = tuple(f.name for f in fields(PageRecord))
+_SAME = tuple(name for name in _NAMES if name not in ("addr", "page_in_folio", "index"))
+
+
+def _fields(record: PageRecord) -> dict[str, object]:
+    """asdict() of a record of plain values, without its deep copy."""
+    return {name: getattr(record, name) for name in _NAMES}
+
+
+def _continues(first: PageRecord, by: int, record: PageRecord) -> bool:
+    """Is `record` the page `by` pages after `first` in the same run: the
+    same fields but for addr, page_in_folio and index, each `by` more?"""
+
+    def plus(value: int | None) -> int | None:
+        return None if value is None else value + by
+
+    return (
+        record.addr == first.addr + by * PAGE_SIZE
+        and record.page_in_folio == plus(first.page_in_folio)
+        and record.index == plus(first.index)
+        and all(getattr(record, name) == getattr(first, name) for name in _SAME)
     )
 
 
