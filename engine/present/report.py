@@ -25,8 +25,9 @@ from typing import TextIO
 from engine.accounting import metadata
 from engine.invariants import Checker, lock_order
 from engine.mm_constants import PAGE_SIZE
+from engine.mm_types import State
 from engine.present.trace import event_values, lock_summary, ref_runs
-from engine.procfs import all_pages, populated_pages
+from engine.procfs import page_record, populated_pages
 from engine.sim.backend import PageRecord
 from engine.sim.limits import LimitExceeded, Limits
 from engine.sim.simulation import Run, Suite
@@ -68,15 +69,23 @@ def suite_json(suite: Suite, detail: bool = True, pages: bool = False) -> dict[s
 
 def write_json(run: Run, out: TextIO, detail: bool = True, pages: bool = False) -> None:
     """json.dumps(run_json(run, detail, pages)), written one statement at a
-    time: the document is never whole in memory. A --pages document past
+    time and each statement's pages one item at a time: the document is
+    never whole in memory, nor a statement's pages. A --pages document past
     max_page_records raises LimitExceeded before anything is written."""
-    records = statement_records(run, detail, pages)
-    first = next(records, None)
     out.write('{"steps": [')
-    if first is not None:
-        out.write(json.dumps(first))
-    for entry in records:
-        out.write(", " + json.dumps(entry))
+    for i, (entry, state) in enumerate(_statements(run, detail, pages)):
+        out.write(", " if i else "")
+        if state is None:
+            out.write(json.dumps(entry))
+            continue
+        # The pages go last, a process at a time, an item at a time.
+        out.write(json.dumps(entry)[:-1] + ', "pages": {')
+        for j, name in enumerate(state.process_names()):
+            out.write((", " if j else "") + json.dumps(name) + ": [")
+            for k, item in enumerate(page_json(state, name)):
+                out.write((", " if k else "") + json.dumps(item))
+            out.write("]")
+        out.write("}}")
     out.write("]")
     if run.error is not None:
         out.write(', "error": ' + json.dumps(run.error))
@@ -88,6 +97,17 @@ def statement_records(
 ) -> Iterator[dict[str, object]]:
     """Each statement's JSON entry, in order, one at a time (to stream);
     with `pages`, the page-record limit is checked before the first."""
+    for entry, state in _statements(run, detail, pages, limits):
+        if state is not None:
+            entry["pages"] = {name: list(page_json(state, name)) for name in state.process_names()}
+        yield entry
+
+
+def _statements(
+    run: Run, detail: bool, pages: bool, limits: Limits | None = None
+) -> Iterator[tuple[dict[str, object], State | None]]:
+    """Each statement's JSON entry but its pages, and the state whose pages
+    it carries (None without `pages`, or before any state)."""
     if pages:
         _check_page_records(run, (limits or Limits()).max_page_records)
     checker = Checker()
@@ -110,11 +130,7 @@ def statement_records(
         if statement.last > statement.first:
             state = run.steps[statement.last - 1].state
             entry["metadata"] = metadata(state).as_dict()
-        if pages and state is not None:
-            entry["pages"] = {
-                name: page_json(found.pages) for name, found in all_pages(state).items()
-            }
-        yield entry
+        yield entry, state if pages else None
 
 
 def _check_page_records(run: Run, limit: int) -> None:
@@ -130,8 +146,9 @@ def _check_page_records(run: Run, limit: int) -> None:
             raise LimitExceeded("max_page_records", limit, total)
 
 
-def page_json(records: list[PageRecord]) -> list[dict[str, object]]:
-    """A process's page records, runs compressed.
+def page_json(state: State, name: str) -> Iterator[dict[str, object]]:
+    """Process `name`'s page records (engine.procfs.page_record), runs
+    compressed, made one at a time.
 
     Each item is a PageRecord's fields plus "pages": how many consecutive
     pages it stands for. Page i of a run (from 0) lies at addr + i * 4096
@@ -139,19 +156,18 @@ def page_json(records: list[PageRecord]) -> list[dict[str, object]]:
     every other field is the same for all its pages: the 512 pages of a
     PMD-mapped THP are one item, a run of small folios one item each.
     """
-    out: list[dict[str, object]] = []
     first: PageRecord | None = None
     count = 0
-    for record in records:
+    for vpn, pte in state.processes[name].pagetable.items():
+        record = page_record(state, vpn, pte)
         if first is not None and _continues(first, count, record):
             count += 1
             continue
         if first is not None:
-            out.append({**_fields(first), "pages": count})
+            yield {**_fields(first), "pages": count}
         first, count = record, 1
     if first is not None:
-        out.append({**_fields(first), "pages": count})
-    return out
+        yield {**_fields(first), "pages": count}
 
 
 _NAMES = tuple(f.name for f in fields(PageRecord))
