@@ -208,6 +208,7 @@ class Folio(NamedTuple):
 # of a run made when asked for, so the engine reads folios as before; only
 # the fault path, the RELOCATE_ANON walk and the checks ask for runs, to
 # handle a run's folios as one.
+
 RUN_BLOCK_SHIFT = 9
 """A run never crosses a block of 512 ids (first >> 9 == (end - 1) >> 9): a
 lookup by id visits one block's few runs, and a split copies only those."""

@@ -244,10 +244,10 @@ class Kernel:
         """folio->mapping and folio->index of every folio of `run` (folios
         the state holds in runs) rewritten at once: index + i for the i-th."""
         ids = range(run.first, run.end)
-        created = [r for r in self._created.ranges if r.start < ids.stop and ids.start < r.stop]
-        if not created:
+        seen = [*self._created.ranges, *self._changed.ranges]
+        if not any(r.start < ids.stop and ids.start < r.stop for r in seen):
             self._changed.add_range(ids)
-        else:
+        else:  # some came or changed already in this step
             for ident in ids:
                 self._touch(ObjRef("folio", ident), True)
         folios = self.state.folios.remap(run.first, run.end, mapping, index)
