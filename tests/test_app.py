@@ -487,7 +487,7 @@ def test_picture_draws_each_vma_page_and_anon_vma_of_the_moved_range(client: Tes
     vmas = {n.attributes["data-vma"]: n.text() for n in svg.css("g.pvma")}
     moved = [t for t in vmas.values() if "pgoff 0x7ffff7fed" in t]
     assert len(moved) == 1 and "anon_vma #" in moved[0]
-    assert len(svg.css("g.cell .fid")) == 10  # 5 + 5 written pages, one column each
+    assert len(svg.css("g.pfolio .fid")) == 10  # 5 + 5 written pages, one column each
     assert not svg.css("path.link.broken")
     named = {
         t.split("anon_vma #")[1].split()[0].rstrip(",") for t in vmas.values() if "anon_vma #" in t
@@ -511,7 +511,7 @@ def test_picture_breaks_the_rmap_link_with_the_checks_sentence(client: TestClien
 def test_picture_download_is_the_page_picture(client: TestClient) -> None:
     r = client.get("/scenarios/fork_and_cow/picture.svg?step=12")
     assert r.headers["content-type"].startswith("image/svg+xml")
-    assert r.text.count('class="plane"') == 2  # main and child
+    assert r.text.count('<g class="plane') == 2  # main and child
 
 
 # --- errors a browser reaches, and /docs ---------------------------------------------

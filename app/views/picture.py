@@ -125,16 +125,31 @@ class Cell(BaseModel):
     title: str = ""
 
 
+class FolioPage(BaseModel):
+    """One page of a folio block: where its column's middle is, and its index."""
+
+    dx: float
+    """From the block's left edge."""
+    index: str
+    broken: bool
+    run: bool
+
+
 class FolioBlock(BaseModel):
-    """A folio across the columns it spans in one process."""
+    """A folio across the columns it spans in one process. It carries its own
+    labels (id, each page's index), so the page can slide it as one object
+    when a step moves it (app.css: motion)."""
 
     id: int
+    key: str
+    """Unique in its lane: `f<id>`, `f<id>-<n>` for a second block of the same folio."""
     order: int
     x: float
     width: float
     colour: int
     change: Change
     label: str
+    pages: list[FolioPage]
 
 
 class Note(BaseModel):
@@ -202,6 +217,8 @@ class TreeNode(BaseModel):
 
 class TreeEdge(BaseModel):
     kind: Literal["parent", "chain"]
+    key: str
+    """The kernel objects it joins: unique in the picture, the same from step to step."""
     path: str
     label: str
 
@@ -500,15 +517,16 @@ def _lane(
         freed=freed,
         vmas=boxes,
         cells=cells,
-        folios=_folio_blocks(cells, columns),
+        folios=_folio_blocks(cells),
         notes=notes,
         more_notes=more,
     )
 
 
-def _folio_blocks(cells: list[Cell], columns: list[Column]) -> list[FolioBlock]:
+def _folio_blocks(cells: list[Cell]) -> list[FolioBlock]:
     """Consecutive columns of one folio are one block (a large folio spans them)."""
     blocks: list[FolioBlock] = []
+    seen: dict[int, int] = {}
     last: Cell | None = None
     for cell in cells:
         if cell.folio is None:
@@ -516,25 +534,34 @@ def _folio_blocks(cells: list[Cell], columns: list[Column]) -> list[FolioBlock]:
             continue
         b = blocks[-1] if blocks else None
         if (
-            b is not None
-            and last is not None
-            and last.folio == cell.folio
-            and cell.column == last.column + 1
+            b is None
+            or last is None
+            or last.folio != cell.folio
+            or cell.column != last.column + 1
         ):
-            b.width = round(cell.x + cell.width - b.x, 1)
-        else:
             order = f" order {cell.order}" if cell.order else ""
-            blocks.append(
-                FolioBlock(
-                    id=cell.folio,
-                    order=cell.order,
-                    x=cell.x,
-                    width=cell.width,
-                    colour=cell.colour,
-                    change=cell.change,
-                    label=f"folio#{cell.folio}{order}",
-                )
+            n = seen[cell.folio] = seen.get(cell.folio, 0) + 1
+            b = FolioBlock(
+                id=cell.folio,
+                key=f"f{cell.folio}" + (f"-{n}" if n > 1 else ""),
+                order=cell.order,
+                x=cell.x,
+                width=cell.width,
+                colour=cell.colour,
+                change=cell.change,
+                label=f"folio#{cell.folio}{order}",
+                pages=[],
             )
+            blocks.append(b)
+        b.width = round(cell.x + cell.width - b.x, 1)
+        b.pages.append(
+            FolioPage(
+                dx=round(cell.x + cell.width / 2 - b.x, 1),
+                index=cell.index,
+                broken=cell.broken,
+                run=cell.run,
+            )
+        )
         last = cell
     return blocks
 
@@ -648,6 +675,7 @@ def _tree(
             edges.append(
                 TreeEdge(
                     kind="parent",
+                    key=f"parent-{n.id}-{p.id}",
                     label=f"anon_vma#{n.id}'s parent is anon_vma#{p.id}",
                     path=_curve(p.x + NODE_W / 2, p.y + NODE_H, n.x + NODE_W / 4, n.y),
                 )
@@ -660,6 +688,7 @@ def _tree(
         edges.append(
             TreeEdge(
                 kind="chain",
+                key=f"chain-{n.id}-{vid}",
                 label=f"anon_vma_chain: anon_vma#{n.id} to vma#{vid}",
                 path=_curve(x1, n.y, x2, f.y + FOOT_H - 4),
             )
