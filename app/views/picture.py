@@ -533,12 +533,7 @@ def _folio_blocks(cells: list[Cell]) -> list[FolioBlock]:
             last = None
             continue
         b = blocks[-1] if blocks else None
-        if (
-            b is None
-            or last is None
-            or last.folio != cell.folio
-            or cell.column != last.column + 1
-        ):
+        if b is None or last is None or last.folio != cell.folio or cell.column != last.column + 1:
             order = f" order {cell.order}" if cell.order else ""
             n = seen[cell.folio] = seen.get(cell.folio, 0) + 1
             b = FolioBlock(
