@@ -470,6 +470,32 @@ def test_a_merge_verdict_highlights_the_compared_cells(client: TestClient) -> No
     assert quiet.css_first("mark.compared") is None
 
 
+def test_compare_pictures_draw_what_differs_at_one_scale(client: TestClient) -> None:
+    policies = [f"policy-{p}" for p in list(POLICIES)[:5]]
+    base = "/compare/relocate_gup_race_policies?" + urlencode([("v", p) for p in policies])
+    # before the move every run is the same: each picture draws everything, marks nothing
+    same = html(client.get(base + "&stmt=0"))
+    assert not same.css("g.samecol") and not same.css("rect.differs")
+    after = html(client.get(base + "&stmt=6"))
+    pictures = [s.css_first("svg.picture") for s in after.css("section.side")]
+    assert len(pictures) == 5
+    assert len({p.attributes["viewBox"] for p in pictures if p}) > 1  # heights differ
+    assert len({p.attributes["width"] for p in pictures if p}) == 1  # widths do not
+    # what is the same in all five is one narrow column; what differs is marked,
+    # never in the first column, which the others are compared with
+    assert all(p.css("g.samecol") for p in pictures if p)
+    first, *others = pictures
+    assert first is not None and not first.css("rect.differs")
+    assert not first.css("g.pvma.differs")
+    assert all(p.css("rect.differs") for p in others if p)
+    split = others[-1]
+    assert split is not None and "≠" in text(split.css_first("g.pvma.differs text.strong"))
+    # the picture's rmap sentences are listed beside it, not drawn into it
+    notes = after.css("section.side")[0].css("ol.picture-notes li")
+    assert notes and "linear_page_index" in text(notes[0])
+    assert not first.css("g.note")
+
+
 # --- the central picture -------------------------------------------------------------
 
 

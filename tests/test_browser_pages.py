@@ -148,3 +148,38 @@ def test_no_page_scrolls_sideways(browser: Any, server: str, short_link: str, wi
         wide = pg.evaluate("document.documentElement.scrollWidth")
         assert wide <= width, (kind, width, wide)
     context.close()
+
+
+FIVE_POLICIES = urlencode([("v", f"policy-{p}") for p in list(POLICIES)[:5]])
+
+
+def test_five_policies_side_by_side_on_a_projector_and_a_phone(browser: Any, server: str) -> None:
+    path = f"/compare/relocate_gup_race_policies?{FIVE_POLICIES}&stmt=6"
+    measure = """() => [...document.querySelectorAll('section.side')].map(s => {
+        const svg = s.querySelector('svg.picture');
+        const label = svg.querySelector('g.pvma text.strong').getBoundingClientRect();
+        return {top: s.getBoundingClientRect().top, left: s.getBoundingClientRect().left,
+                label: label.height, picture: svg.getBoundingClientRect().top,
+                bottom: svg.getBoundingClientRect().bottom};
+      })"""
+    for width, height in ((1280, 800), (390, 844)):
+        context = browser.new_context(base_url=server, viewport={"width": width, "height": height})
+        pg = context.new_page()
+        pg.goto(path)
+        sides = pg.evaluate(measure)
+        assert len(sides) == 5
+        assert len({round(s["top"]) for s in sides}) == 1, "the five are not in one row"
+        assert len({round(s["picture"]) for s in sides}) == 1, "the pictures do not line up"
+        # a VMA's label is drawn at 8 px or more, on the projector as on the phone
+        assert min(s["label"] for s in sides) >= 8, sides
+        assert pg.evaluate("document.documentElement.scrollWidth") <= width
+        if width == 1280:  # all five pictures whole on one screen
+            assert max(s["left"] for s in sides) < width
+            assert max(s["bottom"] for s in sides) <= height, sides
+        else:  # on a phone the row scrolls inside its own box, from the keyboard too
+            box = pg.locator(".sides")
+            assert pg.evaluate("document.querySelector('.sides').scrollWidth") > width
+            box.focus()
+            pg.keyboard.press("ArrowRight")
+            pg.wait_for_function("() => document.querySelector('.sides').scrollLeft > 0")
+        context.close()
