@@ -99,19 +99,28 @@ def test_429_over_runs_per_client(browser: Any, limited: str, js: bool) -> None:
     context.close()
 
 
-def test_507_when_the_store_is_full(browser: Any, limited: str, js: bool) -> None:
-    context, pg = watched_page(browser, limited, js)
+@pytest.mark.parametrize(
+    ("status", "where", "words", "limit"),
+    [
+        (507, "limited", "links already made still work", "MAX_STORE_ROWS"),
+        (503, "locked", "try again shortly", "STORE_TIMEOUT_SECONDS"),
+    ],
+    ids=["507 full", "503 locked"],
+)
+def test_a_short_link_the_store_refuses(
+    browser: Any,
+    js: bool,
+    request: pytest.FixtureRequest,
+    status: int,
+    where: str,
+    words: str,
+    limit: str,
+) -> None:
+    context, pg = watched_page(browser, request.getfixturevalue(where), js)
     response = short_link(pg)
-    assert response.status == 507
-    assert_error_page(pg, 507, "links already made still work", "MAX_STORE_ROWS")
-    context.close()
-
-
-def test_503_when_the_store_stays_locked(browser: Any, locked: str, js: bool) -> None:
-    context, pg = watched_page(browser, locked, js)
-    response = short_link(pg)
-    assert response.status == 503
-    assert int(response.headers["retry-after"]) > 0
-    assert_error_page(pg, 503, "try again shortly", "STORE_TIMEOUT_SECONDS")
-    assert "Try again in a few seconds" in pg.text_content(".errorpage")
+    assert response.status == status
+    if status == 503:
+        assert int(response.headers["retry-after"]) > 0
+        assert "Try again in a few seconds" in pg.text_content(".errorpage")
+    assert_error_page(pg, status, words, limit)
     context.close()

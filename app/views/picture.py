@@ -18,7 +18,7 @@ draws it.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel
@@ -300,7 +300,7 @@ class Focus:
 
     keep: tuple[tuple[int, int], ...]
     """[lo, hi) addresses drawn; empty: every run is the same, draw everything."""
-    pages: frozenset[tuple[str, int]] = field(default_factory=frozenset)
+    pages: frozenset[tuple[str, int]] = frozenset()
     """(process, address) of the pages not so in the first run."""
     vmas: frozenset[int] = frozenset()
     """Ids of the VMAs not so in the first run."""
