@@ -55,7 +55,8 @@ PTE_LEGEND: dict[str, str] = {
 
 @dataclass(frozen=True)
 class Geometry:
-    """The picture's horizontal sizes, in viewBox units (CSS pixels at 1:1)."""
+    """The sizes in which the two forms of the picture differ, in viewBox units
+    (CSS pixels at 1:1)."""
 
     left: float
     """Room for the process names and row names."""
