@@ -218,9 +218,11 @@ _EXCLUSIVE = (True,)
 
 
 class FolioRun(NamedTuple):
-    """`nr` order-0 folios, ids first ... first + nr - 1: folio
-    first + i has folio->mapping `mapping` and folio->index `index` + i,
-    one PTE mapping, AnonExclusive, no pin, clean, not MADV_FREE'd."""
+    """Ours, not a kernel object: `nr` struct folios compressed into one.
+
+    Order-0 folios, ids first ... first + nr - 1: folio first + i has
+    folio->mapping `mapping` and folio->index `index` + i, one PTE mapping,
+    AnonExclusive, no pin, clean, not MADV_FREE'd."""
 
     first: int
     nr: int
@@ -270,7 +272,8 @@ def _joined(runs: list[FolioRun]) -> tuple[FolioRun, ...]:
 
 
 class Folios:
-    """A snapshot's folios by id: explicit Folios and FolioRuns, persistent.
+    """A snapshot's folios by id: explicit Folios and FolioRuns, persistent
+    (ours: the kernel has no such store, only the folios themselves).
 
     Reads answer as a Map[int, Folio] would (get, [], in, len, iteration);
     every edit returns a new Folios sharing what it did not change.
