@@ -25,7 +25,8 @@ from typing import TextIO
 from engine.accounting import metadata
 from engine.invariants import Checker, lock_order
 from engine.mm_constants import PAGE_SIZE
-from engine.mm_types import State
+from engine.mm_types import FolioRun, State
+from engine.pagetable import PMD_SHIFT, PteRun
 from engine.present.trace import event_values, lock_summary, ref_runs
 from engine.procfs import page_record, populated_pages
 from engine.sim.backend import PageRecord
@@ -156,18 +157,50 @@ def page_json(state: State, name: str) -> Iterator[dict[str, object]]:
     every other field is the same for all its pages: the 512 pages of a
     PMD-mapped THP are one item, a run of small folios one item each.
     """
+    table = state.processes[name].pagetable
     first: PageRecord | None = None
     count = 0
-    for vpn, pte in state.processes[name].pagetable.items():
-        record = page_record(state, vpn, pte)
-        if first is not None and _continues(first, count, record):
-            count += 1
-            continue
-        if first is not None:
-            yield {**_fields(first), "pages": count}
-        first, count = record, 1
+    for pmd in table.pmd_indexes():
+        leaf = table.leaf(pmd)
+        assert leaf is not None
+        base = pmd << PMD_SHIFT
+        if isinstance(leaf, PteRun):
+            runs = state.folios.runs_over(leaf.first, leaf.first + len(leaf))
+            if runs is not None:
+                # A folio of a run is mapped once: no item continues into or
+                # out of its page, each is page_record() of it alone.
+                if first is not None:
+                    yield {**_fields(first), "pages": count}
+                    first = None
+                yield from _run_items(state, leaf, base, runs)
+                continue
+        for off in sorted(leaf):
+            record = page_record(state, base | off, leaf[off])
+            if first is not None and _continues(first, count, record):
+                count += 1
+                continue
+            if first is not None:
+                yield {**_fields(first), "pages": count}
+            first, count = record, 1
     if first is not None:
         yield {**_fields(first), "pages": count}
+
+
+def _run_items(
+    state: State, leaf: PteRun, base: int, runs: list[FolioRun]
+) -> Iterator[dict[str, object]]:
+    """The items of a PteRun table over FolioRuns: page_record() of each
+    run's first page, and for its i-th page the same fields but the
+    address, the folio and the index, each i more (a run's folios differ
+    in nothing else)."""
+    vpn = base + leaf.lo
+    for run in runs:
+        item = {**_fields(page_record(state, vpn, leaf[vpn - base])), "pages": 1}
+        addr, folio, index = item["addr"], item["folio"], item["index"]
+        assert isinstance(addr, int) and isinstance(folio, int) and isinstance(index, int)
+        for i in range(run.nr):
+            yield {**item, "addr": addr + i * PAGE_SIZE, "folio": folio + i, "index": index + i}
+        vpn += run.nr
 
 
 _NAMES = tuple(f.name for f in fields(PageRecord))
