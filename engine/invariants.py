@@ -172,7 +172,7 @@ def lock_order(acquired: tuple[tuple[tuple[Lock, ...], Lock], ...]) -> list[Viol
             else:
                 continue
             seen.add((cls.name, taking.name))
-            message = f"{why} ({lock_text(lock)}, under {lock_text(outer)})"
+            message = f"{why} ({lock_text(lock.first())}, under {lock_text(outer)})"
             found.append(Violation("lock_order", message, ()))
     return found
 

@@ -273,7 +273,7 @@ def _relocate_run_ptes(k: Kernel, walk: Walk, pmd: int, lo: int, hi: int) -> boo
     shift = 0 if walk.undo else (walk.new_addr - walk.old_addr) >> PAGE_SHIFT
     vpn = first
     for run in runs:
-        k.lock_each([Lock.folio(ident) for ident in range(run.first, run.end)])
+        k.lock_in_turn(Lock.folios_in_turn(range(run.first, run.end)))
         index = linear_page_index(vma, (vpn + shift) << PAGE_SHIFT)
         k.remap_folio_run(run, vma.anon_vma, index)
         if not walk.undo:

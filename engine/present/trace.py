@@ -13,6 +13,10 @@ from engine.sim.trace import Event, Lock, LockKind, ObjRef, Refs, Rule
 def lock_text(lock: Lock) -> str:
     """ "anon_vma rwsem (write) of anon_vma#2", "folio lock of folio#7"."""
     kind, target = lock.kind, lock.target
+    if isinstance(target, range):
+        if len(target) == 1:
+            return lock_text(lock.first())
+        return f"{kind.value} of folio#{target.start}-folio#{target.stop - 1}, each in turn"
     if kind is LockKind.PAGE_TABLE_LOCKS:
         return "page-table locks of the old and new tables"
     mode = f" ({lock.mode})" if lock.mode and kind is not LockKind.VMA_WRITE_LOCK else ""
@@ -37,7 +41,7 @@ def lock_summary(locks: tuple[Lock, ...], held: tuple[Lock, ...]) -> list[str]:
     in_turn: dict[LockKind, int] = {}
     for lock in locks:
         if lock not in still:
-            in_turn[lock.kind] = in_turn.get(lock.kind, 0) + 1
+            in_turn[lock.kind] = in_turn.get(lock.kind, 0) + lock.taken
     lines: list[str] = []
     said: set[LockKind] = set()
     for lock in locks:
@@ -47,7 +51,10 @@ def lock_summary(locks: tuple[Lock, ...], held: tuple[Lock, ...]) -> list[str]:
         elif lock.kind not in said:
             said.add(lock.kind)
             target = lock.target
-            what = target.kind if isinstance(target, ObjRef) else "table"
+            if isinstance(target, range):
+                what = "folio"
+            else:
+                what = target.kind if isinstance(target, ObjRef) else "table"
             lines.append(f"{lock.kind.value} of each {what} in turn, {count}")
     return lines
 

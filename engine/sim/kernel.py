@@ -317,13 +317,12 @@ class Kernel:
         """Hold a lock for the steps taken inside the `with` block."""
         return Held(self._locks, self._taken, self._acquired, lock)
 
-    def lock_each(self, locks: list[Lock]) -> None:
-        """Take and release each lock in turn, under the locks held now (the
-        walk's folio locks over a run of folios): recorded as a `with
-        lock()` around nothing, one after another, would be."""
-        held = tuple(self._locks)
-        self._acquired.extend((held, lock) for lock in locks)
-        self._taken.update(dict.fromkeys(locks))
+    def lock_in_turn(self, lock: Lock) -> None:
+        """Take and release a Lock.folios_in_turn() under the locks held now
+        (the walk's folio locks over a run of folios): one record for what
+        a `with lock()` around nothing, one folio after another, would be."""
+        self._acquired.append((tuple(self._locks), lock))
+        self._taken[lock] = None
 
     def dropped(self, lock: Lock) -> Dropped:
         """Release the held lock for a `with` block, then retake it."""

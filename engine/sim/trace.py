@@ -120,11 +120,13 @@ class Lock(NamedTuple):
 
     `target` is the object (an ObjRef), the mm's process name for
     mmap_lock, the address of the range for a page-table lock, or None for
-    the page-table locks of a move's two tables together.
+    the page-table locks of a move's two tables together; a range of folio
+    ids for the folio locks of those folios taken one after another, each
+    released before the next (ours: the walk over a FolioRun, one record).
     """
 
     kind: LockKind
-    target: ObjRef | str | int | None = None
+    target: ObjRef | str | int | range | None = None
     mode: LockMode = ""
 
     @classmethod
@@ -146,6 +148,22 @@ class Lock(NamedTuple):
     def folio(cls, folio: int) -> Lock:
         """folio_lock()."""
         return cls(LockKind.FOLIO_LOCK, ObjRef("folio", folio))
+
+    @classmethod
+    def folios_in_turn(cls, ids: range) -> Lock:
+        """folio_lock() and folio_unlock() of each folio of `ids` in turn."""
+        return cls(LockKind.FOLIO_LOCK, ids)
+
+    @property
+    def taken(self) -> int:
+        """How many times the lock is taken: len(ids) for folios_in_turn."""
+        return len(self.target) if isinstance(self.target, range) else 1
+
+    def first(self) -> Lock:
+        """The first lock taken (the first folio's, for folios_in_turn)."""
+        if isinstance(self.target, range):
+            return Lock.folio(self.target.start)
+        return self
 
     @classmethod
     def pmd(cls, addr: int) -> Lock:
