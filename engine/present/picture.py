@@ -260,6 +260,11 @@ def _rmap_check(
             f" linear_page_index {result.expected:x}"
         )
         return "!"
+    if result.miss is not None:  # the cow_context walk's misses
+        unfinished = result.miss in (RmapMiss.EXCLUSIVE_EARLY_STOP, RmapMiss.FORK_NOT_LINKED)
+        note = " (unfinished in the proposal)" if unfinished else ""
+        misses.append(f"? {where}: folio#{folio.id}: {result.miss.value}{note}")
+        return "?"
     return "."
 
 
