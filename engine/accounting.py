@@ -162,9 +162,9 @@ class Metadata:
         }
 
 
-def metadata(state: State) -> Metadata:
-    """Count a snapshot's metadata objects (each chain counted once) and
-    the walk of every anonymous folio."""
+def metadata(state: State, walks: bool = True) -> Metadata:
+    """Count a snapshot's metadata objects (each chain counted once) and,
+    with `walks`, the walk of every anonymous folio (else `walks` is None)."""
     contexts = list(state.cow_contexts.values())
     entries = [r for c in contexts for r in c.remaps]
     return Metadata(
@@ -184,7 +184,7 @@ def metadata(state: State) -> Metadata:
         ),
         maple_nodes=sum(maple_nodes([(r.first, r.last) for r in c.remaps]) for c in contexts),
         stale_remap_offsets=stale_remap_offsets(state),
-        walks=walk_costs(state),
+        walks=walk_costs(state) if walks else None,
     )
 
 

@@ -100,7 +100,7 @@ def statement_view(run: Run, index: int) -> StatementView:
 
 
 def counts(state: State) -> Counts:
-    m = metadata(state)
+    m = metadata(state, walks=False)
     return Counts(
         processes=m.processes,
         vmas=m.vmas,
