@@ -50,9 +50,10 @@ WALK_EXCLUSIVE_STOP = Unfinished(
     " look once. TODO: Races? ... Check again in case fork raced, therwise,"
     " abort the walk we're done. TODO: race vs. fork + unmap in parent.",
     "the walk as coded: an exclusive folio's walk ends after offset 0 of its"
-    " own context, before that context's recorded offsets; a mapping only"
-    " those offsets reach is marked, as the stated intent (look once, at the"
-    " folio's own context) would find it",
+    " own context, before that context's recorded offsets and its"
+    " descendants; the rmap check marks each mapping only they reach (a"
+    " moved VMA's, or a child's after the parent unmapped or exited: the"
+    " folio is exclusive, yet not at the context that maps it)",
 )
 FORK_NOT_LINKED = Unfinished(
     "mm/mmap.c:dup_mmap@d2a01aae",
@@ -473,8 +474,8 @@ class ContextVisit(NamedTuple):
 
 class CowWalk(NamedTuple):
     """cow_context_walk() of one folio: each context visited, in order, and
-    the VMAs the stated intent would also reach that the early stop skips
-    (`missed`: those this context's recorded offsets find)."""
+    `missed`: the VMAs the walk would also reach had the exclusive early
+    return not ended it (WALK_EXCLUSIVE_STOP), sorted."""
 
     contexts: tuple[ContextVisit, ...]
     missed: tuple[int, ...] = ()
@@ -496,26 +497,41 @@ class CowWalk(NamedTuple):
 
 
 def cow_context_walk(state: State, folio: Folio) -> CowWalk:
-    """Models mm/cow_context.c:cow_context_walk() and traverse_contexts():
-    the folio's own context first, then its descendants depth first, each
-    after its children (post-order), ending on the return to the root or at
-    the first walk_context() that returns false. Ancestors and siblings of
-    the folio's context are never visited."""
+    """Models mm/cow_context.c:cow_context_walk(), as coded: traverse_contexts()
+    from the folio's context with walk_context() at each.
+
+    When the exclusive early return ended it, the walk is run again as if
+    the folio were shared, and what that one alone reaches is `missed`: a
+    folio exclusive to a mapping elsewhere than its own context's offset 0
+    (moved, or left to a child by a parent's unmap or exit)."""
+    walk = _traverse(state, folio, stop_exclusive=True)
+    if not any(visit.early_stop for visit in walk):
+        return CowWalk(walk)
+    found = {v for visit in walk for v in visit.vmas}
+    full = _traverse(state, folio, stop_exclusive=False)
+    missed = sorted({v for visit in full for v in visit.vmas} - found)
+    return CowWalk(walk, tuple(missed))
+
+
+def _traverse(state: State, folio: Folio, stop_exclusive: bool) -> tuple[ContextVisit, ...]:
+    """Models mm/cow_context.c:traverse_contexts(): the root (the folio's
+    context) first, then its descendants depth first, each after its
+    children (post-order), ending on the return to the root or at the first
+    walk_context() that returns false. Ancestors and siblings of the
+    folio's context are never visited."""
     contexts = state.cow_contexts
     root = contexts.get(folio.mapping) if folio.mapping is not None else None
     if root is None:
-        return CowWalk(())
+        return ()
     visits: list[ContextVisit] = []
-    missed: list[int] = []
 
     def visit(ctx: CowContext) -> bool:
-        result, found, extra = walk_context(state, ctx, folio)
+        result, found = walk_context(state, ctx, folio, stop_exclusive)
         visits.append(found)
-        missed.extend(extra)
         return result
 
     if not visit(root):
-        return CowWalk(tuple(visits), tuple(missed))
+        return tuple(visits)
     curr, parent = root, None
     while True:
         if parent is None or curr.id != parent.id:
@@ -530,30 +546,26 @@ def cow_context_walk(state: State, folio: Folio) -> CowWalk:
         siblings = parent.children
         i = siblings.index(curr.id)
         curr = contexts[siblings[i + 1]] if i + 1 < len(siblings) else parent
-    return CowWalk(tuple(visits), tuple(missed))
+    return tuple(visits)
 
 
 def walk_context(
-    state: State, ctx: CowContext, folio: Folio
-) -> tuple[bool, ContextVisit, tuple[int, ...]]:
+    state: State, ctx: CowContext, folio: Folio, stop_exclusive: bool = True
+) -> tuple[bool, ContextVisit]:
     """Models mm/cow_context.c:walk_context(): skip a context whose mm is
     gone; try offset 0; an exclusive folio (not folio_maybe_mapped_shared)
     ends the whole walk there; else try each distinct offset the remap_mt
-    records for the folio's pgoffs, ascending (as unsigned longs).
-
-    Returns (go on, the visit, the VMAs the recorded offsets would have
-    found had the early stop come after them: WALK_EXCLUSIVE_STOP)."""
+    records for the folio's pgoffs, ascending (as unsigned longs). Returns
+    (go on, the visit); `stop_exclusive` False walks on as for a shared one."""
     if ctx.mm is None or ctx.mm not in state.processes:
-        return True, ContextVisit(ctx.id, True, (), ()), ()
-    exclusive = not folio.maybe_mapped_shared()
+        return True, ContextVisit(ctx.id, True, (), ())
     vmas = list(walk_context_remap(state, ctx, folio, 0))
+    if stop_exclusive and not folio.maybe_mapped_shared():
+        return False, ContextVisit(ctx.id, False, (0,), tuple(vmas), True)
     offsets = _unique_offsets(ctx, folio)
-    if exclusive:
-        extra = tuple(v for o in offsets for v in walk_context_remap(state, ctx, folio, o))
-        return False, ContextVisit(ctx.id, False, (0,), tuple(vmas), True), extra
     for offset in offsets:
         vmas += walk_context_remap(state, ctx, folio, offset)
-    return True, ContextVisit(ctx.id, False, (0, *offsets), tuple(vmas)), ()
+    return True, ContextVisit(ctx.id, False, (0, *offsets), tuple(vmas))
 
 
 def _unique_offsets(ctx: CowContext, folio: Folio) -> tuple[int, ...]:

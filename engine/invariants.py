@@ -49,7 +49,7 @@ class RmapMiss(Enum):
     NO_COW_CONTEXT = "the folio's cow_context is freed"
     NOT_VISITED = "cow_context_walk does not reach the VMA"
     EXCLUSIVE_EARLY_STOP = (
-        "cow_context_walk stops for an exclusive folio before the offset that reaches the VMA"
+        "cow_context_walk stops early for an exclusive folio, before it reaches the VMA"
     )
     FORK_NOT_LINKED = "the VMA's mm is being forked: its cow_context is not in the tree yet"
 
@@ -882,7 +882,7 @@ def _cow_why(miss: RmapMiss, context: int | None, vma: int) -> str:
     if miss is RmapMiss.EXCLUSIVE_EARLY_STOP:
         return (
             f"cow_context_walk from cow_context#{context} stops at the exclusive early"
-            f" return before the recorded offset that reaches vma#{vma}"
+            f" return before it reaches vma#{vma}"
         )
     if miss is RmapMiss.FORK_NOT_LINKED:
         return (
