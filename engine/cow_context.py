@@ -595,6 +595,17 @@ def walk_context_remap(state: State, ctx: CowContext, folio: Folio, offset: int)
     return found
 
 
+def offset_recorded(state: State, vma: VMA, folio: Folio) -> bool:
+    """Models the remap half of mm/cow_context.c:cow_context_verify_vma():
+    is the VMA's offset recorded in its mm's context for the folio's pgoffs?"""
+    ctx = state.cow_contexts.get(state.processes[vma.mm].cow_context or 0)
+    last = folio.index + folio.nr_pages - 1
+    offset = vma_offset(vma)
+    return ctx is not None and any(
+        offset in r.offsets for r in _overlapping(ctx.remaps, folio.index, last)
+    )
+
+
 def walk_address(vma: VMA, folio: Folio) -> int:
     """Where rmap_one is called in `vma`: max(vm_start, range_start)."""
     return max(vma.vm_start, (folio.index + vma_offset(vma)) << PAGE_SHIFT)

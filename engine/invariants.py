@@ -28,6 +28,8 @@ from engine.cow_context import (
     WALK_EXCLUSIVE_STOP,
     CowWalk,
     cow_context_walk,
+    offset_recorded,
+    vma_offset,
     walk_skeleton,
 )
 from engine.mm_constants import PAGE_SHIFT, PAGE_SIZE
@@ -52,6 +54,7 @@ class RmapMiss(Enum):
         "cow_context_walk stops early for an exclusive folio, before it reaches the VMA"
     )
     FORK_NOT_LINKED = "the VMA's mm is being forked: its cow_context is not in the tree yet"
+    OFFSET_NOT_RECORDED = "the VMA's offset is not recorded for the folio's pgoffs"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +129,8 @@ def _cow_context_check(
         miss = RmapMiss.WRONG_INDEX
     elif _being_forked(state, vma.mm):
         miss = RmapMiss.FORK_NOT_LINKED
+    elif vma_offset(vma) and not offset_recorded(state, vma, folio):
+        miss = RmapMiss.OFFSET_NOT_RECORDED
     else:
         miss = RmapMiss.NOT_VISITED
     return RmapCheck(miss, index, expected)
@@ -872,6 +877,7 @@ _COW_MISSES = (
     RmapMiss.NOT_VISITED,
     RmapMiss.EXCLUSIVE_EARLY_STOP,
     RmapMiss.FORK_NOT_LINKED,
+    RmapMiss.OFFSET_NOT_RECORDED,
 )
 
 
@@ -883,6 +889,11 @@ def _cow_why(miss: RmapMiss, context: int | None, vma: int) -> str:
         return (
             f"cow_context_walk from cow_context#{context} stops at the exclusive early"
             f" return before it reaches vma#{vma}"
+        )
+    if miss is RmapMiss.OFFSET_NOT_RECORDED:
+        return (
+            f"vma#{vma}'s offset is not recorded in its cow_context for these pgoffs:"
+            " no walk reaches it (cow_context_verify_vma() would print MISMATCH)"
         )
     if miss is RmapMiss.FORK_NOT_LINKED:
         return (

@@ -124,15 +124,11 @@ PATHS: tuple[LearningPath, ...] = (
         "The rework the series' author turned to: one COW context per mm in the fork tree,"
         " remaps recorded as offsets, no folio rewritten. A proof of concept (branch"
         " project/cow-context at a4ac1966), not a kernel anyone runs; open each scenario"
-        " under rmap model anon_vma too, and compare.",
+        " under rmap model anon_vma too, and compare (path 2's move_away_and_back as well).",
         (
             Stop(
-                "move_away_and_back",
-                "Moved away and back: an offset recorded, then left behind by the unmap.",
-            ),
-            Stop(
                 "cow_fragmentation",
-                "Pieces moved side by side stay apart: the pgoff rule stands.",
+                "Pieces moved away and back stay apart: the pgoff rule stands.",
             ),
             Stop(
                 "cow_fork_then_mremap",

@@ -104,9 +104,7 @@ class Simulation:
         k = self.kernel
         self._begin(f"{process}: {name}()")
         if process not in k.state.processes:
-            k.event(name, f"{process} has exited: it makes no more calls")
-            k.step("(statement)", f"{process} has exited")
-            return CallResult("ESRCH", None)
+            return self._exited(process)
         if name == "memset":
             return self._memset(process, args[0], args[1], args[2])
         if name == "exit":
@@ -128,8 +126,7 @@ class Simulation:
         k = self.kernel
         self._begin(f"{parent}: fork() -> {child}")
         if parent not in k.state.processes:
-            k.step("(statement)", f"{parent} has exited")
-            return CallResult("ESRCH", None)
+            return self._exited(parent)
         if len(k.state.processes) >= k.limits.max_processes:
             raise LimitExceeded("max_processes", k.limits.max_processes, len(k.state.processes) + 1)
         pid = fork.dup_mmap(k, parent, child)
@@ -137,11 +134,23 @@ class Simulation:
 
     def store(self, process: str, addr: int, value: int) -> CallResult:
         self._begin(f"{process}: store at {addr:#x}")
+        if process not in self.kernel.state.processes:
+            return self._exited(process)
         return self._fault(process, addr, addr + 1, write=True, value=value)
 
     def load(self, process: str, addr: int) -> CallResult:
         self._begin(f"{process}: load at {addr:#x}")
+        if process not in self.kernel.state.processes:
+            return self._exited(process)
         return self._fault(process, addr, addr + 1, write=False)
+
+    def _exited(self, process: str) -> CallResult:
+        """A statement of a process that called exit(): it runs no more (ours:
+        ESRCH, as kill() would answer for it)."""
+        k = self.kernel
+        k.event("(statement)", f"{process} has exited: it makes no more calls")
+        k.step("(statement)", f"{process} has exited")
+        return CallResult("ESRCH", None)
 
     def _memset(self, process: str, addr: int, value: int, length: int) -> CallResult:
         if not length:
