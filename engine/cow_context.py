@@ -309,7 +309,6 @@ def add_new_remap(k: Kernel, ident: int, pgoff: int, nr_pages: int, offset: int)
     k.event(
         "add_new_remap",
         f"cow_context#{ident}: offset {offset} recorded for pgoffs {pgoff:#x}-{last:#x}",
-        candidate=None,
         offset=offset,
     )
 

@@ -214,20 +214,23 @@ def folio_move_anon_rmap(k: Kernel, folio: Folio, vma: VMA) -> Folio:
     return k.put_folio(folio._replace(mapping=vma.anon_vma))
 
 
-def rmap_walk_anon(state: State, folio: Folio) -> list[tuple[VMA, int]]:
+def rmap_walk_anon(
+    state: State, folio: Folio, exclusive_stop: bool = True
+) -> list[tuple[VMA, int]]:
     """Models mm/rmap.c:rmap_walk_anon(): every (vma, address) rmap visits.
 
     From folio->mapping, each VMA chained to that anon_vma whose pgoff
     range covers the folio's index, at vma_address() of the index. Under
-    cow_context: mm/cow_context.c:cow_context_walk(), as coded.
+    cow_context: mm/cow_context.c:cow_context_walk(), as coded, or without
+    its exclusive early stop when `exclusive_stop` is False (to find every
+    mapping, as a folio's mm ids do: memory._mapped_by_another_mm).
     """
     if state.rmap_model == "cow_context":
         walk = cow_context_walk(state, folio)
-        return [
-            (state.vmas[v], walk_address(state.vmas[v], folio))
-            for visit in walk.contexts
-            for v in visit.vmas
-        ]
+        visited = [v for visit in walk.contexts for v in visit.vmas]
+        if not exclusive_stop:
+            visited += walk.missed
+        return [(state.vmas[v], walk_address(state.vmas[v], folio)) for v in visited]
     av = folio_anon_vma(state, folio)
     if av is None:
         return []

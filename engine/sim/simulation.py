@@ -368,7 +368,11 @@ class Run:
         st = self.statements[i]
         if st.first < st.last:
             return self.steps[st.first].state, self.steps[st.last - 1].state
-        before = self.steps[st.first - 1].state if st.first > 0 else Kernel().state
+        before = (
+            self.steps[st.first - 1].state
+            if st.first > 0
+            else Kernel(rmap_model=self.rmap_model).state
+        )
         return before, before
 
     def shown(self, step: int, view: View = "step") -> Shown:
