@@ -421,6 +421,8 @@ def test_cli_runs_either_model_and_verify_refuses_the_proposal() -> None:
     text = cli("run", "move_away_and_back", "--rmap-model", "cow_context")
     assert "not a kernel anyone runs" in text.stdout
     assert "metadata (cow_context): 4 VMAs, 1 cow_contexts" in text.stdout
+    chain = cli("run", "cow_fork_chain_exits")
+    assert chain.returncode == 0 and "- (exited)" in chain.stdout  # b's context, kept
     refused = cli("verify", "cow_fragmentation")
     assert refused.returncode == 4
     assert "no kernel runs it" in refused.stderr and "a4ac1966" in refused.stderr
