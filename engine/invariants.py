@@ -761,11 +761,17 @@ def _rmap_leaf(state: State, mm: MM, pmd: int, seen: set[int] | None = None) -> 
         if folio is None:
             found.append(_PageMiss(vpn, vma.id, ("freed", vma.id), pte.folio, None, None))
             continue
-        key: tuple[object, ...] = (result.miss, vma.id, folio.mapping)
-        if result.miss is RmapMiss.WRONG_INDEX:
-            key += (result.index - result.expected,)
-        found.append(_PageMiss(vpn, vma.id, key, pte.folio, folio.mapping, result))
+        found.append(_page_miss(vpn, vma.id, folio, result))
     return found
+
+
+def _page_miss(vpn: int, vma: int, folio: Folio, result: RmapCheck) -> _PageMiss:
+    """The record of a page whose check missed, keyed so that neighbours
+    missed the same way join one run."""
+    key: tuple[object, ...] = (result.miss, vma, folio.mapping)
+    if result.miss is RmapMiss.WRONG_INDEX:
+        key += (result.index - result.expected,)
+    return _PageMiss(vpn, vma, key, folio.id, folio.mapping, result)
 
 
 def _rmap_leaf_cow_context(
@@ -801,10 +807,7 @@ def _rmap_leaf_cow_context(
         result = rmap_check(state, vma, addr, pte.page, folio, walk)
         if result.miss is None:
             continue
-        key: tuple[object, ...] = (result.miss, vma.id, folio.mapping)
-        if result.miss is RmapMiss.WRONG_INDEX:
-            key += (result.index - result.expected,)
-        found.append(_PageMiss(vpn, vma.id, key, pte.folio, folio.mapping, result))
+        found.append(_page_miss(vpn, vma.id, folio, result))
     return found
 
 
