@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 from engine.cow_context import cow_context_walk, vma_offset
 from engine.mm_types import RmapModel, State
-from engine.rmap import folio_anon_vma, rmap_walk_anon
+from engine.rmap import folio_anon_vma
 
 VM_AREA_STRUCT_BYTES = 192
 ANON_VMA_BYTES = 104
@@ -214,11 +214,21 @@ def walk_costs(state: State) -> tuple[tuple[WalkCost, int], ...] | None:
     if len(folios) > MAX_WALKED_FOLIOS:
         return None
     costs: Counter[WalkCost] = Counter()
-    for folio in folios:
-        if state.rmap_model == "cow_context":
+    if state.rmap_model == "cow_context":
+        for folio in folios:
             walk = cow_context_walk(state, folio)
             costs[WalkCost(walk.vmas, walk.offsets, len(walk.contexts))] += 1
-        else:
-            found = len(rmap_walk_anon(state, folio))
-            costs[WalkCost(found, 0, int(folio_anon_vma(state, folio) is not None))] += 1
+        return tuple(sorted(costs.items()))
+    # rmap_walk_anon()'s count without building its list: per anon_vma, the
+    # pgoff ranges of the VMAs in its tree, each folio's index against them.
+    trees: dict[int | None, list[tuple[int, int]]] = {}
+    for folio in folios:
+        ranges = trees.get(folio.mapping)
+        if ranges is None:
+            av = folio_anon_vma(state, folio)
+            chained = [state.vmas[v] for v in av.chains if v in state.vmas] if av else []
+            ranges = trees[folio.mapping] = [(v.vm_pgoff, v.vm_pgoff + v.pages) for v in chained]
+        first, end = folio.index, folio.index + folio.nr_pages
+        found = sum(lo < end and first < hi for lo, hi in ranges)
+        costs[WalkCost(found, 0, int(folio.mapping in state.anon_vmas))] += 1
     return tuple(sorted(costs.items()))

@@ -9,12 +9,14 @@ diagrams are one column per page, as in review mail.
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import pytest
 
 from engine.accounting import (
     COW_CONTEXT_BYTES,
     VM_AREA_STRUCT_BYTES,
+    WalkCost,
     kmalloc_size,
     maple_nodes,
     metadata,
@@ -34,6 +36,7 @@ from engine.invariants import RmapMiss, check, rmap_check
 from engine.mm_constants import PAGE_SHIFT
 from engine.mm_types import RMAP_MODELS, RemapRange, RmapModel, State
 from engine.pagetable import PRESENT
+from engine.rmap import rmap_walk_anon
 from engine.sim.kernel import Kernel
 from engine.sim.simulation import Run, run_source
 from engine.variants import apply
@@ -326,6 +329,26 @@ def test_counts_and_bytes_per_model() -> None:
     # of its context and stops, reaching no VMA; anon_vma finds each once.
     assert cow.walks == (((0, 1, 1), 9),)
     assert anon.walks == (((1, 0, 1), 9),)
+
+
+def test_walk_counts_are_the_walks() -> None:
+    """The anon_vma counts, taken without building each walk, agree with
+    rmap_walk_anon(); the cow_context ones are cow_context_walk()'s."""
+    for entry in gallery():
+        for model in RMAP_MODELS:
+            state = final(run_source(entry.source, rmap_model=model))
+            expected: Counter[WalkCost] = Counter()
+            for folio in state.folios.values():
+                if folio.shmem is not None:
+                    continue
+                if model == "anon_vma":
+                    objects = int(folio.mapping in state.anon_vmas)
+                    cost = WalkCost(len(rmap_walk_anon(state, folio)), 0, objects)
+                else:
+                    walk = cow_context_walk(state, folio)
+                    cost = WalkCost(walk.vmas, walk.offsets, len(walk.contexts))
+                expected[cost] += 1
+            assert metadata(state).walks == tuple(sorted(expected.items())), entry.slug
 
 
 def test_sizes_as_computed() -> None:
