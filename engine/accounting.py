@@ -216,7 +216,7 @@ def walk_costs(state: State) -> tuple[tuple[WalkCost, int], ...] | None:
     costs: Counter[WalkCost] = Counter()
     if state.rmap_model == "cow_context":
         for folio in folios:
-            walk = cow_context_walk(state, folio)
+            walk = cow_context_walk(state, folio, find_missed=False)
             costs[WalkCost(walk.vmas, walk.offsets, len(walk.contexts))] += 1
         return tuple(sorted(costs.items()))
     # rmap_walk_anon()'s count without building its list: per anon_vma, the

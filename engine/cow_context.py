@@ -495,16 +495,17 @@ class CowWalk(NamedTuple):
         return sum(len(visit.offsets) for visit in self.contexts)
 
 
-def cow_context_walk(state: State, folio: Folio) -> CowWalk:
+def cow_context_walk(state: State, folio: Folio, find_missed: bool = True) -> CowWalk:
     """Models mm/cow_context.c:cow_context_walk(), as coded: traverse_contexts()
     from the folio's context with walk_context() at each.
 
     When the exclusive early return ended it, the walk is run again as if
     the folio were shared, and what that one alone reaches is `missed`: a
     folio exclusive to a mapping elsewhere than its own context's offset 0
-    (moved, or left to a child by a parent's unmap or exit)."""
+    (moved, or left to a child by a parent's unmap or exit); not looked for
+    without `find_missed`."""
     walk = _traverse(state, folio, stop_exclusive=True)
-    if not any(visit.early_stop for visit in walk):
+    if not find_missed or not any(visit.early_stop for visit in walk):
         return CowWalk(walk)
     found = {v for visit in walk for v in visit.vmas}
     full = _traverse(state, folio, stop_exclusive=False)
