@@ -44,9 +44,11 @@ def letter_names(state: State, process: str) -> dict[int, str]:
 LEGEND_HEADER = ("", "vma", "start-end", "pages", "prot", "vm_pgoff", "anon_vma", "avc")
 
 
-def vma_table(vmas: list[VMA], names: dict[int, str]) -> list[str]:
+def vma_table(vmas: list[VMA], names: dict[int, str], dummy: bool = False) -> list[str]:
     """A table, one row per VMA: its letter, id, range, size, rwxp, vm_pgoff,
-    its anon_vma and how many anon_vma_chains it has; unusual flags below."""
+    its anon_vma and how many anon_vma_chains it has; unusual flags below.
+    With `dummy` (the cow_context model) a faulted VMA's anon_vma is the
+    branch's DUMMY_ANON_VMA flag, shown so."""
     rows = [list(LEGEND_HEADER)]
     for vma in vmas:
         rows.append(
@@ -57,7 +59,7 @@ def vma_table(vmas: list[VMA], names: dict[int, str]) -> list[str]:
                 str(vma.pages),
                 vma_perms(vma),
                 f"{vma.vm_pgoff:x}",
-                "-" if vma.anon_vma is None else f"#{vma.anon_vma}",
+                "-" if vma.anon_vma is None else "DUMMY" if dummy else f"#{vma.anon_vma}",
                 str(len(vma.avc)),
             ]
         )
