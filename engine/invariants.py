@@ -24,6 +24,7 @@ from typing import NamedTuple
 from immutables import Map
 
 from engine.cow_context import (
+    DUP_ANON_VMA_STUB,
     FORK_NOT_LINKED,
     WALK_EXCLUSIVE_STOP,
     CowWalk,
@@ -55,6 +56,7 @@ class RmapMiss(Enum):
     )
     FORK_NOT_LINKED = "the VMA's mm is being forked: its cow_context is not in the tree yet"
     OFFSET_NOT_RECORDED = "the VMA's offset is not recorded for the folio's pgoffs"
+    UNFAULTED_MAPS_FOLIOS = "the VMA maps the folio with its anon_vma NULL (not faulted)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +123,12 @@ def _cow_context_check(
     if folio.mapping not in state.cow_contexts:
         return RmapCheck(RmapMiss.NO_COW_CONTEXT, index, expected)
     walk = walk or cow_context_walk(state, folio)
-    if vma.id in walk.found:
-        miss = None if index == expected else RmapMiss.WRONG_INDEX
+    if vma.id in walk.found and index == expected:
+        miss = None
+    elif vma.anon_vma is None:
+        miss = RmapMiss.UNFAULTED_MAPS_FOLIOS
+    elif vma.id in walk.found:
+        miss = RmapMiss.WRONG_INDEX
     elif vma.id in walk.missed:
         miss = RmapMiss.EXCLUSIVE_EARLY_STOP
     elif index != expected:
@@ -876,6 +882,7 @@ def _run(state: State, first: Violation, miss: _PageMiss, last_vpn: int, pages: 
 
 
 _COW_MISSES = (
+    RmapMiss.UNFAULTED_MAPS_FOLIOS,
     RmapMiss.NO_COW_CONTEXT,
     RmapMiss.NOT_VISITED,
     RmapMiss.EXCLUSIVE_EARLY_STOP,
@@ -893,6 +900,12 @@ def _cow_why(miss: RmapMiss, context: int | None, vma: int) -> str:
             f"cow_context_walk from cow_context#{context} stops at the exclusive early"
             f" return before it reaches vma#{vma}"
         )
+    if miss is RmapMiss.UNFAULTED_MAPS_FOLIOS:
+        return (
+            f"vma#{vma} maps it with anon_vma NULL (an unfaulted target took in a faulted"
+            " range: dup_anon_vma() is a stub), so a move re-based its pgoff and no walk"
+            " finds the page where it is"
+        )
     if miss is RmapMiss.OFFSET_NOT_RECORDED:
         return (
             f"vma#{vma}'s offset is not recorded in its cow_context for these pgoffs:"
@@ -909,4 +922,6 @@ def _cow_why(miss: RmapMiss, context: int | None, vma: int) -> str:
 def _unfinished(miss: RmapMiss) -> Unfinished | None:
     if miss is RmapMiss.EXCLUSIVE_EARLY_STOP:
         return WALK_EXCLUSIVE_STOP
+    if miss is RmapMiss.UNFAULTED_MAPS_FOLIOS:
+        return DUP_ANON_VMA_STUB
     return FORK_NOT_LINKED if miss is RmapMiss.FORK_NOT_LINKED else None

@@ -22,6 +22,7 @@ from engine.accounting import (
     metadata,
 )
 from engine.cow_context import (
+    DUP_ANON_VMA_STUB,
     FORK_NOT_LINKED,
     SPLIT_REMAP,
     WALK_EXCLUSIVE_STOP,
@@ -187,6 +188,34 @@ def test_forked_child_is_unreachable_until_dup_cow_context() -> None:
     assert {v.unfinished for v in check(copied.state)} == {FORK_NOT_LINKED}
     linked = next(s for s in run.steps if s.function == "mm/cow_context.c:dup_cow_context")
     assert check(linked.state) == []
+
+
+def test_unfaulted_target_taking_in_a_faulted_range_loses_it_on_the_next_move() -> None:
+    # 0         1         2         3
+    # 0123456789012345678901234567890123456789
+    #      ffff                                  faulted
+    #                     ffff                   moved away (offset 15)
+    #  uuuu               ffff                   fresh, unfaulted, before f's home
+    #  uuuuffff                                  f back home: merged into u
+    #                               uuuuffff     the merged VMA moved on
+    source = find("cow_unfaulted_absorbs_faulted").source
+    anon, cow = (run_source(source, rmap_model=m) for m in RMAP_MODELS)
+    merged_anon, merged_cow = after(anon, 17), after(cow, 17)
+    assert rw_vmas(merged_anon) == rw_vmas(merged_cow) == [(8, 0)]
+    # 6.18: dup_anon_vma() gave u f's anon_vma; the stub leaves it NULL.
+    assert merged_anon.mm_vmas("main")[1].anon_vma is not None
+    assert merged_cow.mm_vmas("main")[1].anon_vma is None
+    stub = [e for st in cow.steps for e in st.events if e.unfinished == DUP_ANON_VMA_STUB]
+    assert stub and stub[0].function == "dup_anon_vma"
+    # The next move keeps the pgoff under 6.18 and re-bases it under the
+    # proposal (copy_vma() sees an unfaulted VMA): the folios are lost.
+    assert rw_vmas(final(anon)) == [(8, 29)] and check(final(anon)) == []
+    assert rw_vmas(final(cow)) == [(8, 0)]
+    lost = check(final(cow))
+    assert lost and {v.unfinished for v in lost} == {DUP_ANON_VMA_STUB}
+    vma, addr, folio = mapped(final(cow), "main")[0]
+    check_one = rmap_check(final(cow), final(cow).vmas[vma], addr, 0, final(cow).folios[folio])
+    assert check_one.miss is RmapMiss.UNFAULTED_MAPS_FOLIOS and not check_one.index_matches
 
 
 # --- a deep fork chain with exits ----------------------------------------------

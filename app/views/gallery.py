@@ -139,6 +139,10 @@ PATHS: tuple[LearningPath, ...] = (
                 "A fork chain with exits: contexts outlive their mm, then cascade away.",
             ),
             Stop(
+                "cow_unfaulted_absorbs_faulted",
+                "An unfaulted VMA takes in a faulted one: the stub dup_anon_vma() loses it.",
+            ),
+            Stop(
                 "cow_relocate_flag",
                 "MREMAP_RELOCATE_ANON is EINVAL there: the plain move records an offset.",
             ),

@@ -263,7 +263,11 @@ def _rmap_check(
         )
         return "!"
     if result.miss is not None:  # the cow_context walk's misses
-        unfinished = result.miss in (RmapMiss.EXCLUSIVE_EARLY_STOP, RmapMiss.FORK_NOT_LINKED)
+        unfinished = result.miss in (
+            RmapMiss.EXCLUSIVE_EARLY_STOP,
+            RmapMiss.FORK_NOT_LINKED,
+            RmapMiss.UNFAULTED_MAPS_FOLIOS,
+        )
         note = " (unfinished in the proposal)" if unfinished else ""
         misses.append(f"? {where}: folio#{folio.id}: {result.miss.value}{note}")
         return "?"
