@@ -40,3 +40,10 @@ def test_the_model_reaches_the_json_twin_and_bad_models_are_named(client: TestCl
         "/scenarios/move_away_and_back?rmap=nope", headers={"accept": "application/json"}
     )
     assert bad.status_code == 422 and "rmap" in bad.text
+
+
+def test_compare_puts_one_scenario_under_both_models(client: TestClient) -> None:
+    page = client.get("/compare/move_away_and_back?v=rmap-anon_vma&v=rmap-cow_context&stmt=3")
+    assert page.status_code == 200
+    assert "rmap model anon_vma: Linux 6.18" in page.text
+    assert "rmap model cow_context: the COW-context proposal" in page.text
