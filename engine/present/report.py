@@ -43,7 +43,11 @@ def run_json(
     With `pages`, raises LimitExceeded("max_page_records") before building
     a document that would describe more pages than the limit allows.
     """
-    return {"steps": list(statement_records(run, detail, pages, limits)), **_error(run)}
+    return {
+        "rmap_model": run.rmap_model,
+        "steps": list(statement_records(run, detail, pages, limits)),
+        **_error(run),
+    }
 
 
 def verdict_json(run: Run) -> dict[str, object]:
@@ -65,7 +69,8 @@ def suite_json(suite: Suite, detail: bool = True, pages: bool = False) -> dict[s
         for r in suite.runs
     ]
     notes = [{"line": n.line, "col": n.col, "text": n.text} for n in suite.harness.notes]
-    return {"tests": tests, "notes": notes}
+    model = suite.runs[0].rmap_model if suite.runs else "anon_vma"
+    return {"rmap_model": model, "tests": tests, "notes": notes}
 
 
 def write_json(run: Run, out: TextIO, detail: bool = True, pages: bool = False) -> None:
@@ -73,7 +78,7 @@ def write_json(run: Run, out: TextIO, detail: bool = True, pages: bool = False) 
     time and each statement's pages one item at a time: the document is
     never whole in memory, nor a statement's pages. A --pages document past
     max_page_records raises LimitExceeded before anything is written."""
-    out.write('{"steps": [')
+    out.write('{"rmap_model": ' + json.dumps(run.rmap_model) + ', "steps": [')
     for i, (entry, state) in enumerate(_statements(run, detail, pages)):
         out.write(", " if i else "")
         if state is None:
@@ -243,7 +248,12 @@ def step_json(step: Step, detail: bool = True) -> dict[str, object]:
         "changed": refs(step.changed),
         "freed": refs(step.freed),
         "events": [
-            {"function": e.function, "decision": e.decision, "values": event_values(e)}
+            {
+                "function": e.function,
+                "decision": e.decision,
+                "values": event_values(e),
+                "unfinished": None if e.unfinished is None else e.unfinished._asdict(),
+            }
             for e in step.events
         ],
         "warnings": list(step.warnings),
