@@ -44,6 +44,7 @@ __all__ = [
     "MAX_RUN_MEMORY_BYTES",
     "MAX_RUN_WALL_SECONDS",
     "MAX_RUN_CACHE_BYTES",
+    "MAX_DERIVED_VIEWS",
     "MAX_PAGE_CACHE_BYTES",
     "MAX_PAGE_CACHE_ENTRY_BYTES",
     "MAX_SOURCE",
@@ -128,10 +129,17 @@ MAX_QUEUE_SECONDS = 15.0
 # (measured as MAX_TRACE_BYTES measures them), besides its count of runs.
 MAX_RUN_CACHE_BYTES = 256 * 1024 * 1024
 
+# Values derived from a run (app/runs.py RunCache.derived): a step's panel
+# (StepView, at most FOLIO_ROW_CAP rows and MAX_COLUMNS columns drawn), a
+# run's JSON document. Enough for the twins of a step rendered one after
+# another, and for the pages of a few visitors stepping at once.
+MAX_DERIVED_VIEWS = 32
+
 # The page cache (app/pagecache.py) keeps rendered step pages and fragments,
 # up to this many bytes in all, none larger than the second.
 MAX_PAGE_CACHE_BYTES = 64 * 1024 * 1024
 MAX_PAGE_CACHE_ENTRY_BYTES = 1024 * 1024
+
 
 
 # --- caching ------------------------------------------------------------------
