@@ -47,6 +47,9 @@ __all__ = [
     "MAX_DERIVED_VIEWS",
     "MAX_PAGE_CACHE_BYTES",
     "MAX_PAGE_CACHE_ENTRY_BYTES",
+    "WARM_PAGES",
+    "WARM_LINK_PAGES",
+    "WARM_QUEUED_LINKS",
     "MAX_SOURCE",
     "MAX_SOURCE_BYTES",
     "MAX_STATEMENTS",
@@ -140,6 +143,21 @@ MAX_DERIVED_VIEWS = 32
 MAX_PAGE_CACHE_BYTES = 64 * 1024 * 1024
 MAX_PAGE_CACHE_ENTRY_BYTES = 1024 * 1024
 
+# Most pages a server renders into its page cache at start, in the
+# background, one at a time (app/warmup.py): the gallery's page, then every
+# inner step of every packaged scenario (page, fragment, .json, three SVGs,
+# and .txt when MREMAP_VIZ_PUBLIC_URL is set: about 5,700 pages, some 20 s of
+# one core). 0: no warm-up at all. An operator may set it as
+# MREMAP_VIZ_WARM_PAGES. Every warm-up also stops before the page cache is full.
+WARM_PAGES = int(_operator("WARM_PAGES", "8192"))
+
+# A new short link's pages are warmed the same way when it is made: at most
+# this many pages of it (the first steps' first), and at most this many links
+# waiting; a link made past that is rendered on its first visit. One client
+# may make SHARES_PER_CLIENT links: the warm-up is one request at a time, so
+# however many wait, it takes at most one thread's share of the server.
+WARM_LINK_PAGES = 1000
+WARM_QUEUED_LINKS = 32
 
 
 # --- caching ------------------------------------------------------------------
