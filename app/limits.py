@@ -135,7 +135,10 @@ MAX_RUN_CACHE_BYTES = 256 * 1024 * 1024
 # Values derived from a run (app/runs.py RunCache.derived): a step's panel
 # (StepView, at most FOLIO_ROW_CAP rows and MAX_COLUMNS columns drawn), a
 # run's JSON document. Enough for the twins of a step rendered one after
-# another, and for the pages of a few visitors stepping at once.
+# another (as the warm-up renders them) and a few visitors stepping at once;
+# few on purpose: each panel is hundreds of objects the cyclic GC walks, and
+# a cache of 256 of them, churned by cold pages, made its full collections
+# pause every request for 100-200 ms under the load benchmark.
 MAX_DERIVED_VIEWS = 32
 
 # The page cache (app/pagecache.py) keeps rendered step pages and fragments,
