@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -75,6 +76,15 @@ def create_app(run_cache_size: int = 64, isolate: bool = True, warm_pages: int =
     return app
 
 
+SWITCH_INTERVAL_SECONDS = 0.001
+"""How long a thread may hold the GIL while another waits for it (CPython's
+default is 5 ms). Cached pages are answered by the event loop's thread; a
+page being rendered, or a run being unpickled, in a worker thread would
+otherwise hold it up to 5 ms each time the loop wakes."""
+
+
 def serving_app() -> FastAPI:
-    """The app `mremap-viz serve` runs: it warms up to WARM_PAGES pages at start."""
+    """The app `mremap-viz serve` runs: it warms up to WARM_PAGES pages at start,
+    and hands the GIL to the event loop within SWITCH_INTERVAL_SECONDS."""
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     return create_app(warm_pages=WARM_PAGES)
