@@ -149,7 +149,7 @@ MAX_PAGE_CACHE_ENTRY_BYTES = 1024 * 1024
 # Most pages a server renders into its page cache at start, in the
 # background, one at a time (app/warmup.py): the gallery's page, then every
 # inner step of every packaged scenario (page, fragment, .json, three SVGs,
-# and .txt when MREMAP_VIZ_PUBLIC_URL is set: about 5,700 pages, some 20 s of
+# and .txt when MREMAP_VIZ_PUBLIC_URL is set: 7,133 pages for 26 scenarios, ~25 s of
 # one core). 0: no warm-up at all. An operator may set it as
 # MREMAP_VIZ_WARM_PAGES. Every warm-up also stops before the page cache is full.
 WARM_PAGES = int(_operator("WARM_PAGES", "8192"))
