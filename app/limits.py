@@ -142,8 +142,10 @@ MAX_RUN_CACHE_BYTES = 256 * 1024 * 1024
 MAX_DERIVED_VIEWS = 32
 
 # The page cache (app/pagecache.py) keeps rendered step pages and fragments,
-# up to this many bytes in all, none larger than the second.
-MAX_PAGE_CACHE_BYTES = 64 * 1024 * 1024
+# up to this many bytes in all, none larger than the second. The gallery's
+# warm-up takes 31 MiB of it (gzip-encoded; 26 scenarios), a short link to
+# each gallery scenario as much again: the rest is for visitors' pages.
+MAX_PAGE_CACHE_BYTES = 128 * 1024 * 1024
 MAX_PAGE_CACHE_ENTRY_BYTES = 1024 * 1024
 
 # Most pages a server renders into its page cache at start, in the
