@@ -190,10 +190,14 @@ def _dontneed(k: Kernel, prev: VMA | None, vma: VMA, start: int, end: int) -> VM
     """Models madvise_dontneed_single_vma(): zap the range's pages.
 
     The VMA and its anon_vma stay; the next touch faults in fresh pages.
+    With CONFIG_PT_RECLAIM (machine profile) the zap asks for reclaim_pt:
+    the PTE tables the range covers whole are freed, so a later fault
+    there may map a THP; a table the range covers in part stays, even
+    empty, and keeps the PMD from being none.
     """
     if vma.vm_flags & (VM_LOCKED | VM_PFNMAP | VM_HUGETLB):
         raise SyscallError("EINVAL", "MADV_DONTNEED on a locked or special mapping")
-    count = zap_page_range(k, vma.mm, start, end)
+    count = zap_page_range(k, vma.mm, start, end, reclaim_pt=k.profile.pt_reclaim)
     k.step(
         "mm/madvise.c:madvise_dontneed_single_vma", f"zapped {count} entries in {start:#x}-{end:#x}"
     )

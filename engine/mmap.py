@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from engine.gup import populate_range
-from engine.memory import zap_page_range
+from engine.memory import free_pgtables, zap_page_range
 from engine.mm_constants import (
     MAX_MAP_COUNT,
     PAGE_SHIFT,
@@ -152,14 +152,31 @@ def calc_vm_flags(prot: int, flags: int) -> int:
 
 
 def complete_munmap_vmas(k: Kernel, mm: str, vmas: list[VMA], start: int, end: int) -> None:
-    """Models mm/vma.c:vms_complete_munmap_vmas(): zap the pages, drop the
-    anon_vma chains (free_pgtables) and free the removed VMAs."""
-    zap_page_range(k, mm, start, end)
+    """Models mm/vma.c:vms_complete_munmap_vmas(): zap the pages, free the
+    page tables no other VMA uses and drop the anon_vma chains
+    (vms_clear_ptes: unmap_vmas, free_pgtables between the VMAs around the
+    range, vms->unmap_start and unmap_end), then free the removed VMAs."""
+    prev = vma_before(k.state, mm, vmas[0].vm_start)
+    after = find_vma(k.state, mm, vmas[-1].vm_end)
+    zap_page_range(k, mm, start, end, reclaim_pt=False)
+    free_pgtables(k, mm, vmas, _unmap_start(prev), _unmap_end(after))
     for vma in vmas:
         vma = k.vma(vma.id)
         if vma.avc:
             vma = unlink_anon_vmas(k, vma)
         k.unlink_vma(vma)
+
+
+def _unmap_start(prev: VMA | None) -> int:
+    """vms->unmap_start: the end of the VMA before the range, else
+    FIRST_USER_ADDRESS (0)."""
+    return prev.vm_end if prev is not None else 0
+
+
+def _unmap_end(after: VMA | None) -> int:
+    """vms->unmap_end: the start of the VMA after the range, else
+    USER_PGTABLES_CEILING (0: the top)."""
+    return after.vm_start if after is not None else 0
 
 
 def do_vmi_munmap(
@@ -289,14 +306,17 @@ def mmap_region(k: Kernel, mm: str, addr: int, length: int, vm_flags: int, pgoff
         vma = merged
         k.step("mm/vma.c:vma_merge_new_range", f"merged into vma#{vma.id}")
     if old:
-        _complete_detached(k, mm, old, addr, end)
+        _complete_detached(k, mm, old, _unmap_start(vmg.prev), _unmap_end(vmg.next))
         k.step("mm/vma.c:vms_complete_munmap_vmas", "zap old pages, free old vmas")
     return vma
 
 
-def _complete_detached(k: Kernel, mm: str, old: list[VMA], start: int, end: int) -> None:
-    """Free VMAs that MAP_FIXED detached: their pages, chains and structs."""
-    zap_page_range(k, mm, start, end)
+def _complete_detached(k: Kernel, mm: str, old: list[VMA], floor: int, ceiling: int) -> None:
+    """Free VMAs that MAP_FIXED detached: their pages, the page tables the
+    VMAs that were around them do not use (free_pgtables between floor and
+    ceiling, as gathered before the new VMA went in), chains and structs."""
+    zap_page_range(k, mm, old[0].vm_start, old[-1].vm_end, reclaim_pt=False)
+    free_pgtables(k, mm, old, floor, ceiling)
     for vma in old:
         vma = k.vma(vma.id)
         if vma.avc:
