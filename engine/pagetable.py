@@ -78,6 +78,11 @@ class TablePages(NamedTuple):
         """Page-table pages in all: VmPTE / 4 kB."""
         return len(self.pte) + len(self.pmd) + len(self.pud)
 
+    def __or__(self, other: object) -> TablePages:
+        """The tables either has, level by level."""
+        assert isinstance(other, TablePages)
+        return TablePages(self.pte | other.pte, self.pmd | other.pmd, self.pud | other.pud)
+
 
 class PageTable:
     """One mm's page tables: pud index -> pmd index -> offset -> Pte, and

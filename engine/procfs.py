@@ -1,5 +1,5 @@
-"""/proc/PID/maps, smaps and pagemap, and /proc/kpagecount, as the kernel
-shows them.
+"""/proc/PID/maps, smaps, status (VmPTE) and pagemap, and /proc/kpagecount,
+as the kernel shows them.
 
 Models fs/proc/task_mmu.c:show_map_vma(): start-end, rwx and p/s, the file
 offset (pgoff << PAGE_SHIFT for a file, 0 for anonymous memory), device,
@@ -11,7 +11,7 @@ fs/proc/page.c:kpagecount_read() and stable_page_flags().
 from engine.mm_constants import HPAGE_PMD_NR, PAGE_SHIFT
 from engine.mm_types import VM_EXEC, VM_MAYSHARE, VM_READ, VM_WRITE, VMA, State
 from engine.pagetable import PRESENT, SWAP, ZERO_PAGE, Pte
-from engine.sim.backend import PageRecord, ProcessPages
+from engine.sim.backend import PageRecord, ProcessPages, ProcessTables
 
 
 def vma_perms(vma: VMA) -> str:
@@ -129,3 +129,13 @@ def all_pages(state: State) -> dict[str, ProcessPages]:
 def populated_pages(state: State) -> int:
     """How many page records the processes' tables hold (pages x processes)."""
     return sum(len(mm.pagetable) for mm in state.processes.values())
+
+
+def page_tables(state: State) -> dict[str, ProcessTables]:
+    """Every live process's page-table pages: /proc/PID/status's VmPTE
+    (task_mem(): mm_pgtables_bytes() in kB, 4 kB a table), and which."""
+    found = {}
+    for name in state.process_names():
+        tables = state.processes[name].pagetable.tables()
+        found[name] = ProcessTables(tables.pages, tables)
+    return found
