@@ -10,7 +10,7 @@ fs/proc/page.c:kpagecount_read() and stable_page_flags().
 
 from engine.mm_constants import HPAGE_PMD_NR, PAGE_SHIFT
 from engine.mm_types import VM_EXEC, VM_MAYSHARE, VM_READ, VM_WRITE, VMA, State
-from engine.pagetable import PRESENT, SWAP, ZERO_PAGE, Pte
+from engine.pagetable import PRESENT, SWAP, ZERO_PAGE, Pte, TablePages
 from engine.sim.backend import PageRecord, ProcessPages, ProcessTables
 
 
@@ -131,11 +131,12 @@ def populated_pages(state: State) -> int:
     return sum(len(mm.pagetable) for mm in state.processes.values())
 
 
+def table_pages(state: State) -> dict[str, TablePages]:
+    """Every live process's page-table pages, by level: what /proc/PID/status
+    counts as VmPTE (task_mem(): mm_pgtables_bytes() in kB, 4 kB a table)."""
+    return {name: state.processes[name].pagetable.tables() for name in state.process_names()}
+
+
 def page_tables(state: State) -> dict[str, ProcessTables]:
-    """Every live process's page-table pages: /proc/PID/status's VmPTE
-    (task_mem(): mm_pgtables_bytes() in kB, 4 kB a table), and which."""
-    found = {}
-    for name in state.process_names():
-        tables = state.processes[name].pagetable.tables()
-        found[name] = ProcessTables(tables.pages, tables)
-    return found
+    """table_pages() as a backend reports them: how many, and which."""
+    return {name: ProcessTables(t.pages, t) for name, t in table_pages(state).items()}
