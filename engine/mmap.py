@@ -18,6 +18,7 @@ from dataclasses import replace
 from engine.gup import populate_range
 from engine.memory import free_pgtables, zap_page_range
 from engine.mm_constants import (
+    EXEC_MAPPINGS,
     MAX_MAP_COUNT,
     PAGE_SHIFT,
     PAGE_SIZE,
@@ -57,7 +58,7 @@ from engine.vma import (
     vmas_in_range,
 )
 
-MMAP_BASE = 0x7FFFF7FF7000  # top of the top-down area, below [vvar] (ASLR off)
+MMAP_BASE = EXEC_MAPPINGS[0][0]  # top of the top-down area, below [vvar] (ASLR off)
 MMAP_MIN_ADDR = 0x1000  # /proc/sys/vm/mmap_min_addr on these machines
 MAX_ERRNO = 4095
 
@@ -159,7 +160,7 @@ def complete_munmap_vmas(k: Kernel, mm: str, vmas: list[VMA], start: int, end: i
     prev = vma_before(k.state, mm, vmas[0].vm_start)
     after = find_vma(k.state, mm, vmas[-1].vm_end)
     zap_page_range(k, mm, start, end, reclaim_pt=False)
-    free_pgtables(k, mm, vmas, _unmap_start(prev), _unmap_end(after))
+    free_pgtables(k, mm, vmas, _unmap_start(prev), _unmap_end(after, vmas[-1].vm_end))
     for vma in vmas:
         vma = k.vma(vma.id)
         if vma.avc:
@@ -173,10 +174,13 @@ def _unmap_start(prev: VMA | None) -> int:
     return prev.vm_end if prev is not None else 0
 
 
-def _unmap_end(after: VMA | None) -> int:
-    """vms->unmap_end: the start of the VMA after the range, else
-    USER_PGTABLES_CEILING (0: the top)."""
-    return after.vm_start if after is not None else 0
+def _unmap_end(after: VMA | None, end: int) -> int:
+    """vms->unmap_end: the start of the VMA after the range (one of the
+    process's own above the mmap area, EXEC_MAPPINGS, where the engine has
+    none), else USER_PGTABLES_CEILING (0: the top)."""
+    if after is not None:
+        return after.vm_start
+    return min((start for start, _ in EXEC_MAPPINGS if start >= end), default=0)
 
 
 def do_vmi_munmap(
@@ -306,7 +310,7 @@ def mmap_region(k: Kernel, mm: str, addr: int, length: int, vm_flags: int, pgoff
         vma = merged
         k.step("mm/vma.c:vma_merge_new_range", f"merged into vma#{vma.id}")
     if old:
-        _complete_detached(k, mm, old, _unmap_start(vmg.prev), _unmap_end(vmg.next))
+        _complete_detached(k, mm, old, _unmap_start(vmg.prev), _unmap_end(vmg.next, end))
         k.step("mm/vma.c:vms_complete_munmap_vmas", "zap old pages, free old vmas")
     return vma
 

@@ -168,7 +168,7 @@ def _compare_tables(
     if sim.tables is not None:
         t = sim.tables
         detail = (
-            f": the scenario's {len(t.pte)} PTE, {len(t.pmd)} PMD, {len(t.pud)} PUD"
+            f": {len(t.pte)} PTE, {len(t.pmd)} PMD, {len(t.pud)} PUD tables,"
             f" with the executor's own {real.own.pages}"
         )
     return (f"{seen} page-table pages{detail}",), (f"{real.pages} page-table pages (VmPTE)",)
