@@ -302,7 +302,9 @@ def _pageout(k: Kernel, prev: VMA | None, vma: VMA, start: int, end: int) -> VMA
     folios the range cuts are split first (madvise_cold_or_pageout_pte_range).
     Only folios mapped by this mapping alone, unpinned, are taken: a clean
     lazyfree (MADV_FREE'd) anonymous folio is unmapped and freed, small or
-    large, and one written since is kept, swap-backed again; a shmem folio is unmapped, then kept in the page cache when
+    large (a PMD-mapped THP leaves its deposited table behind as an empty
+    PTE table, as the kernel measured does: the next fault there maps a
+    small page), and one written since is kept, swap-backed again; a shmem folio is unmapped, then kept in the page cache when
     writing it out fails for want of swap; another large anonymous folio
     is split when folio_alloc_swap() fails (its pages holding no data go
     to the zero page); small ones stay.
