@@ -78,9 +78,8 @@ class TablePages(NamedTuple):
         """Page-table pages in all: VmPTE / 4 kB."""
         return len(self.pte) + len(self.pmd) + len(self.pud)
 
-    def __or__(self, other: object) -> TablePages:
+    def union(self, other: TablePages) -> TablePages:
         """The tables either has, level by level."""
-        assert isinstance(other, TablePages)
         return TablePages(self.pte | other.pte, self.pmd | other.pmd, self.pud | other.pud)
 
 

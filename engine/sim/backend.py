@@ -87,7 +87,7 @@ class ProcessTables:
     image. The kernel shows only how many (`pages`), and which tables the
     executor's own mappings (its program, stack, vDSO) held before the
     scenario began (`own`): a scenario's table that shares one is counted
-    once, so the simulator's count to compare is that of `tables | own`.
+    once, so the simulator's count to compare is that of tables.union(own).
     """
 
     pages: int

@@ -161,7 +161,7 @@ def _compare_tables(
 ) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
     """Both sides' page-table pages, when they differ: the simulator's
     tables counted together with the executor's own (`real.own`)."""
-    seen = sim.pages if sim.tables is None else (sim.tables | real.own).pages
+    seen = sim.pages if sim.tables is None else sim.tables.union(real.own).pages
     if seen == real.pages:
         return None
     detail = ""
