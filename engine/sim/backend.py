@@ -83,11 +83,12 @@ class ProcessTables:
     and /proc/PID/status shows them (VmPTE / 4 kB): PTE tables, the tables
     deposited with huge PMDs, PMD and PUD tables.
 
-    The simulator knows which tables (`tables`) and models no program
-    image. The kernel shows only how many (`pages`), and which tables the
-    executor's own mappings (its program, stack, vDSO) held before the
-    scenario began (`own`): a scenario's table that shares one is counted
-    once, so the simulator's count to compare is that of tables.union(own).
+    The simulator knows which tables (`tables`: the stack's and the vDSO's
+    among them, not the program image's, which it does not model). The
+    kernel shows only how many (`pages`), and which tables the executor's
+    own mappings (its program, stack, vDSO) held before the scenario began
+    (`own`): a table both have is counted once, so the simulator's count
+    to compare is that of tables.union(own).
     """
 
     pages: int
