@@ -94,6 +94,16 @@ t[0] = 1;
 munmap(t, page_size);
 """
 
+# A whole, 1 GiB aligned extent: its PMD table moves as one
+# (move_normal_pud), so MREMAP_DONTUNMAP leaves the source none.
+PUD_MOVE = """\
+char *x = mmap((char *)0x200000000, 1 << 30, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+x[0] = 1;
+x[(1 << 30) - page_size] = 1;
+char *y = mremap(x, 1 << 30, 1 << 30, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, (char *)0x400000000);
+y[0] = 2;
+"""
+
 FORK = (
     AREA
     + """\
@@ -209,6 +219,17 @@ def test_pmd_and_pud_tables_go_when_no_vma_is_left_in_their_range() -> None:
     ]
 
 
+def test_a_whole_aligned_gib_moves_its_pmd_table() -> None:
+    levels = [(s["main"]["pte"], s["main"]["pmd"]) for s in tables(PUD_MOVE)]
+    assert [(pte - len(EXEC.pte), pmd - len(EXEC.pmd)) for pte, pmd in levels] == [
+        (0, 0),
+        (1, 1),
+        (2, 1),
+        (2, 1),  # moved: no PMD table left at the source, one at the destination
+        (2, 1),
+    ]
+
+
 def test_fork_copies_empty_tables_and_deposits_one_for_a_thp() -> None:
     (last,) = tables(FORK)[-1:]
     assert last["child"] == last["main"] == {"pte": 2 + len(EXEC.pte), "pmd": 1, "pud": 1}
@@ -241,7 +262,7 @@ def test_page_tables_compare_with_the_executors_own_counted_once() -> None:
     assert found.simulated is not None and found.simulated[0].startswith("5 page-table pages")
 
 
-SCENARIOS = [DONTNEED, MUNMAP, MREMAP_EMPTY, DONTUNMAP, UPPER_LEVELS, FORK, PAGEOUT]
+SCENARIOS = [DONTNEED, MUNMAP, MREMAP_EMPTY, DONTUNMAP, UPPER_LEVELS, PUD_MOVE, FORK, PAGEOUT]
 
 
 @pytest.mark.parametrize("source", SCENARIOS, ids=lambda s: s.splitlines()[-1][:40])
