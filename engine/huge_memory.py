@@ -17,22 +17,27 @@ from engine.sim.kernel import Kernel
 from engine.sim.trace import Lock
 
 
-def thp_eligible(k: Kernel, vma: VMA, addr: int) -> bool:
-    """Models the checks of do_huge_pmd_anonymous_page()'s caller.
-
-    The machine profile's THP mode decides (engine.sim.profile): "madvise"
-    needs VM_HUGEPAGE, "always" only not VM_NOHUGEPAGE, "never" none; the
-    aligned 2 MiB around addr must lie inside the VMA, and no PTE table
-    may exist there yet (the PMD is none).
-    """
+def thp_vma_suitable(k: Kernel, vma: VMA, addr: int) -> bool:
+    """Models thp_vma_allowable_order() and thp_vma_suitable_order() for a
+    PMD THP at addr: the machine profile's THP mode decides
+    (engine.sim.profile): "madvise" needs VM_HUGEPAGE, "always" only not
+    VM_NOHUGEPAGE, "never" none; and the aligned 2 MiB around addr must
+    lie inside the VMA."""
     mode = k.profile.thp_enabled
     wanted = mode == "always" or (mode == "madvise" and vma.vm_flags & VM_HUGEPAGE)
     if not wanted or vma.vm_flags & VM_NOHUGEPAGE or not vma.is_anonymous():
         return False
     haddr = addr & ~(PMD_SIZE - 1)
-    if haddr < vma.vm_start or haddr + PMD_SIZE > vma.vm_end:
+    return vma.vm_start <= haddr and haddr + PMD_SIZE <= vma.vm_end
+
+
+def thp_eligible(k: Kernel, vma: VMA, addr: int) -> bool:
+    """Models the checks of do_huge_pmd_anonymous_page()'s caller
+    (__handle_mm_fault): a suitable VMA (thp_vma_suitable) and no PTE
+    table there yet, empty or not (pmd_none)."""
+    if not thp_vma_suitable(k, vma, addr):
         return False
-    return k.pt(vma.mm).table_is_none(haddr >> (PAGE_SHIFT + HPAGE_PMD_ORDER))
+    return k.pt(vma.mm).table_is_none(addr >> (PAGE_SHIFT + HPAGE_PMD_ORDER))
 
 
 def map_anon_folio_pmd(k: Kernel, vma: VMA, ident: int, vpn: int) -> Folio:

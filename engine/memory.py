@@ -16,6 +16,7 @@ from engine.huge_memory import (
     note_thps_mapped,
     split_huge_pmd_edges,
     thp_eligible,
+    thp_vma_suitable,
 )
 from engine.mm_constants import HPAGE_PMD_NR, PAGE_SHIFT, PAGE_SIZE, PMD_SIZE
 from engine.mm_types import VM_EXEC, VM_HUGEPAGE, VM_READ, VM_WRITE, VMA, Folio
@@ -274,6 +275,7 @@ def fault_anon_range(k: Kernel, vma: VMA, start: int, end: int, write: bool) -> 
     addr = start
     new: list[tuple[int, bool]] = []  # (vpn, huge) of fresh anonymous faults
     huge_ok = k.profile.thp_enabled == "always" or bool(vma.vm_flags & VM_HUGEPAGE)
+    refused: set[int] = set()  # PMDs a THP could have used but for their page table
     while addr < end:
         vpn = addr >> PAGE_SHIFT
         if write and not huge_ok and not vpn & (HPAGE_PMD_NR - 1) and pt.table_is_none(vpn >> 9):
@@ -295,6 +297,9 @@ def fault_anon_range(k: Kernel, vma: VMA, start: int, end: int, write: bool) -> 
                     map_huge_zero_pmd(k, vma, vpn)
                 addr = ((vpn | (HPAGE_PMD_NR - 1)) + 1) << PAGE_SHIFT
                 continue
+            if huge_ok and vpn >> 9 not in refused and thp_vma_suitable(k, vma, addr):
+                refused.add(vpn >> 9)
+                _note_table_in_the_way(k, vma, vpn >> 9)
             if write:
                 new.append((vpn, False))
             else:
@@ -308,6 +313,17 @@ def fault_anon_range(k: Kernel, vma: VMA, start: int, end: int, write: bool) -> 
     if new:
         _fault_new(k, vma, new)
     return "ok"
+
+
+def _note_table_in_the_way(k: Kernel, vma: VMA, pmd: int) -> None:
+    """Why a fault a THP could serve maps a small page: the PMD is not none."""
+    leaf = k.pt(vma.mm).leaf(pmd)
+    empty = " (empty)" if leaf is not None and not leaf else ""
+    k.event(
+        "__handle_mm_fault",
+        f"PMD at {pmd << (9 + PAGE_SHIFT):#x} has a PTE table{empty}: not pmd_none,"
+        " so no THP: small pages",
+    )
 
 
 def _fault_new(k: Kernel, vma: VMA, pages: list[tuple[int, bool]]) -> VMA:

@@ -252,11 +252,16 @@ class PageTableEditor:
                 leaf = new_leaf.finish()
         return leaf
 
-    def table_is_none(self, pmd: int) -> bool:
-        """pmd_none(): no PTE table under this PMD entry (as edited so far)."""
+    def leaf(self, pmd: int) -> Leaf | None:
+        """The PTE table under one PMD entry as edited so far, None when
+        pmd_none."""
         leaf = self._materialise(pmd)
         self._tables[pmd] = leaf
-        return leaf is None
+        return leaf
+
+    def table_is_none(self, pmd: int) -> bool:
+        """pmd_none(): no PTE table under this PMD entry (as edited so far)."""
+        return self.leaf(pmd) is None
 
     def pmd_table_is_none(self, pud: int) -> bool:
         """pud_none(): no PMD table under this PUD entry (as edited so far)."""

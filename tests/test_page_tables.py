@@ -18,6 +18,7 @@ from engine.memory import handle_mm_fault
 from engine.mm_types import EXEC_PAGE_TABLES
 from engine.mmap import do_mmap
 from engine.pagetable import TablePages
+from engine.present.picture import render_state
 from engine.present.report import run_json
 from engine.sim.backend import ProcessTables
 from engine.sim.kernel import Kernel
@@ -160,6 +161,18 @@ def test_partial_dontneed_keeps_an_empty_table_that_stops_a_thp_whole_frees_it()
     # deposited table, the read beyond it the huge zero page with another.
     assert pte(DONTNEED)[2:] == [1, 1, 1, 1, 0, 1, 2, 0]
     assert huge_pages(DONTNEED)[5:] == [0, 0, 512, 1024, 0]
+
+
+def test_the_picture_and_the_fault_say_an_empty_table_is_in_the_way() -> None:
+    run = run_source(DONTNEED)
+    after_partial = run.statement_states(3)[1]
+    after_whole = run.statement_states(6)[1]
+    line = "empty PTE tables of main: 7ffff7200000"
+    assert line in render_state(after_partial)
+    assert line not in render_state(after_whole)
+    fault = run.statement_steps(5)
+    why = [e.decision for step in fault for e in step.events]
+    assert any("has a PTE table (empty): not pmd_none, so no THP" in w for w in why)
 
 
 def test_without_pt_reclaim_dontneed_frees_no_table() -> None:
