@@ -94,11 +94,9 @@ def move_page_tables(
                 pt.move_table(pmd, targets[0])
             whole += 1
             continue
-        leaf = table.leaf(pmd)
         if huge:
             split_huge_pmd(k, mm, pmd << (PMD_SHIFT + PAGE_SHIFT))
-            leaf = k.pagetable(mm).leaf(pmd)
-            pt = k.pt(mm)
+        leaf = pt.leaf(pmd)
         assert leaf is not None
         with ExitStack() as stack:
             if need_rmap_locks and rmap_lock is not None:
