@@ -28,8 +28,9 @@ from app.views.source import SourceLine, source_lines
 from app.views.step import StepView, step_view
 from app.views.tests import SuiteView, find_test, suite_view, test_lines
 from engine.gallery import GalleryEntry
+from engine.mm_types import RmapModel
 from engine.scenario.errors import ScenarioError
-from engine.sim.simulation import Run, Suite, View
+from engine.sim.simulation import Run, Suite, View, rmap_model_note
 from engine.variants import Variant
 
 
@@ -188,9 +189,17 @@ class ScenarioPage(StagePage):
     TEMPLATE = "scenario.html"
 
     scenario: GalleryEntry
+    rmap_model: RmapModel = "anon_vma"
+    """The rmap model the page runs under (engine.mm_types.RmapModel)."""
 
     def template_context(self) -> dict[str, Any]:
-        return {**self.stage.template_context(), "scenario": self.scenario}
+        other = "anon_vma" if self.rmap_model == "cow_context" else "cow_context"
+        return {
+            **self.stage.template_context(),
+            "scenario": self.scenario,
+            "rmap_note": rmap_model_note(self.rmap_model),
+            "rmap_other": other,
+        }
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from app.renderers.registry import Answer as Answerer
 from app.runs import RunCache, gallery_entry
 from app.store import Store
 from engine.gallery import GalleryEntry
+from engine.mm_types import RmapModel
 from engine.sim.policy import POLICIES
 from engine.sim.simulation import View
 from engine.variants import VARIANTS
@@ -104,6 +105,14 @@ Token = Annotated[
     str | None, Query(description="a self-contained link's token, v1.<base64url(zlib(JSON))>")
 ]
 Policy = Annotated[str | None, Query(description=f"RELOCATE_ANON policy: {', '.join(POLICIES)}")]
+Rmap = Annotated[
+    RmapModel | None,
+    Query(
+        description="rmap model: anon_vma (Linux 6.18) or cow_context (the COW-context"
+        " proposal, branch project/cow-context at a4ac1966: no kernel runs it);"
+        " default: the scenario's // @rmap line, else anon_vma"
+    ),
+]
 TestName = Annotated[
     str | None,
     Query(

@@ -16,6 +16,11 @@ does not have, a host that is not Linux, no C compiler for the executor).
 A kselftest harness file (FIXTURE/TEST_F blocks, as merge.c) runs test by
 test and prints the harness's own summary (`ok 3 merge.name`, `# PASSED:
 n / m tests passed.`); `--test NAME` runs one as a scenario is run.
+
+`run --rmap-model cow_context` runs the scenario on the COW-context
+proposal's reverse map instead of Linux 6.18's anon_vmas (a scenario's
+`// @rmap cow_context` line chooses it too); `verify` refuses it, since no
+kernel runs the proposal.
 """
 
 from __future__ import annotations
@@ -28,9 +33,11 @@ from contextlib import contextmanager
 from importlib import resources
 from typing import Any
 
+from engine.cow_context import PROPOSAL
 from engine.gallery import find
+from engine.mm_types import RMAP_MODELS, RmapModel
 from engine.present.report import run_json, suite_json, verdict_json, write_json
-from engine.present.statement import render_statement, step_lines
+from engine.present.statement import metadata_lines, render_statement, step_lines
 from engine.present.text import WIDTH, fit
 from engine.scenario import ast
 from engine.scenario.errors import ScenarioError
@@ -39,7 +46,15 @@ from engine.scenario.machine import TestMachine, Verdict
 from engine.scenario.parse import parse
 from engine.sim.backend import PAGE_FIELDS, CallResult, ProcessPages, ProcessTables
 from engine.sim.limits import LimitExceeded
-from engine.sim.simulation import Run, cyclic_gc_paused, run_harness, run_scenario, run_test
+from engine.sim.simulation import (
+    Run,
+    cyclic_gc_paused,
+    rmap_model_note,
+    rmap_model_of,
+    run_harness,
+    run_scenario,
+    run_test,
+)
 from engine.uapi import MREMAP
 from engine.verify.compare import Difference, compare
 from engine.verify.real import NotMainline, RealMachine, RealMachineError
@@ -101,6 +116,13 @@ def _parser(more: Sequence[Commands]) -> argparse.ArgumentParser:
         help="with --json: every populated page of every process after each statement",
     )
     run.add_argument("--test", metavar="NAME", help="a harness file's one test to run")
+    run.add_argument(
+        "--rmap-model",
+        choices=RMAP_MODELS,
+        help="the reverse map: anon_vma (Linux 6.18, the default) or cow_context (the"
+        " COW-context proposal, branch project/cow-context at a4ac1966: no kernel runs it);"
+        " default: the scenario's // @rmap line, else anon_vma",
+    )
     run.set_defaults(command=_run)
     verify = commands.add_parser(
         "verify", help="run a scenario on this machine's kernel too, and compare"
@@ -112,6 +134,11 @@ def _parser(more: Sequence[Commands]) -> argparse.ArgumentParser:
         help="compare page by page too (pagemap, kpagecount, kpageflags; slower)",
     )
     verify.add_argument("--test", metavar="NAME", help="a harness file's one test to check")
+    verify.add_argument(
+        "--rmap-model",
+        choices=RMAP_MODELS,
+        help="only anon_vma can be verified: cow_context is a proposal no kernel runs",
+    )
     verify.set_defaults(command=_verify)
     show = commands.add_parser("show", help="print a scenario's source, e.g. a gallery one's")
     show.add_argument("file", metavar="FILE", help=SCENARIO_HELP)
@@ -142,34 +169,33 @@ def _read(path: str) -> tuple[str, bytes]:
         return f"{entry.slug}.c", entry.source.encode("utf-8")
 
 
-def _load(path: str) -> tuple[str, ast.Scenario | ast.HarnessFile]:
-    """The source's display name and its parse (a harness file or a scenario);
-    errors as FILE:LINE:COL."""
+def _load(path: str) -> tuple[str, ast.Scenario | ast.HarnessFile, RmapModel]:
+    """The source's display name, its parse (a harness file or a scenario)
+    and the rmap model its `// @rmap` line asks for; errors as FILE:LINE:COL."""
     name, source = _read(path)
     try:
-        return name, parse_harness(source) if is_harness(source) else parse(source)
+        parsed = parse_harness(source) if is_harness(source) else parse(source)
     except ScenarioError as e:
         raise _Failure(f"{name}:{e.line}:{e.col}: {e.message}", EXIT_PARSE) from None
+    return name, parsed, rmap_model_of(source.decode("utf-8", "replace"))
 
 
 def _run(args: argparse.Namespace) -> int:
     if args.pages and not args.json:
         raise _Failure("--pages is part of the JSON document: add --json", EXIT_PARSE)
-    name, scenario = _load(args.file)
+    name, scenario, asked = _load(args.file)
+    model: RmapModel = args.rmap_model or asked
     if isinstance(scenario, ast.HarnessFile):
-        return _run_harness(name, scenario, args)
+        return _run_harness(name, scenario, args, model)
     if args.test is not None:
         raise _Failure(f"{name}: --test needs a harness file (TEST_F blocks)", EXIT_PARSE)
-    run = run_scenario(scenario)
+    run = run_scenario(scenario, rmap_model=model)
     if args.json:
         with _page_limit(name), cyclic_gc_paused():
             write_json(run, sys.stdout, pages=args.pages)
         print()
     else:
-        for i in range(len(run.statements)):
-            print(render_statement(run, i, inner=True))
-            print()
-        _print_unfinished(run)
+        _print_statements(run)
     if run.error is not None:
         raise _Failure(f"{name}: stopped: {run.error}", EXIT_STOPPED)
     return EXIT_OK
@@ -184,23 +210,36 @@ def _page_limit(name: str) -> Iterator[None]:
         raise _Failure(f"{name}: stopped: {e}", EXIT_STOPPED) from None
 
 
-def _run_harness(name: str, harness: ast.HarnessFile, args: argparse.Namespace) -> int:
+def _print_statements(run: Run) -> None:
+    """Each statement with its inner steps, its picture and its metadata."""
+    note = rmap_model_note(run.rmap_model)
+    if note is not None:
+        print("\n".join(fit([note])) + "\n")
+    for i in range(len(run.statements)):
+        print(render_statement(run, i, inner=True))
+        if run.statements[i].last > run.statements[i].first:
+            state = run.statement_states(i)[1]
+            print("\n".join(fit(metadata_lines(state, sizes=i == len(run.statements) - 1))))
+        print()
+    _print_unfinished(run)
+
+
+def _run_harness(
+    name: str, harness: ast.HarnessFile, args: argparse.Namespace, model: RmapModel
+) -> int:
     """Every test, or the one --test names, as the kselftest harness reports them."""
     if args.test is not None:
         test = _find_test(name, harness, args.test)
-        run = run_test(harness, test)
+        run = run_test(harness, test, rmap_model=model)
         if args.json:
             with _page_limit(name):
                 document = {**run_json(run, pages=args.pages), **verdict_json(run)}
             print(json.dumps(document))
         else:
-            for i in range(len(run.statements)):
-                print(render_statement(run, i, inner=True))
-                print()
-            _print_unfinished(run)
+            _print_statements(run)
             print("\n".join(fit(_verdict_lines(1, run))))
         return EXIT_DIFFERENT if _failed(run) else EXIT_OK
-    suite = run_harness(harness)
+    suite = run_harness(harness, rmap_model=model)
     runs = suite.runs
     if args.json:
         with _page_limit(name):
@@ -312,7 +351,13 @@ def _verify(args: argparse.Namespace) -> int:
     """Run on the model and on this machine's kernel; print what differs."""
     if not sys.platform.startswith("linux"):
         raise _Failure("verify runs the scenario on a Linux kernel: this host is not Linux", 4)
-    name, scenario = _load(args.file)
+    name, scenario, asked = _load(args.file)
+    if (args.rmap_model or asked) == "cow_context":
+        raise _Failure(
+            f"{name}: rmap model cow_context is {PROPOSAL}; no kernel runs it, so it"
+            " cannot be verified (verify checks the anon_vma model, Linux 6.18)",
+            EXIT_UNCHECKABLE,
+        )
     if isinstance(scenario, ast.HarnessFile):
         return _verify_harness(name, scenario, args.test, args.pages)
     used = sorted(_proposed_flags(scenario))

@@ -4,12 +4,16 @@ Models mm/mmap.c:dup_mmap() (kernel/fork.c before 6.16) and
 mm/memory.c:copy_page_range(). A child VMA is chained to every anon_vma of
 its parent VMA and gets one of its own (anon_vma_fork); anonymous pages are
 shared copy-on-write, except pinned exclusive ones, copied at once.
+Under the cow_context rmap model the child gets its own COW context, each
+copied VMA off its home records its offset there (cow_context_do_fork), and
+the child's context joins the parent's children (dup_cow_context).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
+from engine.cow_context import cow_context_do_fork, dup_cow_context, mm_init_cow_context
 from engine.mm_constants import PAGE_SHIFT
 from engine.mm_types import MM, VM_DONTCOPY, VM_LOCKED_MASK, VM_WIPEONFORK, VM_WRITE, VMA, Folio
 from engine.pagetable import PRESENT, ZERO_PAGE, Pte
@@ -22,6 +26,9 @@ def dup_mmap(k: Kernel, parent: str, child: str) -> int:
     pid = 1000 + len(k.state.processes)
     created = 1 + max(mm.created for mm in k.state.processes.values())
     k.put_mm(MM(child, pid, parent=parent, created=created))
+    cow = k.state.rmap_model == "cow_context"
+    if cow:
+        mm_init_cow_context(k, child)
     k.step("kernel/fork.c:copy_process", f"new process {child} (pid {pid}), empty mm")
     for pvma in k.state.mm_vmas(parent):
         if pvma.vm_flags & VM_DONTCOPY:
@@ -34,11 +41,16 @@ def dup_mmap(k: Kernel, parent: str, child: str) -> int:
             vma = k.put_vma(replace(vma, anon_vma=None))
             k.event("dup_mmap", f"vma#{pvma.id} has VM_WIPEONFORK: child starts empty")
         else:
+            if cow:
+                cow_context_do_fork(k, vma)
             vma = anon_vma_fork(k, vma, pvma)
         k.link_vma(vma)
         if not pvma.vm_flags & VM_WIPEONFORK and pvma.anon_vma is not None:
             copy_page_range(k, k.vma(vma.id), pvma)
         k.step("mm/mmap.c:dup_mmap", f"vma#{pvma.id} -> {child}'s vma#{vma.id}")
+    if cow:
+        dup_cow_context(k, child, parent)
+        k.step("mm/cow_context.c:dup_cow_context", f"{child}'s cow_context joins the fork tree")
     return pid
 
 

@@ -9,6 +9,8 @@ split_folio() makes small folios of it.
 
 from __future__ import annotations
 
+import contextlib
+
 from engine.mm_constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_SIZE
 from engine.mm_types import VM_HUGEPAGE, VM_LOCKED, VM_NOHUGEPAGE, VMA, Folio
 from engine.pagetable import PRESENT, ZERO_PAGE, Pte
@@ -163,11 +165,18 @@ def split_folio(k: Kernel, vma: VMA, folio: Folio, head_vpn: int, caller_pins: i
     extra_pins (0 outside the swap cache): any other reference, a GUP pin
     among them, gives -EAGAIN. On success the folio is split (_split).
     """
-    av = k.state.anon_vmas.get(folio.mapping) if folio.mapping is not None else None
-    if av is None:
-        k.event("split_folio", f"folio_get_anon_vma(folio#{folio.id}) finds none: -EBUSY")
-        return "EBUSY"
-    with k.lock(Lock.anon_vma_write(av.root)):
+    if k.state.rmap_model == "cow_context":
+        # The branch's split path (mm/huge_memory.c) was not read: without
+        # anon_vmas there is none to lock; its walk runs under RCU alone.
+        k.event("split_folio", "CONFIG_COW_CONTEXT_ANON_RMAP: no anon_vma to lock")
+        lock: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    else:
+        av = k.state.anon_vmas.get(folio.mapping) if folio.mapping is not None else None
+        if av is None:
+            k.event("split_folio", f"folio_get_anon_vma(folio#{folio.id}) finds none: -EBUSY")
+            return "EBUSY"
+        lock = k.lock(Lock.anon_vma_write(av.root))
+    with lock:
         refcount = folio.refcount + caller_pins
         expected = folio.total_mapcount + caller_pins
         if refcount != expected:

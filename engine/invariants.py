@@ -4,7 +4,10 @@ Ours: the checks lockdep, VM_BUG_ON and the rmap code rely on. The rmap
 check is the one a racing rmap user needs: from every mapped anonymous
 page (or migration entry), folio->mapping must lead to an anon_vma
 chained to the VMA that maps it, and folio->index must put the page at its
-address (vma_address()). The lock-order check is lockdep's: each lock a
+address (vma_address()). Under the cow_context rmap model the walk is the
+branch's cow_context_walk(), run as coded: it must reach the VMA, and the
+check of the contexts replaces the checks of chains and counters. The
+lock-order check is lockdep's: each lock a
 step takes, against the locks it already holds, in the order the comment
 at the top of mm/rmap.c documents.
 """
@@ -12,6 +15,7 @@ at the top of mm/rmap.c documents.
 from __future__ import annotations
 
 import bisect
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -19,13 +23,23 @@ from typing import NamedTuple
 
 from immutables import Map
 
+from engine.cow_context import (
+    DUP_ANON_VMA_STUB,
+    FORK_NOT_LINKED,
+    WALK_EXCLUSIVE_STOP,
+    CowWalk,
+    cow_context_walk,
+    offset_recorded,
+    vma_offset,
+    walk_skeleton,
+)
 from engine.mm_constants import PAGE_SHIFT, PAGE_SIZE
 from engine.mm_types import MM, VMA, Folio, State
 from engine.pagemap import linear_page_index
 from engine.pagetable import MIGRATION, PRESENT, ZERO_PAGE
 from engine.present.trace import lock_text
 from engine.rmap import folio_anon_vma
-from engine.sim.trace import Lock, LockKind, ObjRef
+from engine.sim.trace import Lock, LockKind, ObjKind, ObjRef, Unfinished
 
 
 class RmapMiss(Enum):
@@ -35,6 +49,14 @@ class RmapMiss(Enum):
     NOT_CHAINED = "the anon_vma has no chain to the VMA"
     WRONG_INDEX = "folio->index puts the page at another address"
     OTHER_FILE = "the shmem folio belongs to another file"
+    NO_COW_CONTEXT = "the folio's cow_context is freed"
+    NOT_VISITED = "cow_context_walk does not reach the VMA"
+    EXCLUSIVE_EARLY_STOP = (
+        "cow_context_walk stops early for an exclusive folio, before it reaches the VMA"
+    )
+    FORK_NOT_LINKED = "the VMA's mm is being forked: its cow_context is not in the tree yet"
+    OFFSET_NOT_RECORDED = "the VMA's offset is not recorded for the folio's pgoffs"
+    UNFAULTED_MAPS_FOLIOS = "the VMA maps the folio with its anon_vma NULL (not faulted)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,13 +75,19 @@ class RmapCheck:
         return self.index == self.expected
 
 
-def rmap_check(state: State, vma: VMA, addr: int, page: int, folio: Folio) -> RmapCheck:
+def rmap_check(
+    state: State, vma: VMA, addr: int, page: int, folio: Folio, walk: CowWalk | None = None
+) -> RmapCheck:
     """Would rmap find page `page` of `folio` again where `vma` maps it, at addr?
 
     For an anonymous folio: rmap_walk_anon() from folio->mapping must visit
     `vma`, and there folio->index must put the page at addr. A shmem folio
     is found through its file: it must be the VMA's, at the same index.
-    The one check the invariants, the text picture and the web use.
+    Under cow_context, cow_context_walk() from the folio's context must call
+    rmap_one on `vma` (it reaches only the VMAs at the offset it tries, so
+    there folio->index puts the page at addr); `walk` is that walk, when the
+    caller already has it. The one check the invariants, the text picture
+    and the web use.
     """
     index = folio.index + page
     expected = linear_page_index(vma, addr)
@@ -70,6 +98,8 @@ def rmap_check(state: State, vma: VMA, addr: int, page: int, folio: Folio) -> Rm
         else:
             miss = None if index == expected else RmapMiss.WRONG_INDEX
         return RmapCheck(miss, index, expected)
+    if state.rmap_model == "cow_context":
+        return _cow_context_check(state, vma, folio, index, expected, walk)
     # rmap_walk_anon() visits `vma` only if it is in the anon_vma's tree,
     # and there at vma_address() of folio->index: at addr exactly when
     # the page's index is linear_page_index(vma, addr). So the walk finds
@@ -84,6 +114,39 @@ def rmap_check(state: State, vma: VMA, addr: int, page: int, folio: Folio) -> Rm
     else:
         miss = RmapMiss.WRONG_INDEX
     return RmapCheck(miss, index, expected)
+
+
+def _cow_context_check(
+    state: State, vma: VMA, folio: Folio, index: int, expected: int, walk: CowWalk | None
+) -> RmapCheck:
+    """rmap_check() under cow_context: does cow_context_walk() reach `vma`?"""
+    if folio.mapping not in state.cow_contexts:
+        return RmapCheck(RmapMiss.NO_COW_CONTEXT, index, expected)
+    walk = walk or cow_context_walk(state, folio)
+    if vma.id in walk.found and index == expected:
+        miss = None
+    elif vma.anon_vma is None:
+        miss = RmapMiss.UNFAULTED_MAPS_FOLIOS
+    elif vma.id in walk.found:
+        miss = RmapMiss.WRONG_INDEX
+    elif vma.id in walk.missed:
+        miss = RmapMiss.EXCLUSIVE_EARLY_STOP
+    elif index != expected:
+        miss = RmapMiss.WRONG_INDEX
+    elif _being_forked(state, vma.mm):
+        miss = RmapMiss.FORK_NOT_LINKED
+    elif vma_offset(vma) and not offset_recorded(state, vma, folio):
+        miss = RmapMiss.OFFSET_NOT_RECORDED
+    else:
+        miss = RmapMiss.NOT_VISITED
+    return RmapCheck(miss, index, expected)
+
+
+def _being_forked(state: State, mm: str) -> bool:
+    """A forked process whose context dup_cow_context() has not linked yet."""
+    process = state.processes[mm]
+    ctx = state.cow_contexts.get(process.cow_context or 0)
+    return process.parent is not None and ctx is not None and ctx.parent is None
 
 
 @dataclass(frozen=True)
@@ -101,6 +164,9 @@ class Violation:
     pages: int = 1
     """How many pages the record stands for: a run of consecutive pages
     with the same violation is one record (summarise())."""
+    unfinished: Unfinished | None = None
+    """Set where the violation is the modelled proposal's unfinished part
+    (the COW-context walk's exclusive early stop), with its own comment."""
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -109,6 +175,7 @@ class Violation:
             "objects": [str(ref) for ref in self.objects],
             "locked": self.locked,
             "pages": self.pages,
+            "unfinished": None if self.unfinished is None else self.unfinished._asdict(),
         }
 
 
@@ -235,6 +302,10 @@ class Checker:
             or rechained is None
             or before.shmem is not state.shmem
             or set(before.processes) != set(state.processes)
+            or (
+                before.cow_contexts is not state.cow_contexts
+                and walk_skeleton(before) != walk_skeleton(state)
+            )
         ):
             self._leaves, self._folios, self._home, self._also = {}, {}, {}, {}
             stale = {
@@ -437,8 +508,69 @@ def _write_locked_roots(locks: tuple[Lock, ...]) -> set[int]:
 
 
 def _objects(state: State) -> list[Violation]:
-    """The checks of VMAs, chains and counters (not of pages)."""
+    """The checks of VMAs, chains and counters, or of the COW contexts
+    (not of pages)."""
+    if state.rmap_model == "cow_context":
+        return _vma_order(state) + _cow_contexts(state)
     return _vma_order(state) + _chains(state) + _counters(state)
+
+
+def _cow_contexts(state: State) -> list[Violation]:
+    """What the branch's contexts must keep: refcnt is one for a live mm,
+    one per child and one per folio pointing there; parent and children
+    agree; each live mm's context names it; remap entries are ordered,
+    disjoint and record only non-zero offsets."""
+    found: list[Violation] = []
+    contexts = state.cow_contexts
+    folios = Counter(f.mapping for f in state.folios.values() if f.shmem is None)
+    for ctx in contexts.values():
+        ref = (ObjRef("cow_context", ctx.id),)
+        live = ctx.mm is not None and ctx.mm in state.processes
+        expected = int(live) + len(ctx.children) + folios.get(ctx.id, 0)
+        if ctx.refcnt != expected:
+            found.append(
+                Violation(
+                    "counter",
+                    f"cow_context#{ctx.id} refcnt {ctx.refcnt} != {expected}"
+                    f" (mm {int(live)} + {len(ctx.children)} children"
+                    f" + {folios.get(ctx.id, 0)} folios)",
+                    ref,
+                )
+            )
+        if ctx.parent is not None and ctx.id not in getattr(
+            contexts.get(ctx.parent), "children", ()
+        ):
+            found.append(
+                Violation("cow_context", f"cow_context#{ctx.id} missing from its parent", ref)
+            )
+        for child in ctx.children:
+            if getattr(contexts.get(child), "parent", None) != ctx.id:
+                found.append(
+                    Violation(
+                        "cow_context",
+                        f"cow_context#{ctx.id} lists cow_context#{child}, not its child",
+                        ref,
+                    )
+                )
+        prev_last = -1
+        for r in ctx.remaps:
+            if r.first <= prev_last or r.last < r.first or not r.offsets or 0 in r.offsets:
+                found.append(
+                    Violation(
+                        "cow_context",
+                        f"cow_context#{ctx.id}: remap entry {r.first:#x}-{r.last:#x} is"
+                        " out of order, overlapping, empty or records offset 0",
+                        ref,
+                    )
+                )
+            prev_last = r.last
+    for name, mm in state.processes.items():
+        ctx_id = mm.cow_context
+        if ctx_id is None or getattr(contexts.get(ctx_id), "mm", None) != name:
+            found.append(
+                Violation("cow_context", f"{name}'s cow_context is missing or not its own", ())
+            )
+    return found
 
 
 def _vma_order(state: State) -> list[Violation]:
@@ -558,6 +690,14 @@ def _violation(miss: _PageMiss) -> Violation:
         why = (
             f"anon_vma#{miss.mapping} has no chain to vma#{miss.vma}: rmap walk misses this mapping"
         )
+    elif result.miss in _COW_MISSES:
+        why = _cow_why(result.miss, miss.mapping, miss.vma)
+        return Violation(
+            "rmap",
+            f"folio#{miss.folio} at {addr:#x}: {why}",
+            refs,
+            unfinished=_unfinished(result.miss),
+        )
     else:
         why = (
             f"index {result.index:#x} != linear_page_index {result.expected:#x}:"
@@ -577,6 +717,8 @@ def _rmap_leaf(state: State, mm: MM, pmd: int, seen: set[int] | None = None) -> 
     leaf = mm.pagetable.leaf(pmd)
     if leaf is None:
         return []
+    if state.rmap_model == "cow_context":
+        return _rmap_leaf_cow_context(state, mm, pmd, seen)
     base = pmd << 9
     vmas = [
         state.vmas[v]
@@ -625,10 +767,53 @@ def _rmap_leaf(state: State, mm: MM, pmd: int, seen: set[int] | None = None) -> 
         if folio is None:
             found.append(_PageMiss(vpn, vma.id, ("freed", vma.id), pte.folio, None, None))
             continue
-        key: tuple[object, ...] = (result.miss, vma.id, folio.mapping)
-        if result.miss is RmapMiss.WRONG_INDEX:
-            key += (result.index - result.expected,)
-        found.append(_PageMiss(vpn, vma.id, key, pte.folio, folio.mapping, result))
+        found.append(_page_miss(vpn, vma.id, folio, result))
+    return found
+
+
+def _page_miss(vpn: int, vma: int, folio: Folio, result: RmapCheck) -> _PageMiss:
+    """The record of a page whose check missed, keyed so that neighbours
+    missed the same way join one run."""
+    key: tuple[object, ...] = (result.miss, vma, folio.mapping)
+    if result.miss is RmapMiss.WRONG_INDEX:
+        key += (result.index - result.expected,)
+    return _PageMiss(vpn, vma, key, folio.id, folio.mapping, result)
+
+
+def _rmap_leaf_cow_context(
+    state: State, mm: MM, pmd: int, seen: set[int] | None
+) -> list[_PageMiss]:
+    """_rmap_leaf() under cow_context: each page's folio walked once
+    (cow_context_walk) and its VMA looked for among those the walk reaches."""
+    leaf = mm.pagetable.leaf(pmd)
+    assert leaf is not None
+    base = pmd << 9
+    walks: dict[int, CowWalk] = {}
+    found: list[_PageMiss] = []
+    vmas = [state.vmas[v] for v in mm.vmas]
+    ends = [vma.vm_end >> PAGE_SHIFT for vma in vmas]
+    for off in sorted(leaf):
+        vpn = base | off
+        addr = vpn << PAGE_SHIFT
+        i = bisect.bisect_right(ends, vpn)
+        if i == len(vmas) or vmas[i].vm_start > addr or vmas[i].shmem is not None:
+            continue
+        vma, pte = vmas[i], leaf[off]
+        if pte.kind not in (PRESENT, MIGRATION) or pte.folio == ZERO_PAGE:
+            continue
+        if seen is not None:
+            seen.add(pte.folio)
+        folio = state.folios.get(pte.folio)
+        if folio is None:
+            found.append(_PageMiss(vpn, vma.id, ("freed", vma.id), pte.folio, None, None))
+            continue
+        walk = walks.get(folio.id)
+        if walk is None:
+            walk = walks[folio.id] = cow_context_walk(state, folio)
+        result = rmap_check(state, vma, addr, pte.page, folio, walk)
+        if result.miss is None:
+            continue
+        found.append(_page_miss(vpn, vma.id, folio, result))
     return found
 
 
@@ -682,12 +867,61 @@ def _run(state: State, first: Violation, miss: _PageMiss, last_vpn: int, pages: 
         why = f"mapping anon_vma#{miss.mapping} is freed: rmap would use freed memory"
     elif what is RmapMiss.NOT_CHAINED:
         why = f"anon_vma#{miss.mapping} has no chain to vma#{vma}: rmap walk misses these mappings"
+    elif isinstance(what, RmapMiss) and what in _COW_MISSES:
+        why = _cow_why(what, miss.mapping, vma)
     else:
         why = "index != linear page index: rmap walk looks at the wrong address"
     if first.locked and miss.mapping is not None:
         why += f", behind write-locked anon_vma#{state.anon_vmas[miss.mapping].root}"
     objects: tuple[ObjRef, ...] = (ObjRef("vma", vma),)
     if miss.mapping is not None:
-        objects += (ObjRef("anon_vma", miss.mapping),)
+        kind: ObjKind = "cow_context" if state.rmap_model == "cow_context" else "anon_vma"
+        objects += (ObjRef(kind, miss.mapping),)
     message = f"pages {start:#x}-{end:#x} ({pages}) of vma#{vma}: {why}"
-    return Violation("rmap", message, objects, first.locked, pages)
+    return Violation("rmap", message, objects, first.locked, pages, first.unfinished)
+
+
+_COW_MISSES = (
+    RmapMiss.UNFAULTED_MAPS_FOLIOS,
+    RmapMiss.NO_COW_CONTEXT,
+    RmapMiss.NOT_VISITED,
+    RmapMiss.EXCLUSIVE_EARLY_STOP,
+    RmapMiss.FORK_NOT_LINKED,
+    RmapMiss.OFFSET_NOT_RECORDED,
+)
+
+
+def _cow_why(miss: RmapMiss, context: int | None, vma: int) -> str:
+    """The sentence for a page cow_context_walk() would not find."""
+    if miss is RmapMiss.NO_COW_CONTEXT:
+        return f"its cow_context#{context} is freed: rmap would use freed memory"
+    if miss is RmapMiss.EXCLUSIVE_EARLY_STOP:
+        return (
+            f"cow_context_walk from cow_context#{context} stops at the exclusive early"
+            f" return before it reaches vma#{vma}"
+        )
+    if miss is RmapMiss.UNFAULTED_MAPS_FOLIOS:
+        return (
+            f"vma#{vma} maps it with anon_vma NULL (an unfaulted target took in a faulted"
+            " range: dup_anon_vma() is a stub), so a move re-based its pgoff and no walk"
+            " finds the page where it is"
+        )
+    if miss is RmapMiss.OFFSET_NOT_RECORDED:
+        return (
+            f"vma#{vma}'s offset is not recorded in its cow_context for these pgoffs:"
+            " no walk reaches it (cow_context_verify_vma() would print MISMATCH)"
+        )
+    if miss is RmapMiss.FORK_NOT_LINKED:
+        return (
+            f"cow_context_walk from cow_context#{context} cannot reach vma#{vma} yet:"
+            " the forked child's cow_context is linked into the tree after dup_mmap()'s loop"
+        )
+    return f"cow_context_walk from cow_context#{context} never reaches vma#{vma}"
+
+
+def _unfinished(miss: RmapMiss) -> Unfinished | None:
+    if miss is RmapMiss.EXCLUSIVE_EARLY_STOP:
+        return WALK_EXCLUSIVE_STOP
+    if miss is RmapMiss.UNFAULTED_MAPS_FOLIOS:
+        return DUP_ANON_VMA_STUB
+    return FORK_NOT_LINKED if miss is RmapMiss.FORK_NOT_LINKED else None

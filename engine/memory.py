@@ -464,8 +464,9 @@ def wp_can_reuse_anon_folio(k: Kernel, folio: Folio, vma: VMA) -> bool:
 
 def _mapped_by_another_mm(k: Kernel, folio: Folio, mm: str) -> bool:
     """What the folio's FOLIO_MM_IDS_SHARED bit says: a process other than
-    mm maps some page of it (found by rmap_walk_anon)."""
-    for other, addr in rmap_walk_anon(k.state, folio):
+    mm maps some page of it (found by rmap_walk_anon; the folio's mm ids
+    are not the walk's, so a COW-context walk does not stop early here)."""
+    for other, addr in rmap_walk_anon(k.state, folio, exclusive_stop=False):
         if other.mm == mm:
             continue
         lo = addr >> PAGE_SHIFT

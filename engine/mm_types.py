@@ -11,7 +11,7 @@ does.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from immutables import Map
 
@@ -96,6 +96,12 @@ class VMA:
     kernel's vma->anon_vma_chain list does; each entry stands for one
     struct anon_vma_chain. `shmem` names the shmem object of a MAP_SHARED
     anonymous mapping (its vm_file), None for private anonymous memory.
+
+    Under the cow_context rmap model (engine.cow_context) there are no
+    anon_vmas: `anon_vma` is the branch's DUMMY_ANON_VMA flag ("faulted"),
+    held as the id of the VMA's mm's cow_context (the context the branch
+    reaches through vma->vm_mm, so a folio faulted here points at it), and
+    `avc` stays empty.
     """
 
     id: int
@@ -140,7 +146,9 @@ class Folio(NamedTuple):
 
     `mapping` is the anon_vma id that folio->mapping points at (with
     FOLIO_MAPPING_ANON set), `index` the pgoff of the head page in that
-    anon_vma's VMAs. Mapcounts are per page (PTE mappings) plus
+    anon_vma's VMAs. Under the cow_context rmap model, `mapping` is the
+    cow_context the folio points at (the branch's folio_cow_context(); its
+    folio->mapping is then only the FOLIO_MAPPING_ANON bit). Mapcounts are per page (PTE mappings) plus
     `entire_mapcount` for PMD mappings; `pincount` counts FOLL_PIN pins.
     """
 
@@ -232,6 +240,53 @@ class MM:
     created: int = 0
     """Creation order: 0 for main, each fork one more than any live process
     (State.process_names() lists processes by it)."""
+    cow_context: int | None = None
+    """mm->cow_context: the mm's COW context, under the cow_context model."""
+
+
+RmapModel = Literal["anon_vma", "cow_context"]
+"""How the simulated kernel finds the mappings of an anonymous folio:
+"anon_vma", Linux 6.18 (checked against the host kernel); "cow_context",
+the proposal of Lorenzo Stoakes' branch project/cow-context as read at
+commit a4ac19665445540721830ef6014642daddc0eff0 (engine.cow_context), with
+CONFIG_COW_CONTEXT_ANON_RMAP on. No kernel anyone runs has it."""
+
+RMAP_MODELS: tuple[RmapModel, ...] = ("anon_vma", "cow_context")
+
+
+class RemapRange(NamedTuple):
+    """One entry of a cow_context's remap_mt: pgoffs [first, last] and the
+    non-zero offsets (vm_start >> PAGE_SHIFT) - vm_pgoff at which VMAs of
+    the context's mm map them, in the order the branch's dynarray keeps.
+
+    `cap` is 0 for a "simple" entry (one offset stored in the slot, no
+    allocation), else the capacity of its struct dynarray (2, 4, 8, ...).
+    """
+
+    first: int
+    last: int
+    offsets: tuple[int, ...]
+    cap: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CowContext:
+    """struct cow_context (include/linux/mm_types.h of the branch): one per
+    mm, linked into the fork tree, able to outlive its mm.
+
+    `mm` is the process, None once drop_cow_context() cleared it; `parent`
+    the forking mm's context; `children` the contexts forked from this
+    one, newest first (list_add_rcu adds at the head); `refcnt` one for
+    the mm, one per child, one per folio pointing here; `remaps` the
+    remap_mt's entries in pgoff order.
+    """
+
+    id: int
+    mm: str | None
+    parent: int | None = None
+    children: tuple[int, ...] = ()
+    refcnt: int = 1
+    remaps: tuple[RemapRange, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +314,8 @@ class State(NamedTuple):
     folios: Map[int, Folio] = Map()
     shmem: Map[int, ShmemObject] = Map()
     next_id: int = 1
+    cow_contexts: Map[int, CowContext] = Map()
+    rmap_model: RmapModel = "anon_vma"
 
     def process_names(self) -> list[str]:
         """The live processes in the order they were created (a Map iterates

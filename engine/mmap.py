@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from engine.cow_context import drop_cow_context
 from engine.gup import populate_range
 from engine.memory import free_pgtables, zap_page_range
 from engine.mm_constants import (
@@ -51,6 +52,7 @@ from engine.vma import (
     VMG,
     find_vma,
     gather_munmap_vmas,
+    remove_vma,
     unmapped_area_topdown,
     vm_start_gap,
     vma_before,
@@ -163,9 +165,9 @@ def complete_munmap_vmas(k: Kernel, mm: str, vmas: list[VMA], start: int, end: i
     free_pgtables(k, mm, vmas, _unmap_start(prev), _unmap_end(after, vmas[-1].vm_end))
     for vma in vmas:
         vma = k.vma(vma.id)
-        if vma.avc:
+        if vma.avc or vma.anon_vma is not None:  # free_pgtables()
             vma = unlink_anon_vmas(k, vma)
-        k.unlink_vma(vma)
+        remove_vma(k, vma)
 
 
 def _unmap_start(prev: VMA | None) -> int:
@@ -296,6 +298,7 @@ def mmap_region(k: Kernel, mm: str, addr: int, length: int, vm_flags: int, pgoff
         shmem=None,
         prev=vma_before(k.state, mm, addr),
         next=find_vma(k.state, mm, end),
+        rmap_model=k.state.rmap_model,
     )
     merged = vma_merge_new_range(k, vmg)
     if merged is None:
@@ -323,6 +326,25 @@ def _complete_detached(k: Kernel, mm: str, old: list[VMA], floor: int, ceiling: 
     free_pgtables(k, mm, old, floor, ceiling)
     for vma in old:
         vma = k.vma(vma.id)
-        if vma.avc:
+        if vma.avc or vma.anon_vma is not None:  # free_pgtables()
             vma = unlink_anon_vmas(k, vma)
-        k.free_vma(vma.id)
+        remove_vma(k, vma, linked=False)
+
+
+def exit_mmap(k: Kernel, mm: str) -> None:
+    """Models mm/mmap.c:exit_mmap() and the mm's last put: zap every VMA's
+    pages, free_pgtables() (unlink_anon_vmas), remove_vma() each VMA, and
+    drop the mm (under cow_context, drop_cow_context(): its context stays
+    while children or folios hold it)."""
+    vmas = k.state.mm_vmas(mm)
+    for vma in vmas:
+        zap_page_range(k, mm, vma.vm_start, vma.vm_end)
+    for vma in vmas:
+        vma = k.vma(vma.id)
+        if vma.avc or vma.anon_vma is not None:
+            vma = unlink_anon_vmas(k, vma)
+        remove_vma(k, vma)
+    k.step("mm/mmap.c:exit_mmap", f"{mm}: {len(vmas)} vma(s) unmapped and freed")
+    if k.state.rmap_model == "cow_context":
+        drop_cow_context(k, mm)
+    k.drop_mm(mm)

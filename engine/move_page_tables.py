@@ -175,7 +175,7 @@ def _rmap_lock(k: Kernel, old: VMA, relocate_locked: int | None) -> Lock | None:
     take_rmap_locks() where nothing is relocate_locked): the old anon_vma's
     rwsem, unless it is the root the relocation already holds
     (has_shared_anon_vma(): taking it again would deadlock)."""
-    if old.anon_vma is None:
+    if old.anon_vma is None or k.state.rmap_model == "cow_context":
         return None
     root = k.anon_vma(old.anon_vma).root
     if root == relocate_locked:

@@ -96,8 +96,21 @@ def do_mremap(
 
 
 def check_mremap_params(k: Kernel, vrm: VRM) -> None:
-    """Models mm/mremap.c:check_mremap_params(), with the series' two flags."""
+    """Models mm/mremap.c:check_mremap_params(), with the series' two flags.
+
+    Under the cow_context rmap model the kernel is the COW-context branch,
+    whose check_mremap_params() (mm/mremap.c@d91a1a12) knows only FIXED,
+    MAYMOVE and DONTUNMAP: the RELOCATE_ANON series was dropped in July
+    2025 and the proposal replaces it (a move records an offset; no folio
+    is rewritten), so the series' flags are -EINVAL there, as on mainline.
+    """
     flags = vrm.flags
+    if k.state.rmap_model == "cow_context" and flags & RELOCATE_FLAGS:
+        raise SyscallError(
+            "EINVAL",
+            f"unknown flags {flags & RELOCATE_FLAGS:#x}: the COW-context branch has no"
+            " MREMAP_RELOCATE_ANON (the proposal replaces the series)",
+        )
     if flags & ~(FIXED | MAYMOVE | DONTUNMAP | RELOCATE_FLAGS):
         raise SyscallError("EINVAL", f"unknown flags {flags:#x}")
     if flags & RELOCATE_FLAGS and not flags & MAYMOVE:
@@ -406,7 +419,8 @@ def unmap_source_vma(k: Kernel, vrm: VRM) -> None:
 
 def dontunmap_complete(k: Kernel, vrm: VRM, new_vma: VMA) -> None:
     """Models mm/mremap.c:dontunmap_complete(): the source stays mapped,
-    empty; it loses VM_LOCKED and, if all of it moved, its anon_vma chains.
+    empty; it loses VM_LOCKED and, if all of it moved, its anon_vma chains
+    (under cow_context only VM_LOCKED: mm/mremap.c@d91a1a12).
     (It keeps VM_ACCOUNT: 6.16 cleared it, a regression reverted for 6.18
     by "mm/mremap: correctly account old mapping after MREMAP_DONTUNMAP
     remap"; the host kernel behaves so.)"""
@@ -415,6 +429,11 @@ def dontunmap_complete(k: Kernel, vrm: VRM, new_vma: VMA) -> None:
     vma = k.vma(vma.id)
     vma = k.put_vma(replace(vma, vm_flags=vma.vm_flags & ~VM_LOCKED_MASK))
     whole = vrm.addr == vma.vm_start and vrm.addr + vrm.old_len == vma.vm_end
-    if new_vma.id != vma.id and whole:
+    if k.state.rmap_model == "cow_context":
+        k.event(
+            "dontunmap_complete",
+            f"CONFIG_COW_CONTEXT_ANON_RMAP: vma#{vma.id} keeps its DUMMY_ANON_VMA",
+        )
+    elif new_vma.id != vma.id and whole:
         unlink_anon_vmas(k, vma)
     k.step("mm/mremap.c:dontunmap_complete", f"vma#{vma.id} stays mapped, empty")

@@ -69,6 +69,7 @@ MADV = {
 ERRNO = {
     "EPERM": 1,
     "ENOENT": 2,
+    "ESRCH": 3,
     "EINTR": 4,
     "EBADF": 9,
     "EAGAIN": 11,

@@ -12,6 +12,9 @@ other) and changes only what the option names:
   them in, so the same moves run as today's kernel runs them.
 - ``policy-NAME``: the RELOCATE_ANON walk under one of
   engine.sim.policy.POLICIES (a ``// @policy NAME`` line, replacing any other).
+- ``rmap-MODEL``: the run under rmap model ``anon_vma`` (Linux 6.18) or
+  ``cow_context`` (the COW-context proposal: engine.cow_context), as a
+  ``// @rmap MODEL`` line, replacing any other.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import re
 from collections.abc import Callable
 from typing import NamedTuple
 
+from engine.cow_context import PROPOSAL
+from engine.mm_types import RMAP_MODELS, RmapModel
 from engine.sim.policy import POLICIES
 
 _RELOCATE = r"MREMAP_(?:MUST_)?RELOCATE_ANON\b"
@@ -43,20 +48,22 @@ def _without_relocate_flags(source: str) -> str:
     return _ALONE.sub("0", source)
 
 
-_POLICY_LINE = re.compile(r"^\s*//\s*@policy\s+\w+[^\n]*\n?", re.MULTILINE)
-
-
-def _with_policy(policy: str) -> Callable[[str], str]:
-    """Choose the RELOCATE_ANON policy: a comment line, replaced in place or
-    appended, so no statement moves to another line."""
+def _with_directive(name: str, value: str) -> Callable[[str], str]:
+    """Set a `// @NAME VALUE` comment line (the RELOCATE_ANON policy, the
+    rmap model): replaced in place or appended, so no statement moves to
+    another line."""
+    pattern = re.compile(r"^\s*//\s*@" + name + r"\s+\w+[^\n]*\n?", re.MULTILINE)
 
     def transform(source: str) -> str:
-        line = f"// @policy {policy}\n"
-        if _POLICY_LINE.search(source):
-            return _POLICY_LINE.sub(line, source, count=1)
+        line = f"// @{name} {value}\n"
+        if pattern.search(source):
+            return pattern.sub(line, source, count=1)
         return source.rstrip("\n") + "\n" + line
 
     return transform
+
+
+_MODELS: dict[RmapModel, str] = {"anon_vma": "Linux 6.18", "cow_context": PROPOSAL}
 
 
 class Variant(NamedTuple):
@@ -80,9 +87,17 @@ VARIANTS: dict[str, Variant] = {
             Variant(
                 f"policy-{name}",
                 f"RELOCATE_ANON policy {name}: {policy.description}",
-                _with_policy(name),
+                _with_directive("policy", name),
             )
             for name, policy in POLICIES.items()
+        ),
+        *(
+            Variant(
+                f"rmap-{model}",
+                f"rmap model {model}: {_MODELS[model]}",
+                _with_directive("rmap", model),
+            )
+            for model in RMAP_MODELS
         ),
     )
 }

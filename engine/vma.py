@@ -16,9 +16,18 @@ import contextlib
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
+from engine import cow_context
 from engine.huge_memory import split_huge_pmd_address
 from engine.mm_constants import MAX_MAP_COUNT, PAGE_SHIFT, PAGE_SIZE, STACK_GUARD_GAP
-from engine.mm_types import VM_ACCESS_FLAGS, VM_GROWSDOWN, VM_SPECIAL, VMA, State, flag_names
+from engine.mm_types import (
+    VM_ACCESS_FLAGS,
+    VM_GROWSDOWN,
+    VM_SPECIAL,
+    VMA,
+    RmapModel,
+    State,
+    flag_names,
+)
 from engine.rmap import anon_vma_clone, anon_vma_prepare, unlink_anon_vmas
 from engine.sim.errors import SyscallError
 from engine.sim.kernel import Kernel
@@ -145,6 +154,7 @@ class VMG:
     copied_from: VMA | None = None
     just_expand: bool = False
     target: VMA | None = None
+    rmap_model: RmapModel = "anon_vma"
 
     @classmethod
     def of(cls, vma: VMA, start: int, end: int, **kw: object) -> VMG:
@@ -206,8 +216,15 @@ def is_mergeable_anon_vma(vmg: VMG, tgt: VMA) -> Verdict:
     take the source's anon_vma, refused if the source (or, for mremap, the
     VMA it was copied from) is a fork child. Case 2: the target faulted and
     the source not: refused if the target is a fork child. Case 3: both
-    must already share one anon_vma (or both be NULL).
+    must already share one anon_vma (or both be NULL). Under cow_context
+    (the branch's CONFIG_COW_CONTEXT_ANON_RMAP) it is always true.
     """
+    if vmg.rmap_model == "cow_context":
+        return Verdict(
+            True,
+            "CONFIG_COW_CONTEXT_ANON_RMAP: is_mergeable_anon_vma() is always true",
+            Rule("is_mergeable_anon_vma", "cow_context"),
+        )
     tgt_anon, src_anon, src = tgt.anon_vma, vmg.anon_vma, vmg.middle
     if tgt_anon is None and src_anon is not None:
         if vma_is_fork_child(src):
@@ -355,6 +372,16 @@ def can_vma_merge_right(k: Kernel, vmg: VMG, can_left: bool, fn: str) -> bool:
         return True
     prev = vmg.prev
     assert prev is not None
+    if vmg.rmap_model == "cow_context":
+        k.event(
+            fn,
+            f"next vma#{nxt.id} can merge: {v.why} (CONFIG_COW_CONTEXT_ANON_RMAP:"
+            " no three-way anon_vma check)",
+            rule=v.rule,
+            candidate=candidate,
+            **values,
+        )
+        return True
     if prev.anon_vma is None or nxt.anon_vma is None or prev.anon_vma == nxt.anon_vma:
         k.event(
             fn,
@@ -385,7 +412,8 @@ def explain_adjacent(state: State, a: VMA, b: VMA) -> Verdict:
         return Verdict(False, f"not adjacent: {a.vm_end:#x} != {b.vm_start:#x}")
     if b.vm_flags & VM_SPECIAL:
         return Verdict(False, "VM_SPECIAL: never merged")
-    return can_vma_merge_after(VMG.of(b, b.vm_start, b.vm_end, prev=a), a)
+    vmg = VMG.of(b, b.vm_start, b.vm_end, prev=a, rmap_model=state.rmap_model)
+    return can_vma_merge_after(vmg, a)
 
 
 # --- the anon_vma a new VMA may share -----------------------------------
@@ -417,6 +445,8 @@ def find_mergeable_anon_vma(k: Kernel, vma: VMA) -> int | None:
     anon_vma must be its only chain (not a fork child), so that folios
     later faulted here can be found through it.
     """
+    if k.state.rmap_model == "cow_context":
+        return None
     nxt = find_vma_next(k.state, vma)
     prev = find_vma_prev(k.state, vma)
     for name, old, a, b in (("next", nxt, vma, nxt), ("prev", prev, prev, vma)):
@@ -453,15 +483,37 @@ def dup_anon_vma(k: Kernel, dst: VMA, src: VMA) -> VMA:
     """Models mm/vma.c:dup_anon_vma(): an unfaulted target takes src's anon_vma.
 
     The target is chained to every anon_vma src is chained to, so rmap
-    still finds the folios src's range brings with it.
+    still finds the folios src's range brings with it. Under cow_context an
+    empty stub, as the branch has it (cow_context.DUP_ANON_VMA_STUB).
     """
     dst = k.vma(dst.id)
     src = k.state.vmas.get(src.id, src)
+    if k.state.rmap_model == "cow_context":
+        if src.anon_vma is not None and dst.anon_vma is None:
+            k.unfinished(
+                "dup_anon_vma",
+                f"vma#{dst.id} stays unfaulted (anon_vma NULL) while it takes in the"
+                f" faulted range of vma#{src.id}",
+                cow_context.DUP_ANON_VMA_STUB,
+            )
+        return dst
     if src.anon_vma is not None and dst.anon_vma is None:
         dst = k.put_vma(replace(dst, anon_vma=src.anon_vma))
         dst = anon_vma_clone(k, dst, src)
         k.event("dup_anon_vma", f"vma#{dst.id} takes {_av(src.anon_vma)} of vma#{src.id}")
     return dst
+
+
+def remove_vma(k: Kernel, vma: VMA, linked: bool = True) -> None:
+    """Models mm/vma.c:remove_vma(): free a VMA that munmap or exit removed
+    (out of its mm's tree too unless `linked` is False: MAP_FIXED detached
+    it already); under cow_context, cow_context_vma_unmap() first."""
+    if k.state.rmap_model == "cow_context":
+        cow_context.cow_context_vma_unmap(k, vma)
+    if linked:
+        k.unlink_vma(vma)
+    else:
+        k.free_vma(vma.id)
 
 
 def remove_merged_vma(k: Kernel, vma: VMA) -> None:
@@ -488,6 +540,7 @@ def vma_expand(k: Kernel, vmg: VMG) -> VMA:
             dup_anon_vma(k, target, nxt)
         if vmg.copied_from is not None:
             dup_anon_vma(k, target, vmg.copied_from)
+        _cow_context_adjust(k, target.id, vmg.start, vmg.end)  # commit_merge()
         target = k.put_vma(
             replace(k.vma(target.id), vm_start=vmg.start, vm_end=vmg.end, vm_pgoff=vmg.pgoff)
         )
@@ -506,10 +559,16 @@ def vma_locks(k: Kernel, *vmas: VMA | None) -> contextlib.ExitStack:
     for vma in present:
         stack.enter_context(k.lock(Lock.vma_write(vma.id)))
     anon = next((k.vma(v.id).anon_vma for v in present if k.vma(v.id).anon_vma), None)
-    if anon is not None:
+    if anon is not None and k.state.rmap_model == "anon_vma":
         root = k.anon_vma(anon).root
         stack.enter_context(k.lock(Lock.anon_vma_write(root)))
     return stack
+
+
+def _cow_context_adjust(k: Kernel, vma_id: int, start: int, end: int) -> None:
+    """commit_merge()'s cow_context_vma_adjust() of a VMA whose range changes."""
+    if k.state.rmap_model == "cow_context":
+        cow_context.cow_context_vma_adjust(k, k.vma(vma_id), start, end)
 
 
 def vma_merge_new_range(k: Kernel, vmg: VMG, fn: str = "vma_merge_new_range") -> VMA | None:
@@ -587,6 +646,7 @@ def vma_merge_existing_range(
         if left and right:
             assert prev is not None and nxt is not None
             dup_anon_vma(k, prev, nxt if nxt.anon_vma is not None else middle)
+            _cow_context_adjust(k, prev.id, prev.vm_start, nxt.vm_end)
             target = k.put_vma(replace(k.vma(prev.id), vm_end=nxt.vm_end))
             remove_merged_vma(k, middle)
             remove_merged_vma(k, nxt)
@@ -594,10 +654,12 @@ def vma_merge_existing_range(
         elif left:
             assert prev is not None
             dup_anon_vma(k, prev, middle)
+            _cow_context_adjust(k, prev.id, prev.vm_start, end)
             target = k.put_vma(replace(k.vma(prev.id), vm_end=end))
             if remove_middle:
                 remove_merged_vma(k, middle)
             else:
+                _cow_context_adjust(k, middle.id, end, middle.vm_end)
                 m = k.vma(middle.id)
                 split_huge_pmd_address(k, m, end)  # vma_adjust_trans_huge()
                 k.put_vma(
@@ -611,10 +673,15 @@ def vma_merge_existing_range(
             dup_anon_vma(k, nxt, middle)
             n = k.vma(nxt.id)
             if remove_middle:
+                _cow_context_adjust(k, nxt.id, start, nxt.vm_end)
+                n = k.vma(nxt.id)
                 pglen = (end - start) >> PAGE_SHIFT
                 target = k.put_vma(replace(n, vm_start=start, vm_pgoff=n.vm_pgoff - pglen))
                 remove_merged_vma(k, middle)
             else:
+                _cow_context_adjust(k, middle.id, middle.vm_start, start)
+                _cow_context_adjust(k, nxt.id, start, nxt.vm_end)
+                n = k.vma(nxt.id)
                 m = k.vma(middle.id)
                 split_huge_pmd_address(k, m, start)  # vma_adjust_trans_huge()
                 k.put_vma(replace(m, vm_end=start))
@@ -643,7 +710,10 @@ def split_vma(k: Kernel, vma: VMA, addr: int, new_below: bool) -> tuple[VMA, VMA
     """Models mm/vma.c:__split_vma(): cut a VMA in two at addr.
 
     Both halves keep the anon_vma and get a clone of every chain, so they
-    stay mergeable while their pgoffs stay linear. Returns (lower, upper).
+    stay mergeable while their pgoffs stay linear. Under cow_context the
+    shrunk VMA's remap entries are adjusted and the new piece remapped
+    against the unsplit VMA's start (cow_context.SPLIT_REMAP). Returns
+    (lower, upper).
     """
     if len(k.mm(vma.mm).vmas) >= MAX_MAP_COUNT:
         raise SplitError
@@ -658,12 +728,17 @@ def split_vma(k: Kernel, vma: VMA, addr: int, new_below: bool) -> tuple[VMA, VMA
         if new.anon_vma is not None:
             new = k.put_vma(new)
             new = anon_vma_clone(k, new, vma)
+        orig_addr = vma.vm_start
         if new_below:
+            _cow_context_adjust(k, vma.id, addr, vma.vm_end)
             vma = k.put_vma(replace(k.vma(vma.id), vm_start=addr, vm_pgoff=vma.vm_pgoff + delta))
         else:
+            _cow_context_adjust(k, vma.id, vma.vm_start, addr)
             vma = k.put_vma(replace(k.vma(vma.id), vm_end=addr))
         k.link_vma(new)
         new = k.vma(ident)
+        if k.state.rmap_model == "cow_context":
+            cow_context.cow_context_do_remap(k, new, orig_addr, cow_context.SPLIT_REMAP)
     return (new, vma) if new_below else (vma, new)
 
 
@@ -675,7 +750,7 @@ def vma_modify(
     First tries to merge the changed range with its neighbours; otherwise
     splits the VMA at start and end. The caller then sets the new flags.
     """
-    vmg = VMG.of(vma, start, end, prev=prev, flags=flags)
+    vmg = VMG.of(vma, start, end, prev=prev, flags=flags, rmap_model=k.state.rmap_model)
     merged = vma_merge_existing_range(k, vmg, fn)
     if merged is not None:
         return merged
@@ -701,12 +776,22 @@ def copy_vma(
     Returns (new_vma, vma, need_rmap_locks, relocate).
     """
     fn = "copy_vma"
-    if vma.is_anonymous() and vma.anon_vma is None:
+    faulted = not (vma.is_anonymous() and vma.anon_vma is None)
+    if not faulted:
         pgoff = addr >> PAGE_SHIFT
         k.event(fn, f"unfaulted: pgoff re-based to {pgoff:#x}", pgoff=pgoff)
     prev = vma_before(k.state, vma.mm, addr)
     nxt = find_vma(k.state, vma.mm, addr)
-    vmg = VMG.of(vma, addr, addr + length, prev=prev, next=nxt, middle=None, copied_from=vma)
+    vmg = VMG.of(
+        vma,
+        addr,
+        addr + length,
+        prev=prev,
+        next=nxt,
+        middle=None,
+        copied_from=vma,
+        rmap_model=k.state.rmap_model,
+    )
     vmg.pgoff = pgoff
     new = vma_merge_new_range(k, vmg, fn)
     if relocate:
@@ -733,13 +818,17 @@ def copy_vma(
         new = anon_vma_clone(k, new, vma)
     k.link_vma(new)
     k.event(fn, f"new vma#{ident} {addr:#x}-{addr + length:#x} pgoff {pgoff:#x}")
+    if k.state.rmap_model == "cow_context" and faulted:
+        cow_context.cow_context_do_remap(k, k.vma(ident), vma.vm_start)
     return k.vma(ident), vma, False, relocate
 
 
 def vma_merge_extend(k: Kernel, vma: VMA, delta: int) -> VMA | None:
     """Models mm/vma.c:vma_merge_extend(): grow vma as a new-range merge with
     itself as prev, which may also absorb the next VMA."""
-    vmg = VMG.of(vma, vma.vm_end, vma.vm_end + delta, prev=vma, middle=None)
+    vmg = VMG.of(
+        vma, vma.vm_end, vma.vm_end + delta, prev=vma, middle=None, rmap_model=k.state.rmap_model
+    )
     vmg.next = find_vma_next(k.state, vma)
     return vma_merge_new_range(k, vmg, "vma_merge_extend")
 
@@ -783,7 +872,8 @@ def expand_downwards(k: Kernel, mm: str, addr: int) -> VMA | None:
     if vma.anon_vma is None:
         vma = anon_vma_prepare(k, vma, find_mergeable_anon_vma(k, vma))
     grow = (vma.vm_start - addr) >> PAGE_SHIFT
-    vma = k.put_vma(replace(vma, vm_start=addr, vm_pgoff=vma.vm_pgoff - grow))
+    _cow_context_adjust(k, vma.id, addr, vma.vm_end)
+    vma = k.put_vma(replace(k.vma(vma.id), vm_start=addr, vm_pgoff=vma.vm_pgoff - grow))
     k.sort_vmas(mm)
     k.event("expand_downwards", f"stack vma#{vma.id} grows down to {addr:#x}")
     return vma

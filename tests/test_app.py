@@ -87,7 +87,7 @@ def test_gallery_links_every_packaged_scenario_with_title_and_note(client: TestC
 def test_gallery_paths_have_thumbnails_of_the_key_moment(client: TestClient) -> None:
     doc = html(client.get("/"))
     titles = [text(h) for h in doc.css("section.path > h2")]
-    assert titles[:5] == [p.title for p in PATHS]
+    assert titles[: len(PATHS)] == [p.title for p in PATHS]
     assert "far too fragile" in text(doc.css_first(".story"))
     for card in doc.css("li.card"):
         src = card.css_first("img").attributes["src"] or ""
@@ -470,6 +470,32 @@ def test_a_merge_verdict_highlights_the_compared_cells(client: TestClient) -> No
     assert quiet.css_first("mark.compared") is None
 
 
+def test_compare_pictures_draw_what_differs_at_one_scale(client: TestClient) -> None:
+    policies = [f"policy-{p}" for p in list(POLICIES)[:5]]
+    base = "/compare/relocate_gup_race_policies?" + urlencode([("v", p) for p in policies])
+    # before the move every run is the same: each picture draws everything, marks nothing
+    same = html(client.get(base + "&stmt=0"))
+    assert not same.css("g.samecol") and not same.css("rect.differs")
+    after = html(client.get(base + "&stmt=6"))
+    pictures = [s.css_first("svg.picture") for s in after.css("section.side")]
+    assert len(pictures) == 5
+    assert len({p.attributes["viewBox"] for p in pictures if p}) > 1  # heights differ
+    assert len({p.attributes["width"] for p in pictures if p}) == 1  # widths do not
+    # what is the same in all five is one narrow column; what differs is marked,
+    # never in the first column, which the others are compared with
+    assert all(p.css("g.samecol") for p in pictures if p)
+    first, *others = pictures
+    assert first is not None and not first.css("rect.differs")
+    assert not first.css("g.pvma.differs")
+    assert all(p.css("rect.differs") for p in others if p)
+    split = others[-1]
+    assert split is not None and "≠" in text(split.css_first("g.pvma.differs text.strong"))
+    # the picture's rmap sentences are listed beside it, not drawn into it
+    notes = after.css("section.side")[0].css("ol.picture-notes li")
+    assert notes and "linear_page_index" in text(notes[0])
+    assert not first.css("g.note")
+
+
 # --- the central picture -------------------------------------------------------------
 
 
@@ -487,7 +513,7 @@ def test_picture_draws_each_vma_page_and_anon_vma_of_the_moved_range(client: Tes
     vmas = {n.attributes["data-vma"]: n.text() for n in svg.css("g.pvma")}
     moved = [t for t in vmas.values() if "pgoff 0x7ffff7fed" in t]
     assert len(moved) == 1 and "anon_vma #" in moved[0]
-    assert len(svg.css("g.cell .fid")) == 10  # 5 + 5 written pages, one column each
+    assert len(svg.css("g.pfolio .fid")) == 10  # 5 + 5 written pages, one column each
     assert not svg.css("path.link.broken")
     named = {
         t.split("anon_vma #")[1].split()[0].rstrip(",") for t in vmas.values() if "anon_vma #" in t
@@ -511,7 +537,7 @@ def test_picture_breaks_the_rmap_link_with_the_checks_sentence(client: TestClien
 def test_picture_download_is_the_page_picture(client: TestClient) -> None:
     r = client.get("/scenarios/fork_and_cow/picture.svg?step=12")
     assert r.headers["content-type"].startswith("image/svg+xml")
-    assert r.text.count('class="plane"') == 2  # main and child
+    assert r.text.count('<g class="plane') == 2  # main and child
 
 
 # --- errors a browser reaches, and /docs ---------------------------------------------

@@ -121,6 +121,7 @@ def test_compare_view(page: object) -> None:
     assert pg.locator(".lockstep").count() == 1
     pg.get_by_role("link", name="Previous statement").click()
     pg.wait_for_selector("text=Statement 5 of 6")
+    pg.locator("details.choose > summary").click()
     pg.uncheck('input[name="v"][value="flags"]')
     pg.get_by_role("button", name="Compare").click()
     pg.wait_for_selector("#diff-title:text('Same')")

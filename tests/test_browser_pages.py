@@ -14,16 +14,10 @@ import pytest
 from app.runs import gallery
 from engine.sim.policy import POLICIES
 from engine.sim.simulation import run_source
+from tests.support.browser import check_clean, serious_axe_findings, watched_page
 
 BROKEN = "char *p = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);\nmunmap(p,\n"
 EVERY_POLICY = urlencode([("v", f"policy-{p}") for p in POLICIES])
-
-# Record CSP violations from the first script on, before any of the page's own.
-WATCH_CSP = """
-window.__csp = [];
-document.addEventListener("securitypolicyviolation",
-  e => window.__csp.push(e.violatedDirective + " " + e.blockedURI));
-"""
 
 
 def scenario_steps() -> list[str]:
@@ -63,33 +57,9 @@ def page_kinds(short_link: str) -> dict[str, tuple[str, int]]:
 @pytest.fixture(params=[True, False], ids=["js", "nojs"])
 def visit(browser: Any, server: str, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A fresh page (JavaScript on or off) that records console errors and CSP reports."""
-    context = browser.new_context(base_url=server, java_script_enabled=request.param)
-    context.add_init_script(WATCH_CSP)
-    pg = context.new_page()
-    pg.errors = []
-    pg.js = request.param
-
-    def on_console(message: Any) -> None:
-        # The browser logs a page's own error status as a failed load; that is the
-        # answer under test, not a fault in it. Anything else fails.
-        own = message.location.get("url", "").split("?")[0] == pg.url.split("?")[0]
-        if message.type == "error" and not (own and "Failed to load resource" in message.text):
-            pg.errors.append(message.text)
-
-    pg.on("console", on_console)
-    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    context, pg = watched_page(browser, server, request.param)
     yield pg
     context.close()
-
-
-def check_clean(pg: Any, path: str) -> None:
-    assert pg.errors == [], (path, pg.errors)
-    if pg.js:
-        assert pg.evaluate("window.__csp") == [], path
-    for svg in pg.locator("svg[role=img]").all():
-        label = svg.get_attribute("aria-labelledby") or ""
-        title = pg.locator(f"[id='{label.split()[0]}']").text_content() if label else ""
-        assert title and title.strip(), (path, "an SVG without a title")
 
 
 def test_every_scenario_at_first_middle_and_last_step(visit: Any) -> None:
@@ -125,7 +95,6 @@ def test_a_browser_reaches_405_through_a_form(visit: Any) -> None:
 
 
 def test_no_serious_accessibility_violation(browser: Any, server: str, short_link: str) -> None:
-    axe = pytest.importorskip("axe_playwright_python.sync_playwright").Axe()
     # Contrast is judged on the settled page: what a step created fades in.
     context = browser.new_context(base_url=server, reduced_motion="reduce")
     pg = context.new_page()
@@ -134,13 +103,7 @@ def test_no_serious_accessibility_violation(browser: Any, server: str, short_lin
     kinds.pop("docs")  # Swagger UI's own markup is the package's, not ours
     for kind, (path, _) in kinds.items():
         pg.goto(path)
-        pg.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
-        results = axe.run(pg)
-        bad = [
-            f"{v['id']}: {v['help']}: " + ", ".join(str(n["target"]) for n in v["nodes"][:3])
-            for v in results.response["violations"]
-            if v["impact"] in ("serious", "critical")
-        ]
+        bad = serious_axe_findings(pg)
         if bad:
             found[kind] = bad
     context.close()
@@ -185,3 +148,38 @@ def test_no_page_scrolls_sideways(browser: Any, server: str, short_link: str, wi
         wide = pg.evaluate("document.documentElement.scrollWidth")
         assert wide <= width, (kind, width, wide)
     context.close()
+
+
+FIVE_POLICIES = urlencode([("v", f"policy-{p}") for p in list(POLICIES)[:5]])
+
+
+def test_five_policies_side_by_side_on_a_projector_and_a_phone(browser: Any, server: str) -> None:
+    path = f"/compare/relocate_gup_race_policies?{FIVE_POLICIES}&stmt=6"
+    measure = """() => [...document.querySelectorAll('section.side')].map(s => {
+        const svg = s.querySelector('svg.picture');
+        const label = svg.querySelector('g.pvma text.strong').getBoundingClientRect();
+        return {top: s.getBoundingClientRect().top, left: s.getBoundingClientRect().left,
+                label: label.height, picture: svg.getBoundingClientRect().top,
+                bottom: svg.getBoundingClientRect().bottom};
+      })"""
+    for width, height in ((1280, 800), (390, 844)):
+        context = browser.new_context(base_url=server, viewport={"width": width, "height": height})
+        pg = context.new_page()
+        pg.goto(path)
+        sides = pg.evaluate(measure)
+        assert len(sides) == 5
+        assert len({round(s["top"]) for s in sides}) == 1, "the five are not in one row"
+        assert len({round(s["picture"]) for s in sides}) == 1, "the pictures do not line up"
+        # a VMA's label is drawn at 8 px or more, on the projector as on the phone
+        assert min(s["label"] for s in sides) >= 8, sides
+        assert pg.evaluate("document.documentElement.scrollWidth") <= width
+        if width == 1280:  # all five pictures whole on one screen
+            assert max(s["left"] for s in sides) < width
+            assert max(s["bottom"] for s in sides) <= height, sides
+        else:  # on a phone the row scrolls inside its own box, from the keyboard too
+            box = pg.locator(".sides")
+            assert pg.evaluate("document.querySelector('.sides').scrollWidth") > width
+            box.focus()
+            pg.keyboard.press("ArrowRight")
+            pg.wait_for_function("() => document.querySelector('.sides').scrollLeft > 0")
+        context.close()

@@ -12,7 +12,7 @@ import pytest
 
 from engine.gallery import GalleryEntry, gallery
 from engine.invariants import Checker, check, summarise
-from engine.mm_types import State
+from engine.mm_types import RMAP_MODELS, RmapModel, State
 from engine.sim.policy import POLICIES
 from engine.sim.simulation import Run, run_source
 from engine.sim.trace import Lock
@@ -105,10 +105,11 @@ def assert_incremental_is_full(run: Run) -> int:
     return seen
 
 
+@pytest.mark.parametrize("model", RMAP_MODELS)
 @pytest.mark.parametrize("entry", gallery(), ids=lambda e: e.slug)
-def test_incremental_check_on_the_gallery(entry: GalleryEntry) -> None:
+def test_incremental_check_on_the_gallery(entry: GalleryEntry, model: RmapModel) -> None:
     for policy in POLICIES if "relocate" in entry.slug else ("posted",):
-        assert_incremental_is_full(run_source(entry.source, policy=policy))
+        assert_incremental_is_full(run_source(entry.source, policy=policy, rmap_model=model))
 
 
 def test_incremental_check_sees_violations_at_all() -> None:

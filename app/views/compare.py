@@ -8,15 +8,23 @@ done). Where every run is in the same kernel function the runs share a path
 (lockstep); where they are not, the paths have parted, and the view says
 so. Each column has the central picture and its counts, and everything
 that differs from the first column is marked.
+
+The pictures are compact (app.views.picture.Focus): only the address ranges
+where some run differs from the first are drawn, the rest is one narrow
+"same" column, so five or six fit side by side on a projector; in each, the
+pages and VMAs not so in the first run are marked.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from pydantic import BaseModel
 
 from app.views.folios import FolioRow, folio_table
-from app.views.picture import Picture, picture
+from app.views.picture import Focus, Picture, picture
 from app.views.step import Counts, StatementView, ViolationView, counts, statement_view, violations
+from engine.mm_types import State
 from engine.procfs import proc_maps
 from engine.sim.simulation import Changes, Run, Shown
 
@@ -72,6 +80,52 @@ def _shown(run: Run, index: int, step: int | None) -> tuple[Shown, str, str, boo
     return run.shown(at), here.function, here.summary, st.first + step > st.last - 1
 
 
+VmaLook = tuple[int, int, int, int, bool]
+"""vm_start, vm_end, vm_flags, vm_pgoff, has an anon_vma: a VMA as two runs can share it."""
+PageKey = tuple[str, int]
+"""(process, address)"""
+
+
+def _vma_looks(state: State) -> dict[str, dict[VmaLook, int]]:
+    """Per process, each VMA's look and its id."""
+    return {
+        name: {
+            (v.vm_start, v.vm_end, v.vm_flags, v.vm_pgoff, v.anon_vma is not None): v.id
+            for v in state.mm_vmas(name)
+        }
+        for name in state.process_names()
+    }
+
+
+def _focuses(states: list[State], pages: Sequence[Mapping[PageKey, object]]) -> list[Focus]:
+    """Each run's Focus: the address ranges where any run differs from the first (whole
+    VMAs: those not alike in both, and those holding a page that differs), and what
+    of this run differs from the first."""
+    looks = [_vma_looks(st) for st in states]
+    keep: set[tuple[int, int]] = set()
+    differ: list[tuple[frozenset[PageKey], frozenset[int]]] = []
+    for i, st in enumerate(states):
+        keys = set(pages[0]) | set(pages[i])
+        odd_pages = frozenset(k for k in keys if pages[i].get(k) != pages[0].get(k))
+        odd_vmas = set()
+        for name in set(looks[0]) | set(looks[i]):
+            mine, first = looks[i].get(name, {}), looks[0].get(name, {})
+            for look in set(mine) ^ set(first):
+                keep.add((look[0], look[1]))
+            odd_vmas |= {mine[look] for look in set(mine) - set(first)}
+        for name, addr in odd_pages:
+            for s in (st, states[0]):
+                vma = (
+                    next((v for v in s.mm_vmas(name) if v.vm_start <= addr < v.vm_end), None)
+                    if name in s.processes
+                    else None
+                )
+                keep.add((vma.vm_start, vma.vm_end) if vma else (addr, addr + 1))
+        differ.append((odd_pages, frozenset(odd_vmas)))
+    ranges = tuple(sorted(keep))
+    return [Focus(keep=ranges, pages=p, vmas=v) for p, v in differ]
+
+
 def compare_view(
     runs: list[Run], variants: list[tuple[str, str]], index: int, step: int | None
 ) -> CompareView:
@@ -91,6 +145,7 @@ def compare_view(
         }
         for t in tables
     ]
+    focuses = _focuses(states, keyed)
     stmts = [statement_view(run, index) for run in runs]
     cnts = [counts(st) for st in states]
     first = 0
@@ -135,7 +190,11 @@ def compare_view(
                     for proc, lines in maps[i].items()
                 },
                 picture=picture(
-                    run_shown.state, run_shown.changes, run_shown.before, run_shown.held
+                    run_shown.state,
+                    run_shown.changes,
+                    run_shown.before,
+                    run_shown.held,
+                    focuses[i],
                 ),
                 folios=[
                     (
@@ -148,6 +207,9 @@ def compare_view(
                 folio_total=tables[i].total,
             )
         )
+    widest = max(s.picture.width for s in sides)
+    for s in sides:  # one scale for every column: a page is as wide in each
+        s.picture.width = widest
     functions = {s.function for s in sides if not s.done}
     return CompareView(
         index=index,

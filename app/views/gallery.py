@@ -119,6 +119,35 @@ PATHS: tuple[LearningPath, ...] = (
             ),
         ),
     ),
+    LearningPath(
+        "6. After anon_vma: the COW-context proposal (a4ac1966)",
+        "The rework the series' author turned to: one COW context per mm in the fork tree,"
+        " remaps recorded as offsets, no folio rewritten. A proof of concept (branch"
+        " project/cow-context at a4ac1966), not a kernel anyone runs; open each scenario"
+        " under rmap model anon_vma too, and compare (path 2's move_away_and_back as well).",
+        (
+            Stop(
+                "cow_fragmentation",
+                "Pieces moved away and back stay apart: the pgoff rule stands.",
+            ),
+            Stop(
+                "cow_fork_then_mremap",
+                "fork, then mremap in the child: the walk goes down the fork tree.",
+            ),
+            Stop(
+                "cow_fork_chain_exits",
+                "A fork chain with exits: contexts outlive their mm, then cascade away.",
+            ),
+            Stop(
+                "cow_unfaulted_absorbs_faulted",
+                "An unfaulted VMA takes in a faulted one: the stub dup_anon_vma() loses it.",
+            ),
+            Stop(
+                "cow_relocate_flag",
+                "MREMAP_RELOCATE_ANON is EINVAL there: the plain move records an offset.",
+            ),
+        ),
+    ),
 )
 
 SERIES_STORY = (

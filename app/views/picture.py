@@ -52,14 +52,57 @@ PTE_LEGEND: dict[str, str] = {
     "mig": "migration entry",
 }
 
-# Geometry, in viewBox units (CSS pixels at 1:1).
-LEFT = 92  # the process names
-PAGE_W = 30
-RUN_W = 46
-GAP_W = 34
-VMA_MIN_W = 132  # room for "start 0x7ffff7fdf000"
-MIN_WIDTH = 900  # room for an rmap note beside the columns
-RUN_AFTER = 8  # a run of alike pages longer than this becomes first, run, last
+
+@dataclass(frozen=True)
+class Geometry:
+    """The sizes in which the two forms of the picture differ, in viewBox units
+    (CSS pixels at 1:1)."""
+
+    left: float
+    """Room for the process names and row names."""
+    page_w: float
+    run_w: float
+    gap_w: float
+    vma_min_w: float
+    """Room for a VMA's longest label line."""
+    min_width: float
+    run_after: int
+    """A run of alike pages longer than this becomes first, run, last."""
+    node_w: float
+    node_h: float
+    notes: bool
+    """The broken links' sentences are drawn beside them (else the page lists them)."""
+
+
+# The step page's picture: labels in full, each rmap note beside its columns.
+FULL = Geometry(
+    left=92,
+    page_w=30,
+    run_w=46,
+    gap_w=34,
+    vma_min_w=132,  # "start 0x7ffff7fdf000"
+    min_width=900,  # an rmap note
+    run_after=8,
+    node_w=124,
+    node_h=36,
+    notes=True,
+)
+# The compare view's: five side by side at 1280 px, each about 240 px wide, with
+# labels at their own size (short forms; the full ones are in the titles), the
+# sentences of the rmap notes listed under the picture by the page.
+COMPACT = Geometry(
+    left=40,
+    page_w=20,
+    run_w=20,
+    gap_w=14,
+    vma_min_w=84,  # "vma#22 rw-p ≠", "7ffff7fdf000" (as /proc/PID/maps writes it)
+    min_width=0,
+    run_after=3,
+    node_w=84,
+    node_h=48,
+    notes=False,
+)
+SAME_W = 14
 MAX_COLUMNS = 96
 MAX_NOTES = 6
 FREED_H = 16
@@ -70,15 +113,14 @@ RMAP_H = 20
 NOTE_H = 28
 LANE_GAP = 16
 FOOT_H = 20
-NODE_W = 124
-NODE_H = 36
-NODE_ROW = 58
+NODE_ROW_GAP = 22
 
 
 class Column(BaseModel):
-    """One column: a page, a run of alike pages drawn once, or an unmapped gap."""
+    """One column: a page, a run of alike pages drawn once, an unmapped gap, or
+    (in the compare view) a stretch that is the same in every run compared."""
 
-    kind: Literal["page", "run", "gap"]
+    kind: Literal["page", "run", "gap", "same"]
     start: int
     """The first address the column stands for."""
     pages: int
@@ -94,6 +136,8 @@ class VmaBox(BaseModel):
     title: str
     colour: int
     change: Change
+    differs: bool = False
+    """Not so in the first run compared (the compare view)."""
 
 
 class Ghost(BaseModel):
@@ -122,19 +166,36 @@ class Cell(BaseModel):
     broken: bool = False
     locked: bool = False
     note: int | None = None
+    differs: bool = False
+    """A page here is not so in the first run compared (the compare view)."""
     title: str = ""
 
 
+class FolioPage(BaseModel):
+    """One page of a folio block: where its column's middle is, and its index."""
+
+    dx: float
+    """From the block's left edge."""
+    index: str
+    broken: bool
+    run: bool
+
+
 class FolioBlock(BaseModel):
-    """A folio across the columns it spans in one process."""
+    """A folio across the columns it spans in one process. It carries its own
+    labels (id, each page's index), so the page can slide it as one object
+    when a step moves it (app.css: motion)."""
 
     id: int
+    key: str
+    """Unique in its lane: `f<id>`, `f<id>-<n>` for a second block of the same folio."""
     order: int
     x: float
     width: float
     colour: int
     change: Change
     label: str
+    pages: list[FolioPage]
 
 
 class Note(BaseModel):
@@ -202,6 +263,8 @@ class TreeNode(BaseModel):
 
 class TreeEdge(BaseModel):
     kind: Literal["parent", "chain"]
+    key: str
+    """The kernel objects it joins: unique in the picture, the same from step to step."""
     path: str
     label: str
 
@@ -209,6 +272,8 @@ class TreeEdge(BaseModel):
 class Picture(BaseModel):
     width: float
     height: float
+    node_w: float
+    node_h: float
     columns: list[Column]
     lanes: list[LanePicture]
     tree_y: float
@@ -219,7 +284,27 @@ class Picture(BaseModel):
     """Columns past MAX_COLUMNS, not drawn."""
     summary: str
     """The text alternative: what the picture shows, in sentences."""
+    notes_beside: bool
+    """The rmap notes are drawn in the picture (else the page lists `notes()`)."""
     pte_legend: dict[str, str] = PTE_LEGEND
+
+    def notes(self) -> list[tuple[str, Note]]:
+        """Every lane's rmap notes, with the lane's process."""
+        return [(lane.process, n) for lane in self.lanes for n in lane.notes]
+
+
+@dataclass(frozen=True)
+class Focus:
+    """What the compare view wants of one run's picture: only the address ranges
+    where its runs differ (the rest is "same" columns), the pages and VMAs that
+    differ from the first run's marked, in the compact geometry."""
+
+    keep: tuple[tuple[int, int], ...]
+    """[lo, hi) addresses drawn; empty: every run is the same, draw everything."""
+    pages: frozenset[tuple[str, int]] = frozenset()
+    """(process, address) of the pages not so in the first run."""
+    vmas: frozenset[int] = frozenset()
+    """Ids of the VMAs not so in the first run."""
 
 
 # --- the columns ---------------------------------------------------------------------
@@ -291,7 +376,9 @@ def _page(state: State, vmas: list[VMA], name: str, vpn: int, changes: Changes) 
     )
 
 
-def _columns(states: Iterable[State], state: State, changes: Changes) -> list[Column]:
+def _columns(
+    states: Iterable[State], state: State, changes: Changes, geo: Geometry
+) -> list[Column]:
     """The columns: boundaries of every VMA of `states`, every populated page of
     `state`, alike pages merged into runs, unmapped stretches into gaps."""
     all_states = list(states)
@@ -317,17 +404,21 @@ def _columns(states: Iterable[State], state: State, changes: Changes) -> list[Co
     run_look: tuple[_Page, ...] = ()
 
     def page(vpn: int) -> Column:
-        return Column(kind="page", start=vpn << PAGE_SHIFT, pages=1, x=0, width=PAGE_W)
+        return Column(kind="page", start=vpn << PAGE_SHIFT, pages=1, x=0, width=geo.page_w)
 
     def flush() -> None:
         if not run:
             return
         lo, hi = run
-        if hi - lo > RUN_AFTER:
+        if hi - lo > geo.run_after:
             columns.append(page(lo))
             columns.append(
                 Column(
-                    kind="run", start=(lo + 1) << PAGE_SHIFT, pages=hi - lo - 2, x=0, width=RUN_W
+                    kind="run",
+                    start=(lo + 1) << PAGE_SHIFT,
+                    pages=hi - lo - 2,
+                    x=0,
+                    width=geo.run_w,
                 )
             )
             columns.append(page(hi - 1))
@@ -339,7 +430,7 @@ def _columns(states: Iterable[State], state: State, changes: Changes) -> list[Co
         if not any(s <= lo and hi <= e for s, e in ranges):
             flush()
             columns.append(
-                Column(kind="gap", start=lo << PAGE_SHIFT, pages=hi - lo, x=0, width=GAP_W)
+                Column(kind="gap", start=lo << PAGE_SHIFT, pages=hi - lo, x=0, width=geo.gap_w)
             )
             continue
         # [lo, hi) looks alike throughout: one look per process.
@@ -354,16 +445,35 @@ def _columns(states: Iterable[State], state: State, changes: Changes) -> list[Co
     return columns
 
 
-def _place(columns: list[Column], boxes: Iterable[tuple[int, int]]) -> None:
+def _collapse(columns: list[Column], keep: tuple[tuple[int, int], ...]) -> list[Column]:
+    """Each stretch of columns outside every `keep` range becomes one "same" column."""
+    out: list[Column] = []
+    for c in columns:
+        end = c.start + (c.pages << PAGE_SHIFT)
+        if any(lo < end and c.start < hi for lo, hi in keep):
+            out.append(c)
+        elif out and out[-1].kind == "same":
+            out[-1].pages += c.pages
+        else:
+            out.append(Column(kind="same", start=c.start, pages=c.pages, x=0, width=SAME_W))
+    return out
+
+
+def _drawn(columns: list[Column], lo: int, hi: int) -> list[Column]:
+    """The columns of addresses [lo, hi) that draw what is there (not a "same" one)."""
+    return [c for c in columns if lo <= c.start < hi and c.kind != "same"]
+
+
+def _place(columns: list[Column], boxes: Iterable[tuple[int, int]], geo: Geometry) -> None:
     """x of every column; widen the columns of a VMA too narrow for its label."""
     for lo, hi in boxes:
-        inside = [c for c in columns if lo <= c.start < hi]
+        inside = _drawn(columns, lo, hi)
         have = sum(c.width for c in inside)
-        if inside and have < VMA_MIN_W:
-            extra = (VMA_MIN_W - have) / len(inside)
+        if inside and have < geo.vma_min_w:
+            extra = (geo.vma_min_w - have) / len(inside)
             for c in inside:
                 c.width += extra
-    x = float(LEFT)
+    x = float(geo.left)
     for c in columns:
         c.x = round(x, 1)
         c.width = round(c.width, 1)
@@ -372,7 +482,7 @@ def _place(columns: list[Column], boxes: Iterable[tuple[int, int]]) -> None:
 
 def _span(columns: list[Column], lo: int, hi: int) -> tuple[float, float] | None:
     """x and width of the columns within addresses [lo, hi)."""
-    inside = [c for c in columns if lo <= c.start < hi]
+    inside = _drawn(columns, lo, hi)
     if not inside:
         return None
     return inside[0].x, inside[-1].x + inside[-1].width - inside[0].x
@@ -381,7 +491,9 @@ def _span(columns: list[Column], lo: int, hi: int) -> tuple[float, float] | None
 # --- one process ---------------------------------------------------------------------
 
 
-def _vma_box(v: VMA, x: float, width: float, colour: int, change: Change) -> VmaBox:
+def _vma_box(
+    v: VMA, x: float, width: float, colour: int, change: Change, focus: Focus | None
+) -> VmaBox:
     flags = flag_names(v.vm_flags)
     perms = vma_perms(v)
     extra = [
@@ -389,22 +501,42 @@ def _vma_box(v: VMA, x: float, width: float, colour: int, change: Change) -> Vma
         for f in flags
         if f not in {"read", "write", "exec", "mayread", "maywrite", "mayexec", "mayshare"}
     ]
-    mark = {"created": " +new", "changed": " ~changed", "": ""}[change]
-    lines = [
-        f"vma#{v.id} {perms}{mark}",
-        f"start {v.vm_start:#x}",
-        f"pgoff {v.vm_pgoff:#x}",
-        f"anon_vma #{v.anon_vma}" if v.anon_vma is not None else "no anon_vma",
-    ]
-    if extra:
-        lines.append(" ".join(extra))
+    differs = focus is not None and v.id in focus.vmas
+    if focus is None:
+        mark = {"created": " +new", "changed": " ~changed", "": ""}[change]
+        lines = [
+            f"vma#{v.id} {perms}{mark}",
+            f"start {v.vm_start:#x}",
+            f"pgoff {v.vm_pgoff:#x}",
+            f"anon_vma #{v.anon_vma}" if v.anon_vma is not None else "no anon_vma",
+        ]
+        if extra:
+            lines.append(" ".join(extra))
+    else:
+        # what the step created or changed shows in the bar's outline alone
+        lines = [
+            f"vma#{v.id} {perms}" + (" ≠" if differs else ""),
+            f"{v.vm_start:x}",
+            f"pg {v.vm_pgoff:x}",
+            f"av#{v.anon_vma}" if v.anon_vma is not None else "no anon_vma",
+        ]
     title = (
         f"vma#{v.id}: {v.vm_start:#x}-{v.vm_end:#x}, {v.pages} pages, vm_pgoff {v.vm_pgoff:#x},"
         f" {perms} [{' '.join(flags)}], anon_vma {('#' + str(v.anon_vma)) if v.anon_vma is not None else 'none'},"
         f" chained to {', '.join(f'anon_vma#{a}' for a in v.avc) or 'nothing'}"
         + (f"; {change} by this step" if change else "")
+        + ("; not so in the first run compared" if differs else "")
     )
-    return VmaBox(id=v.id, x=x, width=width, lines=lines, title=title, colour=colour, change=change)
+    return VmaBox(
+        id=v.id,
+        x=x,
+        width=width,
+        lines=lines,
+        title=title,
+        colour=colour,
+        change=change,
+        differs=differs,
+    )
 
 
 def _lane(
@@ -416,6 +548,7 @@ def _lane(
     changes: Changes,
     colours: dict[int, int],
     locked: set[tuple[ObjRef, ...]],
+    focus: Focus | None,
 ) -> LanePicture:
     mm = state.processes[name]
     vmas = state.mm_vmas(name)
@@ -424,7 +557,8 @@ def _lane(
         span = _span(columns, v.vm_start, v.vm_end)
         if span is not None:
             colour = -1 if v.anon_vma is None else colours.get(v.anon_vma, 0)
-            boxes.append(_vma_box(v, span[0], span[1], colour, changes.of(ObjRef("vma", v.id))))
+            change = changes.of(ObjRef("vma", v.id))
+            boxes.append(_vma_box(v, span[0], span[1], colour, change, focus))
     freed = []
     if before is not None and name in before.processes:
         for v in before.mm_vmas(name):
@@ -434,7 +568,7 @@ def _lane(
     notes: list[Note] = []
     more = 0
     for i, col in enumerate(columns):
-        if col.kind == "gap":
+        if col.kind in ("gap", "same"):
             continue
         vpn = col.start >> PAGE_SHIFT
         vma = _vma_at(vmas, vpn)
@@ -491,6 +625,11 @@ def _lane(
                 cell.title += ". rmap finds it"
         elif kind == "swap":
             cell.title += " (the folio is not in memory)"
+        if focus is not None:
+            end = col.start + (col.pages << PAGE_SHIFT)
+            cell.differs = any(p == name and col.start <= a < end for p, a in focus.pages)
+            if cell.differs:
+                cell.title += "; not so in the first run compared"
         cells.append(cell)
     return LanePicture(
         process=name,
@@ -500,47 +639,52 @@ def _lane(
         freed=freed,
         vmas=boxes,
         cells=cells,
-        folios=_folio_blocks(cells, columns),
+        folios=_folio_blocks(cells),
         notes=notes,
         more_notes=more,
     )
 
 
-def _folio_blocks(cells: list[Cell], columns: list[Column]) -> list[FolioBlock]:
+def _folio_blocks(cells: list[Cell]) -> list[FolioBlock]:
     """Consecutive columns of one folio are one block (a large folio spans them)."""
     blocks: list[FolioBlock] = []
+    seen: dict[int, int] = {}
     last: Cell | None = None
     for cell in cells:
         if cell.folio is None:
             last = None
             continue
         b = blocks[-1] if blocks else None
-        if (
-            b is not None
-            and last is not None
-            and last.folio == cell.folio
-            and cell.column == last.column + 1
-        ):
-            b.width = round(cell.x + cell.width - b.x, 1)
-        else:
+        if b is None or last is None or last.folio != cell.folio or cell.column != last.column + 1:
             order = f" order {cell.order}" if cell.order else ""
-            blocks.append(
-                FolioBlock(
-                    id=cell.folio,
-                    order=cell.order,
-                    x=cell.x,
-                    width=cell.width,
-                    colour=cell.colour,
-                    change=cell.change,
-                    label=f"folio#{cell.folio}{order}",
-                )
+            n = seen[cell.folio] = seen.get(cell.folio, 0) + 1
+            b = FolioBlock(
+                id=cell.folio,
+                key=f"f{cell.folio}" + (f"-{n}" if n > 1 else ""),
+                order=cell.order,
+                x=cell.x,
+                width=cell.width,
+                colour=cell.colour,
+                change=cell.change,
+                label=f"folio#{cell.folio}{order}",
+                pages=[],
             )
+            blocks.append(b)
+        b.width = round(cell.x + cell.width - b.x, 1)
+        b.pages.append(
+            FolioPage(
+                dx=round(cell.x + cell.width / 2 - b.x, 1),
+                index=cell.index,
+                broken=cell.broken,
+                run=cell.run,
+            )
+        )
         last = cell
     return blocks
 
 
-def _lane_height(lane: LanePicture) -> float:
-    notes = len(lane.notes) + (1 if lane.more_notes else 0)
+def _lane_height(lane: LanePicture, geo: Geometry) -> float:
+    notes = len(lane.notes) + (1 if lane.more_notes else 0) if geo.notes else 0
     return lane.notes_y - lane.y + notes * NOTE_H + LANE_GAP
 
 
@@ -559,9 +703,12 @@ def _tree(
     y: float,
     changes: Changes,
     colours: dict[int, int],
+    geo: Geometry,
 ) -> tuple[list[Footprint], list[TreeNode], list[TreeEdge], float, float]:
     """Footprints of the VMAs, anon_vmas by depth under the VMAs they serve, the edges;
     and the tree's height and rightmost x."""
+    left, node_w, node_h = geo.left, geo.node_w, geo.node_h
+    node_row = node_h + NODE_ROW_GAP
     footprints: list[Footprint] = []
     fy = y
     for name in processes_by_pid(state):
@@ -583,16 +730,26 @@ def _tree(
             at_vma[v].x + at_vma[v].width / 2 for v in at_vma if state.vmas[v].anon_vma == av.id
         ]
         users = users or [at_vma[v].x + at_vma[v].width / 2 for v in av.chains if v in at_vma]
-        want = sum(users) / len(users) - NODE_W / 2 if users else LEFT
+        want = sum(users) / len(users) - node_w / 2 if users else left
         change = changes.of(ObjRef("anon_vma", av.id))
-        mark = {"created": " +new", "changed": " ~", "": ""}[change]
+        root = " root" if av.root == av.id else ""
+        if geo.notes:
+            mark = {"created": " +new", "changed": " ~", "": ""}[change]
+            lines = [
+                f"anon_vma#{av.id}{root}{mark}",
+                f"ref {av.refcount} kids {av.num_children} act {av.num_active_vmas}",
+            ]
+        else:
+            mark = {"created": " +", "changed": " ~", "": ""}[change]
+            lines = [
+                f"av#{av.id}{root}{mark}",
+                f"ref {av.refcount} kids {av.num_children}",
+                f"active {av.num_active_vmas}",
+            ]
         node = TreeNode(
             id=av.id,
             root=av.root == av.id,
-            lines=[
-                f"anon_vma#{av.id}{' root' if av.root == av.id else ''}{mark}",
-                f"ref {av.refcount} kids {av.num_children} act {av.num_active_vmas}",
-            ],
+            lines=lines,
             title=(
                 f"anon_vma#{av.id}: root anon_vma#{av.root}, parent anon_vma#{av.parent},"
                 f" refcount {av.refcount}, num_children {av.num_children},"
@@ -603,10 +760,10 @@ def _tree(
             colour=colours.get(av.id, 0),
             change=change,
             x=0,
-            y=top + depth[av.id] * NODE_ROW,
+            y=top + depth[av.id] * node_row,
         )
-        want += depth[av.id] * (NODE_W / 2 + 12)  # a child beside its parent: chains pass clear
-        rows.setdefault(depth[av.id], []).append((max(float(LEFT), want), node))
+        want += depth[av.id] * (node_w / 2 + 12)  # a child beside its parent: chains pass clear
+        rows.setdefault(depth[av.id], []).append((max(float(left), want), node))
     last_row = max(rows, default=-1) + 1
     for av in freed:
         node = TreeNode(
@@ -617,18 +774,18 @@ def _tree(
             colour=-1,
             change="freed",
             x=0,
-            y=top + last_row * NODE_ROW,
+            y=top + last_row * node_row,
         )
-        rows.setdefault(last_row, []).append((float(LEFT), node))
+        rows.setdefault(last_row, []).append((float(left), node))
     nodes: list[TreeNode] = []
     right = 0.0
     for row in rows.values():
-        x = float(LEFT)
+        x = float(left)
         for want, node in sorted(row, key=lambda p: (p[0], p[1].id)):
             x = max(x, want)
             node.x = round(x, 1)
             nodes.append(node)
-            x += NODE_W + 10
+            x += node_w + 10
         right = max(right, x)
     at_node = {n.id: n for n in nodes if n.change != "freed"}
     chains = [
@@ -648,23 +805,25 @@ def _tree(
             edges.append(
                 TreeEdge(
                     kind="parent",
+                    key=f"parent-{n.id}-{p.id}",
                     label=f"anon_vma#{n.id}'s parent is anon_vma#{p.id}",
-                    path=_curve(p.x + NODE_W / 2, p.y + NODE_H, n.x + NODE_W / 4, n.y),
+                    path=_curve(p.x + node_w / 2, p.y + node_h, n.x + node_w / 4, n.y),
                 )
             )
     for n, vid in chains:
         f = at_vma[vid]
         out, into = starts[n.id], ends[vid]
-        x1 = n.x + NODE_W * (out.index(vid) + 1) / (len(out) + 1)
+        x1 = n.x + node_w * (out.index(vid) + 1) / (len(out) + 1)
         x2 = f.x + f.width * (into.index(n.id) + 1) / (len(into) + 1)
         edges.append(
             TreeEdge(
                 kind="chain",
+                key=f"chain-{n.id}-{vid}",
                 label=f"anon_vma_chain: anon_vma#{n.id} to vma#{vid}",
                 path=_curve(x1, n.y, x2, f.y + FOOT_H - 4),
             )
         )
-    height = top - y + last_row * NODE_ROW + (NODE_ROW if freed else 0) + 10
+    height = top - y + last_row * node_row + (node_row if freed else 0) + 10
     return footprints, nodes, edges, height, right
 
 
@@ -694,32 +853,43 @@ def _summary(lanes: list[LanePicture], nodes: list[TreeNode], hidden: int) -> st
 
 
 def picture(
-    state: State, changes: Changes, before: State | None = None, held: tuple[Lock, ...] = ()
+    state: State,
+    changes: Changes,
+    before: State | None = None,
+    held: tuple[Lock, ...] = (),
+    focus: Focus | None = None,
 ) -> Picture:
     """The picture of `state`; `before` (the state the step started from) adds
     its VMA boundaries and the ghosts of what the step freed; `held` are the
-    locks held, for "behind a write lock"."""
+    locks held, for "behind a write lock". With a `focus` (the compare view),
+    the compact picture of what differs between the runs compared."""
+    geo = FULL if focus is None else COMPACT
     states = [state] + ([before] if before is not None else [])
-    columns = _columns(states, state, changes)
+    columns = _columns(states, state, changes, geo)
+    if focus is not None and focus.keep:
+        columns = _collapse(columns, focus.keep)
     hidden = max(0, len(columns) - MAX_COLUMNS)
     columns = columns[:MAX_COLUMNS]
-    _place(columns, ((v.vm_start, v.vm_end) for st in states for v in st.vmas.values()))
+    _place(columns, ((v.vm_start, v.vm_end) for st in states for v in st.vmas.values()), geo)
     colours = anon_vma_colours(state)
     locked = {v.objects for v in check(state, held) if v.kind == "rmap" and v.locked}
     lanes = []
     y = 8.0
     for name in processes_by_pid(state):
-        lane = _lane(state, before, name, y, columns, changes, colours, locked)
+        lane = _lane(state, before, name, y, columns, changes, colours, locked, focus)
         lanes.append(lane)
-        y += _lane_height(lane)
+        y += _lane_height(lane, geo)
     footprints, nodes, edges, tree_h, right = _tree(
-        state, before, columns, y + 18, changes, colours
+        state, before, columns, y + 18, changes, colours, geo
     )
-    columns_right = columns[-1].x + columns[-1].width if columns else LEFT
-    width = max(MIN_WIDTH, columns_right + 8, right)
+    columns_right = columns[-1].x + columns[-1].width if columns else geo.left
+    width = max(geo.min_width, columns_right + 8, right)
     return Picture(
         width=round(width),
         height=round(y + 18 + tree_h),
+        node_w=geo.node_w,
+        node_h=geo.node_h,
+        notes_beside=geo.notes,
         columns=columns,
         lanes=lanes,
         tree_y=y,

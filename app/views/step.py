@@ -100,7 +100,15 @@ def statement_view(run: Run, index: int) -> StatementView:
 
 
 def counts(state: State) -> Counts:
-    return Counts(**metadata(state).as_dict())
+    m = metadata(state, walks=False)
+    return Counts(
+        processes=m.processes,
+        vmas=m.vmas,
+        anon_vmas=m.anon_vmas,
+        anon_vma_chains=m.anon_vma_chains,
+        folios=m.folios,
+        bytes=m.bytes,
+    )
 
 
 def violations(state: State, locks: tuple[Lock, ...] = ()) -> list[ViolationView]:

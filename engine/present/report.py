@@ -42,7 +42,11 @@ def run_json(
     With `pages`, raises LimitExceeded("max_page_records") before building
     a document that would describe more pages than the limit allows.
     """
-    return {"steps": list(statement_records(run, detail, pages, limits)), **_error(run)}
+    return {
+        "rmap_model": run.rmap_model,
+        "steps": list(statement_records(run, detail, pages, limits)),
+        **_error(run),
+    }
 
 
 def verdict_json(run: Run) -> dict[str, object]:
@@ -64,7 +68,8 @@ def suite_json(suite: Suite, detail: bool = True, pages: bool = False) -> dict[s
         for r in suite.runs
     ]
     notes = [{"line": n.line, "col": n.col, "text": n.text} for n in suite.harness.notes]
-    return {"tests": tests, "notes": notes}
+    model = suite.runs[0].rmap_model if suite.runs else "anon_vma"
+    return {"rmap_model": model, "tests": tests, "notes": notes}
 
 
 def write_json(run: Run, out: TextIO, detail: bool = True, pages: bool = False) -> None:
@@ -73,7 +78,7 @@ def write_json(run: Run, out: TextIO, detail: bool = True, pages: bool = False) 
     max_page_records raises LimitExceeded before anything is written."""
     records = statement_records(run, detail, pages)
     first = next(records, None)
-    out.write('{"steps": [')
+    out.write('{"rmap_model": ' + json.dumps(run.rmap_model) + ', "steps": [')
     if first is not None:
         out.write(json.dumps(first))
     for entry in records:
@@ -190,7 +195,12 @@ def step_json(step: Step, detail: bool = True) -> dict[str, object]:
         "changed": refs(step.changed),
         "freed": refs(step.freed),
         "events": [
-            {"function": e.function, "decision": e.decision, "values": event_values(e)}
+            {
+                "function": e.function,
+                "decision": e.decision,
+                "values": event_values(e),
+                "unfinished": None if e.unfinished is None else e.unfinished._asdict(),
+            }
             for e in step.events
         ],
         "warnings": list(step.warnings),

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from engine.accounting import metadata
 from engine.invariants import lock_order
+from engine.mm_types import State
 from engine.present.picture import render_state
 from engine.present.text import fit
 from engine.present.trace import event_values
 from engine.sim.simulation import Run, StatementRun
-from engine.sim.trace import Event
+from engine.sim.trace import Event, Unfinished
 
 
 def render_statement(run: Run, i: int, inner: bool = False) -> str:
@@ -60,7 +62,46 @@ def step_lines(
         lines.append(f"    why: {event.function}: {event.decision}")
         if shown:
             lines[-1] += f" ({shown})"
+        if event.unfinished is not None:
+            lines += unfinished_lines(event.unfinished)
     lines += [f"    WARNING: {w}" for w in warnings]
+    return lines
+
+
+def unfinished_lines(where: Unfinished) -> list[str]:
+    """Where the proposal is unfinished: the place, its own comment, and
+    what the model does there."""
+    comment = f'"{where.comment}"' if where.comment else "(no comment there)"
+    return [
+        f"    UNFINISHED IN THE PROPOSAL: {where.where}: {comment}",
+        f"      modelled: {where.modelled}",
+    ]
+
+
+def metadata_lines(state: State, sizes: bool = True) -> list[str]:
+    """What the state holds under its rmap model, its kernel memory (with
+    where the sizes come from, if `sizes`), and what a walk of each folio
+    visits."""
+    m = metadata(state)
+    if m.rmap_model == "cow_context":
+        objects = (
+            f"{m.cow_contexts} cow_contexts ({m.exited_cow_contexts} exited),"
+            f" {m.remap_entries} remap entries ({m.remap_offsets} offsets,"
+            f" {m.stale_remap_offsets} stale, {m.remap_arrays} arrays),"
+            f" {m.maple_nodes} maple nodes"
+        )
+    else:
+        objects = f"{m.anon_vmas} anon_vmas, {m.anon_vma_chains} anon_vma_chains"
+    lines = [f"metadata ({m.rmap_model}): {m.vmas} VMAs, {objects}: {m.bytes} bytes"]
+    if sizes:
+        lines.append(f"  sizes: {m.sizes_source}")
+    if m.walks is None:
+        lines.append("  rmap walks: not counted (more folios than MAX_WALKED_FOLIOS)")
+    for cost, folios in m.walks or ():
+        lines.append(
+            f"  rmap walk of {folios} folio(s): {cost.vmas} VMAs, {cost.offsets} offsets,"
+            f" {cost.rmap_objects} {'cow_contexts' if m.rmap_model == 'cow_context' else 'anon_vmas'}"
+        )
     return lines
 
 

@@ -48,9 +48,11 @@ def letter_names(state: State, process: str) -> dict[int, str]:
 LEGEND_HEADER = ("", "vma", "start-end", "pages", "prot", "vm_pgoff", "anon_vma", "avc")
 
 
-def vma_table(vmas: list[VMA], names: dict[int, str]) -> list[str]:
+def vma_table(vmas: list[VMA], names: dict[int, str], dummy: bool = False) -> list[str]:
     """A table, one row per VMA: its letter, id, range, size, rwxp, vm_pgoff,
-    its anon_vma and how many anon_vma_chains it has; unusual flags below."""
+    its anon_vma and how many anon_vma_chains it has; unusual flags below.
+    With `dummy` (the cow_context model) a faulted VMA's anon_vma is the
+    branch's DUMMY_ANON_VMA flag, shown so."""
     rows = [list(LEGEND_HEADER)]
     for vma in vmas:
         rows.append(
@@ -61,7 +63,7 @@ def vma_table(vmas: list[VMA], names: dict[int, str]) -> list[str]:
                 str(vma.pages),
                 vma_perms(vma),
                 f"{vma.vm_pgoff:x}",
-                "-" if vma.anon_vma is None else f"#{vma.anon_vma}",
+                "-" if vma.anon_vma is None else "DUMMY" if dummy else f"#{vma.anon_vma}",
                 str(len(vma.avc)),
             ]
         )
@@ -88,7 +90,10 @@ ANON_VMA_HEADER = ("anon_vma", "root", "parent", "refcount", "num_children", "nu
 
 def anon_vma_table(state: State, processes: list[str] | None) -> list[str]:
     """The anon_vmas the shown processes reach (all when None), with the VMAs
-    chained to each named by letter (process:letter when several exist)."""
+    chained to each named by letter (process:letter when several exist);
+    under the cow_context rmap model, the COW contexts instead."""
+    if state.rmap_model == "cow_context":
+        return cow_context_table(state)
     letters: dict[int, str] = {}
     several = len(state.processes) > 1
     for name in state.process_names():
@@ -128,6 +133,42 @@ def anon_vma_table(state: State, processes: list[str] | None) -> list[str]:
         else:  # the chains on their own lines, under the row
             out += [line, *fit(["      chains: " + chained])]
     return out + freed
+
+
+COW_CONTEXT_HEADER = ("cow_context", "mm", "parent", "refcnt", "children")
+
+
+def cow_context_table(state: State) -> list[str]:
+    """Every COW context (engine.cow_context): its mm (exited: -), parent,
+    refcount and children, and under it its remap entries as pgoff ranges
+    and the offsets recorded there."""
+    if not state.cow_contexts:
+        return []
+    rows = [list(COW_CONTEXT_HEADER)]
+    remaps: list[list[str]] = []
+    for ctx in sorted(state.cow_contexts.values(), key=lambda c: c.id):
+        rows.append(
+            [
+                f"#{ctx.id}",
+                ctx.mm or "- (exited)",
+                "-" if ctx.parent is None else f"#{ctx.parent}",
+                str(ctx.refcnt),
+                " ".join(f"#{c}" for c in ctx.children) or "-",
+            ]
+        )
+        remaps.append(
+            [
+                f"      remap {r.first:x}-{r.last:x}: offsets {', '.join(map(str, r.offsets))}"
+                + (f" (array, cap {r.cap})" if r.cap else "")
+                for r in ctx.remaps
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COW_CONTEXT_HEADER))]
+    out = []
+    for row, entries in zip(rows, [[], *remaps], strict=True):
+        out.append(" " + " ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        out += entries
+    return out
 
 
 def _reached(state: State, processes: list[str]) -> set[int]:

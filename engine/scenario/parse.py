@@ -29,7 +29,8 @@ from engine.scenario.limits import (
 # engine-only calls model events a C program cannot cause on demand:
 # gup_fast_pin(addr, when) lands a concurrent GUP-fast pin during the next
 # operation; swapout(addr, len) and migrate_entry(addr, len) put pages into
-# swap or migration entries.
+# swap or migration entries. exit(status) ends the process that calls it:
+# its mm goes (exit_mmap), and later calls from it are ESRCH.
 CALLS: dict[str, tuple[int, ...]] = {
     "mmap": (6,),
     "munmap": (2,),
@@ -43,6 +44,7 @@ CALLS: dict[str, tuple[int, ...]] = {
     "gup_fast_pin": (2,),
     "swapout": (2,),
     "migrate_entry": (2,),
+    "exit": (1,),
 }
 
 MAIN = "main"

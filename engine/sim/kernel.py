@@ -12,12 +12,13 @@ from dataclasses import dataclass, replace
 
 from immutables import Map
 
-from engine.mm_types import MM, VMA, AnonVMA, Folio, ShmemObject, State
+from engine import cow_context
+from engine.mm_types import MM, VMA, AnonVMA, CowContext, Folio, RmapModel, ShmemObject, State
 from engine.pagetable import PageTable, PageTableEditor
 from engine.sim.limits import LimitExceeded, Limits
 from engine.sim.policy import POSTED, Policy
 from engine.sim.profile import DEFAULT, MachineProfile
-from engine.sim.trace import Event, Lock, ObjRef, Rule, Step
+from engine.sim.trace import Event, Lock, ObjRef, Rule, Step, Unfinished
 
 
 class Held:
@@ -82,7 +83,8 @@ class Kernel:
 
     `policy` selects how the RELOCATE_ANON walk behaves where the posted
     code and its review differ (engine.sim.policy); `profile` the host
-    settings the modelled kernel runs with (engine.sim.profile).
+    settings the modelled kernel runs with (engine.sim.profile);
+    `rmap_model` the reverse map it keeps (engine.mm_types.RmapModel).
     """
 
     def __init__(
@@ -90,12 +92,13 @@ class Kernel:
         limits: Limits | None = None,
         policy: Policy = POSTED,
         profile: MachineProfile = DEFAULT,
+        rmap_model: RmapModel = "anon_vma",
     ) -> None:
         self.limits = limits or Limits()
         self.profile = profile
         self.policy = policy
         self.gup_race: GupRace | None = None
-        self.state = State(processes=Map({"main": MM("main", 1)}))
+        self.state = State(processes=Map({"main": MM("main", 1)}), rmap_model=rmap_model)
         self.steps: list[Step] = []
         self.statement = -1
         self._locks: list[Lock] = []
@@ -108,6 +111,8 @@ class Kernel:
         self._events: list[Event] = []
         self._warnings: list[str] = []
         self._last = self.state
+        if rmap_model == "cow_context":
+            cow_context.mm_init_cow_context(self, "main")
 
     # --- object access ---------------------------------------------------
 
@@ -170,12 +175,16 @@ class Kernel:
         self.state = self.state._replace(anon_vmas=self.state.anon_vmas.delete(ident))
 
     def put_folio(self, folio: Folio) -> Folio:
+        if self.state.rmap_model == "cow_context":
+            cow_context.folio_references(self, [folio])
         self._touch(ObjRef("folio", folio.id), folio.id in self._last.folios)
         self.state = self.state._replace(folios=self.state.folios.set(folio.id, folio))
         return folio
 
     def put_folios(self, folios: list[Folio]) -> None:
         """Store many folios at once (a fault over a large range)."""
+        if self.state.rmap_model == "cow_context":
+            cow_context.folio_references(self, folios)
         with self.state.folios.mutate() as new:
             for folio in folios:
                 self._touch(ObjRef("folio", folio.id), folio.id in self._last.folios)
@@ -183,8 +192,22 @@ class Kernel:
             self.state = self.state._replace(folios=new.finish())
 
     def free_folio(self, ident: int) -> None:
+        if self.state.rmap_model == "cow_context":
+            cow_context.folio_references(self, [], freed=ident)
         self._free(ObjRef("folio", ident))
         self.state = self.state._replace(folios=self.state.folios.delete(ident))
+
+    def cow_context(self, ident: int) -> CowContext:
+        return self.state.cow_contexts[ident]
+
+    def put_cow_context(self, ctx: CowContext) -> CowContext:
+        self._touch(ObjRef("cow_context", ctx.id), ctx.id in self._last.cow_contexts)
+        self.state = self.state._replace(cow_contexts=self.state.cow_contexts.set(ctx.id, ctx))
+        return ctx
+
+    def free_cow_context(self, ident: int) -> None:
+        self._free(ObjRef("cow_context", ident))
+        self.state = self.state._replace(cow_contexts=self.state.cow_contexts.delete(ident))
 
     def put_shmem(self, obj: ShmemObject) -> None:
         self.state = self.state._replace(shmem=self.state.shmem.set(obj.id, obj))
@@ -192,6 +215,11 @@ class Kernel:
     def put_mm(self, mm: MM) -> MM:
         self.state = self.state._replace(processes=self.state.processes.set(mm.name, mm))
         return mm
+
+    def drop_mm(self, name: str) -> None:
+        """The mm is gone (its process exited): out of the live processes."""
+        self._editors.pop(name, None)
+        self.state = self.state._replace(processes=self.state.processes.delete(name))
 
     def link_vma(self, vma: VMA) -> VMA:
         """vma_link(): store a new VMA and insert it in its mm's tree."""
@@ -268,6 +296,11 @@ class Kernel:
         and the object it judged, if any, and the values it compared."""
         shown = tuple((k, _show(v)) for k, v in values.items())
         self._events.append(Event(function, decision, shown, rule, candidate))
+
+    def unfinished(self, function: str, decision: str, where: Unfinished) -> None:
+        """Record a decision taken where the proposal being modelled is
+        unfinished (a TODO in its branch), marked with it."""
+        self._events.append(Event(function, decision, unfinished=where))
 
     def warn(self, text: str) -> None:
         """Record a warning for the step being built (shown in red), once."""

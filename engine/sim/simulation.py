@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
 from engine import fork, gup, madvise, mmap, mprotect, mremap
+from engine.cow_context import PROPOSAL
 from engine.memory import access_allowed, fault_anon_range, handle_mm_fault
 from engine.mm_constants import PAGE_SHIFT, PAGE_SIZE
-from engine.mm_types import Folio, State
+from engine.mm_types import RMAP_MODELS, Folio, RmapModel, State
 from engine.pagetable import PRESENT, ZERO_PAGE
 from engine.procfs import all_pages, page_tables, proc_maps, resident_pages
 from engine.scenario import ast
@@ -80,10 +81,19 @@ SYSCALLS: dict[str, Syscall] = {
 
 
 class Simulation:
-    """A Backend whose kernel is the model: every call becomes inner steps."""
+    """A Backend whose kernel is the model: every call becomes inner steps.
 
-    def __init__(self, limits: Limits | None = None, policy: str = "posted") -> None:
-        self.kernel = Kernel(limits, POLICIES[policy])
+    `rmap_model` is the reverse map the kernel keeps: "anon_vma" (Linux
+    6.18) or "cow_context" (the proposal: engine.cow_context).
+    """
+
+    def __init__(
+        self,
+        limits: Limits | None = None,
+        policy: str = "posted",
+        rmap_model: RmapModel = "anon_vma",
+    ) -> None:
+        self.kernel = Kernel(limits, POLICIES[policy], rmap_model=rmap_model)
 
     def _begin(self, summary: str) -> None:
         k = self.kernel
@@ -93,8 +103,14 @@ class Simulation:
     def syscall(self, process: str, name: str, args: list[int]) -> CallResult:
         k = self.kernel
         self._begin(f"{process}: {name}()")
+        if process not in k.state.processes:
+            return self._exited(process)
         if name == "memset":
             return self._memset(process, args[0], args[1], args[2])
+        if name == "exit":
+            mmap.exit_mmap(k, process)
+            k.step("kernel/exit.c:do_exit", f"{process} exits")
+            return CallResult("ok", None)
         call = SYSCALLS[name]
         try:
             with k.lock(Lock.mmap(process, "write")):
@@ -109,6 +125,8 @@ class Simulation:
     def fork(self, parent: str, child: str) -> CallResult:
         k = self.kernel
         self._begin(f"{parent}: fork() -> {child}")
+        if parent not in k.state.processes:
+            return self._exited(parent)
         if len(k.state.processes) >= k.limits.max_processes:
             raise LimitExceeded("max_processes", k.limits.max_processes, len(k.state.processes) + 1)
         pid = fork.dup_mmap(k, parent, child)
@@ -116,11 +134,23 @@ class Simulation:
 
     def store(self, process: str, addr: int, value: int) -> CallResult:
         self._begin(f"{process}: store at {addr:#x}")
+        if process not in self.kernel.state.processes:
+            return self._exited(process)
         return self._fault(process, addr, addr + 1, write=True, value=value)
 
     def load(self, process: str, addr: int) -> CallResult:
         self._begin(f"{process}: load at {addr:#x}")
+        if process not in self.kernel.state.processes:
+            return self._exited(process)
         return self._fault(process, addr, addr + 1, write=False)
+
+    def _exited(self, process: str) -> CallResult:
+        """A statement of a process that called exit(): it runs no more (ours:
+        ESRCH, as kill() would answer for it)."""
+        k = self.kernel
+        k.event("(statement)", f"{process} has exited: it makes no more calls")
+        k.step("(statement)", f"{process} has exited")
+        return CallResult("ESRCH", None)
 
     def _memset(self, process: str, addr: int, value: int, length: int) -> CallResult:
         if not length:
@@ -310,6 +340,7 @@ class Run:
     error: str | None = None
     test: str | None = None
     verdict: Verdict | None = None
+    rmap_model: RmapModel = "anon_vma"
 
     def state_at(self, step: int) -> State:
         """The snapshot after inner step `step`."""
@@ -340,7 +371,11 @@ class Run:
         st = self.statements[i]
         if st.first < st.last:
             return self.steps[st.first].state, self.steps[st.last - 1].state
-        before = self.steps[st.first - 1].state if st.first > 0 else Kernel().state
+        before = (
+            self.steps[st.first - 1].state
+            if st.first > 0
+            else Kernel(rmap_model=self.rmap_model).state
+        )
         return before, before
 
     def shown(self, step: int, view: View = "step") -> Shown:
@@ -376,11 +411,14 @@ class Run:
 
 
 def run_scenario(
-    scenario: ast.Scenario, limits: Limits | None = None, policy: str = "posted"
+    scenario: ast.Scenario,
+    limits: Limits | None = None,
+    policy: str = "posted",
+    rmap_model: RmapModel = "anon_vma",
 ) -> Run:
     """Run a parsed scenario on the model, keeping every inner step."""
-    sim = Simulation(limits, policy)
-    result = Run(scenario, steps=sim.kernel.steps)
+    sim = Simulation(limits, policy, rmap_model)
+    result = Run(scenario, steps=sim.kernel.steps, rmap_model=rmap_model)
     _record(sim, run(scenario, sim), result)
     return result
 
@@ -390,11 +428,14 @@ def run_test(
     test: ast.HarnessTest,
     limits: Limits | None = None,
     policy: str = "posted",
+    rmap_model: RmapModel = "anon_vma",
 ) -> Run:
     """Run one test of a harness file on a fresh model, as the harness forks one per test."""
-    sim = Simulation(limits, policy)
+    sim = Simulation(limits, policy, rmap_model)
     machine = TestMachine(harness, test, sim)
-    result = Run(ast.Scenario((), ("main",)), steps=sim.kernel.steps, test=test.name)
+    result = Run(
+        ast.Scenario((), ("main",)), steps=sim.kernel.steps, test=test.name, rmap_model=rmap_model
+    )
     _record(sim, machine.run(), result)
     result.scenario = ast.Scenario(
         tuple(s.outcome.statement for s in result.statements), tuple(machine.processes)
@@ -421,10 +462,15 @@ class Suite:
 
 
 def run_harness(
-    harness: ast.HarnessFile, limits: Limits | None = None, policy: str = "posted"
+    harness: ast.HarnessFile,
+    limits: Limits | None = None,
+    policy: str = "posted",
+    rmap_model: RmapModel = "anon_vma",
 ) -> Suite:
     """Run every test of a harness file, as the kselftest harness does."""
-    return Suite(harness, [run_test(harness, test, limits, policy) for test in harness.tests])
+    return Suite(
+        harness, [run_test(harness, test, limits, policy, rmap_model) for test in harness.tests]
+    )
 
 
 def _record(sim: Simulation, outcomes: Iterator[StepOutcome], result: Run) -> None:
@@ -477,19 +523,50 @@ def policy_of(source: str) -> str:
     return match.group(1) if match and match.group(1) in POLICIES else "posted"
 
 
-def run_source(source: str, limits: Limits | None = None, policy: str | None = None) -> Run:
+_RMAP = re.compile(r"^\s*//\s*@rmap\s+(\w+)", re.MULTILINE)
+
+
+def rmap_model_of(source: str) -> RmapModel:
+    """The rmap model a scenario asks for with `// @rmap NAME` (anon_vma or
+    cow_context), else "anon_vma"."""
+    match = _RMAP.search(source)
+    for model in RMAP_MODELS:
+        if match and match.group(1) == model:
+            return model
+    return "anon_vma"
+
+
+def run_source(
+    source: str,
+    limits: Limits | None = None,
+    policy: str | None = None,
+    rmap_model: RmapModel | None = None,
+) -> Run:
     """Parse and run scenario text; a parse error raises ScenarioError.
 
     The policy is `policy`, else the source's `// @policy NAME` line, else
-    "posted" (the series' code as posted).
+    "posted" (the series' code as posted); the rmap model `rmap_model`, else
+    the source's `// @rmap NAME` line, else "anon_vma".
     """
-    return run_scenario(parse(source), limits, policy or policy_of(source))
+    model = rmap_model or rmap_model_of(source)
+    return run_scenario(parse(source), limits, policy or policy_of(source), model)
 
 
-def run_text(source: str, limits: Limits | None = None, policy: str | None = None) -> Run | Suite:
+def run_text(
+    source: str,
+    limits: Limits | None = None,
+    policy: str | None = None,
+    rmap_model: RmapModel | None = None,
+) -> Run | Suite:
     """Parse and run what was pasted: a scenario's Run, or a harness file's Suite
     (engine.scenario.harness.is_harness tells them apart); a parse error raises
-    ScenarioError. The policy is chosen as for run_source()."""
+    ScenarioError. The policy and rmap model are chosen as for run_source()."""
     if is_harness(source):
-        return run_harness(parse_harness(source), limits, policy or policy_of(source))
-    return run_source(source, limits, policy)
+        model = rmap_model or rmap_model_of(source)
+        return run_harness(parse_harness(source), limits, policy or policy_of(source), model)
+    return run_source(source, limits, policy, rmap_model)
+
+
+def rmap_model_note(model: RmapModel) -> str | None:
+    """What a reader must be told of a run's rmap model: None for Linux 6.18."""
+    return None if model == "anon_vma" else f"rmap model cow_context: {PROPOSAL}"

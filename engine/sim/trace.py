@@ -16,7 +16,7 @@ from typing import Literal, NamedTuple
 
 from engine.mm_types import State
 
-ObjKind = Literal["vma", "anon_vma", "folio"]
+ObjKind = Literal["vma", "anon_vma", "folio", "cow_context"]
 
 
 class ObjRef(NamedTuple):
@@ -111,6 +111,16 @@ class Rule(NamedTuple):
     check: str = ""
 
 
+class Unfinished(NamedTuple):
+    """Where the modelled code is a proposal its author has not finished
+    (a TODO in the COW-context branch): the place, the branch's own comment
+    there (None where it has none), and what the model does instead."""
+
+    where: str
+    comment: str | None
+    modelled: str
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """One decision a kernel function took, with the values it compared.
@@ -119,7 +129,8 @@ class Event:
     `decision` a one-line sentence in the kernel's terms; `rule` the rule
     that decided and `candidate` the object it judged, when the decision is
     a verdict on one; `values` the other named values the rule compared,
-    for highlighting in the views.
+    for highlighting in the views; `unfinished` marks a decision taken
+    where the proposal being modelled is unfinished.
     """
 
     function: str
@@ -127,6 +138,7 @@ class Event:
     values: tuple[tuple[str, str], ...] = ()
     rule: Rule | None = None
     candidate: ObjRef | None = None
+    unfinished: Unfinished | None = None
 
 
 @dataclass(frozen=True, slots=True)
