@@ -266,7 +266,10 @@ def _mappings(k: Kernel, vma: VMA, folio: Folio, head_vpn: int) -> list[list[tup
 
     for i in range(folio.nr_pages):
         add(vma, i, head_vpn + i)
-    for where, _ in rmap_walk_anon(k.state, folio):
+    # Every mapping, also under cow_context (exclusive_stop=False): the
+    # branch's split path was not read, and a PTE left on the old folio
+    # would name a freed one.
+    for where, _ in rmap_walk_anon(k.state, folio, exclusive_stop=False):
         for i in range(folio.nr_pages):
             addr = where.vm_start + ((folio.index + i - where.vm_pgoff) << PAGE_SHIFT)
             if where.vm_start <= addr < where.vm_end:

@@ -333,12 +333,13 @@ def _complete_detached(k: Kernel, mm: str, old: list[VMA], floor: int, ceiling: 
 
 def exit_mmap(k: Kernel, mm: str) -> None:
     """Models mm/mmap.c:exit_mmap() and the mm's last put: zap every VMA's
-    pages, free_pgtables() (unlink_anon_vmas), remove_vma() each VMA, and
+    pages, free_pgtables() (unlink_anon_vmas; every page table, the stack's
+    and vDSO's too, goes with the mm here), remove_vma() each VMA, and
     drop the mm (under cow_context, drop_cow_context(): its context stays
     while children or folios hold it)."""
     vmas = k.state.mm_vmas(mm)
     for vma in vmas:
-        zap_page_range(k, mm, vma.vm_start, vma.vm_end)
+        zap_page_range(k, mm, vma.vm_start, vma.vm_end, reclaim_pt=False)
     for vma in vmas:
         vma = k.vma(vma.id)
         if vma.avc or vma.anon_vma is not None:
