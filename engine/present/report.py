@@ -12,7 +12,7 @@ memory, and is written one statement at a time. Without `detail`, what a
 step created, changed or freed comes as runs of ids (present.trace.ref_runs):
 then the document grows with the steps alone. With `pages`, each statement
 also carries every process's populated pages (`page_json`), bounded by
-Limits.max_page_records.
+Limits.max_page_records, and its page-table pages (`table_json`).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from engine.accounting import metadata
 from engine.invariants import Checker, lock_order
 from engine.mm_constants import PAGE_SIZE
 from engine.mm_types import FolioRun, State
-from engine.pagetable import PMD_SHIFT, PteRun
+from engine.pagetable import PMD_SHIFT, PteRun, TablePages
 from engine.present.trace import event_values, lock_summary, ref_runs
-from engine.procfs import page_record, populated_pages
+from engine.procfs import page_record, populated_pages, table_pages
 from engine.sim.backend import PageRecord
 from engine.sim.limits import LimitExceeded, Limits
 from engine.sim.simulation import Run, Suite
@@ -91,7 +91,7 @@ def write_json(run: Run, out: TextIO, detail: bool = True, pages: bool = False) 
             for k, item in enumerate(page_json(state, name)):
                 out.write((", " if k else "") + json.dumps(item))
             out.write("]")
-        out.write("}}")
+        out.write('}, "page_tables": ' + json.dumps(_page_tables(state)) + "}")
     out.write("]")
     if run.error is not None:
         out.write(', "error": ' + json.dumps(run.error))
@@ -106,6 +106,7 @@ def statement_records(
     for entry, state in _statements(run, detail, pages, limits):
         if state is not None:
             entry["pages"] = {name: list(page_json(state, name)) for name in state.process_names()}
+            entry["page_tables"] = _page_tables(state)
         yield entry
 
 
@@ -137,6 +138,17 @@ def _statements(
             state = run.steps[statement.last - 1].state
             entry["metadata"] = metadata(state).as_dict()
         yield entry, state if pages else None
+
+
+def table_json(tables: TablePages) -> dict[str, int]:
+    """A process's page-table pages by level, as VmPTE counts them: PTE
+    tables (a huge PMD's deposited one among them), PMD and PUD tables."""
+    return {"pte": len(tables.pte), "pmd": len(tables.pmd), "pud": len(tables.pud)}
+
+
+def _page_tables(state: State) -> dict[str, object]:
+    """Each process's page-table pages (table_json), for a --pages entry."""
+    return {name: table_json(tables) for name, tables in table_pages(state).items()}
 
 
 def _check_page_records(run: Run, limit: int) -> None:
