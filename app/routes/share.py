@@ -54,8 +54,8 @@ def api_share(body: SharedScenario, runs: Runs, store: ShareStore) -> ShareRespo
 
 @router.post("/share", include_in_schema=False, dependencies=[SHARE_LIMITED])
 def form_share(form: Form, runs: Runs, store: ShareStore) -> Response:
-    """The "Short link" button: a form with `s` (a token) or `source` and
-    `policy`, and `test` and `step`; stores the scenario and sees the page at /s/<id>."""
+    """The "Short link" button: a form with `s` (a token) or `source`,
+    `policy` and `rmap`, and `test` and `step`; stores the scenario and sees the page at /s/<id>."""
     scenario = decode_token(form["s"]) if "s" in form else scenario_from_form(form)
     ident = share(store, runs, scenario)
     query = {"test": form["test"]} if form.get("test") else {}
@@ -89,7 +89,7 @@ def shared(
     )
     links = StageLinks(f"/s/{ident}", embed=at.embed)
     stage = open_stage(
-        runs, scenario.source, scenario.policy, at.step, at.view, links, f"s-{ident}", test
+        runs, scenario.run_source, scenario.policy, at.step, at.view, links, f"s-{ident}", test
     )
     return answer(SharedPage(stage, ident, record, scenario, encode_token(scenario), drift))
 
@@ -99,7 +99,7 @@ def _test_at(runs: Runs, scenario: SharedScenario, index: int | None) -> str | N
     if index is None:
         return None
     try:
-        run = runs.get(scenario.source, scenario.policy)
+        run = runs.get(scenario.run_source, scenario.policy)
     except ScenarioError:
         return None
     if isinstance(run, Suite) and index < len(run.runs):
