@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, NamedTuple
 
 from pydantic import BaseModel
@@ -126,6 +126,7 @@ LANE_GAP = 16
 FOOT_H = 20
 NODE_ROW_GAP = 22
 REMAP_H = 30
+COW_NODE_H = 48
 
 
 class Column(BaseModel):
@@ -1106,13 +1107,17 @@ def _cow_tree(
         want += depth[ctx.id] * (node_w / 2 + 12)  # a child beside its parent
         wants[ctx.id] = want
         change = changes.of(ObjRef("cow_context", ctx.id))
-        who = f"mm {ctx.mm}" if ctx.mm is not None else "exited (mm NULL)"
+        process = state.processes.get(ctx.mm) if ctx.mm is not None else None
+        unlinked = process is not None and process.parent is not None and ctx.parent is None
+        state_line = "exited: mm NULL" if ctx.mm is None else ("unlinked" if unlinked else "")
         if geo.notes:
             mark = {"created": " +new", "changed": " ~", "": ""}[change]
-            lines = [f"cow_context#{ctx.id}{mark}", f"{who} · ref {ctx.refcnt}"]
+            lines = [f"cow_context#{ctx.id}{mark}", f"mm {ctx.mm or '-'} · ref {ctx.refcnt}"]
         else:
             mark = {"created": " +", "changed": " ~", "": ""}[change]
-            lines = [f"ctx#{ctx.id}{mark}", ctx.mm or "exited", f"ref {ctx.refcnt}"]
+            lines = [f"ctx#{ctx.id}{mark}", f"{ctx.mm or '-'} ref {ctx.refcnt}"]
+        if state_line:
+            lines.append(state_line if geo.notes else state_line.split(":")[0])
         node = TreeNode(
             id=ctx.id,
             kind="cow_context",
@@ -1130,6 +1135,11 @@ def _cow_tree(
                 f" refcnt {ctx.refcnt} (the mm, each child, each folio), children "
                 + (", ".join(f"cow_context#{c}" for c in ctx.children) or "none")
                 + f", {len(ctx.remaps)} remap entries"
+                + (
+                    "; not in the fork tree yet: dup_cow_context() links it after dup_mmap()'s loop"
+                    if unlinked
+                    else ""
+                )
                 + (f"; {change} by this step" if change else "")
             ),
             colour=colours.get(ctx.id, 0),
@@ -1248,6 +1258,8 @@ def picture(
     locks held, for "behind a write lock". With a `focus` (the compare view),
     the compact picture of what differs between the runs compared."""
     geo = FULL if focus is None else COMPACT
+    if state.rmap_model == "cow_context":
+        geo = replace(geo, node_h=COW_NODE_H)  # room for "exited" or "unlinked"
     states = [state] + ([before] if before is not None else [])
     columns = _columns(states, state, changes, geo)
     if focus is not None and focus.keep:
