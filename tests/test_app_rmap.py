@@ -218,6 +218,9 @@ def test_the_compare_view_counts_each_model_and_marks_what_differs(client: TestC
         page.css_first(".rmap-model") is not None
         and "a4ac1966" in page.css_first(".rmap-model").text()
     )
+    text = client.get(f"/compare/{slug}.txt?v=rmap-anon_vma&v=rmap-cow_context&stmt=6").text
+    assert "counts (anon_vma): VMAs" in text and "counts (cow_context): VMAs" in text
+    assert max(len(line) for line in text.splitlines()) <= 75
 
 
 def test_every_scenario_page_and_card_offers_both_models(client: TestClient) -> None:

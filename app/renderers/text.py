@@ -13,7 +13,7 @@ from fastapi import Request
 from fastapi.responses import PlainTextResponse
 
 from app.contexts import ComparePage, Drift, GalleryPage, PlayPage, ScenarioPage, SharedPage, Stage
-from app.views.step import ViolationView
+from app.views.step import Counts, ViolationView
 from engine.present.statement import (
     metadata_lines,
     render_before_after,
@@ -87,6 +87,13 @@ def stage_text(stage: Stage, origin: str, about: list[str]) -> str:
     return "\n".join([link, *fit(head), "", picture]) + "\n"
 
 
+def counts_text(counts: Counts) -> str:
+    """The compare view's counts of one column, as its table has them."""
+    rows = ", ".join(f"{what} {value}" for _, what, value in counts.rows())
+    walks = "".join(f"  rmap walk of {line}\n" for line in counts.walk_rows())
+    return f"counts ({counts.rmap_model}): {rows}\n{walks}"
+
+
 def violation_lines(violations: list[ViolationView]) -> list[str]:
     """The state's invariant violations, each with where the proposal is unfinished."""
     lines = []
@@ -140,6 +147,7 @@ def _compare(ctx: ComparePage, origin: str) -> str:
             f"{side.statement.source}  => {side.statement.result}\n"
         )
         parts.append(render_statement(run, view.index) + "\n")
+        parts.append(counts_text(side.counts))
     parts.append(
         f"\ndiffers from {view.sides[0].variant}:" + ("\n" if view.differences else " nothing\n")
     )
