@@ -18,7 +18,7 @@ draws it.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Literal, NamedTuple
 
@@ -905,6 +905,30 @@ def _fanned(links: list[_Up], at_vma: dict[int, Footprint]) -> list[TreeEdge]:
     return edges
 
 
+def _parent_edges(
+    at_node: dict[int, TreeNode],
+    parents: dict[int, int | None],
+    geo: Geometry,
+    key: str,
+    says: Callable[[int, int], str],
+) -> list[TreeEdge]:
+    """An edge from each drawn node's parent down to it."""
+    edges = []
+    for n in at_node.values():
+        parent = parents.get(n.id)
+        if parent is not None and parent in at_node:
+            p = at_node[parent]
+            edges.append(
+                TreeEdge(
+                    kind="parent",
+                    key=f"{key}-{n.id}-{p.id}",
+                    label=says(n.id, p.id),
+                    path=_curve(p.x + geo.node_w / 2, p.y + geo.node_h, n.x + geo.node_w / 4, n.y),
+                )
+            )
+    return edges
+
+
 def _freed_node(ident: int, kind: NodeKind, y: float) -> TreeNode:
     return TreeNode(
         id=ident,
@@ -986,19 +1010,13 @@ def _tree(
         )
     nodes, right = _row_up(rows, float(left), node_w)
     at_node = {n.id: n for n in nodes if n.change != "freed"}
-    edges: list[TreeEdge] = []
-    for n in at_node.values():
-        av = avs[n.id]
-        if av.parent != av.id and av.parent in at_node:
-            p = at_node[av.parent]
-            edges.append(
-                TreeEdge(
-                    kind="parent",
-                    key=f"parent-{n.id}-{p.id}",
-                    label=f"anon_vma#{n.id}'s parent is anon_vma#{p.id}",
-                    path=_curve(p.x + node_w / 2, p.y + node_h, n.x + node_w / 4, n.y),
-                )
-            )
+    edges = _parent_edges(
+        at_node,
+        {a.id: None if a.parent == a.id else a.parent for a in avs.values()},
+        geo,
+        "parent",
+        lambda n, p: f"anon_vma#{n}'s parent is anon_vma#{p}",
+    )
     edges += _fanned(
         [
             _Up(
@@ -1160,19 +1178,13 @@ def _cow_tree(
         )
     nodes, node_right = _row_up(rows, left, node_w)
     at_node = {n.id: n for n in nodes if n.change != "freed"}
-    edges: list[TreeEdge] = []
-    for n in at_node.values():
-        parent = contexts[n.id].parent
-        if parent is not None and parent in at_node:
-            p = at_node[parent]
-            edges.append(
-                TreeEdge(
-                    kind="parent",
-                    key=f"fork-{n.id}-{p.id}",
-                    label=f"cow_context#{n.id} was forked from cow_context#{p.id}",
-                    path=_curve(p.x + node_w / 2, p.y + node_h, n.x + node_w / 4, n.y),
-                )
-            )
+    edges = _parent_edges(
+        at_node,
+        {c.id: c.parent for c in contexts.values()},
+        geo,
+        "fork",
+        lambda n, p: f"cow_context#{n} was forked from cow_context#{p}",
+    )
     for box in remaps:
         n = at_node[box.context]
         edges.append(
