@@ -40,7 +40,7 @@ def serve(args: argparse.Namespace) -> int:
         print("serve: --workers must be at least 1", file=sys.stderr)
         return engine_cli.EXIT_PARSE
     uvicorn.run(
-        "app.main:create_app",
+        "app.main:serving_app",
         factory=True,
         host=args.host,
         port=args.port,

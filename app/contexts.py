@@ -8,6 +8,7 @@ same story.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 from urllib.parse import urlencode
@@ -18,7 +19,7 @@ from pydantic import BaseModel
 from app.formats import STAGE_FORMATS, Format
 from app.limits import COMPARE_MAX_VARIANTS, MAX_TOKEN_CHARS
 from app.links import StageLinks
-from app.runs import RunCache
+from app.runs import RunCache, scenario_json
 from app.share import SharedScenario
 from app.store import ShareRecord
 from app.views.compare import CompareView
@@ -70,6 +71,8 @@ class Stage:
     shows it at its line; the twins answer 422); `panel` is None when there
     is nothing to step. `name` names the SVG downloads. For a harness file
     `run` is the test the page steps through and `suite` lists them all.
+    `document` gives the CLI's JSON of `run`, computed once per run
+    (RunCache.derived) rather than once per step.
     """
 
     source: str
@@ -81,6 +84,7 @@ class Stage:
     nav: Nav | None
     lines: list[SourceLine]
     suite: SuiteView | None = None
+    document: Callable[[], dict[str, object]] | None = None
 
     def template_context(self) -> dict[str, Any]:
         return {
@@ -108,6 +112,11 @@ class Stage:
         assert self.run is not None
         return self.run, self.panel
 
+    def run_document(self) -> dict[str, object]:
+        """The CLI's JSON document of the run (engine.present.report.run_json)."""
+        run, _ = self.runnable()
+        return scenario_json(run) if self.document is None else self.document()
+
 
 def open_stage(
     runs: RunCache,
@@ -126,19 +135,42 @@ def open_stage(
     except ScenarioError as err:
         lines = source_lines(source, None, None, (err.line, err.col))
         return Stage(source, links, name, None, err, None, None, lines)
+    derive = _Derive(runs, runs.key(source, policy))
     if isinstance(run, Suite):
-        return _test_stage(run, source, step, view, links, name, test)
+        return _test_stage(derive, run, source, step, view, links, name, test)
     if test is not None:
         raise HTTPException(404, "test= picks a test of a harness file; this is a scenario")
+    document = derive.document(None, run)
     if not run.steps or not run.statements:
-        return Stage(source, links, name, run, None, None, None, source_lines(source, run, None))
+        lines = source_lines(source, run, None)
+        return Stage(source, links, name, run, None, None, None, lines, document=document)
     step = run.clamp(step)
-    panel = step_view(run, step, view)
+    panel = derive.panel(None, run, step, view)
     lines = source_lines(source, run, panel.statement.index)
-    return Stage(source, links, name, run, None, panel, nav(run, step, links.page), lines)
+    return Stage(
+        source, links, name, run, None, panel, nav(run, step, links.page), lines, None, document
+    )
+
+
+@dataclass(frozen=True)
+class _Derive:
+    """What a stage derives from the run cached under `key` (of a harness file,
+    from its test `test`'s run), through RunCache.derived."""
+
+    runs: RunCache
+    key: str
+
+    def panel(self, test: str | None, run: Run, step: int, view: View) -> StepView:
+        return self.runs.derived(
+            self.key, ("panel", test, step, view), lambda: step_view(run, step, view)
+        )
+
+    def document(self, test: str | None, run: Run) -> Callable[[], dict[str, object]]:
+        return lambda: self.runs.derived(self.key, ("json", test), lambda: scenario_json(run))
 
 
 def _test_stage(
+    derive: _Derive,
     suite: Suite,
     source: str,
     step: int,
@@ -161,13 +193,16 @@ def _test_stage(
     links = replace(links, test=test.name, shorten=shorten)
     listed = suite_view(suite, run, links)
     name = f"{name}-{test.name}"
+    document = derive.document(test.name, run)
     if not run.steps or not run.statements:
         lines = test_lines(source, suite, test, run, None)
-        return Stage(source, links, name, run, None, None, None, lines, listed)
+        return Stage(source, links, name, run, None, None, None, lines, listed, document)
     step = run.clamp(step)
-    panel = step_view(run, step, view)
+    panel = derive.panel(test.name, run, step, view)
     lines = test_lines(source, suite, test, run, step)
-    return Stage(source, links, name, run, None, panel, nav(run, step, links.page), lines, listed)
+    return Stage(
+        source, links, name, run, None, panel, nav(run, step, links.page), lines, listed, document
+    )
 
 
 @dataclass(frozen=True)

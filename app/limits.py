@@ -44,8 +44,12 @@ __all__ = [
     "MAX_RUN_MEMORY_BYTES",
     "MAX_RUN_WALL_SECONDS",
     "MAX_RUN_CACHE_BYTES",
+    "MAX_DERIVED_VIEWS",
     "MAX_PAGE_CACHE_BYTES",
     "MAX_PAGE_CACHE_ENTRY_BYTES",
+    "WARM_PAGES",
+    "WARM_LINK_PAGES",
+    "WARM_QUEUED_LINKS",
     "MAX_SOURCE",
     "MAX_SOURCE_BYTES",
     "MAX_STATEMENTS",
@@ -128,10 +132,37 @@ MAX_QUEUE_SECONDS = 15.0
 # (measured as MAX_TRACE_BYTES measures them), besides its count of runs.
 MAX_RUN_CACHE_BYTES = 256 * 1024 * 1024
 
+# Values derived from a run (app/runs.py RunCache.derived): a step's panel
+# (StepView, at most FOLIO_ROW_CAP rows and MAX_COLUMNS columns drawn), a
+# run's JSON document. Enough for the twins of a step rendered one after
+# another (as the warm-up renders them) and a few visitors stepping at once;
+# few on purpose: each panel is hundreds of objects the cyclic GC walks, and
+# a cache of 256 of them, churned by cold pages, made its full collections
+# pause every request for 100-200 ms under the load benchmark.
+MAX_DERIVED_VIEWS = 32
+
 # The page cache (app/pagecache.py) keeps rendered step pages and fragments,
-# up to this many bytes in all, none larger than the second.
-MAX_PAGE_CACHE_BYTES = 64 * 1024 * 1024
+# up to this many bytes in all, none larger than the second. The gallery's
+# warm-up takes 31 MiB of it (gzip-encoded; 26 scenarios), a short link to
+# each gallery scenario as much again: the rest is for visitors' pages.
+MAX_PAGE_CACHE_BYTES = 128 * 1024 * 1024
 MAX_PAGE_CACHE_ENTRY_BYTES = 1024 * 1024
+
+# Most pages a server renders into its page cache at start, in the
+# background, one at a time (app/warmup.py): the gallery's page, then every
+# inner step of every packaged scenario (page, fragment, .json, three SVGs,
+# and .txt when MREMAP_VIZ_PUBLIC_URL is set: 7,133 pages for 26 scenarios, ~25 s of
+# one core). 0: no warm-up at all. An operator may set it as
+# MREMAP_VIZ_WARM_PAGES. Every warm-up also stops before the page cache is full.
+WARM_PAGES = int(_operator("WARM_PAGES", "8192"))
+
+# A new short link's pages are warmed the same way when it is made: at most
+# this many pages of it (the first steps' first), and at most this many links
+# waiting; a link made past that is rendered on its first visit. One client
+# may make SHARES_PER_CLIENT links: the warm-up is one request at a time, so
+# however many wait, it takes at most one thread's share of the server.
+WARM_LINK_PAGES = 1000
+WARM_QUEUED_LINKS = 32
 
 
 # --- caching ------------------------------------------------------------------

@@ -2,21 +2,26 @@
 
 Running a scenario is the expensive part of a page; stepping through it is
 not. `RunCache` keeps the last runs keyed by the hash of their source, so a
-step request renders from a Run already in memory.
+step request renders from a Run already in memory; and what the pages
+derive from a run (a step's panel, the run's JSON document) once for all
+the twins of a step, and for every page that shows the same run.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from app.limits import MAX_API_DETAIL_REFS, MAX_RUN_CACHE_BYTES, WEB_LIMITS
+from cachetools import LRUCache
+
+from app.limits import MAX_API_DETAIL_REFS, MAX_DERIVED_VIEWS, MAX_RUN_CACHE_BYTES, WEB_LIMITS
 from engine import gallery as engine_gallery
 from engine.gallery import GalleryEntry
 from engine.invariants import summarise
@@ -38,6 +43,8 @@ Runner = Callable[[str, str | None], tuple[Run | Suite, int]]
 
 JsonRunner = Callable[[str, bool], tuple[bytes, int]]
 """POST /api/run's body of a scenario (with or without detail), and its size."""
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,11 @@ class RunCache:
     wait for a single run. A ScenarioError (or a refused run) propagates and
     is not cached: the editor shows it, and a broken source costs one parse
     per request.
+
+    `derived` keeps the last `max_derived` values computed from a run (a
+    step's StepView, the run's JSON document) by the run's key: a step's
+    page, fragment and twins, and a short link to the same source, share
+    one. A run is deterministic, so a value outlives the run's eviction.
     """
 
     def __init__(
@@ -95,6 +107,7 @@ class RunCache:
         runner: Runner | None = None,
         max_bytes: int = MAX_RUN_CACHE_BYTES,
         json_runner: JsonRunner | None = None,
+        max_derived: int = MAX_DERIVED_VIEWS,
     ) -> None:
         self.size = size
         self.max_bytes = max_bytes
@@ -104,6 +117,9 @@ class RunCache:
         self._bytes = 0
         self._running: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
+        self._derived: LRUCache[tuple[str, Hashable], object] = LRUCache(max_derived)
+        self.derivations = 0
+        """How many derived values were computed (not found): what the tests count."""
 
     def _cached(self, key: str) -> Run | Suite | bytes | None:
         with self._lock:
@@ -114,21 +130,35 @@ class RunCache:
             return hit[0]
 
     @staticmethod
-    def _key(source: str, policy: str | None) -> str:
+    def key(source: str, policy: str | None = None) -> str:
+        """The cache key of the run of `source` under `policy`."""
         return source_key(source if policy is None else f"{source}\0policy={policy}")
 
     def holds(self, source: str, policy: str | None = None) -> bool:
         """Whether the run of `source` under `policy` is cached (asking costs no run)."""
         with self._lock:
-            return self._key(source, policy) in self._runs
+            return self.key(source, policy) in self._runs
 
     def get(self, source: str, policy: str | None = None) -> Run | Suite:
         """The run of `source`, under `policy` if given (else its `// @policy`);
         of a harness file, the Suite of every test's run."""
-        key = self._key(source, policy)
+        key = self.key(source, policy)
         run = self._entry(key, lambda: self.runner(source, policy))
         assert isinstance(run, Run | Suite)
         return run
+
+    def derived(self, key: str, what: Hashable, make: Callable[[], T]) -> T:
+        """`what` of the run cached under `key` (its `make()`, computed once while
+        kept). Two threads asking at once may both compute it: the value is the same."""
+        with self._lock:
+            hit = self._derived.get((key, what))
+        if hit is not None:
+            return cast(T, hit)
+        value = make()
+        with self._lock:
+            self._derived[(key, what)] = value
+            self.derivations += 1
+        return value
 
     def json(self, source: str, detail: bool = False) -> bytes:
         """POST /api/run's body for `source` (api_json)."""
@@ -169,14 +199,21 @@ class RunCache:
         return len(self._runs)
 
 
+@functools.cache
 def gallery() -> tuple[GalleryEntry, ...]:
-    """The packaged scenarios, as engine.gallery lists them."""
+    """The packaged scenarios, as engine.gallery lists them (read once: they are
+    the package's files)."""
     return engine_gallery.gallery()
+
+
+@functools.cache
+def _by_slug() -> dict[str, GalleryEntry]:
+    return {e.slug: e for e in gallery()}
 
 
 def gallery_entry(slug: str) -> GalleryEntry | None:
     """The packaged scenario named `slug`, if there is one."""
-    return engine_gallery.find(slug)
+    return _by_slug().get(slug)
 
 
 def scenario_json(run: Run | Suite) -> dict[str, object]:

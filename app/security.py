@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.errors import install as install_error_handlers
 from app.formats import Format, requested
 from app.limits import MAX_BODY_BYTES
-from app.pagecache import PageCache
+from app.pagecache import CachedPages
 from app.revalidate import Revalidate
 
 CSP = (
@@ -160,7 +160,7 @@ def install(app: FastAPI) -> None:
     Call it last: the middleware it adds wraps all added before.
     """
     install_error_handlers(app)
-    app.add_middleware(PageCache)
+    app.add_middleware(CachedPages, cache=app.state.pages, by_origin=not app.state.public_url)
     app.add_middleware(Revalidate)  # outside the page cache: cached pages get their ETag too
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     app.add_middleware(SecurityHeaders)

@@ -131,12 +131,18 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def served_app(**environ: str) -> Iterator[str]:
+def served_app(*, warm: bool = False, **environ: str) -> Iterator[str]:
     """`python -m app` on 127.0.0.1 (a free port, a fresh data directory, and
-    `environ`), its base URL once it answers, while the block runs; stopped afterwards."""
+    `environ`), its base URL once it answers, while the block runs; stopped
+    afterwards. No warm-up (app/warmup.py) unless `warm`; then it warms as
+    a public deployment would, MREMAP_VIZ_PUBLIC_URL naming its base URL."""
     port = free_port()
     data = tempfile.mkdtemp(prefix="mremap-viz-bench-")
     env = {**os.environ, "MREMAP_VIZ_DATA": data, "PYTHONPATH": str(ROOT), **environ}
+    env.setdefault("MREMAP_VIZ_WARM_PAGES", "0")
+    if warm:
+        env.pop("MREMAP_VIZ_WARM_PAGES")
+        env["MREMAP_VIZ_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
         [PYTHON, "-m", "app", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT,

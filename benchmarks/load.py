@@ -3,14 +3,20 @@
     PYTHONPATH=. .venv/bin/python benchmarks/load.py --connections 32 --seconds 60
 
 Starts `python -m app` on 127.0.0.1 (a free port, a fresh data directory:
-nothing rendered, nothing run but what the set-up below needs), makes one
-short link per gallery scenario (POST /api/share, which runs it), then runs
+nothing rendered, nothing run; MREMAP_VIZ_PUBLIC_URL set to its address, as
+a public deployment sets it), and waits until its warm-up (app/warmup.py:
+the gallery's pages rendered into the page cache, bounded by WARM_PAGES)
+says ready on /healthz, printing how long that took from the start. It makes
+one short link per gallery scenario (POST /api/share, which runs it and
+queues its pages for the warm-up, bounded by WARM_LINK_PAGES) and waits for
+those too. With --no-wait it waits for neither: the load meets the warm-up.
+Then it runs
 one wrk process per page kind, all at the same time, splitting the
 connections between them (Debian's `wrk` package): the gallery, full step
 pages, htmx step fragments, `.txt` and `.json` twins, both SVGs, short-link
 pages, and `/play` with a new source on every request (an uncached run each
-time). Each kind cycles through every step of every gallery scenario; the
-first visit of each URL renders it (cold), the rest come from the caches.
+time). Each kind cycles through every step of every gallery scenario; what
+the warm-up has not rendered yet is rendered on its first visit (cold).
 
 The rate limits are lifted for the run (MREMAP_VIZ_RUNS_PER_CLIENT,
 ..._SHARES_...: every request comes from 127.0.0.1): this measures what
@@ -29,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,6 +112,20 @@ def kinds(base: str, client: httpx.Client) -> list[Kind]:
     ]
 
 
+def wait_ready(base: str, client: httpx.Client, started: float, what: str) -> None:
+    """Poll /healthz until the warm-up is done; print what it did and when."""
+    while (health := client.get(base + "/healthz").json())["status"] != "ready":
+        time.sleep(0.25)
+    warm = health["warmup"]
+    print(
+        f"{what}: ready {time.monotonic() - started:.1f} s after the server started; "
+        f"warm-up at start {warm['seconds']} s, {warm['pages']} pages and {warm['links']} "
+        f"links warmed, {warm['failed']} failed, {warm['dropped']} links dropped, "
+        f"stopped by {warm['stopped'] or 'nothing'}; page cache "
+        f"{health['caches']['pages']} pages, {health['caches']['page_bytes'] / 2**20:.1f} MiB"
+    )
+
+
 def start_wrk(
     wrk: str, base: str, kind: Kind, connections: int, seconds: int, tmp: Path, tag: int
 ) -> subprocess.Popen[str]:
@@ -124,6 +145,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--p99-ms", type=float, default=50.0)
     parser.add_argument("--uncached-p99-ms", type=float, default=UNCACHED_P99_MS)
+    parser.add_argument(
+        "--only", nargs="+", metavar="KIND", help="only these kinds (by name, e.g. .txt)"
+    )
+    parser.add_argument(
+        "--no-wait", action="store_true", help="start the load before the warm-up is done"
+    )
     args = parser.parse_args()
     wrk = shutil.which("wrk")
     if wrk is None:
@@ -131,11 +158,18 @@ def main() -> int:
         return 2
 
     no_limits = "1000000000/minute"
+    started = time.monotonic()
     with served_app(
-        MREMAP_VIZ_RUNS_PER_CLIENT=no_limits, MREMAP_VIZ_SHARES_PER_CLIENT=no_limits
+        warm=True,
+        MREMAP_VIZ_RUNS_PER_CLIENT=no_limits,
+        MREMAP_VIZ_SHARES_PER_CLIENT=no_limits,
     ) as base:
         with httpx.Client(timeout=30) as client:
-            groups = kinds(base, client)
+            if not args.no_wait:
+                wait_ready(base, client, started, "gallery")
+            groups = [k for k in kinds(base, client) if not args.only or k.name in args.only]
+            if not args.no_wait:
+                wait_ready(base, client, started, "gallery and short links")
         per_kind = max(1, args.connections // len(groups))
         spare = args.connections - per_kind * len(groups)
         failed = False

@@ -44,7 +44,7 @@ from engine.scenario.errors import ScenarioError
 from engine.scenario.harness import is_harness, parse_harness
 from engine.scenario.machine import TestMachine, Verdict
 from engine.scenario.parse import parse
-from engine.sim.backend import PAGE_FIELDS, CallResult, ProcessPages
+from engine.sim.backend import PAGE_FIELDS, CallResult, ProcessPages, ProcessTables
 from engine.sim.limits import LimitExceeded
 from engine.sim.simulation import (
     Run,
@@ -542,3 +542,6 @@ class _MainlineOnly:
 
     def pages(self) -> dict[str, ProcessPages]:
         return self._machine.pages()
+
+    def page_tables(self) -> dict[str, ProcessTables]:
+        return self._machine.page_tables()

@@ -61,13 +61,25 @@ def copy_page_range(k: Kernel, dst: VMA, src: VMA) -> None:
     processes. A page that is exclusive and may be DMA-pinned (the parent
     mm has pinned pages) cannot be shared: the child gets a copy now
     (copy_present_page()), in its own anon_vma.
+
+    The child gets a page table wherever the parent has one in the VMA's
+    range, empty or not (copy_pud_range's pud_alloc, copy_pmd_range's
+    pmd_alloc, copy_pte_range's pte_alloc before it looks at an entry;
+    copy_huge_pmd deposits a table for a huge PMD).
     """
     table = k.pagetable(src.mm)
     parent_pt, child_pt = k.pt(src.mm), k.pt(dst.mm)
+    lo, hi = src.vm_start >> PAGE_SHIFT, src.vm_end >> PAGE_SHIFT
+    for pgd in table.pgd_indexes(lo, hi):
+        child_pt.alloc_pud_table(pgd)
+    for pud in table.pud_indexes(lo, hi):
+        child_pt.alloc_pmd_table(pud)
+    for pmd in table.pmd_indexes(lo, hi):
+        child_pt.alloc_table(pmd)
     has_pinned = k.mm(src.mm).has_pinned
     folios: dict[int, Folio] = {}
     copies = 0
-    for vpn, pte in table.items(src.vm_start >> PAGE_SHIFT, src.vm_end >> PAGE_SHIFT):
+    for vpn, pte in table.items(lo, hi):
         if pte.kind != PRESENT or pte.folio == ZERO_PAGE:
             child_pt.set(vpn, pte)
             continue

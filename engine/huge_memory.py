@@ -14,27 +14,32 @@ import contextlib
 from engine.mm_constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_SIZE
 from engine.mm_types import VM_HUGEPAGE, VM_LOCKED, VM_NOHUGEPAGE, VMA, Folio
 from engine.pagetable import PRESENT, ZERO_PAGE, Pte
-from engine.rmap import folio_move_anon_rmap, new_folio
+from engine.rmap import folio_move_anon_rmap, new_folio, rmap_walk_anon
 from engine.sim.kernel import Kernel
 from engine.sim.trace import Lock
 
 
-def thp_eligible(k: Kernel, vma: VMA, addr: int) -> bool:
-    """Models the checks of do_huge_pmd_anonymous_page()'s caller.
-
-    The machine profile's THP mode decides (engine.sim.profile): "madvise"
-    needs VM_HUGEPAGE, "always" only not VM_NOHUGEPAGE, "never" none; the
-    aligned 2 MiB around addr must lie inside the VMA, and no PTE table
-    may exist there yet (the PMD is none).
-    """
+def thp_vma_suitable(k: Kernel, vma: VMA, addr: int) -> bool:
+    """Models thp_vma_allowable_order() and thp_vma_suitable_order() for a
+    PMD THP at addr: the machine profile's THP mode decides
+    (engine.sim.profile): "madvise" needs VM_HUGEPAGE, "always" only not
+    VM_NOHUGEPAGE, "never" none; and the aligned 2 MiB around addr must
+    lie inside the VMA."""
     mode = k.profile.thp_enabled
     wanted = mode == "always" or (mode == "madvise" and vma.vm_flags & VM_HUGEPAGE)
     if not wanted or vma.vm_flags & VM_NOHUGEPAGE or not vma.is_anonymous():
         return False
     haddr = addr & ~(PMD_SIZE - 1)
-    if haddr < vma.vm_start or haddr + PMD_SIZE > vma.vm_end:
+    return vma.vm_start <= haddr and haddr + PMD_SIZE <= vma.vm_end
+
+
+def thp_eligible(k: Kernel, vma: VMA, addr: int) -> bool:
+    """Models the checks of do_huge_pmd_anonymous_page()'s caller
+    (__handle_mm_fault): a suitable VMA (thp_vma_suitable) and no PTE
+    table there yet, empty or not (pmd_none)."""
+    if not thp_vma_suitable(k, vma, addr):
         return False
-    return k.pt(vma.mm).table_is_none(haddr >> (PAGE_SHIFT + HPAGE_PMD_ORDER))
+    return k.pt(vma.mm).table_is_none(addr >> (PAGE_SHIFT + HPAGE_PMD_ORDER))
 
 
 def map_anon_folio_pmd(k: Kernel, vma: VMA, ident: int, vpn: int) -> Folio:
@@ -191,49 +196,51 @@ def _split(k: Kernel, vma: VMA, folio: Folio, head_vpn: int) -> None:
     """unmap_folio() (a PMD mapping split first: TTU_SPLIT_HUGE_PMD),
     __split_folio_to_order() and remap_page(): each page becomes a small
     folio, same mapping, index head.index + i, keeping its mapcount and
-    exclusivity.
+    exclusivity, and every PTE that mapped the page maps it: the caller's
+    at head_vpn in `vma`, and those rmap finds (another VMA of this mm
+    that mremap moved some of the pages to).
 
     remap_page() with RMP_USE_SHARED_ZEROPAGE maps an anonymous page that
     holds no data (Folio.data) to the shared zero page instead
     (try_to_map_unused_to_zeropage; not in a VM_LOCKED VMA), and the small
     folio nothing maps then is freed, as is a page mapped nowhere. A page
-    mapped in other processes too is kept: this models the one mapping the
-    callers hold.
+    mapped where this model cannot see it (more mappings than it finds) is
+    kept in every mapping.
     """
     pt = k.pt(vma.mm)
     head = pt.get(head_vpn)
     if head is not None and head.pmd:
         split_huge_pmd(k, vma.mm, head_vpn << PAGE_SHIFT)
         folio = k.folio(folio.id)
-    zero_ok = folio.shmem is None and not vma.vm_flags & VM_LOCKED
     ids = k.new_ids(folio.nr_pages)
     small = []
     zeroed = 0
-    for i, ident in enumerate(ids):
-        entry = pt.get(head_vpn + i)
-        here = entry is not None and entry.kind == PRESENT and entry.folio == folio.id
-        if here and zero_ok and folio.mapcount[i] == 1 and not folio.data >> i & 1:
-            assert entry is not None
-            pt.set(head_vpn + i, Pte(PRESENT, ZERO_PAGE, 0, write=False))
-            zeroed += 1
-            continue
-        if not folio.mapcount[i]:
-            continue  # mapped nowhere: freed with the split
+    for i, (ident, mappings) in enumerate(
+        zip(ids, _mappings(k, vma, folio, head_vpn), strict=True)
+    ):
+        count = folio.mapcount[i]
+        unused = folio.shmem is None and not folio.data >> i & 1 and count == len(mappings)
+        for where, vpn, entry in mappings:
+            if unused and not where.vm_flags & VM_LOCKED:
+                k.pt(where.mm).set(vpn, Pte(PRESENT, ZERO_PAGE, 0, write=False))
+                count -= 1
+                zeroed += 1
+            else:
+                k.pt(where.mm).set(vpn, entry._replace(folio=ident, page=0))
+        if not count:
+            continue  # mapped nowhere now: freed with the split
         small.append(
             Folio(
                 ident,
                 0,
                 folio.mapping,
                 folio.index + i,
-                (folio.mapcount[i],),
+                (count,),
                 (folio.anon_exclusive[i],),
                 lazyfree=folio.lazyfree,
                 dirty=folio.dirty,
             )
         )
-        if here:
-            assert entry is not None
-            pt.set(head_vpn + i, entry._replace(folio=ident, page=0))
     k.free_folio(folio.id)
     k.put_folios(small)
     if zeroed:
@@ -241,3 +248,30 @@ def _split(k: Kernel, vma: VMA, folio: Folio, head_vpn: int) -> None:
             "try_to_map_unused_to_zeropage",
             f"split of folio#{folio.id}: {zeroed} page(s) holding no data mapped to the zero page",
         )
+
+
+def _mappings(k: Kernel, vma: VMA, folio: Folio, head_vpn: int) -> list[list[tuple[VMA, int, Pte]]]:
+    """For each page of the folio, the PTEs that map it: (vma, vpn, entry),
+    the caller's first, then those rmap_walk_anon() finds."""
+    found: list[list[tuple[VMA, int, Pte]]] = [[] for _ in range(folio.nr_pages)]
+    seen: set[tuple[str, int]] = set()
+
+    def add(where: VMA, i: int, vpn: int) -> None:
+        entry = k.pt(where.mm).get(vpn)
+        if (where.mm, vpn) in seen or entry is None or entry.kind != PRESENT:
+            return
+        if entry.folio == folio.id and entry.page == i:
+            seen.add((where.mm, vpn))
+            found[i].append((where, vpn, entry))
+
+    for i in range(folio.nr_pages):
+        add(vma, i, head_vpn + i)
+    # Every mapping, also under cow_context (exclusive_stop=False): the
+    # branch's split path was not read, and a PTE left on the old folio
+    # would name a freed one.
+    for where, _ in rmap_walk_anon(k.state, folio, exclusive_stop=False):
+        for i in range(folio.nr_pages):
+            addr = where.vm_start + ((folio.index + i - where.vm_pgoff) << PAGE_SHIFT)
+            if where.vm_start <= addr < where.vm_end:
+                add(where, i, addr >> PAGE_SHIFT)
+    return found

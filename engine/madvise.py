@@ -190,10 +190,14 @@ def _dontneed(k: Kernel, prev: VMA | None, vma: VMA, start: int, end: int) -> VM
     """Models madvise_dontneed_single_vma(): zap the range's pages.
 
     The VMA and its anon_vma stay; the next touch faults in fresh pages.
+    With CONFIG_PT_RECLAIM (machine profile) the zap asks for reclaim_pt:
+    the PTE tables the range covers whole are freed, so a later fault
+    there may map a THP; a table the range covers in part stays, even
+    empty, and keeps the PMD from being none.
     """
     if vma.vm_flags & (VM_LOCKED | VM_PFNMAP | VM_HUGETLB):
         raise SyscallError("EINVAL", "MADV_DONTNEED on a locked or special mapping")
-    count = zap_page_range(k, vma.mm, start, end)
+    count = zap_page_range(k, vma.mm, start, end, reclaim_pt=k.profile.pt_reclaim)
     k.step(
         "mm/madvise.c:madvise_dontneed_single_vma", f"zapped {count} entries in {start:#x}-{end:#x}"
     )
@@ -298,7 +302,9 @@ def _pageout(k: Kernel, prev: VMA | None, vma: VMA, start: int, end: int) -> VMA
     folios the range cuts are split first (madvise_cold_or_pageout_pte_range).
     Only folios mapped by this mapping alone, unpinned, are taken: a clean
     lazyfree (MADV_FREE'd) anonymous folio is unmapped and freed, small or
-    large, and one written since is kept, swap-backed again; a shmem folio is unmapped, then kept in the page cache when
+    large (a PMD-mapped THP leaves its deposited table behind as an empty
+    PTE table, as the kernel measured does: the next fault there maps a
+    small page), and one written since is kept, swap-backed again; a shmem folio is unmapped, then kept in the page cache when
     writing it out fails for want of swap; another large anonymous folio
     is split when folio_alloc_swap() fails (its pages holding no data go
     to the zero page); small ones stay.

@@ -1,8 +1,8 @@
-"""Page faults, COW and zapping.
+"""Page faults, COW, zapping and freeing page tables.
 
 Models mm/memory.c (handle_mm_fault, do_anonymous_page, do_wp_page,
-do_swap_page, zap_pte_range); the THP cases are mm/huge_memory.c's
-(engine.huge_memory). A write fault is where a VMA gets its anon_vma;
+do_swap_page, zap_pte_range, free_pgtables) and mm/pt_reclaim.c; the THP
+cases are mm/huge_memory.c's (engine.huge_memory). A write fault is where a VMA gets its anon_vma;
 the folio it allocates takes that anon_vma as its mapping and
 linear_page_index() as its index, which is what rmap relies on later.
 """
@@ -16,11 +16,21 @@ from engine.huge_memory import (
     note_thps_mapped,
     split_huge_pmd_edges,
     thp_eligible,
+    thp_vma_suitable,
 )
-from engine.mm_constants import HPAGE_PMD_NR, PAGE_SHIFT, PAGE_SIZE
+from engine.mm_constants import HPAGE_PMD_NR, PAGE_SHIFT, PAGE_SIZE, PMD_SIZE
 from engine.mm_types import VM_EXEC, VM_HUGEPAGE, VM_READ, VM_WRITE, VMA, Folio
 from engine.pagemap import linear_page_index
-from engine.pagetable import MIGRATION, PRESENT, SWAP, ZERO_PAGE, Pte
+from engine.pagetable import (
+    MIGRATION,
+    PGD_SHIFT,
+    PMD_SHIFT,
+    PRESENT,
+    PUD_SHIFT,
+    SWAP,
+    ZERO_PAGE,
+    Pte,
+)
 from engine.rmap import anon_vma_prepare, folio_move_anon_rmap, new_folio, rmap_walk_anon
 from engine.shmem import shmem_fault
 from engine.sim.kernel import Kernel
@@ -52,26 +62,116 @@ def _settle(k: Kernel, folios: dict[int, Folio]) -> None:
     k.put_folios(keep)
 
 
-def zap_page_range(k: Kernel, mm: str, start: int, end: int) -> int:
+def zap_page_range(k: Kernel, mm: str, start: int, end: int, reclaim_pt: bool) -> int:
     """Models mm/memory.c:zap_page_range_single() / unmap_vmas(): clear the
     entries of [start, end), dropping mapcounts and freeing unused folios.
 
     A huge PMD only partly in the range is split first; one wholly inside
     drops the folio's one PMD mapping (zap_huge_pmd: entire_mapcount once,
-    not once per page it covers). Returns how many entries were cleared.
+    not once per page it covers) and frees the PTE table deposited with it
+    (zap_deposited_table), so the PMD is none again. Other PTE tables stay,
+    empty or not, for free_pgtables(), except with `reclaim_pt`
+    (MADV_DONTNEED's zap_details.reclaim_pt under CONFIG_PT_RECLAIM): then
+    zap_pte_range() frees each table the range covers whole
+    (reclaim_pt_is_enabled(): the table's part of the range is PMD_SIZE;
+    free_pte()). Returns how many entries were cleared.
     """
     split_huge_pmd_edges(k, mm, start, end)
     table = k.pagetable(mm)
     pt = k.pt(mm)
     folios: dict[int, Folio] = {}
     cleared = 0
-    for vpn, pte in table.items(start >> PAGE_SHIFT, end >> PAGE_SHIFT):
+    lo, hi = start >> PAGE_SHIFT, end >> PAGE_SHIFT
+    for vpn, pte in table.items(lo, hi):
         if not pte.pmd or not vpn & (HPAGE_PMD_NR - 1):
             _unmap_page(k, folios, pte)
         pt.set(vpn, None)
         cleared += 1
+    for pmd in table.pmd_indexes(lo, hi):
+        whole = lo <= pmd << PMD_SHIFT and (pmd + 1) << PMD_SHIFT <= hi
+        head = table.get(pmd << PMD_SHIFT)
+        if whole and (reclaim_pt or (head is not None and head.pmd)):
+            pt.free_table(pmd)
     _settle(k, folios)
     return cleared
+
+
+_ULONG = (1 << 64) - 1
+_PUD_SIZE = 1 << (PUD_SHIFT + PAGE_SHIFT)
+_PGDIR_SIZE = 1 << (PGD_SHIFT + PAGE_SHIFT)
+
+
+def _below(a: int, b: int) -> bool:
+    """`a - 1 > b - 1` in unsigned long arithmetic: 0 is the top."""
+    return (a - 1) & _ULONG > (b - 1) & _ULONG
+
+
+def free_pgtables(k: Kernel, mm: str, vmas: list[VMA], floor: int, ceiling: int) -> None:
+    """Models mm/memory.c:free_pgtables(): free the page tables of the VMAs
+    an unmap removes (their entries already zapped), between `floor` (the
+    end of the VMA before them, vms->unmap_start) and `ceiling` (the start
+    of the one after, vms->unmap_end; 0 for none, USER_PGTABLES_CEILING).
+
+    VMAs less than PMD_SIZE apart are freed in one call down. A table is
+    freed only when no VMA outside the range can use it: a PTE table shared
+    with a neighbouring VMA stays, empty, and with it the PMD and PUD
+    tables above it (free_pgd_range).
+    """
+    i = 0
+    while i < len(vmas):
+        j = i
+        while j + 1 < len(vmas) and vmas[j + 1].vm_start <= vmas[j].vm_end + PMD_SIZE:
+            j += 1
+        top = vmas[j + 1].vm_start if j + 1 < len(vmas) else ceiling
+        free_pgd_range(k, mm, vmas[i].vm_start, vmas[j].vm_end, floor, top)
+        i = j + 1
+
+
+def free_pgd_range(k: Kernel, mm: str, addr: int, end: int, floor: int, ceiling: int) -> None:
+    """Models mm/memory.c:free_pgd_range() and free_pud_range() /
+    free_pmd_range() / free_pte_range() below it (4-level paging: the P4D
+    is folded). The range is rounded out to whole PTE tables where floor
+    and ceiling allow; a PMD or PUD table goes too when all it covers lies
+    between floor and ceiling."""
+    addr &= ~(PMD_SIZE - 1)
+    if addr < floor:
+        addr += PMD_SIZE
+    if ceiling:
+        ceiling &= ~(PMD_SIZE - 1)
+        if not ceiling:
+            return
+    if _below(end, ceiling):
+        end -= PMD_SIZE
+    if addr > (end - 1) & _ULONG:
+        return
+    table = k.pagetable(mm)
+    pt = k.pt(mm)
+    for pgd in table.pgd_indexes(addr >> PAGE_SHIFT, end >> PAGE_SHIFT):
+        base = pgd << (PGD_SHIFT + PAGE_SHIFT)
+        lo, hi = max(addr, base), min(end, base + _PGDIR_SIZE)
+        for pud in table.pud_indexes(lo >> PAGE_SHIFT, hi >> PAGE_SHIFT):
+            pud_base = pud << (PUD_SHIFT + PAGE_SHIFT)
+            pud_lo, pud_hi = max(lo, pud_base), min(hi, pud_base + _PUD_SIZE)
+            for pmd in table.pmd_indexes(pud_lo >> PAGE_SHIFT, pud_hi >> PAGE_SHIFT):
+                pt.free_table(pmd)
+            if _covers(pud_lo, pud_hi, _PUD_SIZE, floor, ceiling):
+                pt.free_pmd_table(pud)
+        if _covers(lo, hi, _PGDIR_SIZE, floor, ceiling):
+            pt.free_pud_table(pgd)
+
+
+def _covers(start: int, end: int, size: int, floor: int, ceiling: int) -> bool:
+    """free_pmd_range()'s and free_pud_range()'s test: does the table
+    covering [start, end) (`size` bytes of address space) lie between floor
+    and ceiling, so that no other VMA can be using it?"""
+    start &= ~(size - 1)
+    if start < floor:
+        return False
+    if ceiling:
+        ceiling &= ~(size - 1)
+        if not ceiling:
+            return False
+    return not _below(end, ceiling)
 
 
 def unmap_mapping_range(k: Kernel, shmem: int, first: int, count: int) -> int:
@@ -87,7 +187,8 @@ def unmap_mapping_range(k: Kernel, shmem: int, first: int, count: int) -> int:
         hi = min(first + count, vma.vm_pgoff + vma.pages)
         if lo < hi:
             start = vma.vm_start + ((lo - vma.vm_pgoff) << PAGE_SHIFT)
-            cleared += zap_page_range(k, vma.mm, start, start + ((hi - lo) << PAGE_SHIFT))
+            end = start + ((hi - lo) << PAGE_SHIFT)
+            cleared += zap_page_range(k, vma.mm, start, end, reclaim_pt=False)
     return cleared
 
 
@@ -174,6 +275,7 @@ def fault_anon_range(k: Kernel, vma: VMA, start: int, end: int, write: bool) -> 
     addr = start
     new: list[tuple[int, bool]] = []  # (vpn, huge) of fresh anonymous faults
     huge_ok = k.profile.thp_enabled == "always" or bool(vma.vm_flags & VM_HUGEPAGE)
+    refused: set[int] = set()  # PMDs a THP could have used but for their page table
     while addr < end:
         vpn = addr >> PAGE_SHIFT
         if write and not huge_ok and not vpn & (HPAGE_PMD_NR - 1) and pt.table_is_none(vpn >> 9):
@@ -195,6 +297,9 @@ def fault_anon_range(k: Kernel, vma: VMA, start: int, end: int, write: bool) -> 
                     map_huge_zero_pmd(k, vma, vpn)
                 addr = ((vpn | (HPAGE_PMD_NR - 1)) + 1) << PAGE_SHIFT
                 continue
+            if huge_ok and vpn >> 9 not in refused and thp_vma_suitable(k, vma, addr):
+                refused.add(vpn >> 9)
+                _note_table_in_the_way(k, vma, vpn >> 9)
             if write:
                 new.append((vpn, False))
             else:
@@ -208,6 +313,17 @@ def fault_anon_range(k: Kernel, vma: VMA, start: int, end: int, write: bool) -> 
     if new:
         _fault_new(k, vma, new)
     return "ok"
+
+
+def _note_table_in_the_way(k: Kernel, vma: VMA, pmd: int) -> None:
+    """Why a fault a THP could serve maps a small page: the PMD is not none."""
+    leaf = k.pt(vma.mm).leaf(pmd)
+    empty = " (empty)" if leaf is not None and not leaf else ""
+    k.event(
+        "__handle_mm_fault",
+        f"PMD at {pmd << (9 + PAGE_SHIFT):#x} has a PTE table{empty}: not pmd_none,"
+        " so no THP: small pages",
+    )
 
 
 def _fault_new(k: Kernel, vma: VMA, pages: list[tuple[int, bool]]) -> VMA:

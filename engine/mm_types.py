@@ -15,8 +15,8 @@ from typing import Literal, NamedTuple
 
 from immutables import Map
 
-from engine.mm_constants import PAGE_SHIFT
-from engine.pagetable import PageTable
+from engine.mm_constants import EXEC_MAPPINGS, PAGE_SHIFT
+from engine.pagetable import PMD_SHIFT, PageTable
 
 # vm_flags bits (include/linux/mm.h, x86-64).
 VM_READ = 0x00000001
@@ -202,6 +202,28 @@ class Folio(NamedTuple):
         return self.entire_mapcount + max(self.mapcount, default=0) > 1
 
 
+def exec_page_tables() -> PageTable:
+    """The page tables a process starts with (ours): exec maps its stack,
+    [vvar] and [vdso] (EXEC_MAPPINGS) and their first touches give each a
+    PTE table, with the PMD and PUD tables above. They hold no page the
+    engine shows, but a scenario's mapping next to them shares them: a
+    fault there allocates no table, munmap does not free it, and mremap
+    from there allocates one at the destination even for no pages. (A
+    fork's child has copies: copy_page_range() copies the VM_PFNMAP [vvar]
+    and the stack.) The program image's own tables, far below the mmap
+    area, are not modelled."""
+    editor = PageTable().edit()
+    for start, end in EXEC_MAPPINGS:
+        for pmd in range(
+            start >> (PAGE_SHIFT + PMD_SHIFT), ((end - 1) >> (PAGE_SHIFT + PMD_SHIFT)) + 1
+        ):
+            editor.alloc_table(pmd)
+    return editor.commit()
+
+
+EXEC_PAGE_TABLES = exec_page_tables()
+
+
 @dataclass(frozen=True, slots=True)
 class MM:
     """struct mm_struct: one process's address space.
@@ -212,7 +234,7 @@ class MM:
     name: str
     pid: int
     vmas: tuple[int, ...] = ()
-    pagetable: PageTable = field(default_factory=PageTable)
+    pagetable: PageTable = EXEC_PAGE_TABLES
     has_pinned: bool = False
     parent: str | None = None
     created: int = 0

@@ -17,8 +17,9 @@ from dataclasses import replace
 
 from engine.cow_context import drop_cow_context
 from engine.gup import populate_range
-from engine.memory import zap_page_range
+from engine.memory import free_pgtables, zap_page_range
 from engine.mm_constants import (
+    EXEC_MAPPINGS,
     MAX_MAP_COUNT,
     PAGE_SHIFT,
     PAGE_SIZE,
@@ -59,7 +60,7 @@ from engine.vma import (
     vmas_in_range,
 )
 
-MMAP_BASE = 0x7FFFF7FF7000  # top of the top-down area, below [vvar] (ASLR off)
+MMAP_BASE = EXEC_MAPPINGS[0][0]  # top of the top-down area, below [vvar] (ASLR off)
 MMAP_MIN_ADDR = 0x1000  # /proc/sys/vm/mmap_min_addr on these machines
 MAX_ERRNO = 4095
 
@@ -154,14 +155,34 @@ def calc_vm_flags(prot: int, flags: int) -> int:
 
 
 def complete_munmap_vmas(k: Kernel, mm: str, vmas: list[VMA], start: int, end: int) -> None:
-    """Models mm/vma.c:vms_complete_munmap_vmas(): zap the pages, drop the
-    anon_vma chains (free_pgtables) and free the removed VMAs."""
-    zap_page_range(k, mm, start, end)
+    """Models mm/vma.c:vms_complete_munmap_vmas(): zap the pages, free the
+    page tables no other VMA uses and drop the anon_vma chains
+    (vms_clear_ptes: unmap_vmas, free_pgtables between the VMAs around the
+    range, vms->unmap_start and unmap_end), then free the removed VMAs."""
+    prev = vma_before(k.state, mm, vmas[0].vm_start)
+    after = find_vma(k.state, mm, vmas[-1].vm_end)
+    zap_page_range(k, mm, start, end, reclaim_pt=False)
+    free_pgtables(k, mm, vmas, _unmap_start(prev), _unmap_end(after, vmas[-1].vm_end))
     for vma in vmas:
         vma = k.vma(vma.id)
         if vma.avc or vma.anon_vma is not None:  # free_pgtables()
             vma = unlink_anon_vmas(k, vma)
         remove_vma(k, vma)
+
+
+def _unmap_start(prev: VMA | None) -> int:
+    """vms->unmap_start: the end of the VMA before the range, else
+    FIRST_USER_ADDRESS (0)."""
+    return prev.vm_end if prev is not None else 0
+
+
+def _unmap_end(after: VMA | None, end: int) -> int:
+    """vms->unmap_end: the start of the VMA after the range (one of the
+    process's own above the mmap area, EXEC_MAPPINGS, where the engine has
+    none), else USER_PGTABLES_CEILING (0: the top)."""
+    if after is not None:
+        return after.vm_start
+    return min((start for start, _ in EXEC_MAPPINGS if start >= end), default=0)
 
 
 def do_vmi_munmap(
@@ -292,14 +313,17 @@ def mmap_region(k: Kernel, mm: str, addr: int, length: int, vm_flags: int, pgoff
         vma = merged
         k.step("mm/vma.c:vma_merge_new_range", f"merged into vma#{vma.id}")
     if old:
-        _complete_detached(k, mm, old, addr, end)
+        _complete_detached(k, mm, old, _unmap_start(vmg.prev), _unmap_end(vmg.next, end))
         k.step("mm/vma.c:vms_complete_munmap_vmas", "zap old pages, free old vmas")
     return vma
 
 
-def _complete_detached(k: Kernel, mm: str, old: list[VMA], start: int, end: int) -> None:
-    """Free VMAs that MAP_FIXED detached: their pages, chains and structs."""
-    zap_page_range(k, mm, start, end)
+def _complete_detached(k: Kernel, mm: str, old: list[VMA], floor: int, ceiling: int) -> None:
+    """Free VMAs that MAP_FIXED detached: their pages, the page tables the
+    VMAs that were around them do not use (free_pgtables between floor and
+    ceiling, as gathered before the new VMA went in), chains and structs."""
+    zap_page_range(k, mm, old[0].vm_start, old[-1].vm_end, reclaim_pt=False)
+    free_pgtables(k, mm, old, floor, ceiling)
     for vma in old:
         vma = k.vma(vma.id)
         if vma.avc or vma.anon_vma is not None:  # free_pgtables()
@@ -309,12 +333,13 @@ def _complete_detached(k: Kernel, mm: str, old: list[VMA], start: int, end: int)
 
 def exit_mmap(k: Kernel, mm: str) -> None:
     """Models mm/mmap.c:exit_mmap() and the mm's last put: zap every VMA's
-    pages, free_pgtables() (unlink_anon_vmas), remove_vma() each VMA, and
+    pages, free_pgtables() (unlink_anon_vmas; every page table, the stack's
+    and vDSO's too, goes with the mm here), remove_vma() each VMA, and
     drop the mm (under cow_context, drop_cow_context(): its context stays
     while children or folios hold it)."""
     vmas = k.state.mm_vmas(mm)
     for vma in vmas:
-        zap_page_range(k, mm, vma.vm_start, vma.vm_end)
+        zap_page_range(k, mm, vma.vm_start, vma.vm_end, reclaim_pt=False)
     for vma in vmas:
         vma = k.vma(vma.id)
         if vma.avc or vma.anon_vma is not None:

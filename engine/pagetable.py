@@ -1,10 +1,18 @@
 """Sparse, persistent page tables: PUD -> PMD -> PTE levels of one mm.
 
-Models the x86-64 page-table levels below the PGD. Only populated tables
-exist, so a 1 TiB mapping with nothing faulted costs nothing, and a range
-walk visits only the tables that exist (as the kernel's walkers skip
-pmd_none/pud_none). Tables are immutable maps: an edit copies the path to
-the leaf it touches, and every earlier snapshot keeps its own tables.
+Models the x86-64 page-table levels below the PGD (4-level paging, as on
+these hosts: the P4D level is folded). Only the tables the kernel would
+have allocated exist, so a 1 TiB mapping with nothing faulted costs
+nothing, and a range walk visits only the tables that exist (as the
+kernel's walkers skip pmd_none/pud_none). A table may exist and be empty:
+the kernel frees a PTE table only in free_pgtables() (munmap) or, with
+CONFIG_PT_RECLAIM, when MADV_DONTNEED empties all of it, and PMD and PUD
+tables only in free_pgtables(); mm/memory.c (engine.memory) decides when.
+A huge PMD is one leaf of 512 entries marked `pmd`: the PTE table the
+kernel deposits with it (pgtable_trans_huge_deposit) is that leaf, so it
+counts as a page-table page too. Tables are immutable maps: an edit
+copies the path to the leaf it touches, and every earlier snapshot keeps
+its own tables.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from immutables import Map
 PTRS_PER_TABLE = 512
 PMD_SHIFT = 9  # pages per PMD entry: 1 << 9
 PUD_SHIFT = 18  # pages per PUD entry: 1 << 18
+PGD_SHIFT = 27  # pages per PGD entry: 1 << 27 (512 GiB)
 
 ZERO_PAGE = 0  # folio id of the shared zero page (my_zero_pfn)
 
@@ -50,20 +59,65 @@ Leaf = Map[int, Pte]  # offset in the table (vpn & 511) -> entry
 Middle = Map[int, Leaf]  # pmd index -> PTE table
 
 _OFFSET = PTRS_PER_TABLE - 1
+_NOWHERE = 1 << 40  # past the last page of the address space
+
+
+class TablePages(NamedTuple):
+    """Which page-table pages one mm has, by the index of the entry that
+    points to each: PTE tables (and huge PMDs' deposited tables) by pmd
+    index (vpn >> 9), PMD tables by pud index (vpn >> 18), PUD tables by
+    pgd index (vpn >> 27). What mm_pgtables_bytes() counts (nr_ptes,
+    nr_pmds, nr_puds), and /proc/PID/status shows as VmPTE."""
+
+    pte: frozenset[int]
+    pmd: frozenset[int]
+    pud: frozenset[int]
+
+    @property
+    def pages(self) -> int:
+        """Page-table pages in all: VmPTE / 4 kB."""
+        return len(self.pte) + len(self.pmd) + len(self.pud)
+
+    def union(self, other: TablePages) -> TablePages:
+        """The tables either has, level by level."""
+        return TablePages(self.pte | other.pte, self.pmd | other.pmd, self.pud | other.pud)
 
 
 class PageTable:
-    """One mm's page tables: pud index -> pmd index -> offset -> Pte."""
+    """One mm's page tables: pud index -> pmd index -> offset -> Pte, and
+    the pgd indexes that have a PUD table."""
 
-    __slots__ = ("_puds", "_count")
+    __slots__ = ("_puds", "_count", "_pgds")
 
-    def __init__(self, puds: Map[int, Middle] | None = None, count: int = 0) -> None:
+    def __init__(
+        self,
+        puds: Map[int, Middle] | None = None,
+        count: int = 0,
+        pgds: frozenset[int] = frozenset(),
+    ) -> None:
         self._puds: Map[int, Middle] = puds if puds is not None else Map()
         self._count = count
+        self._pgds = pgds
 
     def __len__(self) -> int:
         """How many entries (present or not) the tables hold."""
         return self._count
+
+    def tables(self) -> TablePages:
+        """Every page-table page this mm has (below the PGD)."""
+        return TablePages(
+            frozenset(pmd for middle in self._puds.values() for pmd in middle),
+            frozenset(self._puds),
+            self._pgds,
+        )
+
+    def pud_indexes(self, lo: int = 0, hi: int = _NOWHERE) -> list[int]:
+        """The pud indexes with a PMD table, for pages lo <= vpn < hi."""
+        return sorted(k for k in self._puds if lo >> PUD_SHIFT <= k <= (hi - 1) >> PUD_SHIFT)
+
+    def pgd_indexes(self, lo: int = 0, hi: int = _NOWHERE) -> list[int]:
+        """The pgd indexes with a PUD table, for pages lo <= vpn < hi."""
+        return sorted(k for k in self._pgds if lo >> PGD_SHIFT <= k <= (hi - 1) >> PGD_SHIFT)
 
     def leaf(self, pmd_index: int) -> Leaf | None:
         """The PTE table under one PMD entry, None when pmd_none."""
@@ -81,8 +135,9 @@ class PageTable:
         entry: Pte | None = leaf.get(vpn & _OFFSET)
         return entry
 
-    def pmd_indexes(self, lo: int = 0, hi: int = 1 << 40) -> list[int]:
-        """The PMD indexes with a PTE table, for pages lo <= vpn < hi."""
+    def pmd_indexes(self, lo: int = 0, hi: int = _NOWHERE) -> list[int]:
+        """The PMD indexes with a PTE table (empty or not), for pages
+        lo <= vpn < hi."""
         if hi <= lo:
             return []
         pud_lo, pud_hi = lo >> PUD_SHIFT, (hi - 1) >> PUD_SHIFT
@@ -96,7 +151,7 @@ class PageTable:
             found.extend(sorted(k for k in self._puds[pud] if pmd_lo <= k <= pmd_hi))
         return found
 
-    def items(self, lo: int = 0, hi: int = 1 << 40) -> Iterator[tuple[int, Pte]]:
+    def items(self, lo: int = 0, hi: int = _NOWHERE) -> Iterator[tuple[int, Pte]]:
         """Every entry with lo <= vpn < hi, in address order.
 
         Walks only the tables that exist, like walk_page_range().
@@ -134,16 +189,21 @@ class PageTableEditor:
     """A batch of edits to one PageTable, committed as a new PageTable.
 
     Reads see the batch's own writes. Only the tables the batch touches are
-    copied; the original PageTable is never changed.
+    copied; the original PageTable is never changed. Installing an entry
+    where no PTE table is allocates one, and the PMD and PUD tables above
+    it (pte_alloc, pmd_alloc, pud_alloc); clearing entries never frees a
+    table: free_table() and friends do, when mm/memory.c says so.
     """
 
-    __slots__ = ("_base", "_tables", "_pending", "_count")
+    __slots__ = ("_base", "_tables", "_pending", "_count", "_middles", "_pgds")
 
     def __init__(self, base: PageTable) -> None:
         self._base = base
         self._tables: dict[int, Leaf | None] = {}
         self._pending: dict[int, dict[int, Pte | None]] = {}
         self._count = len(base)
+        self._middles: dict[int, bool] = {}  # pud index -> has a PMD table
+        self._pgds: dict[int, bool] = {}  # pgd index -> has a PUD table
 
     def _leaf(self, pmd: int) -> Leaf | None:
         if pmd in self._tables:
@@ -164,6 +224,11 @@ class PageTableEditor:
         pmd, off = vpn >> PMD_SHIFT, vpn & _OFFSET
         table = self._pending.get(pmd)
         if table is None:
+            leaf = self._leaf(pmd)
+            if leaf is None:
+                if entry is None:
+                    return  # pte_none already: no table to clear it in
+                self.alloc_table(pmd)
             table = self._pending[pmd] = {}
         if off in table:
             old = table[off]
@@ -177,40 +242,95 @@ class PageTableEditor:
         leaf = self._leaf(pmd)
         pending = self._pending.pop(pmd, None)
         if pending:
-            with (leaf if leaf is not None else Map()).mutate() as new_leaf:
+            assert leaf is not None
+            with leaf.mutate() as new_leaf:
                 for off, entry in pending.items():
                     if entry is None:
                         new_leaf.pop(off, None)
                     else:
                         new_leaf[off] = entry
                 leaf = new_leaf.finish()
-        return leaf if leaf else None
+        return leaf
+
+    def leaf(self, pmd: int) -> Leaf | None:
+        """The PTE table under one PMD entry as edited so far, None when
+        pmd_none."""
+        leaf = self._materialise(pmd)
+        self._tables[pmd] = leaf
+        return leaf
 
     def table_is_none(self, pmd: int) -> bool:
         """pmd_none(): no PTE table under this PMD entry (as edited so far)."""
-        leaf = self._materialise(pmd)
-        self._tables[pmd] = leaf
-        return leaf is None
+        return self.leaf(pmd) is None
+
+    def pmd_table_is_none(self, pud: int) -> bool:
+        """pud_none(): no PMD table under this PUD entry (as edited so far)."""
+        return not self._middles.get(pud, pud in self._base._puds)
+
+    def _alloc_upper(self, pmd: int) -> None:
+        """pmd_alloc() and pud_alloc(): the PMD and PUD tables above a new
+        PTE table (or huge PMD), where there are none yet."""
+        pud = pmd >> (PUD_SHIFT - PMD_SHIFT)
+        if self.pmd_table_is_none(pud):
+            self._middles[pud] = True
+        self.alloc_pud_table(pud >> (PGD_SHIFT - PUD_SHIFT))
+
+    def alloc_table(self, pmd: int) -> None:
+        """pte_alloc(): an empty PTE table under a none PMD entry (nothing
+        where one is already)."""
+        if self.table_is_none(pmd):
+            self._alloc_upper(pmd)
+            self._tables[pmd] = Map()
+
+    def alloc_pmd_table(self, pud: int) -> None:
+        """pmd_alloc() (and pud_alloc() above it): a PMD table under a none
+        PUD entry, as alloc_new_pmd() and copy_pmd_range() make."""
+        self._alloc_upper(pud << (PUD_SHIFT - PMD_SHIFT))
+
+    def alloc_pud_table(self, pgd: int) -> None:
+        """pud_alloc(): a PUD table under a none PGD entry, as
+        alloc_new_pud() and copy_pud_range() make."""
+        if not self._pgds.get(pgd, pgd in self._base._pgds):
+            self._pgds[pgd] = True
 
     def fill_table(self, pmd: int, entries: dict[int, Pte]) -> None:
         """Install a new PTE table under an empty PMD entry (pte_alloc and a
         batch of set_pte_at), keyed by offset in the table."""
         assert self.table_is_none(pmd)
+        self._alloc_upper(pmd)
         self._tables[pmd] = Map(entries)
         self._count += len(entries)
 
     def move_table(self, src_pmd: int, dst_pmd: int) -> None:
-        """Move a whole PTE table to an empty PMD entry (move_normal_pmd)."""
+        """Move a whole PTE table to an empty PMD entry (move_normal_pmd; the
+        PMD table at the destination is alloc_new_pmd()'s)."""
         leaf = self._materialise(src_pmd)
-        self._pending.pop(dst_pmd, None)
+        assert self.table_is_none(dst_pmd)
+        self._alloc_upper(dst_pmd)
         self._tables[dst_pmd] = leaf
         self._tables[src_pmd] = None
 
+    def free_table(self, pmd: int) -> None:
+        """pmd_clear() and pte_free(): free a PTE table whose entries are all
+        none (a huge PMD's deposited table once its entries are cleared)."""
+        leaf = self._materialise(pmd)
+        assert leaf is not None and not leaf, pmd
+        self._tables[pmd] = None
+
+    def free_pmd_table(self, pud: int) -> None:
+        """pud_clear() and pmd_free(): free a PMD table (its PTE tables are
+        freed first, by free_pmd_range())."""
+        self._middles[pud] = False
+
+    def free_pud_table(self, pgd: int) -> None:
+        """pgd_clear() and pud_free(): free a PUD table."""
+        self._pgds[pgd] = False
+
     def commit(self) -> PageTable:
-        """The edited tables; PTE tables left empty are freed."""
+        """The edited tables."""
         for pmd in list(self._pending):
             self._tables[pmd] = self._materialise(pmd)
-        by_pud: dict[int, list[int]] = {}
+        by_pud: dict[int, list[int]] = {pud: [] for pud in self._middles}
         for pmd in self._tables:
             by_pud.setdefault(pmd >> (PUD_SHIFT - PMD_SHIFT), []).append(pmd)
         with self._base._puds.mutate() as new_puds:
@@ -218,14 +338,21 @@ class PageTableEditor:
                 with new_puds.get(pud, Map()).mutate() as new_middle:
                     for pmd in pmds:
                         leaf = self._tables[pmd]
-                        if leaf:
+                        if leaf is not None:
                             new_middle[pmd] = leaf
                         else:
                             new_middle.pop(pmd, None)
                     middle = new_middle.finish()
-                if len(middle):
+                if self._middles.get(pud, pud in self._base._puds):
                     new_puds[pud] = middle
                 else:
+                    assert not middle, pud
                     new_puds.pop(pud, None)
             puds = new_puds.finish()
-        return PageTable(puds, self._count)
+        pgds = self._base._pgds
+        if self._pgds:
+            pgds = frozenset(
+                {g for g in pgds if self._pgds.get(g, True)}
+                | {g for g, alive in self._pgds.items() if alive}
+            )
+        return PageTable(puds, self._count, pgds)

@@ -1,5 +1,5 @@
-"""/proc/PID/maps, smaps and pagemap, and /proc/kpagecount, as the kernel
-shows them.
+"""/proc/PID/maps, smaps, status (VmPTE) and pagemap, and /proc/kpagecount,
+as the kernel shows them.
 
 Models fs/proc/task_mmu.c:show_map_vma(): start-end, rwx and p/s, the file
 offset (pgoff << PAGE_SHIFT for a file, 0 for anonymous memory), device,
@@ -10,8 +10,8 @@ fs/proc/page.c:kpagecount_read() and stable_page_flags().
 
 from engine.mm_constants import HPAGE_PMD_NR, PAGE_SHIFT
 from engine.mm_types import VM_EXEC, VM_MAYSHARE, VM_READ, VM_WRITE, VMA, State
-from engine.pagetable import PRESENT, SWAP, ZERO_PAGE, Pte
-from engine.sim.backend import PageRecord, ProcessPages
+from engine.pagetable import PRESENT, SWAP, ZERO_PAGE, Pte, TablePages
+from engine.sim.backend import PageRecord, ProcessPages, ProcessTables
 
 
 def vma_perms(vma: VMA) -> str:
@@ -129,3 +129,14 @@ def all_pages(state: State) -> dict[str, ProcessPages]:
 def populated_pages(state: State) -> int:
     """How many page records the processes' tables hold (pages x processes)."""
     return sum(len(mm.pagetable) for mm in state.processes.values())
+
+
+def table_pages(state: State) -> dict[str, TablePages]:
+    """Every live process's page-table pages, by level: what /proc/PID/status
+    counts as VmPTE (task_mem(): mm_pgtables_bytes() in kB, 4 kB a table)."""
+    return {name: state.processes[name].pagetable.tables() for name in state.process_names()}
+
+
+def page_tables(state: State) -> dict[str, ProcessTables]:
+    """table_pages() as a backend reports them: how many, and which."""
+    return {name: ProcessTables(t.pages, t) for name, t in table_pages(state).items()}

@@ -118,7 +118,7 @@ def test_the_installed_command_serves_a_step_page(installed: Path, tmp_path: Pat
     proc = subprocess.Popen(
         [str(installed / "mremap-viz"), "serve", "--port", str(port)],
         cwd=tmp_path,
-        env=_outside(tmp_path),
+        env=_outside(tmp_path) | {"MREMAP_VIZ_WARM_PAGES": "20"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -133,6 +133,10 @@ def test_the_installed_command_serves_a_step_page(installed: Path, tmp_path: Pat
                 assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
                 assert time.monotonic() < deadline, "the installed server did not start"
                 time.sleep(0.2)
+        while (health := httpx.get(base + "/healthz").json())["status"] != "ready":
+            assert time.monotonic() < deadline, f"the warm-up did not finish: {health}"
+            time.sleep(0.2)
+        assert health["warmup"]["pages"] == 20 and health["warmup"]["stopped"] == "WARM_PAGES"
         page = httpx.get(base + "/scenarios/dontunmap?step=3", timeout=60)
         assert page.status_code == 200
         assert "MREMAP_DONTUNMAP" in page.text

@@ -35,11 +35,11 @@ def stage_document(stage: Stage) -> dict[str, Any]:
     run, panel = stage.runnable()
     page = None if panel is None else panel.model_dump(mode="json")
     if stage.suite is None:
-        return {"scenario": scenario_json(run), "page": page}
+        return {"scenario": stage.run_document(), "page": page}
     return {
         "test": stage.suite.current.name,
         "tests": [t.model_dump(mode="json") for t in stage.suite.tests],
-        "scenario": {**scenario_json(run), **verdict_json(run)},
+        "scenario": {**stage.run_document(), **verdict_json(run)},
         "checks": [c.model_dump(mode="json") for c in stage.suite.checks],
         "page": page,
     }

@@ -27,7 +27,9 @@ from engine.sim.trace import Unfinished
 
 
 def answer(ctx: object, request: Request) -> PlainTextResponse:
-    return PlainTextResponse(body(ctx, str(request.base_url).rstrip("/")))
+    """The text; its links name MREMAP_VIZ_PUBLIC_URL if set, else the request's origin."""
+    origin = request.app.state.public_url or str(request.base_url).rstrip("/")
+    return PlainTextResponse(body(ctx, origin))
 
 
 @singledispatch

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app.contexts import Drift, SharedPage, open_stage
@@ -22,6 +22,7 @@ from app.share import (
     share,
     story,
 )
+from app.warmup import Link, Warmup
 from engine.scenario.errors import ScenarioError
 from engine.sim.simulation import Suite
 from engine.version import ENGINE_VERSION, first_difference
@@ -40,28 +41,38 @@ router = APIRouter(tags=["share"])
     },
     dependencies=[SHARE_LIMITED],
 )
-def api_share(body: SharedScenario, runs: Runs, store: ShareStore) -> ShareResponse:
+def api_share(
+    body: SharedScenario, runs: Runs, store: ShareStore, request: Request
+) -> ShareResponse:
     """Store a scenario and answer its short link.
 
     The id is a prefix of the SHA-256 of the scenario's canonical JSON, so
     the same scenario always gets the same link, on any server of the
     deployment. A scenario that does not parse can be shared too: its page
-    shows the error.
+    shows the error. Its pages are rendered in the background (app/warmup.py).
     """
     ident = share(store, runs, body)
+    _warm(request, ident, body)
     return ShareResponse(id=ident, url=f"/s/{ident}", token=encode_token(body))
 
 
 @router.post("/share", include_in_schema=False, dependencies=[SHARE_LIMITED])
-def form_share(form: Form, runs: Runs, store: ShareStore) -> Response:
+def form_share(form: Form, runs: Runs, store: ShareStore, request: Request) -> Response:
     """The "Short link" button: a form with `s` (a token) or `source`,
     `policy` and `rmap`, and `test` and `step`; stores the scenario and sees the page at /s/<id>."""
     scenario = decode_token(form["s"]) if "s" in form else scenario_from_form(form)
     ident = share(store, runs, scenario)
+    _warm(request, ident, scenario)
     query = {"test": form["test"]} if form.get("test") else {}
     if form.get("step", "").isdigit():
         query["step"] = form["step"]
     return RedirectResponse(f"/s/{ident}" + (f"?{urlencode(query)}" if query else ""), 303)
+
+
+def _warm(request: Request, ident: str, scenario: SharedScenario) -> None:
+    """Queue the new link's pages for the warm-up (if it runs and has room)."""
+    warmup: Warmup = request.app.state.warmup
+    warmup.add_link(Link(ident, scenario.run_source, scenario.policy))
 
 
 @resource(router, "/s/{ident}", SharedPage.FORMATS)

@@ -19,7 +19,13 @@ from engine.invariants import RmapMiss, rmap_check
 from engine.mm_constants import PAGE_SHIFT
 from engine.mm_types import VMA, Folio, RmapModel, State
 from engine.pagetable import MIGRATION, PRESENT, SWAP, ZERO_PAGE, Pte
-from engine.present.tables import anon_vma_table, folio_summary, letter_names, vma_table
+from engine.present.tables import (
+    anon_vma_table,
+    empty_table_summary,
+    folio_summary,
+    letter_names,
+    vma_table,
+)
 from engine.present.text import WIDTH, fit
 
 MARGIN = 6  # " vma  ", " pte  ", " rmap ": the row labels
@@ -62,6 +68,7 @@ def render_state(state: State, process: str | None = None) -> str:
     out += anon_vma_table(state, None if process is None else names)
     if process is None:
         out += folio_summary(state)
+    out += empty_table_summary(state, names)
     return "\n".join(fit(out)).rstrip("\n")
 
 

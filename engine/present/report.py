@@ -12,7 +12,7 @@ memory, and is written one statement at a time. Without `detail`, what a
 step created, changed or freed comes as runs of ids (present.trace.ref_runs):
 then the document grows with the steps alone. With `pages`, each statement
 also carries every process's populated pages (`page_json`), bounded by
-Limits.max_page_records.
+Limits.max_page_records, and its page-table pages (`table_json`).
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from typing import TextIO
 from engine.accounting import metadata
 from engine.invariants import Checker, lock_order
 from engine.mm_constants import PAGE_SIZE
+from engine.pagetable import TablePages
 from engine.present.trace import event_values, lock_summary, ref_runs
-from engine.procfs import all_pages, populated_pages
+from engine.procfs import all_pages, populated_pages, table_pages
 from engine.sim.backend import PageRecord
 from engine.sim.limits import LimitExceeded, Limits
 from engine.sim.simulation import Run, Suite
@@ -119,7 +120,16 @@ def statement_records(
             entry["pages"] = {
                 name: page_json(found.pages) for name, found in all_pages(state).items()
             }
+            entry["page_tables"] = {
+                name: table_json(tables) for name, tables in table_pages(state).items()
+            }
         yield entry
+
+
+def table_json(tables: TablePages) -> dict[str, int]:
+    """A process's page-table pages by level, as VmPTE counts them: PTE
+    tables (a huge PMD's deposited one among them), PMD and PUD tables."""
+    return {"pte": len(tables.pte), "pmd": len(tables.pmd), "pud": len(tables.pud)}
 
 
 def _check_page_records(run: Run, limit: int) -> None:

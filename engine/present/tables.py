@@ -2,12 +2,15 @@
 
 Ours. One row per VMA (its letter, id, range, size, rwxp, vm_pgoff,
 anon_vma and chains), one per anon_vma the shown processes reach (with the
-VMAs chained to it, by letter), and a one-line count of the folios.
+VMAs chained to it, by letter), a one-line count of the folios, and where
+a process has an empty PTE table.
 """
 
 from __future__ import annotations
 
+from engine.mm_constants import PAGE_SHIFT
 from engine.mm_types import (
+    EXEC_PAGE_TABLES,
     VM_EXEC,
     VM_MAYREAD,
     VM_MAYSHARE,
@@ -19,6 +22,7 @@ from engine.mm_types import (
     State,
     flag_names,
 )
+from engine.pagetable import PMD_SHIFT
 from engine.present.text import WIDTH, fit
 from engine.procfs import vma_perms
 
@@ -203,3 +207,22 @@ def folio_summary(state: State) -> list[str]:
     if pinned:
         line += f", {pinned} pinned"
     return [line]
+
+
+def empty_table_summary(state: State, processes: list[str]) -> list[str]:
+    """The PTE tables each process has with no entry in them (beyond its
+    stack's and vDSO's): they keep their PMD from being none, so a fault
+    there maps small pages, never a THP."""
+    lines = []
+    for name in processes:
+        table = state.processes[name].pagetable
+        empty = [
+            pmd
+            for pmd in table.pmd_indexes()
+            if not table.leaf(pmd) and pmd not in EXEC_PAGE_TABLES.tables().pte
+        ]
+        if empty:
+            shown = ", ".join(f"{pmd << (PMD_SHIFT + PAGE_SHIFT):x}" for pmd in empty[:3])
+            more = f" and {len(empty) - 3} more" if len(empty) > 3 else ""
+            lines.append(f"empty PTE tables of {name}: {shown}{more}")
+    return lines

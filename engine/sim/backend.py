@@ -9,6 +9,8 @@ the two can be compared (mainline calls only).
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from engine.pagetable import TablePages
+
 
 @dataclass(frozen=True)
 class CallResult:
@@ -72,6 +74,28 @@ class ProcessPages:
     fields: tuple[str, ...] = PAGE_FIELDS
 
 
+NO_TABLES = TablePages(frozenset(), frozenset(), frozenset())
+
+
+@dataclass(frozen=True)
+class ProcessTables:
+    """One process's page-table pages, as mm_pgtables_bytes() counts them
+    and /proc/PID/status shows them (VmPTE / 4 kB): PTE tables, the tables
+    deposited with huge PMDs, PMD and PUD tables.
+
+    The simulator knows which tables (`tables`: the stack's and the vDSO's
+    among them, not the program image's, which it does not model). The
+    kernel shows only how many (`pages`), and which tables the executor's
+    own mappings (its program, stack, vDSO) held before the scenario began
+    (`own`): a table both have is counted once, so the simulator's count
+    to compare is that of tables.union(own).
+    """
+
+    pages: int
+    tables: TablePages | None = None
+    own: TablePages = NO_TABLES
+
+
 class Backend(Protocol):
     """The calls a scenario can make, each in the named process."""
 
@@ -108,4 +132,8 @@ class Backend(Protocol):
 
     def pages(self) -> dict[str, ProcessPages]:
         """Every live process's populated pages, page by page."""
+        ...
+
+    def page_tables(self) -> dict[str, ProcessTables]:
+        """Every live process's page-table pages (VmPTE)."""
         ...

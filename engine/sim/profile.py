@@ -33,7 +33,7 @@ class MachineProfile:
     fault_around_bytes: int
     """debugfs fault_around_bytes (64 KiB by default; debugfs may refuse to show it)."""
     pt_reclaim: bool
-    """CONFIG_PT_RECLAIM: MADV_DONTNEED frees the PTE tables it empties."""
+    """CONFIG_PT_RECLAIM: MADV_DONTNEED frees the PTE tables it covers whole."""
     swap: bool
     """A swap device is configured (/proc/swaps lists one)."""
 

@@ -23,14 +23,14 @@ from engine.memory import access_allowed, fault_anon_range, handle_mm_fault
 from engine.mm_constants import PAGE_SHIFT, PAGE_SIZE
 from engine.mm_types import RMAP_MODELS, Folio, RmapModel, State
 from engine.pagetable import PRESENT, ZERO_PAGE
-from engine.procfs import all_pages, proc_maps, resident_pages
+from engine.procfs import all_pages, page_tables, proc_maps, resident_pages
 from engine.scenario import ast
 from engine.scenario.errors import ScenarioError
 from engine.scenario.harness import is_harness, parse_harness
 from engine.scenario.interpret import StepOutcome, run, step_record
 from engine.scenario.machine import TestMachine, Verdict
 from engine.scenario.parse import parse
-from engine.sim.backend import CallResult, ProcessPages
+from engine.sim.backend import CallResult, ProcessPages, ProcessTables
 from engine.sim.errors import SyscallError
 from engine.sim.kernel import Kernel
 from engine.sim.limits import LimitExceeded, Limits
@@ -203,6 +203,9 @@ class Simulation:
 
     def pages(self) -> dict[str, ProcessPages]:
         return all_pages(self.kernel.state)
+
+    def page_tables(self) -> dict[str, ProcessTables]:
+        return page_tables(self.kernel.state)
 
 
 def _fault_vma_range(k: Kernel, process: str, start: int, end: int, write: bool) -> str:

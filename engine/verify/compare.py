@@ -1,7 +1,9 @@
 """Line up the simulator's steps with the real kernel's and list differences.
 
 Both sides are the JSON contract's steps ({"line", "source", "process",
-"result", "value", "maps"}), with resident pages per VMA and, when
+"result", "value", "maps"}), with resident pages per VMA, page-table
+pages (VmPTE: the simulator's tables together with those the executor's
+own mappings held, which a scenario's table may share) and, when
 recorded, every populated page ("pages", "anon_huge"). Shared-anonymous
 inode numbers are renumbered on both sides first, since the real kernel
 hands out fresh ones every run; fork's value (a pid) is never compared,
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Any
 
-from engine.sim.backend import PAGE_FIELDS, PageRecord, ProcessPages
+from engine.sim.backend import PAGE_FIELDS, PageRecord, ProcessPages, ProcessTables
 from engine.verify.real import canonical_inodes
 
 WIDTH = 75
@@ -33,7 +35,7 @@ class Difference:
     """One way a statement's outcome differs between the two kernels.
 
     `what` is "result", "value", "maps:NAME", "resident:NAME",
-    "pages:NAME", "anon_huge:NAME" or "steps" (one side ran more
+    "page_tables:NAME", "pages:NAME", "anon_huge:NAME" or "steps" (one side ran more
     statements). Each side holds the compared text: one item for a result
     or value, the maps lines for maps, one line per differing page or VMA,
     None where that side has no such process or step.
@@ -141,10 +143,35 @@ def _compare_step(sim: Mapping[str, Any], real: Mapping[str, Any]) -> list[Diffe
                         tuple(f"{vma} {real_pages.get(vma)} pages" for vma in differ),
                     )
                 )
+        if (
+            sim_lines == real_lines
+            and name in sim.get("page_tables", {}).keys() & real.get("page_tables", {}).keys()
+        ):
+            found = _compare_tables(sim["page_tables"][name], real["page_tables"][name])
+            if found is not None:
+                out.append(Difference(line, source, f"page_tables:{name}", *found))
     if "pages" in sim and "pages" in real:
         same = {n for n in sim_maps.keys() & real_maps.keys() if sim_maps[n] == real_maps[n]}
         out += _compare_pages(line, source, sim, real, same)
     return out
+
+
+def _compare_tables(
+    sim: ProcessTables, real: ProcessTables
+) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """Both sides' page-table pages, when they differ: the simulator's
+    tables counted together with the executor's own (`real.own`)."""
+    seen = sim.pages if sim.tables is None else sim.tables.union(real.own).pages
+    if seen == real.pages:
+        return None
+    detail = ""
+    if sim.tables is not None:
+        t = sim.tables
+        detail = (
+            f": {len(t.pte)} PTE, {len(t.pmd)} PMD, {len(t.pud)} PUD tables,"
+            f" with the executor's own {real.own.pages}"
+        )
+    return (f"{seen} page-table pages{detail}",), (f"{real.pages} page-table pages (VmPTE)",)
 
 
 def _compare_pages(

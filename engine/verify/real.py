@@ -31,7 +31,16 @@ from importlib import resources
 from pathlib import Path
 from types import TracebackType
 
-from engine.sim.backend import PAGE_FIELDS, PAGEMAP_FIELDS, CallResult, PageRecord, ProcessPages
+from engine.mm_constants import PAGE_SHIFT, TASK_SIZE
+from engine.pagetable import PGD_SHIFT, PMD_SHIFT, PUD_SHIFT, TablePages
+from engine.sim.backend import (
+    PAGE_FIELDS,
+    PAGEMAP_FIELDS,
+    CallResult,
+    PageRecord,
+    ProcessPages,
+    ProcessTables,
+)
 from engine.uapi import ERRNO_NAME
 
 COMPILE_FLAGS = ("-static", "-O1")
@@ -214,6 +223,14 @@ class RealMachine:
             self.close()
             raise
         self._baseline = frozenset(baseline)
+        self._own = _own_tables(baseline)
+        have = self._vmpte(self._processes["main"])
+        if have != self._own.pages:
+            self.close()
+            raise RealMachineError(
+                f"the executor starts with {have} page-table pages (VmPTE), not the"
+                f" {self._own.pages} its own mappings imply: page tables cannot be compared"
+            )
         specials = [_start(line) for line in baseline if line.endswith(TOP_DOWN_SPECIALS)]
         if not specials:
             self.close()
@@ -344,6 +361,29 @@ class RealMachine:
             fields = PAGE_FIELDS if self._full_pages else PAGEMAP_FIELDS
             found[name] = ProcessPages(records, huge, fields)
         return found
+
+    def page_tables(self) -> dict[str, ProcessTables]:
+        """Each process's page-table pages, from VmPTE in /proc/PID/status,
+        with the executor's own tables (a forked child has copies of its
+        parent's: copy_page_range() copies them all, the vDSO's with the
+        VM_PFNMAP [vvar])."""
+        if self._closed is not None:
+            raise RealMachineError(self._closed)
+        return {
+            name: ProcessTables(self._vmpte(p), own=self._own)
+            for name, p in self._processes.items()
+        }
+
+    def _vmpte(self, p: _Process) -> int:
+        """VmPTE of /proc/PID/status, in 4 kB pages."""
+        try:
+            status = Path(f"/proc/{p.pid}/status").read_text()
+        except OSError as e:
+            raise RealMachineError(f"cannot read the status of {p.name!r}: {e.strerror}") from None
+        for line in status.splitlines():
+            if line.startswith("VmPTE:"):
+                return int(line.split()[1]) // 4
+        raise RealMachineError(f"no VmPTE in the status of {p.name!r}")
 
     def _read_pages(self, p: _Process, start: int, end: int) -> list[PageRecord]:
         kind, value, data = self._call(p, _OP_PAGES, [start, end], "pages")
@@ -498,6 +538,21 @@ def _page_record(raw: tuple[int, ...], full: bool) -> PageRecord:
         exclusive,
         None,
     )
+
+
+def _own_tables(maps: list[str]) -> TablePages:
+    """The page tables the executor's own mappings hold at the start: one
+    of each level over every part of the user address space they cover
+    (its static image and bss are all touched, and so are the stack and
+    the vDSO's page table); [vsyscall] lies above TASK_SIZE."""
+    pte: set[int] = set()
+    for line in maps:
+        start, end = (int(x, 16) >> PAGE_SHIFT for x in line.split()[0].split("-"))
+        if end <= TASK_SIZE >> PAGE_SHIFT:
+            pte.update(range(start >> PMD_SHIFT, ((end - 1) >> PMD_SHIFT) + 1))
+    pmd = {i >> (PUD_SHIFT - PMD_SHIFT) for i in pte}
+    pud = {i >> (PGD_SHIFT - PUD_SHIFT) for i in pmd}
+    return TablePages(frozenset(pte), frozenset(pmd), frozenset(pud))
 
 
 def _start(line: str) -> int:

@@ -43,6 +43,7 @@ FAMILIES = (
     "thp_partial",
     "reclaim",
     "populate",
+    "page_tables",
     "shared_anon",
 )
 # The families aimed at pages: folios, zero pages, mapcounts, PMD mappings.
@@ -69,6 +70,7 @@ SEEDS = {
     "thp_partial": 30,
     "reclaim": 35,
     "populate": 30,
+    "page_tables": 40,
     "shared_anon": 35,
 }
 
@@ -1068,6 +1070,79 @@ def _populate(b: Builder) -> None:
             b.fork()
 
 
+def _page_tables(b: Builder) -> None:
+    """When a PTE table exists, empty or not, and so whether a fault may
+    map a THP (it needs the PMD none): tables left by a partial
+    MADV_DONTNEED and freed by a whole-table one (CONFIG_PT_RECLAIM), kept
+    by munmap for a neighbouring VMA in the same 2 MiB, moved whole or
+    entry by entry by mremap (which allocates a destination table even for
+    a range with no pages, and leaves the source's with MREMAP_DONTUNMAP),
+    copied by fork, left by MADV_PAGEOUT of a lazyfree THP; then THP-able
+    faults at the source and the destination. VmPTE is compared after
+    every statement."""
+    rng = b.rng
+    area = ThpArea(b)
+    for slot in rng.sample(range(0, ThpArea.SLOTS - 1), rng.randint(1, 3)):
+        n = rng.choice((HUGE, 2 * HUGE, HUGE + 32, 8, HUGE - 16))
+        area.region(slot, n, hugepage=rng.random() < 0.5)
+    forked: list[str] = []
+    for _ in range(rng.randint(4, 14)):
+        who = rng.choice(["main", *forked])
+        r = rng.random()
+        if r < 0.2:
+            name, page = area.pick()
+            area.write(name, page, who)
+        elif r < 0.25:
+            name, page = area.pick()
+            area.read(name, page, who)
+        elif r < 0.35:
+            name, start, pages = area.piece()
+            area.madvise(name, start, pages, "MADV_HUGEPAGE", who)
+        elif r < 0.5:
+            name, start, pages = area.piece()
+            area.madvise(name, start, pages, "MADV_DONTNEED", who)
+        elif r < 0.6:
+            name, start, pages = area.piece()
+            area.munmap(name, start, min(pages, rng.choice((1, 8, HUGE))), who)
+        elif r < 0.8:
+            _page_tables_mremap(b, area, who)
+        elif r < 0.87 and len(forked) < 2:
+            forked.append(b.fork(who))
+        elif r < 0.94:
+            name, start, pages = area.piece()
+            area.madvise(name, start, pages, "MADV_FREE", who)
+            area.madvise(name, start, pages, "MADV_PAGEOUT", who)
+        else:
+            name, start, pages = area.piece()
+            area.memset(name, start, min(pages, 64), who)
+
+
+def _page_tables_mremap(b: Builder, area: ThpArea, who: str) -> None:
+    """An mremap of part of a region (with pages or none) to a PMD boundary
+    of the area or near one, moved or grown, maybe MREMAP_DONTUNMAP, then a
+    fault at the destination's and maybe the source's first page."""
+    rng = b.rng
+    name, start, pages = area.piece()
+    pages = min(pages, rng.choice((1, 16, HUGE)))
+    new_pages = pages if rng.random() < 0.6 else rng.choice((HUGE, 2 * HUGE))
+    room = ThpArea.SLOTS * HUGE - new_pages
+    dest = max(0, min(room, rng.choice((0, 1, 2, 3, 4, 5, 6)) * HUGE + rng.choice((0, 0, 16))))
+    flags = "MREMAP_MAYMOVE | MREMAP_FIXED"
+    if new_pages == pages and rng.random() < 0.3:
+        flags += " | MREMAP_DONTUNMAP"
+    moved = b.fresh("r")
+    b.emit(
+        f"char *{moved} = mremap({name} + {start} * page_size, {pages} * page_size,"
+        f" {new_pages} * page_size, {flags}, t + {dest} * page_size);",
+        who,
+    )
+    b.emit(f"t[{dest} * page_size] = 'd';", who)
+    if new_pages > HUGE:
+        b.emit(f"t[{dest + HUGE} * page_size] = 'd';", who)
+    if rng.random() < 0.5:
+        area.write(name, start, who)
+
+
 def _shared_anon(b: Builder) -> None:
     """MAP_SHARED anonymous memory (shmem): reads fault in the page cache's
     pages (and map their cached neighbours: fault-around), writes allocate,
@@ -1141,6 +1216,7 @@ _FAMILY_FUNCS: dict[str, Callable[[Builder], None]] = {
     "thp_partial": _thp_partial,
     "reclaim": _reclaim,
     "populate": _populate,
+    "page_tables": _page_tables,
     "shared_anon": _shared_anon,
 }
 

@@ -26,8 +26,9 @@ def start_app(
 ) -> subprocess.Popen[bytes]:
     """`python -m app` on 127.0.0.1:port with MREMAP_VIZ_DATA=data (and
     `env`, and further command-line `args` such as --workers 2), once it
-    answers; RuntimeError if it does not within 30 s."""
-    environ = {**os.environ, "MREMAP_VIZ_DATA": str(data), **env}
+    answers; RuntimeError if it does not within 30 s. No warm-up
+    (app/warmup.py) unless `env` sets MREMAP_VIZ_WARM_PAGES."""
+    environ = {**os.environ, "MREMAP_VIZ_DATA": str(data), "MREMAP_VIZ_WARM_PAGES": "0", **env}
     if "DATABASE_URL" not in env:
         environ.pop("DATABASE_URL", None)
     proc = subprocess.Popen(
