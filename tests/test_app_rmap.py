@@ -14,6 +14,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 from app.main import create_app
 from app.runs import gallery
 from app.share import decode_token
+from app.warmup import Link
 from engine.accounting import metadata
 from engine.cow_context import WALK_EXCLUSIVE_STOP
 from engine.gallery import GalleryEntry, find
@@ -313,3 +314,13 @@ def test_api_run_takes_the_model(client: TestClient) -> None:
     field = schema["properties"]["rmap_model"]
     assert "a4ac1966" in field["description"]
     assert "cow_context" in str(field) and "anon_vma" in str(field)
+
+
+def test_a_new_short_links_pages_are_warmed_under_its_model(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queued: list[Link] = []
+    warmup = client.app.state.warmup  # type: ignore[attr-defined]
+    monkeypatch.setattr(warmup, "add_link", queued.append)
+    client.post("/api/share", json={"source": PLAIN, "options": {"rmap_model": "cow_context"}})
+    assert [link.source for link in queued] == [apply("rmap-cow_context", PLAIN)]
