@@ -29,7 +29,7 @@ from app.views.source import SourceLine, source_lines
 from app.views.step import StepView, step_view
 from app.views.tests import SuiteView, find_test, suite_view, test_lines
 from engine.gallery import GalleryEntry
-from engine.mm_types import RmapModel
+from engine.mm_types import RMAP_MODELS, RmapModel
 from engine.scenario.errors import ScenarioError
 from engine.sim.simulation import Run, Suite, View, rmap_model_note
 from engine.variants import Variant
@@ -245,9 +245,20 @@ class PlayPage(StagePage):
 
     policy: str | None
     policies: dict[str, str]
+    rmap: RmapModel | None = None
+    """The rmap model chosen for the run (None: the source's own)."""
+    rmap_model: RmapModel = "anon_vma"
+    """The rmap model it runs under."""
 
     def template_context(self) -> dict[str, Any]:
-        return {**self.stage.template_context(), "policy": self.policy, "policies": self.policies}
+        return {
+            **self.stage.template_context(),
+            "policy": self.policy,
+            "policies": self.policies,
+            "rmap": self.rmap,
+            "rmap_models": RMAP_MODELS,
+            "rmap_note": rmap_model_note(self.rmap_model),
+        }
 
 
 class Drift(BaseModel):
@@ -276,6 +287,7 @@ class SharedPage(StagePage):
     def template_context(self) -> dict[str, Any]:
         return {
             **self.stage.template_context(),
+            "rmap_note": rmap_model_note(self.scenario.rmap_model),
             "ident": self.ident,
             "record": self.record,
             "scenario": self.scenario,
@@ -333,4 +345,6 @@ class ComparePage(Page):
             "compare": self.compare,
             "policies": policies,
             "max_variants": COMPARE_MAX_VARIANTS,
+            "rmap_proposal": any(run.rmap_model == "cow_context" for run in self.runs),
+            "rmap_note": rmap_model_note("cow_context"),
         }

@@ -67,7 +67,6 @@ __all__ = [
 ]
 
 
-
 def _operator(name: str, default: str) -> str:
     """A limit an operator may set in the environment as MREMAP_VIZ_<name>."""
     return os.environ.get(f"MREMAP_VIZ_{name}", default)

@@ -5,6 +5,13 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.limits import MAX_SOURCE
+from engine.mm_types import RmapModel
+from engine.variants import apply
+
+
+def with_rmap_model(source: str, model: RmapModel | None) -> str:
+    """`source` run under `model` (its `// @rmap` line set so); as is for None."""
+    return source if model is None else apply(f"rmap-{model}", source)
 
 
 class RunRequest(BaseModel):
@@ -13,10 +20,22 @@ class RunRequest(BaseModel):
     source: str = Field(
         max_length=MAX_SOURCE, examples=["char *p = mmap(NULL, 4096, 3, 0x22, -1, 0);"]
     )
+    rmap_model: RmapModel | None = Field(
+        None,
+        description="rmap model: anon_vma (Linux 6.18) or cow_context (the COW-context"
+        " proposal, branch project/cow-context at a4ac1966: a proof of concept, no kernel"
+        " runs it); sets the source's `// @rmap` line; default: that line, else anon_vma",
+        examples=["cow_context"],
+    )
     detail: bool = Field(
         False,
         description="list created/changed/freed objects one by one (within MAX_API_DETAIL_REFS)",
     )
+
+    @property
+    def run_source(self) -> str:
+        """The source as run: under `rmap_model`, if given."""
+        return with_rmap_model(self.source, self.rmap_model)
 
 
 class StepRecord(BaseModel):

@@ -35,11 +35,13 @@ from app.limits import (
     MAX_TOKEN_CHARS,
     MIN_ID_LENGTH,
 )
+from app.models import with_rmap_model
 from app.runs import RunCache
 from app.store import ShareRecord, Store
+from engine.mm_types import RmapModel
 from engine.scenario.errors import ScenarioError
 from engine.sim.policy import POLICIES
-from engine.sim.simulation import policy_of
+from engine.sim.simulation import policy_of, rmap_model_of
 from engine.version import ENGINE_VERSION, fingerprint
 
 TOKEN_VERSION = "v1"
@@ -56,6 +58,13 @@ class RunOptions(BaseModel):
         default=None,
         description="RELOCATE_ANON policy: " + ", ".join(POLICIES),
         examples=["posted"],
+    )
+
+    rmap_model: RmapModel | None = Field(
+        default=None,
+        description="rmap model: anon_vma (Linux 6.18) or cow_context (the COW-context"
+        " proposal, a4ac1966: no kernel runs it); default: the source's // @rmap line",
+        examples=["cow_context"],
     )
 
     @field_validator("policy")
@@ -93,11 +102,26 @@ class SharedScenario(BaseModel):
         policy = self.options.policy
         if policy is not None and policy == policy_of(self.source):
             policy = None
-        return SharedScenario(source=self.source, options=RunOptions(policy=policy))
+        model = self.options.rmap_model
+        if model is not None and model == rmap_model_of(self.source):
+            model = None
+        return SharedScenario(
+            source=self.source, options=RunOptions(policy=policy, rmap_model=model)
+        )
 
     @property
     def policy(self) -> str | None:
         return self.options.policy
+
+    @property
+    def rmap_model(self) -> RmapModel:
+        """The rmap model it runs under: the option, else the source's own."""
+        return self.options.rmap_model or rmap_model_of(self.source)
+
+    @property
+    def run_source(self) -> str:
+        """The source as run: under the `rmap_model` option, if set."""
+        return with_rmap_model(self.source, self.options.rmap_model)
 
 
 class ShareResponse(BaseModel):
@@ -122,9 +146,11 @@ class BadToken(BadLink, ValueError):
 
 
 def scenario_from_form(form: dict[str, str]) -> SharedScenario:
-    """The scenario of a form's `source` and `policy` fields; BadLink (422)
+    """The scenario of a form's `source`, `policy` and `rmap` fields; BadLink (422)
     naming the field that is wrong (a source over MAX_SHARED_SOURCE_BYTES)."""
     options = {"policy": form["policy"]} if form.get("policy") else {}
+    if form.get("rmap"):
+        options["rmap_model"] = form["rmap"]
     try:
         return SharedScenario.model_validate({"source": form.get("source", ""), "options": options})
     except ValidationError as err:
@@ -211,7 +237,7 @@ def story(runs: RunCache, scenario: SharedScenario) -> list[str]:
             _stories.move_to_end(key)
             return _stories[key]
     try:
-        result = fingerprint(runs.get(scenario.source, scenario.policy))
+        result = fingerprint(runs.get(scenario.run_source, scenario.policy))
     except ScenarioError as err:
         result = [hashlib.sha256(f"parse error: {err}".encode()).hexdigest()[:16]]
     with _stories_lock:

@@ -154,7 +154,8 @@ def _dialect(p: str, insert: str, octets: str) -> Dialect:
 
 
 SQLITE = _dialect(
-    "?", f"INSERT OR IGNORE INTO shares ({COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+    "?",
+    f"INSERT OR IGNORE INTO shares ({COLUMNS}) VALUES (?, ?, ?, ?, ?)",
     "length(CAST({} AS BLOB))",
 )
 POSTGRES = _dialect(

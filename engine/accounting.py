@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from engine.cow_context import cow_context_walk, vma_offset
+from engine.cow_context import cow_context_walk, remap_vmas
 from engine.mm_types import Folio, RmapModel, State
 from engine.rmap import folio_anon_vma
 
@@ -191,19 +191,12 @@ def metadata(state: State, walks: bool = True) -> Metadata:
 def stale_remap_offsets(state: State) -> int:
     """Recorded offsets that no VMA of the context's mm maps at that offset
     anywhere over the entry's pgoffs (the walk tries them, and finds nothing)."""
-    stale = 0
-    for ctx in state.cow_contexts.values():
-        mm = state.processes.get(ctx.mm) if ctx.mm is not None else None
-        vmas = [state.vmas[v] for v in mm.vmas] if mm is not None else []
-        for r in ctx.remaps:
-            for offset in r.offsets:
-                stale += not any(
-                    vma_offset(v) == offset
-                    and v.vm_pgoff <= r.last
-                    and v.vm_pgoff + v.pages - 1 >= r.first
-                    for v in vmas
-                )
-    return stale
+    return sum(
+        not remap_vmas(state, ctx, r, offset)
+        for ctx in state.cow_contexts.values()
+        for r in ctx.remaps
+        for offset in r.offsets
+    )
 
 
 def walk_costs(state: State) -> tuple[tuple[WalkCost, int], ...] | None:

@@ -606,6 +606,20 @@ def offset_recorded(state: State, vma: VMA, folio: Folio) -> bool:
     )
 
 
+def remap_vmas(state: State, ctx: CowContext, entry: RemapRange, offset: int) -> list[VMA]:
+    """The VMAs of the context's mm that map the entry's pgoffs at `offset`:
+    what walk_context_remap() trying that offset can find (none: the offset
+    is stale)."""
+    mm = state.processes.get(ctx.mm) if ctx.mm is not None else None
+    return [
+        vma
+        for vma in (state.vmas[v] for v in (mm.vmas if mm is not None else ()))
+        if vma_offset(vma) == offset
+        and vma.vm_pgoff <= entry.last
+        and vma.vm_pgoff + vma.pages - 1 >= entry.first
+    ]
+
+
 def walk_address(vma: VMA, folio: Folio) -> int:
     """Where rmap_one is called in `vma`: max(vm_start, range_start)."""
     return max(vma.vm_start, (folio.index + vma_offset(vma)) << PAGE_SHIFT)

@@ -59,7 +59,7 @@ def text(node: Node | None) -> str:
 
 
 def count(doc: HTMLParser, name: str) -> int:
-    return int(text(doc.css_first(f'dd[data-count="{name}"]')))
+    return int(text(doc.css_first(f'td[data-count="{name}"]')))
 
 
 def last_step(client: TestClient, slug: str) -> int:
@@ -312,7 +312,7 @@ def test_compare_every_policy_in_lockstep(client: TestClient) -> None:
     assert all(s.css_first("svg.picture") for s in sides)
     # the policies differ after the pinned move: marked against the first column
     assert text(after.css_first("#diff-title")).startswith("≠")
-    assert after.css("section.side dd.differs")
+    assert after.css("section.side tr.differs td")
     # the first inner step of the move is the same function in every run
     first = html(client.get(base + "&stmt=6&step=0"))
     assert "In lockstep" in text(first.css_first(".lockstep"))

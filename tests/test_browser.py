@@ -23,7 +23,7 @@ def wait_step_change(pg: object, old: int) -> None:
 
 
 def vma_count(pg: object) -> int:
-    return int(pg.text_content('dd[data-count="vmas"]'))  # type: ignore[attr-defined]
+    return int(pg.text_content('td[data-count="vmas"]'))  # type: ignore[attr-defined]
 
 
 def test_gallery_to_scenario_keys_and_buttons_see_a_merge(page: object, server: str) -> None:
@@ -59,7 +59,7 @@ def test_gallery_to_scenario_keys_and_buttons_see_a_merge(page: object, server: 
     wait_step_change(pg, before)
     pg.get_by_role("link", name="After the statement").click()
     pg.wait_for_function(
-        "() => document.querySelector('dd[data-count=\"vmas\"]').textContent.trim() === '1'"
+        "() => document.querySelector('td[data-count=\"vmas\"]').textContent.trim() === '1'"
     )
     assert pg.locator("svg.vma-map g.vma").count() == 1
     pg.keyboard.press("Home")

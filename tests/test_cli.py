@@ -222,7 +222,10 @@ def test_a_gallery_name_is_a_scenario_and_a_file_of_that_name_wins(tmp_path: Pat
     (tmp_path / "dontunmap.c").write_text(SMALL)
     local = subprocess.run(
         [sys.executable, "-m", "engine", "show", "dontunmap.c"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=60,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert local.stdout == SMALL

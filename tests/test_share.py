@@ -503,6 +503,6 @@ def test_a_source_too_big_to_share_still_plays() -> None:
 
     emoji = MAX_SHARED_SOURCE_BYTES // 4 + 1
     source = "// " + "\U0001f600" * emoji + "\n" + SOURCE  # > MAX_SHARED_SOURCE_BYTES in UTF-8
-    links = PlayInput(source, None, None).links()
+    links = PlayInput(source, None, None, None).links()
     assert links.shorten is None and links.shared is None
     assert links.link(1).startswith("/play?source=")

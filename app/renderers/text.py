@@ -13,8 +13,17 @@ from fastapi import Request
 from fastapi.responses import PlainTextResponse
 
 from app.contexts import ComparePage, Drift, GalleryPage, PlayPage, ScenarioPage, SharedPage, Stage
-from engine.present.statement import render_before_after, render_statement, step_lines
+from app.views.step import Counts, ViolationView
+from engine.present.statement import (
+    metadata_lines,
+    render_before_after,
+    render_statement,
+    step_lines,
+    unfinished_lines,
+)
 from engine.present.text import fit
+from engine.sim.simulation import rmap_model_note
+from engine.sim.trace import Unfinished
 
 
 def answer(ctx: object, request: Request) -> PlainTextResponse:
@@ -66,14 +75,35 @@ def stage_text(stage: Stage, origin: str, about: list[str]) -> str:
     if panel is None:
         return "\n".join([link, *fit([*about, "(no statements)"])]) + "\n"
     step = run.steps[panel.index]
+    note = rmap_model_note(run.rmap_model)
     head = [
         *about,
+        *([note] if note else []),
         f"step {panel.index + 1}/{panel.total}, "
         f"statement {panel.statement.index + 1}/{panel.statements}",
         *step_lines(step.function, step.summary, step.events, step.warnings),
+        *violation_lines(panel.violations),
+        *metadata_lines(run.shown(panel.index, panel.view).state),
     ]
     picture = render_before_after(run, panel.statement.index)
     return "\n".join([link, *fit(head), "", picture]) + "\n"
+
+
+def counts_text(counts: Counts) -> str:
+    """The compare view's counts of one column, as its table has them."""
+    rows = ", ".join(f"{what} {value}" for _, what, value in counts.rows())
+    walks = "".join(f"  rmap walk of {line}\n" for line in counts.walk_rows())
+    return f"counts ({counts.rmap_model}): {rows}\n{walks}"
+
+
+def violation_lines(violations: list[ViolationView]) -> list[str]:
+    """The state's invariant violations, each with where the proposal is unfinished."""
+    lines = []
+    for v in violations:
+        lines.append(f"  VIOLATION {v.kind}: {v.message}")
+        if v.unfinished is not None:
+            lines += unfinished_lines(Unfinished(**v.unfinished.model_dump()))
+    return lines
 
 
 @body.register
@@ -119,6 +149,7 @@ def _compare(ctx: ComparePage, origin: str) -> str:
             f"{side.statement.source}  => {side.statement.result}\n"
         )
         parts.append(render_statement(run, view.index) + "\n")
+        parts.append(counts_text(side.counts))
     parts.append(
         f"\ndiffers from {view.sides[0].variant}:" + ("\n" if view.differences else " nothing\n")
     )

@@ -31,4 +31,4 @@ def run(body: RunRequest, runs: Runs) -> Any:
     the worker that ran the scenario. A scenario that does not parse is a
     422 naming its line and column (app/errors.py).
     """
-    return Response(runs.json(body.source, body.detail), media_type="application/json")
+    return Response(runs.json(body.run_source, body.detail), media_type="application/json")

@@ -33,6 +33,7 @@ from app.deps import (
     Form,
     Policy,
     RateLimits,
+    Rmap,
     Runs,
     ShareStore,
     Source,
@@ -52,6 +53,7 @@ from app.share import (
     scenario_from_form,
     share,
 )
+from engine.mm_types import RmapModel
 from engine.scenario.harness import is_harness
 from engine.sim.policy import POLICIES
 
@@ -70,13 +72,15 @@ class PlayInput:
     """What names the scenario: a token (`s=`; BadToken says what is wrong
     with it), or `source=` (the sample if absent) and `policy=`."""
 
-    def __init__(self, source: str | None, s: str | None, policy: str | None) -> None:
+    def __init__(
+        self, source: str | None, s: str | None, policy: str | None, rmap: RmapModel | None
+    ) -> None:
         self.token = s
         if s is not None:
             self.scenario = decode_token(s)
             return
         try:
-            options = RunOptions(policy=policy or None)
+            options = RunOptions(policy=policy or None, rmap_model=rmap)
         except ValidationError as err:
             raise HTTPException(
                 422, [{"loc": ["query", "policy"], "msg": err.errors()[0]["msg"]}]
@@ -90,8 +94,10 @@ class PlayInput:
         if self.token is not None:
             query = {"s": self.token}
         else:
-            query = {"source": scenario.source} | (
-                {"policy": scenario.policy} if scenario.policy else {}
+            query = (
+                {"source": scenario.source}
+                | ({"policy": scenario.policy} if scenario.policy else {})
+                | ({"rmap": scenario.options.rmap_model} if scenario.options.rmap_model else {})
             )
         try:
             token = self.token or encode_token(scenario)
@@ -104,7 +110,11 @@ class PlayInput:
             embed,
             shorten={"s": token}
             if fits
-            else {"source": scenario.source, "policy": scenario.policy or ""},
+            else {
+                "source": scenario.source,
+                "policy": scenario.policy or "",
+                "rmap": scenario.options.rmap_model or "",
+            },
             shared={"s": token} if fits else None,
         )
 
@@ -118,23 +128,31 @@ def play(
     source: Source = None,
     s: Token = None,
     policy: Policy = None,
+    rmap: Rmap = None,
     test: TestName = None,
 ) -> Response:
     """The playground at one inner step (of one test of a harness file): the
-    page, .json, .txt, picture.svg, map.svg, anon_vma.svg.
+    page, .json, .txt, picture.svg, map.svg, anon_vma.svg. `rmap=` runs it
+    under that rmap model (the source's `// @rmap` line set so).
 
     A source no cache holds counts against RUNS_PER_CLIENT before it runs.
     """
-    given = PlayInput(source, s, policy)
+    given = PlayInput(source, s, policy, rmap)
     scenario = given.scenario
-    if not runs.holds(scenario.source, scenario.policy):
+    if not runs.holds(scenario.run_source, scenario.policy):
         limits.hit(RUNS)
     links = given.links(at.embed)
     stage = open_stage(
-        runs, scenario.source, scenario.policy, at.step, at.view, links, "play", test
+        runs, scenario.run_source, scenario.policy, at.step, at.view, links, "play", test
     )
     return answer(
-        PlayPage(stage, scenario.policy, {name: p.description for name, p in POLICIES.items()})
+        PlayPage(
+            stage,
+            scenario.policy,
+            {name: p.description for name, p in POLICIES.items()},
+            scenario.options.rmap_model,
+            scenario.rmap_model,
+        )
     )
 
 

@@ -7,10 +7,10 @@ from fastapi import APIRouter, Response
 from app.contexts import ScenarioPage, open_stage
 from app.deps import Answer, Entry, Rmap, Runs, StepAt
 from app.links import StageLinks
+from app.models import with_rmap_model
 from app.renderers.registry import resource
 from app.share import SharedScenario, encode_token
 from engine.sim.simulation import rmap_model_of
-from engine.variants import apply
 
 router = APIRouter(prefix="/scenarios", tags=["scenarios"])
 
@@ -22,7 +22,7 @@ def scenario(
     """A packaged scenario at one inner step: the page, .json, .txt, picture.svg, map.svg, anon_vma.svg.
 
     `rmap=` runs it under that rmap model (the scenario's `// @rmap` line set so)."""
-    source = scenario.source if rmap is None else apply(f"rmap-{rmap}", scenario.source)
+    source = with_rmap_model(scenario.source, rmap)
     # "Short link" freezes today's text of the scenario; the gallery's own link follows it.
     token = encode_token(SharedScenario(source=source))
     query: dict[str, str] = {} if rmap is None else {"rmap": rmap}

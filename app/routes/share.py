@@ -58,8 +58,8 @@ def api_share(
 
 @router.post("/share", include_in_schema=False, dependencies=[SHARE_LIMITED])
 def form_share(form: Form, runs: Runs, store: ShareStore, request: Request) -> Response:
-    """The "Short link" button: a form with `s` (a token) or `source` and
-    `policy`, and `test` and `step`; stores the scenario and sees the page at /s/<id>."""
+    """The "Short link" button: a form with `s` (a token) or `source`,
+    `policy` and `rmap`, and `test` and `step`; stores the scenario and sees the page at /s/<id>."""
     scenario = decode_token(form["s"]) if "s" in form else scenario_from_form(form)
     ident = share(store, runs, scenario)
     _warm(request, ident, scenario)
@@ -72,7 +72,7 @@ def form_share(form: Form, runs: Runs, store: ShareStore, request: Request) -> R
 def _warm(request: Request, ident: str, scenario: SharedScenario) -> None:
     """Queue the new link's pages for the warm-up (if it runs and has room)."""
     warmup: Warmup = request.app.state.warmup
-    warmup.add_link(Link(ident, scenario.source, scenario.policy))
+    warmup.add_link(Link(ident, scenario.run_source, scenario.policy))
 
 
 @resource(router, "/s/{ident}", SharedPage.FORMATS)
@@ -100,7 +100,7 @@ def shared(
     )
     links = StageLinks(f"/s/{ident}", embed=at.embed)
     stage = open_stage(
-        runs, scenario.source, scenario.policy, at.step, at.view, links, f"s-{ident}", test
+        runs, scenario.run_source, scenario.policy, at.step, at.view, links, f"s-{ident}", test
     )
     return answer(SharedPage(stage, ident, record, scenario, encode_token(scenario), drift))
 
@@ -110,7 +110,7 @@ def _test_at(runs: Runs, scenario: SharedScenario, index: int | None) -> str | N
     if index is None:
         return None
     try:
-        run = runs.get(scenario.source, scenario.policy)
+        run = runs.get(scenario.run_source, scenario.policy)
     except ScenarioError:
         return None
     if isinstance(run, Suite) and index < len(run.runs):

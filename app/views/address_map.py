@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from app.views.layout import anon_vma_colours, processes_by_pid
+from app.views.layout import processes_by_pid, rmap_colours, vma_rmap_names
 from engine.mm_constants import PAGE_SHIFT
 from engine.mm_types import State, flag_names
 from engine.present.trace import rule_text
@@ -37,6 +37,8 @@ class VmaBar(BaseModel):
     perms: str
     flags: list[str]
     anon_vma: int | None
+    rmap: tuple[str, str]
+    """What its anon_vma field says, short and long (app.views.layout.vma_rmap_names)."""
     avc: list[int]
     colour: int
     change: Literal["", "created", "changed"]
@@ -103,7 +105,7 @@ def address_map(
     if before is not None:
         intervals += [(v.vm_start, v.vm_end) for v in before.vmas.values()]
     xs, gaps, ticks = _axis(intervals)
-    colours = anon_vma_colours(state)
+    colours = rmap_colours(state)
     compared = compared_columns(events)
     lanes = []
     for n, name in enumerate(processes_by_pid(state)):
@@ -129,6 +131,7 @@ def address_map(
                     perms=vma_perms(v),
                     flags=flags,
                     anon_vma=v.anon_vma,
+                    rmap=vma_rmap_names(v, state),
                     avc=list(v.avc),
                     colour=-1 if v.anon_vma is None else colours.get(v.anon_vma, 0),
                     change=changes.of(ObjRef("vma", v.id)),

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from app.views.layout import anon_vma_colours, anon_vma_depths, processes_by_pid
+from app.views.layout import anon_vma_depths, processes_by_pid, rmap_colours
 from engine.mm_types import State
 from engine.sim.simulation import Changes
 from engine.sim.trace import ObjRef
@@ -57,7 +57,7 @@ def anon_graph(state: State, changes: Changes) -> AnonGraph:
     """anon_vmas by depth under their root, VMAs in a last column, chains as edges."""
     avs = state.anon_vmas
     depth = anon_vma_depths(state)
-    colours = anon_vma_colours(state)
+    colours = rmap_colours(state)
     order = sorted(avs, key=lambda a: (avs[a].root, depth[a], a))
     nodes = []
     for row, av_id in enumerate(order):

@@ -160,11 +160,12 @@ def compare_view(
             for proc in sorted(set(maps[first]) | set(maps[i])):
                 if maps[first].get(proc) != maps[i].get(proc):
                     found.append(f"the VMAs of {proc}")
-            for field in Counts.model_fields:
-                if getattr(cnts[i], field) != getattr(cnts[first], field):
+            theirs = {key: value for key, _, value in cnts[first].rows()}
+            for key, what, value in cnts[i].rows():
+                if theirs.get(key) != value:
                     found.append(
-                        f"{field.replace('_', ' ')} {getattr(cnts[i], field)},"
-                        f" not {getattr(cnts[first], field)}"
+                        f"{what} {value}, not "
+                        + theirs.get(key, f"counted under {cnts[first].rmap_model}")
                     )
             if keyed[i] != keyed[first]:
                 found.append("pages and folios")
@@ -180,7 +181,9 @@ def compare_view(
                 done=done,
                 counts=cnts[i],
                 counts_differ=[
-                    f for f in Counts.model_fields if getattr(cnts[i], f) != getattr(cnts[first], f)
+                    key
+                    for key, _, value in cnts[i].rows()
+                    if value not in (v for k, _, v in cnts[first].rows() if k == key)
                 ],
                 result_differs=stmts[i].result != stmts[first].result,
                 changes=run_shown.changes,

@@ -40,6 +40,8 @@ class FolioTable(BaseModel):
     rows: list[FolioRow]
     total: int
     cap: int
+    mapping: str = "anon_vma"
+    """What folio->mapping names: an anon_vma, or a cow_context under that model."""
 
     @property
     def capped(self) -> bool:
@@ -63,7 +65,7 @@ def folio_table(state: State, changes: Changes, cap: int = FOLIO_ROW_CAP) -> Fol
                 rows.append(
                     _folio_row(state, name, v, vpn, pte.kind, pte.folio, pte.page, pte.pmd, changes)
                 )
-    return FolioTable(rows=rows, total=total, cap=cap)
+    return FolioTable(rows=rows, total=total, cap=cap, mapping=state.rmap_model)
 
 
 def _folio_row(

@@ -16,7 +16,8 @@ from pydantic import BaseModel
 
 from engine.gallery import GalleryEntry
 from engine.invariants import check
-from engine.sim.simulation import Run
+from engine.mm_types import RmapModel
+from engine.sim.simulation import Run, rmap_model_of
 
 
 class Stop(NamedTuple):
@@ -169,6 +170,12 @@ class Card(BaseModel):
     see: str
     key_step: int
     """The inner step of the key moment (the thumbnail's)."""
+    rmap_model: RmapModel = "anon_vma"
+    """The rmap model the scenario runs under as written (its `// @rmap` line)."""
+
+    @property
+    def other_model(self) -> RmapModel:
+        return "anon_vma" if self.rmap_model == "cow_context" else "cow_context"
 
 
 class PathView(BaseModel):
@@ -220,4 +227,5 @@ def _card(entry: GalleryEntry, order: int, see: str, keys: dict[str, int]) -> Ca
         order=order,
         see=see,
         key_step=keys.get(entry.slug, 0),
+        rmap_model=rmap_model_of(entry.source),
     )

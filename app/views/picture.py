@@ -17,20 +17,28 @@ draws it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Literal
+import textwrap
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel
 
-from app.views.layout import anon_vma_colours, anon_vma_depths, processes_by_pid
+from app.views.layout import (
+    anon_vma_depths,
+    cow_context_depths,
+    processes_by_pid,
+    rmap_colours,
+)
+from app.views.unfinished import UnfinishedView, unfinished_view
+from engine.cow_context import remap_vmas, vma_offset
 from engine.invariants import check, rmap_check
 from engine.mm_constants import PAGE_SHIFT
-from engine.mm_types import VMA, State, flag_names
+from engine.mm_types import VMA, CowContext, RemapRange, RmapModel, State, flag_names
 from engine.pagetable import MIGRATION, SWAP, ZERO_PAGE, Pte
 from engine.procfs import vma_perms
 from engine.sim.simulation import Changes
-from engine.sim.trace import Lock, ObjRef
+from engine.sim.trace import Lock, ObjRef, Unfinished
 
 Change = Literal["", "created", "changed"]
 PteKind = Literal["none", "present", "swap", "migration", "zero", "pmd"]
@@ -111,9 +119,14 @@ PTE_H = 18
 FOLIO_H = 86
 RMAP_H = 20
 NOTE_H = 28
+MARK_LINE_H = 13
+MARK_COLUMNS = 130
+"""A Mark's comment is wrapped to lines of this many characters (10 px type)."""
 LANE_GAP = 16
 FOOT_H = 20
 NODE_ROW_GAP = 22
+REMAP_H = 30
+COW_NODE_H = 48
 
 
 class Column(BaseModel):
@@ -199,12 +212,26 @@ class FolioBlock(BaseModel):
 
 
 class Note(BaseModel):
-    """A broken rmap link: the check's sentence, numbered as its columns are."""
+    """A broken rmap link: the check's sentence, numbered as its columns are;
+    `mark` numbers its lane's Mark where the miss is the proposal's unfinished part."""
 
     number: int
     text: str
     detail: str
     locked: bool
+    mark: int | None = None
+    unfinished: UnfinishedView | None = None
+
+
+class Mark(BaseModel):
+    """ "Unfinished in the proposal": where the branch is unfinished, with its own
+    comment, drawn once per lane under its notes (`lines`, wrapped)."""
+
+    number: int
+    unfinished: UnfinishedView
+    lines: list[str]
+    dy: float = 0
+    """Its first line's y below the lane's notes_y."""
 
 
 class LanePicture(BaseModel):
@@ -218,6 +245,7 @@ class LanePicture(BaseModel):
     folios: list[FolioBlock]
     notes: list[Note]
     more_notes: int
+    marks: list[Mark] = []
 
     @property
     def vma_y(self) -> float:
@@ -250,9 +278,17 @@ class Footprint(BaseModel):
     width: float
 
 
+NodeKind = Literal["anon_vma", "cow_context"]
+EdgeKind = Literal["parent", "chain", "mm", "remap", "offset"]
+
+
 class TreeNode(BaseModel):
+    """An anon_vma, or (under cow_context) a COW context; `exited`: its mm is gone."""
+
     id: int
+    kind: NodeKind = "anon_vma"
     root: bool
+    exited: bool = False
     lines: list[str]
     title: str
     colour: int
@@ -261,8 +297,22 @@ class TreeNode(BaseModel):
     y: float
 
 
+class RemapBox(BaseModel):
+    """One entry of a COW context's remap_mt: a pgoff range and its offsets,
+    under the addresses its first offset maps; `stale`: an offset no VMA maps."""
+
+    key: str
+    context: int
+    x: float
+    y: float
+    lines: list[str]
+    title: str
+    stale: bool
+    colour: int = 0
+
+
 class TreeEdge(BaseModel):
-    kind: Literal["parent", "chain"]
+    kind: EdgeKind
     key: str
     """The kernel objects it joins: unique in the picture, the same from step to step."""
     path: str
@@ -280,6 +330,9 @@ class Picture(BaseModel):
     footprints: list[Footprint]
     nodes: list[TreeNode]
     edges: list[TreeEdge]
+    remaps: list[RemapBox] = []
+    remap_h: float = 0
+    rmap_model: RmapModel = "anon_vma"
     hidden_columns: int
     """Columns past MAX_COLUMNS, not drawn."""
     summary: str
@@ -491,10 +544,46 @@ def _span(columns: list[Column], lo: int, hi: int) -> tuple[float, float] | None
 # --- one process ---------------------------------------------------------------------
 
 
+def _vma_rmap(v: VMA, model: RmapModel, compact: bool) -> tuple[str, str]:
+    """A VMA's rmap line in its box, and its rmap part of the title. Under
+    cow_context, vma->anon_vma is only the "faulted" flag (the branch's
+    DUMMY_ANON_VMA, held as the mm's context id) and what places the VMA in
+    the remap tree is its offset, (vm_start >> PAGE_SHIFT) - vm_pgoff."""
+    if model == "cow_context":
+        offset = vma_offset(v)
+        faulted = v.anon_vma is not None
+        if compact:
+            line = f"off {offset:+#x}" if faulted else "unfaulted"
+        else:
+            line = f"{'faulted' if faulted else 'unfaulted'}, off {offset:+#x}"
+        title = (
+            f"anon_vma {'DUMMY_ANON_VMA (faulted)' if faulted else 'NULL (not faulted)'},"
+            f" offset {offset:+#x} pages"
+            + (f", its mm's cow_context#{v.anon_vma}" if faulted else "")
+        )
+        return line, title
+    if v.anon_vma is None:
+        line = "no anon_vma"
+    else:
+        line = f"av#{v.anon_vma}" if compact else f"anon_vma #{v.anon_vma}"
+    title = (
+        f"anon_vma {('#' + str(v.anon_vma)) if v.anon_vma is not None else 'none'},"
+        f" chained to {', '.join(f'anon_vma#{a}' for a in v.avc) or 'nothing'}"
+    )
+    return line, title
+
+
 def _vma_box(
-    v: VMA, x: float, width: float, colour: int, change: Change, focus: Focus | None
+    v: VMA,
+    x: float,
+    width: float,
+    colour: int,
+    change: Change,
+    focus: Focus | None,
+    model: RmapModel,
 ) -> VmaBox:
     flags = flag_names(v.vm_flags)
+    rmap_line, rmap_title = _vma_rmap(v, model, focus is not None)
     perms = vma_perms(v)
     extra = [
         f
@@ -508,7 +597,7 @@ def _vma_box(
             f"vma#{v.id} {perms}{mark}",
             f"start {v.vm_start:#x}",
             f"pgoff {v.vm_pgoff:#x}",
-            f"anon_vma #{v.anon_vma}" if v.anon_vma is not None else "no anon_vma",
+            rmap_line,
         ]
         if extra:
             lines.append(" ".join(extra))
@@ -518,12 +607,11 @@ def _vma_box(
             f"vma#{v.id} {perms}" + (" ≠" if differs else ""),
             f"{v.vm_start:x}",
             f"pg {v.vm_pgoff:x}",
-            f"av#{v.anon_vma}" if v.anon_vma is not None else "no anon_vma",
+            rmap_line,
         ]
     title = (
         f"vma#{v.id}: {v.vm_start:#x}-{v.vm_end:#x}, {v.pages} pages, vm_pgoff {v.vm_pgoff:#x},"
-        f" {perms} [{' '.join(flags)}], anon_vma {('#' + str(v.anon_vma)) if v.anon_vma is not None else 'none'},"
-        f" chained to {', '.join(f'anon_vma#{a}' for a in v.avc) or 'nothing'}"
+        f" {perms} [{' '.join(flags)}], {rmap_title}"
         + (f"; {change} by this step" if change else "")
         + ("; not so in the first run compared" if differs else "")
     )
@@ -548,6 +636,7 @@ def _lane(
     changes: Changes,
     colours: dict[int, int],
     locked: set[tuple[ObjRef, ...]],
+    unfinished: dict[tuple[ObjRef, ...], Unfinished],
     focus: Focus | None,
 ) -> LanePicture:
     mm = state.processes[name]
@@ -558,7 +647,7 @@ def _lane(
         if span is not None:
             colour = -1 if v.anon_vma is None else colours.get(v.anon_vma, 0)
             change = changes.of(ObjRef("vma", v.id))
-            boxes.append(_vma_box(v, span[0], span[1], colour, change, focus))
+            boxes.append(_vma_box(v, span[0], span[1], colour, change, focus, state.rmap_model))
     freed = []
     if before is not None and name in before.processes:
         for v in before.mm_vmas(name):
@@ -566,6 +655,7 @@ def _lane(
                 freed.append(Ghost(label=f"− vma#{v.id} freed", x=span[0], width=span[1]))
     cells: list[Cell] = []
     notes: list[Note] = []
+    marks: dict[Unfinished, int] = {}
     more = 0
     for i, col in enumerate(columns):
         if col.kind in ("gap", "same"):
@@ -598,23 +688,35 @@ def _lane(
             cell.title += (
                 f", folio#{folio.id} order {folio.order} page {pte.page}, index {result.index:#x}"
                 f" (linear_page_index {result.expected:#x}), mapping "
-                + (f"anon_vma#{folio.mapping}" if folio.mapping is not None else "none")
+                + _mapping(state, folio.mapping)
             )
             if result.miss is not None:
                 cell.broken = True
-                cell.locked = (ObjRef("folio", folio.id), ObjRef("vma", vma.id)) in locked
+                objects = (ObjRef("folio", folio.id), ObjRef("vma", vma.id))
+                cell.locked = objects in locked
                 sentence = f"folio#{folio.id} at {col.start:#x}: {result.miss.value}"
                 same = "=" if result.index_matches else "≠"
                 detail = (
                     f"index {result.index:#x} {same} linear_page_index {result.expected:#x};"
-                    f" mapping anon_vma#{folio.mapping}"
+                    f" mapping {_mapping(state, folio.mapping)}"
                 )
                 if cell.locked:
                     detail += " · behind a write lock: a racing rmap walker waits"
+                todo = unfinished.get(objects)
+                mark = None
+                if todo is not None:
+                    mark = marks.setdefault(todo, len(marks) + 1)
+                    detail += f" · ⚑{mark} unfinished in the proposal"
+                    cell.title += f" (unfinished in the proposal: {todo.where})"
                 if len(notes) < MAX_NOTES:
                     notes.append(
                         Note(
-                            number=len(notes) + 1, text=sentence, detail=detail, locked=cell.locked
+                            number=len(notes) + 1,
+                            text=sentence,
+                            detail=detail,
+                            locked=cell.locked,
+                            mark=mark,
+                            unfinished=unfinished_view(todo),
                         )
                     )
                     cell.note = len(notes)
@@ -642,7 +744,31 @@ def _lane(
         folios=_folio_blocks(cells),
         notes=notes,
         more_notes=more,
+        marks=_marks(marks, (len(notes) + (1 if more else 0)) * NOTE_H),
     )
+
+
+def _mapping(state: State, ident: int | None) -> str:
+    """What folio->mapping names, in the model's terms."""
+    if ident is None:
+        return "none"
+    return f"{'cow_context' if state.rmap_model == 'cow_context' else 'anon_vma'}#{ident}"
+
+
+def _marks(marks: dict[Unfinished, int], dy: float) -> list[Mark]:
+    """The lane's marks, their lines wrapped, one under the other from `dy`."""
+    out = []
+    for where, number in marks.items():
+        comment = f'"{where.comment}"' if where.comment else "(the branch has no comment there)"
+        lines = [
+            f"⚑{number} unfinished in the proposal, {where.where}:",
+            *textwrap.wrap(comment, MARK_COLUMNS),
+        ]
+        out.append(
+            Mark(number=number, unfinished=UnfinishedView(**where._asdict()), lines=lines, dy=dy)
+        )
+        dy += len(lines) * MARK_LINE_H
+    return out
 
 
 def _folio_blocks(cells: list[Cell]) -> list[FolioBlock]:
@@ -684,8 +810,11 @@ def _folio_blocks(cells: list[Cell]) -> list[FolioBlock]:
 
 
 def _lane_height(lane: LanePicture, geo: Geometry) -> float:
-    notes = len(lane.notes) + (1 if lane.more_notes else 0) if geo.notes else 0
-    return lane.notes_y - lane.y + notes * NOTE_H + LANE_GAP
+    if not geo.notes:
+        return lane.notes_y - lane.y + LANE_GAP
+    notes = len(lane.notes) + (1 if lane.more_notes else 0)
+    marks = sum(len(m.lines) for m in lane.marks)
+    return lane.notes_y - lane.y + notes * NOTE_H + marks * MARK_LINE_H + LANE_GAP
 
 
 # --- the anon_vma tree ---------------------------------------------------------------
@@ -696,6 +825,124 @@ def _curve(x1: float, y1: float, x2: float, y2: float) -> str:
     return f"M{x1:.0f},{y1:.0f} C{x1:.0f},{mid:.0f} {x2:.0f},{mid:.0f} {x2:.0f},{y2:.0f}"
 
 
+class Tree(NamedTuple):
+    footprints: list[Footprint]
+    nodes: list[TreeNode]
+    edges: list[TreeEdge]
+    remaps: list[RemapBox]
+    height: float
+    right: float
+    """The rightmost x drawn."""
+
+
+def _footprints(state: State, columns: list[Column], y: float) -> tuple[list[Footprint], float]:
+    """Every VMA again, one row per process, from `y`; and the y under them."""
+    footprints: list[Footprint] = []
+    for name in processes_by_pid(state):
+        for v in state.mm_vmas(name):
+            span = _span(columns, v.vm_start, v.vm_end)
+            if span is not None:
+                footprints.append(Footprint(vma=v.id, process=name, x=span[0], y=y, width=span[1]))
+        y += FOOT_H
+    return footprints, y
+
+
+def _row_up(
+    rows: dict[int, list[tuple[float, TreeNode]]], left: float, node_w: float
+) -> tuple[list[TreeNode], float]:
+    """Each row's nodes left to right, each at its wanted x or right of its left
+    neighbour; and the rightmost x."""
+    nodes: list[TreeNode] = []
+    right = 0.0
+    for row in rows.values():
+        x = left
+        for want, node in sorted(row, key=lambda p: (p[0], p[1].id)):
+            x = max(x, want)
+            node.x = round(x, 1)
+            nodes.append(node)
+            x += node_w + 10
+        right = max(right, x)
+    return nodes, right
+
+
+class _Up(NamedTuple):
+    """A link from a box up to a VMA's footprint."""
+
+    kind: EdgeKind
+    key: str
+    label: str
+    source: str
+    """The box it leaves (its ends are spread over the box's width)."""
+    x: float
+    y: float
+    width: float
+    vma: int
+
+
+def _fanned(links: list[_Up], at_vma: dict[int, Footprint]) -> list[TreeEdge]:
+    """The links as curves, each box's and each footprint's ends spread over
+    its width in the order of the other ends, so no two links share an end."""
+    ends: dict[int, list[str]] = {}  # footprint -> the boxes linked to it, left to right
+    for link in sorted(links, key=lambda u: u.x):
+        ends.setdefault(link.vma, []).append(link.source)
+    starts: dict[str, list[int]] = {}
+    for link in sorted(links, key=lambda u: at_vma[u.vma].x):
+        starts.setdefault(link.source, []).append(link.vma)
+    edges = []
+    for link in links:
+        f = at_vma[link.vma]
+        out, into = starts[link.source], ends[link.vma]
+        x1 = link.x + link.width * (out.index(link.vma) + 1) / (len(out) + 1)
+        x2 = f.x + f.width * (into.index(link.source) + 1) / (len(into) + 1)
+        edges.append(
+            TreeEdge(
+                kind=link.kind,
+                key=link.key,
+                label=link.label,
+                path=_curve(x1, link.y, x2, f.y + FOOT_H - 4),
+            )
+        )
+    return edges
+
+
+def _parent_edges(
+    at_node: dict[int, TreeNode],
+    parents: dict[int, int | None],
+    geo: Geometry,
+    key: str,
+    says: Callable[[int, int], str],
+) -> list[TreeEdge]:
+    """An edge from each drawn node's parent down to it."""
+    edges = []
+    for n in at_node.values():
+        parent = parents.get(n.id)
+        if parent is not None and parent in at_node:
+            p = at_node[parent]
+            edges.append(
+                TreeEdge(
+                    kind="parent",
+                    key=f"{key}-{n.id}-{p.id}",
+                    label=says(n.id, p.id),
+                    path=_curve(p.x + geo.node_w / 2, p.y + geo.node_h, n.x + geo.node_w / 4, n.y),
+                )
+            )
+    return edges
+
+
+def _freed_node(ident: int, kind: NodeKind, y: float) -> TreeNode:
+    return TreeNode(
+        id=ident,
+        kind=kind,
+        root=False,
+        lines=[f"− {kind}#{ident}", "freed"],
+        title=f"{kind}#{ident}: freed by this step",
+        colour=-1,
+        change="freed",
+        x=0,
+        y=y,
+    )
+
+
 def _tree(
     state: State,
     before: State | None,
@@ -704,19 +951,11 @@ def _tree(
     changes: Changes,
     colours: dict[int, int],
     geo: Geometry,
-) -> tuple[list[Footprint], list[TreeNode], list[TreeEdge], float, float]:
-    """Footprints of the VMAs, anon_vmas by depth under the VMAs they serve, the edges;
-    and the tree's height and rightmost x."""
+) -> Tree:
+    """Footprints of the VMAs, anon_vmas by depth under the VMAs they serve, the edges."""
     left, node_w, node_h = geo.left, geo.node_w, geo.node_h
     node_row = node_h + NODE_ROW_GAP
-    footprints: list[Footprint] = []
-    fy = y
-    for name in processes_by_pid(state):
-        for v in state.mm_vmas(name):
-            span = _span(columns, v.vm_start, v.vm_end)
-            if span is not None:
-                footprints.append(Footprint(vma=v.id, process=name, x=span[0], y=fy, width=span[1]))
-        fy += FOOT_H
+    footprints, fy = _footprints(state, columns, y)
     at_vma = {f.vma: f for f in footprints}
     avs = state.anon_vmas
     depth = anon_vma_depths(state)
@@ -766,71 +1005,237 @@ def _tree(
         rows.setdefault(depth[av.id], []).append((max(float(left), want), node))
     last_row = max(rows, default=-1) + 1
     for av in freed:
-        node = TreeNode(
-            id=av.id,
-            root=av.root == av.id,
-            lines=[f"− anon_vma#{av.id}", "freed"],
-            title=f"anon_vma#{av.id}: freed by this step",
-            colour=-1,
-            change="freed",
-            x=0,
-            y=top + last_row * node_row,
+        rows.setdefault(last_row, []).append(
+            (float(left), _freed_node(av.id, "anon_vma", top + last_row * node_row))
         )
-        rows.setdefault(last_row, []).append((float(left), node))
-    nodes: list[TreeNode] = []
-    right = 0.0
-    for row in rows.values():
-        x = float(left)
-        for want, node in sorted(row, key=lambda p: (p[0], p[1].id)):
-            x = max(x, want)
-            node.x = round(x, 1)
-            nodes.append(node)
-            x += node_w + 10
-        right = max(right, x)
+    nodes, right = _row_up(rows, float(left), node_w)
     at_node = {n.id: n for n in nodes if n.change != "freed"}
-    chains = [
-        (n, vid) for n in at_node.values() for vid in sorted(avs[n.id].chains) if vid in at_vma
-    ]
-    ends: dict[int, list[int]] = {}  # footprint -> the nodes chained to it, left to right
-    for n, vid in sorted(chains, key=lambda c: c[0].x):
-        ends.setdefault(vid, []).append(n.id)
-    starts: dict[int, list[int]] = {}
-    for n, vid in sorted(chains, key=lambda c: at_vma[c[1]].x):
-        starts.setdefault(n.id, []).append(vid)
-    edges: list[TreeEdge] = []
-    for n in at_node.values():
-        av = avs[n.id]
-        if av.parent != av.id and av.parent in at_node:
-            p = at_node[av.parent]
-            edges.append(
-                TreeEdge(
-                    kind="parent",
-                    key=f"parent-{n.id}-{p.id}",
-                    label=f"anon_vma#{n.id}'s parent is anon_vma#{p.id}",
-                    path=_curve(p.x + node_w / 2, p.y + node_h, n.x + node_w / 4, n.y),
-                )
+    edges = _parent_edges(
+        at_node,
+        {a.id: None if a.parent == a.id else a.parent for a in avs.values()},
+        geo,
+        "parent",
+        lambda n, p: f"anon_vma#{n}'s parent is anon_vma#{p}",
+    )
+    edges += _fanned(
+        [
+            _Up(
+                "chain",
+                f"chain-{n.id}-{vid}",
+                f"anon_vma_chain: anon_vma#{n.id} to vma#{vid}",
+                f"av{n.id}",
+                n.x,
+                n.y,
+                node_w,
+                vid,
             )
-    for n, vid in chains:
-        f = at_vma[vid]
-        out, into = starts[n.id], ends[vid]
-        x1 = n.x + node_w * (out.index(vid) + 1) / (len(out) + 1)
-        x2 = f.x + f.width * (into.index(n.id) + 1) / (len(into) + 1)
+            for n in at_node.values()
+            for vid in sorted(avs[n.id].chains)
+            if vid in at_vma
+        ],
+        at_vma,
+    )
+    height = top - y + last_row * node_row + (node_row if freed else 0) + 10
+    return Tree(footprints, nodes, edges, [], height, right)
+
+
+def _remap_box(
+    state: State, ctx: CowContext, entry: RemapRange, columns: list[Column], geo: Geometry
+) -> tuple[RemapBox, list[tuple[int, list[VMA]]]]:
+    """One remap_mt entry of a context, wanting to sit under the addresses its
+    first offset maps its pgoffs at; and each offset with the VMAs it finds."""
+    found = [(o, remap_vmas(state, ctx, entry, o)) for o in entry.offsets]
+    span = None
+    for offset in entry.offsets:
+        lo, hi = (entry.first + offset) << PAGE_SHIFT, (entry.last + 1 + offset) << PAGE_SHIFT
+        if (span := _span(columns, lo, hi)) is not None:
+            break
+    offsets = [f"{o:+#x}" + (" stale" if not vmas else "") for o, vmas in found]
+    kind = f"a struct dynarray, cap {entry.cap}" if entry.cap else "one offset inline (simple)"
+    title = (
+        f"cow_context#{ctx.id}'s remap_mt entry: pgoffs {entry.first:#x}-{entry.last:#x},"
+        f" {kind}; "
+        + "; ".join(
+            f"offset {o:+#x}: "
+            + (", ".join(f"vma#{v.id}" for v in vmas) if vmas else "no VMA maps it (stale)")
+            for o, vmas in found
+        )
+    )
+    if geo.notes:
+        lines = [f"remap {entry.first:x}-{entry.last:x}", "off " + ", ".join(offsets)]
+    else:
+        lines = [f"{entry.first:x}-{entry.last:x}", ", ".join(offsets)]
+    box = RemapBox(
+        key=f"remap{ctx.id}-{entry.first:x}",
+        context=ctx.id,
+        x=span[0] if span is not None else geo.left,
+        y=0,
+        lines=lines,
+        title=title,
+        stale=any(not vmas for _, vmas in found),
+    )
+    return box, found
+
+
+def _cow_tree(
+    state: State,
+    before: State | None,
+    columns: list[Column],
+    y: float,
+    changes: Changes,
+    colours: dict[int, int],
+    geo: Geometry,
+) -> Tree:
+    """Under cow_context: footprints of the VMAs; under them the remap_mt
+    entries, each below the addresses it records; then the contexts by depth
+    in the fork tree, each under its mm's VMAs, an exited one marked. Edges:
+    fork tree (parent), context to its mm's faulted VMAs at offset 0 (what
+    the walk's first lookup finds), context to its entries, entry to the
+    VMAs at its offsets."""
+    left, node_w, node_h = float(geo.left), geo.node_w, geo.node_h
+    node_row = node_h + NODE_ROW_GAP
+    footprints, fy = _footprints(state, columns, y)
+    at_vma = {f.vma: f for f in footprints}
+    contexts = state.cow_contexts
+    remaps: list[RemapBox] = []
+    found: dict[str, list[tuple[int, list[VMA]]]] = {}
+    remap_y = fy + 14
+    for ctx in sorted(contexts.values(), key=lambda c: c.id):
+        for entry in ctx.remaps:
+            box, found[box.key] = _remap_box(state, ctx, entry, columns, geo)
+            box.colour = colours.get(ctx.id, 0)
+            remaps.append(box)
+    x = left
+    for box in sorted(remaps, key=lambda b: (b.x, b.key)):
+        box.x, box.y = round(max(x, box.x), 1), remap_y
+        x = box.x + node_w + 8
+    right = x
+    top = remap_y + (REMAP_H + 28 if remaps else 14)
+    depth = cow_context_depths(state)
+    rows: dict[int, list[tuple[float, TreeNode]]] = {}
+    wants: dict[int, float] = {}
+    for ctx in sorted(contexts.values(), key=lambda c: (depth[c.id], c.id)):
+        users = [
+            f.x + f.width / 2 for f in footprints if ctx.mm is not None and f.process == ctx.mm
+        ]
+        if users:
+            want = sum(users) / len(users) - node_w / 2
+        else:
+            want = wants.get(ctx.parent, left) if ctx.parent is not None else left
+        want += depth[ctx.id] * (node_w / 2 + 12)  # a child beside its parent
+        wants[ctx.id] = want
+        change = changes.of(ObjRef("cow_context", ctx.id))
+        process = state.processes.get(ctx.mm) if ctx.mm is not None else None
+        unlinked = process is not None and process.parent is not None and ctx.parent is None
+        state_line = "exited: mm NULL" if ctx.mm is None else ("unlinked" if unlinked else "")
+        if geo.notes:
+            mark = {"created": " +new", "changed": " ~", "": ""}[change]
+            lines = [f"cow_context#{ctx.id}{mark}", f"mm {ctx.mm or '-'} · ref {ctx.refcnt}"]
+        else:
+            mark = {"created": " +", "changed": " ~", "": ""}[change]
+            lines = [f"ctx#{ctx.id}{mark}", f"{ctx.mm or '-'} ref {ctx.refcnt}"]
+        if state_line:
+            lines.append(state_line if geo.notes else state_line.split(":")[0])
+        node = TreeNode(
+            id=ctx.id,
+            kind="cow_context",
+            root=ctx.parent is None,
+            exited=ctx.mm is None,
+            lines=lines,
+            title=(
+                f"cow_context#{ctx.id}: "
+                + (
+                    f"of {ctx.mm}"
+                    if ctx.mm
+                    else "its mm exited: kept while children or folios hold it"
+                )
+                + f", parent {'cow_context#' + str(ctx.parent) if ctx.parent else 'none'},"
+                f" refcnt {ctx.refcnt} (the mm, each child, each folio), children "
+                + (", ".join(f"cow_context#{c}" for c in ctx.children) or "none")
+                + f", {len(ctx.remaps)} remap entries"
+                + (
+                    "; not in the fork tree yet: dup_cow_context() links it after dup_mmap()'s loop"
+                    if unlinked
+                    else ""
+                )
+                + (f"; {change} by this step" if change else "")
+            ),
+            colour=colours.get(ctx.id, 0),
+            change=change,
+            x=0,
+            y=top + depth[ctx.id] * node_row,
+        )
+        rows.setdefault(depth[ctx.id], []).append((max(left, want), node))
+    last_row = max(rows, default=-1) + 1
+    freed = [
+        c
+        for c in (before.cow_contexts.values() if before is not None else ())
+        if c.id not in contexts
+    ]
+    for ctx in freed:
+        rows.setdefault(last_row, []).append(
+            (left, _freed_node(ctx.id, "cow_context", top + last_row * node_row))
+        )
+    nodes, node_right = _row_up(rows, left, node_w)
+    at_node = {n.id: n for n in nodes if n.change != "freed"}
+    edges = _parent_edges(
+        at_node,
+        {c.id: c.parent for c in contexts.values()},
+        geo,
+        "fork",
+        lambda n, p: f"cow_context#{n} was forked from cow_context#{p}",
+    )
+    for box in remaps:
+        n = at_node[box.context]
         edges.append(
             TreeEdge(
-                kind="chain",
-                key=f"chain-{n.id}-{vid}",
-                label=f"anon_vma_chain: anon_vma#{n.id} to vma#{vid}",
-                path=_curve(x1, n.y, x2, f.y + FOOT_H - 4),
+                kind="remap",
+                key=f"remap-{box.key}",
+                label=f"cow_context#{box.context}'s remap_mt holds pgoffs {box.lines[0]}",
+                path=_curve(n.x + node_w * 3 / 4, n.y, box.x + node_w / 2, box.y + REMAP_H),
             )
         )
+    ups = [
+        _Up(
+            "mm",
+            f"mm-{n.id}-{v.id}",
+            f"offset 0: cow_context#{n.id}'s walk looks up vma#{v.id} of {v.mm}",
+            f"ctx{n.id}",
+            n.x,
+            n.y,
+            node_w / 2,
+            v.id,
+        )
+        for n in at_node.values()
+        if (mm := contexts[n.id].mm) is not None and mm in state.processes
+        for v in state.mm_vmas(mm)
+        if v.anon_vma is not None and vma_offset(v) == 0 and v.id in at_vma
+    ]
+    ups += [
+        _Up(
+            "offset",
+            f"off-{box.key}-{v.id}",
+            f"offset {offset:+#x}: the remap entry {box.lines[0]} finds vma#{v.id}",
+            box.key,
+            box.x,
+            box.y,
+            node_w,
+            v.id,
+        )
+        for box in remaps
+        for offset, vmas in found[box.key]
+        for v in vmas
+        if v.id in at_vma
+    ]
+    edges += _fanned(ups, at_vma)
     height = top - y + last_row * node_row + (node_row if freed else 0) + 10
-    return footprints, nodes, edges, height, right
+    return Tree(footprints, nodes, edges, remaps, height, max(right, node_right))
 
 
 # --- the whole picture ---------------------------------------------------------------
 
 
-def _summary(lanes: list[LanePicture], nodes: list[TreeNode], hidden: int) -> str:
+def _summary(lanes: list[LanePicture], tree: Tree, hidden: int) -> str:
     parts = []
     for lane in lanes:
         vmas = "; ".join(box.title for box in lane.vmas) or "no VMA"
@@ -846,7 +1251,8 @@ def _summary(lanes: list[LanePicture], nodes: list[TreeNode], hidden: int) -> st
             )
             + "."
         )
-    parts.append(" ".join(n.title + "." for n in nodes) or "No anon_vma.")
+    parts.append(" ".join(n.title + "." for n in tree.nodes) or "No anon_vma.")
+    parts += [b.title + "." for b in tree.remaps]
     if hidden:
         parts.append(f"{hidden} columns past the first {MAX_COLUMNS} are not drawn.")
     return " ".join(parts)
@@ -864,6 +1270,8 @@ def picture(
     locks held, for "behind a write lock". With a `focus` (the compare view),
     the compact picture of what differs between the runs compared."""
     geo = FULL if focus is None else COMPACT
+    if state.rmap_model == "cow_context":
+        geo = replace(geo, node_h=COW_NODE_H)  # room for "exited" or "unlinked"
     states = [state] + ([before] if before is not None else [])
     columns = _columns(states, state, changes, geo)
     if focus is not None and focus.keep:
@@ -871,31 +1279,35 @@ def picture(
     hidden = max(0, len(columns) - MAX_COLUMNS)
     columns = columns[:MAX_COLUMNS]
     _place(columns, ((v.vm_start, v.vm_end) for st in states for v in st.vmas.values()), geo)
-    colours = anon_vma_colours(state)
-    locked = {v.objects for v in check(state, held) if v.kind == "rmap" and v.locked}
+    colours = rmap_colours(state)
+    rmap = [v for v in check(state, held) if v.kind == "rmap"]
+    locked = {v.objects for v in rmap if v.locked}
+    unfinished = {v.objects: v.unfinished for v in rmap if v.unfinished is not None}
     lanes = []
     y = 8.0
     for name in processes_by_pid(state):
-        lane = _lane(state, before, name, y, columns, changes, colours, locked, focus)
+        lane = _lane(state, before, name, y, columns, changes, colours, locked, unfinished, focus)
         lanes.append(lane)
         y += _lane_height(lane, geo)
-    footprints, nodes, edges, tree_h, right = _tree(
-        state, before, columns, y + 18, changes, colours, geo
-    )
+    draw_tree = _cow_tree if state.rmap_model == "cow_context" else _tree
+    tree = draw_tree(state, before, columns, y + 18, changes, colours, geo)
     columns_right = columns[-1].x + columns[-1].width if columns else geo.left
-    width = max(geo.min_width, columns_right + 8, right)
+    width = max(geo.min_width, columns_right + 8, tree.right)
     return Picture(
         width=round(width),
-        height=round(y + 18 + tree_h),
+        height=round(y + 18 + tree.height),
         node_w=geo.node_w,
         node_h=geo.node_h,
         notes_beside=geo.notes,
         columns=columns,
         lanes=lanes,
         tree_y=y,
-        footprints=footprints,
-        nodes=nodes,
-        edges=edges,
+        footprints=tree.footprints,
+        nodes=tree.nodes,
+        edges=tree.edges,
+        remaps=tree.remaps,
+        remap_h=REMAP_H,
+        rmap_model=state.rmap_model,
         hidden_columns=hidden,
-        summary=_summary(lanes, nodes, hidden),
+        summary=_summary(lanes, tree, hidden),
     )

@@ -193,7 +193,11 @@ def _runs(
             if entry is None:
                 # Pages of FolioRuns that rmap finds: each the common page.
                 last = runs[-1] if runs else None
-                if last and last.hi == vpn and (last.vma, last.pte, last.rmap) == (letter, "*", "."):
+                if (
+                    last
+                    and last.hi == vpn
+                    and (last.vma, last.pte, last.rmap) == (letter, "*", ".")
+                ):
                     last.hi = stop
                 else:
                     runs.append(_Run(vpn, stop, letter, "*", "."))

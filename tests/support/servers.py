@@ -21,9 +21,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_app(
-    data: Path, port: int, *args: str, **env: str
-) -> subprocess.Popen[bytes]:
+def start_app(data: Path, port: int, *args: str, **env: str) -> subprocess.Popen[bytes]:
     """`python -m app` on 127.0.0.1:port with MREMAP_VIZ_DATA=data (and
     `env`, and further command-line `args` such as --workers 2), once it
     answers; RuntimeError if it does not within 30 s. No warm-up
