@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from engine.cow_context import cow_context_walk, remap_vmas
-from engine.mm_types import RmapModel, State
+from engine.mm_types import Folio, RmapModel, State
 from engine.rmap import folio_anon_vma
 
 VM_AREA_STRUCT_BYTES = 192
@@ -203,9 +203,12 @@ def walk_costs(state: State) -> tuple[tuple[WalkCost, int], ...] | None:
     """What an rmap walk of each anonymous folio visits, as each distinct
     cost with how many folios have it (fewest VMAs first); None past
     MAX_WALKED_FOLIOS."""
-    folios = [f for f in state.folios.values() if f.shmem is None]
-    if len(folios) > MAX_WALKED_FOLIOS:
-        return None
+    folios: list[Folio] = []
+    for folio in state.folios.values():  # stops past the limit, not at the end
+        if folio.shmem is None:
+            folios.append(folio)
+            if len(folios) > MAX_WALKED_FOLIOS:
+                return None
     costs: Counter[WalkCost] = Counter()
     if state.rmap_model == "cow_context":
         for folio in folios:

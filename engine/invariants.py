@@ -34,9 +34,9 @@ from engine.cow_context import (
     walk_skeleton,
 )
 from engine.mm_constants import PAGE_SHIFT, PAGE_SIZE
-from engine.mm_types import MM, VMA, Folio, State
+from engine.mm_types import MM, RUN_BLOCK_SHIFT, VMA, Folio, State
 from engine.pagemap import linear_page_index
-from engine.pagetable import MIGRATION, PRESENT, ZERO_PAGE
+from engine.pagetable import MIGRATION, PRESENT, ZERO_PAGE, Leaf, PteRun
 from engine.present.trace import lock_text
 from engine.rmap import folio_anon_vma
 from engine.sim.trace import Lock, LockKind, ObjKind, ObjRef, Unfinished
@@ -219,7 +219,12 @@ def lock_order(acquired: tuple[tuple[tuple[Lock, ...], Lock], ...]) -> list[Viol
     lock_set_subclass()) is what the kernel annotates, and is not reported."""
     found = []
     seen: set[tuple[str, str]] = set()
+    # A walk takes many locks of one kind under the same held locks: judge once.
+    judged: set[tuple[int, LockKind]] = set()
     for held, lock in acquired:
+        if (id(held), lock.kind) in judged:
+            continue
+        judged.add((id(held), lock.kind))
         taking = lock_class(lock)
         if taking is None:
             continue
@@ -234,7 +239,7 @@ def lock_order(acquired: tuple[tuple[tuple[Lock, ...], Lock], ...]) -> list[Viol
             else:
                 continue
             seen.add((cls.name, taking.name))
-            message = f"{why} ({lock_text(lock)}, under {lock_text(outer)})"
+            message = f"{why} ({lock_text(lock.first())}, under {lock_text(outer)})"
             found.append(Violation("lock_order", message, ()))
     return found
 
@@ -256,20 +261,22 @@ def check(
     for name in state.process_names():
         mm = state.processes[name]
         for pmd in mm.pagetable.pmd_indexes():
-            found += [_locked(state, m, held) for m in _rmap_leaf(state, mm, pmd)]
+            found += [_locked(state, m, held) for m in _rmap_pages(state, mm, pmd)]
     return found
 
 
 def summarise(state: State, locks: tuple[Lock, ...] = ()) -> list[Violation]:
     """check(), with each run of consecutive pages that break the rmap
     invariant the same way as one record (its range and page count)."""
-    misses = [
-        m
-        for name in state.process_names()
-        for pmd in state.processes[name].pagetable.pmd_indexes()
-        for m in _rmap_leaf(state, state.processes[name], pmd)
-    ]
-    return _objects(state) + _records(state, _segments(misses), _write_locked_roots(locks))
+    segments = _join(
+        [
+            seg
+            for name in state.process_names()
+            for pmd in state.processes[name].pagetable.pmd_indexes()
+            for seg in _rmap_leaf(state, state.processes[name], pmd)
+        ]
+    )
+    return _objects(state) + _records(state, segments, _write_locked_roots(locks))
 
 
 class Checker:
@@ -279,6 +286,8 @@ class Checker:
     folios it touched. The rmap results of every other page are kept from
     the step before. The VMA, chain and counter checks, which cost what
     the VMAs and anon_vmas cost, not the pages, run in full each time.
+    A PteRun table over FolioRuns costs one comparison per run, and is
+    found from its folios by their block of ids, not folio by folio.
     """
 
     def __init__(self) -> None:
@@ -289,12 +298,16 @@ class Checker:
         # Where each folio is mapped: its first PTE table, and any others.
         self._home: dict[int, tuple[str, int]] = {}
         self._also: dict[int, set[tuple[str, int]]] = {}
+        # PteRun tables by the folio ids they map, a block of ids at a time.
+        self._ranges: dict[tuple[str, int], range] = {}
+        self._run_home: dict[int, set[tuple[str, int]]] = {}
 
     def summarise(
-        self, state: State, locks: tuple[Lock, ...] = (), folios: Iterable[int] = ()
+        self, state: State, locks: tuple[Lock, ...] = (), folios: Iterable[range] = ()
     ) -> list[Violation]:
         """The summary of `state`, which follows the state last given; `folios`
-        are the ids of the folios created, changed or freed since then."""
+        are the ids of the folios created, changed or freed since then
+        (Step.folios_touched())."""
         before, self._state = self._state, state
         rechained = None if before is None else _rechained(before, state)
         if (
@@ -308,6 +321,7 @@ class Checker:
             )
         ):
             self._leaves, self._folios, self._home, self._also = {}, {}, {}, {}
+            self._ranges, self._run_home = {}, {}
             stale = {
                 (name, pmd)
                 for name, mm in state.processes.items()
@@ -323,7 +337,7 @@ class Checker:
         return _objects(state) + _records(state, segments, _write_locked_roots(locks))
 
     def _stale(
-        self, before: State, state: State, folios: Iterable[int], rechained: set[int]
+        self, before: State, state: State, folios: Iterable[range], rechained: set[int]
     ) -> set[tuple[str, int]]:
         """The PTE tables whose pages may check differently now; `rechained`
         are the VMAs chained to an anon_vma, or unchained from one, since.
@@ -345,11 +359,15 @@ class Checker:
             old = before.processes[name]
             if old is not mm:
                 stale.update((name, pmd) for pmd in mm.pagetable.changed_pmds(old.pagetable))
-        for folio in folios:
-            home = self._home.get(folio)
-            if home is not None:
-                stale.add(home)
-                stale.update(self._also.get(folio, ()))
+        for ids in folios:
+            for folio in ids:
+                home = self._home.get(folio)
+                if home is not None:
+                    stale.add(home)
+                    stale.update(self._also.get(folio, ()))
+            if self._run_home:
+                for block in _blocks(ids):
+                    stale.update(self._run_home.get(block, ()))
         return stale
 
     @staticmethod
@@ -391,16 +409,33 @@ class Checker:
                 del home[folio]
             if not also.get(folio, True):
                 del also[folio]
+        old = self._ranges.pop(key, None)
+        if old is not None:
+            for block in _blocks(old):
+                self._run_home[block].discard(key)
         seen: set[int] = set()
-        misses = _rmap_leaf(state, state.processes[name], pmd, seen)
+        mm = state.processes[name]
+        segments = _rmap_leaf(state, mm, pmd, seen)
         for folio in seen:
             if home.setdefault(folio, key) != key:
                 also.setdefault(folio, set()).add(key)
         self._folios[key] = seen
-        if misses:
-            self._leaves[key] = _segments(misses)
+        leaf = mm.pagetable.leaf(pmd)
+        if isinstance(leaf, PteRun):
+            ids = self._ranges[key] = range(leaf.first, leaf.first + len(leaf))
+            for block in _blocks(ids):
+                self._run_home.setdefault(block, set()).add(key)
+        if segments:
+            self._leaves[key] = segments
         else:
             self._leaves.pop(key, None)
+
+
+def _blocks(ids: range) -> range:
+    """The RUN_BLOCK_SHIFT blocks of folio ids `ids` falls in."""
+    if not ids:
+        return range(0)
+    return range(ids.start >> RUN_BLOCK_SHIFT, ((ids.stop - 1) >> RUN_BLOCK_SHIFT) + 1)
 
 
 def _chained_to(state: State) -> dict[int, frozenset[int]]:
@@ -711,21 +746,61 @@ def _locked(state: State, miss: _PageMiss, held: set[int]) -> Violation:
     return replace(_violation(miss), locked=av is not None and av.root in held)
 
 
-def _rmap_leaf(state: State, mm: MM, pmd: int, seen: set[int] | None = None) -> list[_PageMiss]:
-    """The rmap check of every page one PTE table of `mm` maps, in address
-    order; `seen` collects the ids of the folios it maps."""
+def _rmap_leaf(state: State, mm: MM, pmd: int, seen: set[int] | None = None) -> list[_Segment]:
+    """The rmap check of every page one PTE table of `mm` maps, as runs of
+    consecutive pages rmap would miss the same way, in address order;
+    `seen` collects the ids of the folios it checked one by one (all of a
+    Map table's, those _run_unsure() left of a PteRun's)."""
     leaf = mm.pagetable.leaf(pmd)
     if leaf is None:
         return []
     if state.rmap_model == "cow_context":
-        return _rmap_leaf_cow_context(state, mm, pmd, seen)
+        return _segments(_rmap_leaf_cow_context(state, mm, pmd, seen))
     base = pmd << 9
-    vmas = [
+    vmas = _vmas_over(state, mm, base)
+    if not isinstance(leaf, PteRun):
+        return _segments(_page_misses(state, leaf, base, vmas, sorted(leaf), seen))
+    unsure, failed = _run_unsure(state, leaf, base, vmas)
+    segments = [_Segment(m, m, 1) for m in _page_misses(state, leaf, base, vmas, unsure, seen)]
+    for off, nr in failed:
+        (first,) = _page_misses(state, leaf, base, vmas, [off])
+        (last,) = _page_misses(state, leaf, base, vmas, [off + nr - 1])
+        segments.append(_Segment(first, last, nr))
+    segments.sort(key=lambda seg: seg.first.vpn)
+    return _join(segments)
+
+
+def _rmap_pages(state: State, mm: MM, pmd: int) -> list[_PageMiss]:
+    """The rmap check of every page one PTE table of `mm` maps, page by page."""
+    leaf = mm.pagetable.leaf(pmd)
+    if leaf is None:
+        return []
+    if state.rmap_model == "cow_context":
+        return _rmap_leaf_cow_context(state, mm, pmd, None)
+    base = pmd << 9
+    return _page_misses(state, leaf, base, _vmas_over(state, mm, base), sorted(leaf))
+
+
+def _vmas_over(state: State, mm: MM, base: int) -> list[VMA]:
+    """The VMAs of `mm` over the PTE table whose first page is `base`."""
+    return [
         state.vmas[v]
         for v in mm.vmas
         if state.vmas[v].vm_end > base << PAGE_SHIFT
         and state.vmas[v].vm_start < (base + 512) << PAGE_SHIFT
     ]
+
+
+def _page_misses(
+    state: State,
+    leaf: Leaf,
+    base: int,
+    vmas: list[VMA],
+    offsets: Iterable[int],
+    seen: set[int] | None = None,
+) -> list[_PageMiss]:
+    """The pages at `offsets` (in order) of the PTE table at page `base`
+    that rmap would not find again; `seen` collects the folios they map."""
     ends = [vma.vm_end >> PAGE_SHIFT for vma in vmas]
     found: list[_PageMiss] = []
     folios, anon_vmas = state.folios, state.anon_vmas
@@ -733,7 +808,7 @@ def _rmap_leaf(state: State, mm: MM, pmd: int, seen: set[int] | None = None) -> 
     # page 0, and for each folio->mapping met whether it is chained there.
     vma, lo, hi, delta = vmas[0] if vmas else None, 0, 0, 0
     chained: dict[int | None, bool] = {}
-    for off in sorted(leaf):
+    for off in offsets:
         vpn = base | off
         if not lo <= vpn < hi:
             i = bisect.bisect_right(ends, vpn)
@@ -815,6 +890,36 @@ def _rmap_leaf_cow_context(
             continue
         found.append(_page_miss(vpn, vma.id, folio, result))
     return found
+
+
+def _run_unsure(
+    state: State, leaf: PteRun, base: int, vmas: list[VMA]
+) -> tuple[list[int], list[tuple[int, int]]]:
+    """A PteRun table's pages by what one comparison per FolioRun says (a
+    run's index and the table's pages both advance by one a page): the
+    offsets to check one by one (folios not in runs), and the (offset,
+    pages) of each run rmap misses the same way at every page. The pages
+    of runs rmap finds are in neither; pages under no VMA or under a shmem
+    VMA neither, as the page loop skips them."""
+    unsure: list[int] = []
+    failed: list[tuple[int, int]] = []
+    for vma in vmas:
+        a = max(base + leaf.lo, vma.vm_start >> PAGE_SHIFT)
+        b = min(base + leaf.hi, vma.vm_end >> PAGE_SHIFT)
+        if a >= b or vma.shmem is not None:
+            continue
+        delta = vma.vm_pgoff - (vma.vm_start >> PAGE_SHIFT)
+        first = leaf.folio_of(a - base)
+        runs = state.folios.runs_over(first, first + b - a)
+        if runs is None:
+            unsure.extend(range(a - base, b - base))
+            continue
+        for run in runs:
+            off = a - base + run.first - first
+            av = state.anon_vmas.get(run.mapping) if run.mapping is not None else None
+            if run.index != base + off + delta or av is None or vma.id not in av.chains:
+                failed.append((off, run.nr))
+    return unsure, failed
 
 
 class _Segment(NamedTuple):

@@ -19,7 +19,7 @@ from engine.huge_memory import (
     thp_vma_suitable,
 )
 from engine.mm_constants import HPAGE_PMD_NR, PAGE_SHIFT, PAGE_SIZE, PMD_SIZE
-from engine.mm_types import VM_EXEC, VM_HUGEPAGE, VM_READ, VM_WRITE, VMA, Folio
+from engine.mm_types import VM_EXEC, VM_HUGEPAGE, VM_READ, VM_WRITE, VMA, Folio, FolioRun
 from engine.pagemap import linear_page_index
 from engine.pagetable import (
     MIGRATION,
@@ -29,7 +29,9 @@ from engine.pagetable import (
     PUD_SHIFT,
     SWAP,
     ZERO_PAGE,
+    PageTableEditor,
     Pte,
+    PteRun,
 )
 from engine.rmap import anon_vma_prepare, folio_move_anon_rmap, new_folio, rmap_walk_anon
 from engine.shmem import shmem_fault
@@ -273,7 +275,7 @@ def fault_anon_range(k: Kernel, vma: VMA, start: int, end: int, write: bool) -> 
     """
     pt = k.pt(vma.mm)
     addr = start
-    new: list[tuple[int, bool]] = []  # (vpn, huge) of fresh anonymous faults
+    new: list[tuple[int, int, bool]] = []  # (vpn, pages, huge) of fresh anonymous faults
     huge_ok = k.profile.thp_enabled == "always" or bool(vma.vm_flags & VM_HUGEPAGE)
     refused: set[int] = set()  # PMDs a THP could have used but for their page table
     while addr < end:
@@ -281,14 +283,14 @@ def fault_anon_range(k: Kernel, vma: VMA, start: int, end: int, write: bool) -> 
         if write and not huge_ok and not vpn & (HPAGE_PMD_NR - 1) and pt.table_is_none(vpn >> 9):
             # A whole untouched page table: every page in it is pte_none.
             last = min(end, (vpn + HPAGE_PMD_NR) << PAGE_SHIFT) >> PAGE_SHIFT
-            new.extend((v, False) for v in range(vpn, last))
+            _add_pages(new, vpn, last - vpn)
             addr = last << PAGE_SHIFT
             continue
         pte = pt.get(vpn)
         if pte is None:
             if thp_eligible(k, vma, addr):
                 if write or not k.profile.thp_use_zero_page:
-                    new.append((vpn & ~(HPAGE_PMD_NR - 1), True))
+                    new.append((vpn & ~(HPAGE_PMD_NR - 1), 1, True))
                 else:
                     # vmf_anon_prepare() comes first, read or write: a read that
                     # maps the huge zero page leaves the VMA with an anon_vma.
@@ -301,7 +303,7 @@ def fault_anon_range(k: Kernel, vma: VMA, start: int, end: int, write: bool) -> 
                 refused.add(vpn >> 9)
                 _note_table_in_the_way(k, vma, vpn >> 9)
             if write:
-                new.append((vpn, False))
+                _add_pages(new, vpn, 1)
             else:
                 pt.set(vpn, Pte(PRESENT, ZERO_PAGE, 0, write=False))
         else:
@@ -326,44 +328,79 @@ def _note_table_in_the_way(k: Kernel, vma: VMA, pmd: int) -> None:
     )
 
 
-def _fault_new(k: Kernel, vma: VMA, pages: list[tuple[int, bool]]) -> VMA:
+def _add_pages(new: list[tuple[int, int, bool]], vpn: int, count: int) -> None:
+    """Add small pages vpn ... vpn + count - 1 to a batch of fresh faults."""
+    if new and not new[-1][2] and new[-1][0] + new[-1][1] == vpn:
+        new[-1] = (new[-1][0], new[-1][1] + count, False)
+    else:
+        new.append((vpn, count, False))
+
+
+def _fault_new(k: Kernel, vma: VMA, pages: list[tuple[int, int, bool]]) -> VMA:
     """Models do_anonymous_page() / do_huge_pmd_anonymous_page() for a batch
-    of untouched pages: prepare the anon_vma once, allocate, map writable."""
+    of untouched pages: prepare the anon_vma once, allocate, map writable.
+
+    Consecutive small pages get consecutive folio ids and indexes: they are
+    stored as FolioRuns, and a PTE table they fill from empty as a PteRun.
+    """
     if vma.anon_vma is None:
         vma = anon_vma_prepare(k, vma, find_mergeable_anon_vma(k, vma))
     pt = k.pt(vma.mm)
-    ids = k.new_ids(len(pages))
-    folios = []
-    small = huge = 0
-    fill: dict[int, dict[int, Pte]] = {}  # new PTE tables, filled in one go
-    mapped, exclusive = (1,), (True,)
+    ident = k.new_ids(sum(count for _, count, _ in pages)).start
+    huge: list[Folio] = []
+    runs: list[FolioRun] = []
+    small = thps = 0
     base_index = vma.vm_pgoff - (vma.vm_start >> PAGE_SHIFT)
-    for ident, (vpn, is_huge) in zip(ids, pages, strict=True):
+    # Stored in id order: what the step created lists them in that order.
+    for vpn, count, is_huge in pages:
         if is_huge:
-            folios.append(map_anon_folio_pmd(k, vma, ident, vpn))
-            huge += 1
-            continue
-        # new_folio() inlined: this loop runs once per page of a large memset.
-        folios.append(Folio(ident, 0, vma.anon_vma, base_index + vpn, mapped, exclusive))
-        table = fill.get(vpn >> 9)
-        if table is None and pt.table_is_none(vpn >> 9):
-            table = fill[vpn >> 9] = {}
-        if table is None:
-            pt.set(vpn, Pte(PRESENT, ident, 0, True))
+            if runs:
+                small += _store_runs(k, pt, runs, base_index)
+            huge.append(map_anon_folio_pmd(k, vma, ident, vpn))
+            thps += 1
         else:
-            table[vpn & (HPAGE_PMD_NR - 1)] = Pte(PRESENT, ident, 0, True)
-        small += 1
-    for pmd, entries in fill.items():
-        pt.fill_table(pmd, entries)
-    k.put_folios(folios)
+            if huge:
+                k.put_folios(huge)
+                huge = []
+            runs.append(FolioRun(ident, count, vma.anon_vma, base_index + vpn))
+        ident += count
+    small += _store_runs(k, pt, runs, base_index)
     if small:
         k.event(
             "do_anonymous_page",
             f"{small} new folio(s) in anon_vma#{vma.anon_vma}, index = linear_page_index",
         )
-    if huge:
-        note_thps_mapped(k, vma, huge)
+    k.put_folios(huge)
+    if thps:
+        note_thps_mapped(k, vma, thps)
     return vma
+
+
+def _store_runs(k: Kernel, pt: PageTableEditor, runs: list[FolioRun], base_index: int) -> int:
+    """Map and store the runs of new small folios (then empties the list);
+    returns how many folios they hold."""
+    for run in runs:
+        _map_run(pt, run, run.index - base_index)
+    k.put_folio_runs(runs)
+    count = sum(run.nr for run in runs)
+    runs.clear()
+    return count
+
+
+def _map_run(pt: PageTableEditor, run: FolioRun, vpn: int) -> None:
+    """set_pte_at() of a writable entry for each folio of `run`, from page
+    `vpn` on: a PTE table filled from empty is one PteRun."""
+    end = vpn + run.nr
+    while vpn < end:
+        pmd = vpn >> 9
+        hi = min(end, (pmd + 1) << 9)
+        first = run.first + vpn - (end - run.nr)
+        if pt.table_is_none(pmd):
+            pt.fill_run(pmd, PteRun(vpn & (HPAGE_PMD_NR - 1), hi - (pmd << 9), first, True))
+        else:
+            for i in range(hi - vpn):
+                pt.set(vpn + i, Pte(PRESENT, first + i, 0, True))
+        vpn = hi
 
 
 def _fault_existing(k: Kernel, vma: VMA, addr: int, pte: Pte, write: bool) -> VMA:

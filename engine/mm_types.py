@@ -5,11 +5,12 @@ struct mm_struct) and include/linux/rmap.h (struct anon_vma, struct
 anon_vma_chain). Every object is a frozen value keyed by an id in a
 persistent map, so a snapshot after each inner step shares all unchanged
 objects with the one before it: stepping back costs what stepping forward
-does.
+does. Folios come in runs where many are alike (FolioRun, Folios: ours).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
@@ -202,6 +203,268 @@ class Folio(NamedTuple):
         return self.entire_mapcount + max(self.mapcount, default=0) > 1
 
 
+# --- ours: runs of alike small folios ---------------------------------------
+#
+# Not a kernel object: the kernel has one struct folio per page a memset
+# faults in. Here `nr` order-0 anonymous folios with consecutive ids, the
+# same folio->mapping, consecutive folio->index (index + i), each mapped
+# once, AnonExclusive, unpinned and clean (what do_anonymous_page() leaves
+# for every page of a large write fault) are one FolioRun until something
+# touches one of them: storing any folio of a run (a COW, a pin, a fork's
+# mapcount, a split, reclaim) splits the run there and keeps that folio as an
+# explicit Folio. Readers see a mapping of id -> Folio (`Folios`), each folio
+# of a run made when asked for, so the engine reads folios as before; only
+# the fault path, the RELOCATE_ANON walk and the checks ask for runs, to
+# handle a run's folios as one.
+
+RUN_BLOCK_SHIFT = 9
+"""A run never crosses a block of 512 ids (first >> 9 == (end - 1) >> 9): a
+lookup by id visits one block's few runs, and a split copies only those."""
+
+_MAPPED_ONCE = (1,)
+_EXCLUSIVE = (True,)
+
+
+class FolioRun(NamedTuple):
+    """Ours, not a kernel object: `nr` struct folios compressed into one.
+
+    Order-0 folios, ids first ... first + nr - 1: folio first + i has
+    folio->mapping `mapping` and folio->index `index` + i, one PTE mapping,
+    AnonExclusive, no pin, clean, not MADV_FREE'd."""
+
+    first: int
+    nr: int
+    mapping: int | None
+    index: int  # type: ignore[assignment]  # the kernel's name; shadows tuple.index
+
+    @property
+    def end(self) -> int:
+        return self.first + self.nr
+
+    def folio(self, ident: int) -> Folio:
+        """The Folio that id `ident` of the run stands for."""
+        return Folio(
+            ident, 0, self.mapping, self.index + ident - self.first, _MAPPED_ONCE, _EXCLUSIVE
+        )
+
+    def part(self, lo: int, hi: int) -> FolioRun:
+        """The run's ids lo ... hi - 1 as a run of their own."""
+        return FolioRun(lo, hi - lo, self.mapping, self.index + lo - self.first)
+
+
+def _blocked(run: FolioRun) -> Iterator[FolioRun]:
+    """`run` cut at every RUN_BLOCK_SHIFT block boundary."""
+    lo, end = run.first, run.end
+    while lo < end:
+        hi = min(end, ((lo >> RUN_BLOCK_SHIFT) + 1) << RUN_BLOCK_SHIFT)
+        yield run.part(lo, hi)
+        lo = hi
+
+
+def _joined(runs: list[FolioRun]) -> tuple[FolioRun, ...]:
+    """Runs of one block in id order, each that continues the one before
+    (next id, same mapping, next index) joined to it."""
+    out: list[FolioRun] = []
+    for run in sorted(runs):
+        if out:
+            prev = out[-1]
+            if (
+                prev.end == run.first
+                and prev.mapping == run.mapping
+                and prev.index + prev.nr == run.index
+            ):
+                out[-1] = FolioRun(prev.first, prev.nr + run.nr, prev.mapping, prev.index)
+                continue
+        out.append(run)
+    return tuple(out)
+
+
+class Folios:
+    """A snapshot's folios by id: explicit Folios and FolioRuns, persistent
+    (ours: the kernel has no such store, only the folios themselves).
+
+    Reads answer as a Map[int, Folio] would (get, [], in, len, iteration);
+    every edit returns a new Folios sharing what it did not change.
+    """
+
+    __slots__ = ("_explicit", "_runs", "_len")
+
+    def __init__(
+        self,
+        explicit: Map[int, Folio] | None = None,
+        runs: Map[int, tuple[FolioRun, ...]] | None = None,
+        length: int = 0,
+    ) -> None:
+        self._explicit: Map[int, Folio] = explicit if explicit is not None else Map()
+        self._runs: Map[int, tuple[FolioRun, ...]] = runs if runs is not None else Map()
+        self._len = length
+
+    # --- reading, as a Map -------------------------------------------------
+
+    def __len__(self) -> int:
+        return self._len
+
+    def run_holding(self, ident: int) -> FolioRun | None:
+        """The run that holds folio `ident`, None when it is explicit or absent."""
+        for run in self._runs.get(ident >> RUN_BLOCK_SHIFT, ()):
+            if run.first <= ident < run.first + run.nr:
+                return run
+        return None
+
+    def get(self, ident: int, default: Folio | None = None) -> Folio | None:
+        folio = self._explicit.get(ident)
+        if folio is not None:
+            return folio
+        run = self.run_holding(ident)
+        return default if run is None else run.folio(ident)
+
+    def __getitem__(self, ident: int) -> Folio:
+        folio = self.get(ident)
+        if folio is None:
+            raise KeyError(ident)
+        return folio
+
+    def __contains__(self, ident: object) -> bool:
+        if not isinstance(ident, int):
+            return False
+        return ident in self._explicit or self.run_holding(ident) is not None
+
+    def __iter__(self) -> Iterator[int]:
+        yield from self._explicit
+        for run in self.runs():
+            yield from range(run.first, run.end)
+
+    def keys(self) -> Iterator[int]:
+        return iter(self)
+
+    def values(self) -> Iterator[Folio]:
+        """Every folio, each folio of a run made as it is reached."""
+        yield from self._explicit.values()
+        for run in self.runs():
+            for ident in range(run.first, run.end):
+                yield run.folio(ident)
+
+    def runs(self) -> Iterator[FolioRun]:
+        """The runs, in no particular order of blocks (each block's in id order)."""
+        for block in self._runs.values():
+            yield from block
+
+    def explicit(self) -> Iterator[Folio]:
+        """The folios kept one by one (not in a run)."""
+        return iter(self._explicit.values())
+
+    def runs_over(self, first: int, end: int) -> list[FolioRun] | None:
+        """The runs that hold ids first ... end - 1, cut to that range, in id
+        order; None unless every one of those ids is in a run."""
+        found: list[FolioRun] = []
+        at = first
+        for block in range(first >> RUN_BLOCK_SHIFT, ((end - 1) >> RUN_BLOCK_SHIFT) + 1):
+            for run in self._runs.get(block, ()):
+                if run.end <= at or run.first >= end:
+                    continue
+                if run.first > at:
+                    return None
+                hi = min(run.end, end)
+                found.append(run.part(at, hi))
+                at = hi
+        return found if at >= end else None
+
+    # --- editing -----------------------------------------------------------
+
+    def _cut(
+        self, runs: dict[int, tuple[FolioRun, ...]], lo: int, hi: int
+    ) -> tuple[dict[int, tuple[FolioRun, ...]], list[FolioRun]]:
+        """Take ids lo ... hi - 1 out of the runs (blocks already edited are
+        in `runs`): the blocks as left, and the pieces taken out."""
+        taken: list[FolioRun] = []
+        for block in range(lo >> RUN_BLOCK_SHIFT, ((hi - 1) >> RUN_BLOCK_SHIFT) + 1):
+            old = runs.get(block)
+            if old is None:
+                old = self._runs.get(block, ())
+            if not any(r.first < hi and r.end > lo for r in old):
+                continue
+            kept: list[FolioRun] = []
+            for run in old:
+                a, b = max(run.first, lo), min(run.end, hi)
+                if a >= b:
+                    kept.append(run)
+                    continue
+                taken.append(run.part(a, b))
+                if run.first < a:
+                    kept.append(run.part(run.first, a))
+                if b < run.end:
+                    kept.append(run.part(b, run.end))
+            runs[block] = tuple(sorted(kept))
+        return runs, taken
+
+    def _with(
+        self, explicit: Map[int, Folio], runs: dict[int, tuple[FolioRun, ...]], length: int
+    ) -> Folios:
+        if not runs:
+            return Folios(explicit, self._runs, length)
+        with self._runs.mutate() as new:
+            for block, pieces in runs.items():
+                if pieces:
+                    new[block] = pieces
+                else:
+                    new.pop(block, None)
+            blocks = new.finish()
+        return Folios(explicit, blocks, length)
+
+    def set(self, ident: int, folio: Folio) -> Folios:
+        """Store `folio` as folio `ident` (one of a run leaves the run)."""
+        return self.set_many((folio,))
+
+    def set_many(self, folios: Iterable[Folio]) -> Folios:
+        """Store many folios at once; those of a run leave it."""
+        runs: dict[int, tuple[FolioRun, ...]] = {}
+        length = self._len
+        with self._explicit.mutate() as explicit:
+            for folio in folios:
+                if folio.id not in explicit:
+                    runs, taken = self._cut(runs, folio.id, folio.id + 1)
+                    if not taken:
+                        length += 1
+                explicit[folio.id] = folio
+            edited = explicit.finish()
+        return self._with(edited, runs, length)
+
+    def delete(self, ident: int) -> Folios:
+        """Free folio `ident` (KeyError when there is none)."""
+        if ident in self._explicit:
+            return Folios(self._explicit.delete(ident), self._runs, self._len - 1)
+        runs, taken = self._cut({}, ident, ident + 1)
+        if not taken:
+            raise KeyError(ident)
+        return self._with(self._explicit, runs, self._len - 1)
+
+    def add_runs(self, new: Iterable[FolioRun]) -> Folios:
+        """Store runs of fresh ids (none of them may exist yet)."""
+        runs: dict[int, list[FolioRun]] = {}
+        length = self._len
+        for run in new:
+            for piece in _blocked(run):
+                block = piece.first >> RUN_BLOCK_SHIFT
+                if block not in runs:
+                    runs[block] = list(self._runs.get(block, ()))
+                runs[block].append(piece)
+                length += piece.nr
+        return self._with(
+            self._explicit, {b: _joined(pieces) for b, pieces in runs.items()}, length
+        )
+
+    def remap(self, first: int, end: int, mapping: int, index: int) -> Folios:
+        """Set folio->mapping to `mapping` and folio->index to index + i for
+        folios first + i < end, all of them in runs (runs_over() said so)."""
+        runs, taken = self._cut({}, first, end)
+        assert sum(r.nr for r in taken) == end - first
+        moved = FolioRun(first, end - first, mapping, index)
+        for piece in _blocked(moved):
+            block = piece.first >> RUN_BLOCK_SHIFT
+            runs[block] = _joined([*runs[block], piece])
+        return self._with(self._explicit, runs, self._len)
+
+
 def exec_page_tables() -> PageTable:
     """The page tables a process starts with (ours): exec maps its stack,
     [vvar] and [vdso] (EXEC_MAPPINGS) and their first touches give each a
@@ -311,7 +574,7 @@ class State(NamedTuple):
     processes: Map[str, MM] = Map()
     vmas: Map[int, VMA] = Map()
     anon_vmas: Map[int, AnonVMA] = Map()
-    folios: Map[int, Folio] = Map()
+    folios: Folios = Folios()
     shmem: Map[int, ShmemObject] = Map()
     next_id: int = 1
     cow_contexts: Map[int, CowContext] = Map()

@@ -12,7 +12,9 @@ A huge PMD is one leaf of 512 entries marked `pmd`: the PTE table the
 kernel deposits with it (pgtable_trans_huge_deposit) is that leaf, so it
 counts as a page-table page too. Tables are immutable maps: an edit
 copies the path to the leaf it touches, and every earlier snapshot keeps
-its own tables.
+its own tables. A PTE table
+that maps consecutive small folios, as a large write fault leaves it, is
+a PteRun (ours) until an edit touches it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from immutables import Map
+from immutables import Map, MapMutation
 
 PTRS_PER_TABLE = 512
 PMD_SHIFT = 9  # pages per PMD entry: 1 << 9
@@ -55,7 +57,55 @@ class Pte(NamedTuple):
         return self.kind == PRESENT
 
 
-Leaf = Map[int, Pte]  # offset in the table (vpn & 511) -> entry
+class PteRun:
+    """A PTE table (or its entries lo ... hi - 1) mapping one page each of
+    consecutive small folios: offset lo + i maps folio first + i, present,
+    writable or not as `write` says.
+
+    Ours, not a kernel object: what a large write fault leaves in a page
+    table, kept as four numbers until an edit touches the table (then it
+    becomes a Map of its entries). Read as a Map of offset -> Pte.
+    """
+
+    __slots__ = ("lo", "hi", "first", "write")
+
+    def __init__(self, lo: int, hi: int, first: int, write: bool) -> None:
+        self.lo, self.hi, self.first, self.write = lo, hi, first, write
+
+    def __len__(self) -> int:
+        return self.hi - self.lo
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.lo, self.hi))
+
+    def __contains__(self, off: object) -> bool:
+        return isinstance(off, int) and self.lo <= off < self.hi
+
+    def get(self, off: int, default: Pte | None = None) -> Pte | None:
+        if self.lo <= off < self.hi:
+            return Pte(PRESENT, self.first + off - self.lo, 0, self.write)
+        return default
+
+    def __getitem__(self, off: int) -> Pte:
+        entry = self.get(off)
+        if entry is None:
+            raise KeyError(off)
+        return entry
+
+    def items(self) -> Iterator[tuple[int, Pte]]:
+        for off in range(self.lo, self.hi):
+            yield off, Pte(PRESENT, self.first + off - self.lo, 0, self.write)
+
+    def folio_of(self, off: int) -> int:
+        """The folio id offset `off` maps."""
+        return self.first + off - self.lo
+
+    def mutate(self) -> MapMutation[int, Pte]:
+        """Its entries as a Map, to edit (the table stops being a run)."""
+        return Map(self.items()).mutate()
+
+
+Leaf = Map[int, Pte] | PteRun  # offset in the table (vpn & 511) -> entry
 Middle = Map[int, Leaf]  # pmd index -> PTE table
 
 _OFFSET = PTRS_PER_TABLE - 1
@@ -300,6 +350,13 @@ class PageTableEditor:
         self._alloc_upper(pmd)
         self._tables[pmd] = Map(entries)
         self._count += len(entries)
+
+    def fill_run(self, pmd: int, table: PteRun) -> None:
+        """fill_table() of entries that map consecutive small folios."""
+        assert self.table_is_none(pmd)
+        self._alloc_upper(pmd)
+        self._tables[pmd] = table
+        self._count += len(table)
 
     def move_table(self, src_pmd: int, dst_pmd: int) -> None:
         """Move a whole PTE table to an empty PMD entry (move_normal_pmd; the

@@ -18,7 +18,7 @@ from engine.mm_constants import HPAGE_PMD_NR, PAGE_SHIFT
 from engine.mm_types import VM_HUGETLB, VM_SPECIAL, VMA, Folio, State
 from engine.move_page_tables import move_page_tables
 from engine.pagemap import linear_page_index
-from engine.pagetable import PRESENT, ZERO_PAGE
+from engine.pagetable import PRESENT, ZERO_PAGE, PteRun
 from engine.rmap import anon_vma_clone
 from engine.sim.kernel import Kernel
 from engine.sim.trace import Lock, Rule
@@ -215,7 +215,8 @@ def relocate_anon_folios(k: Kernel, walk: Walk) -> bool:
                 continue
             split_huge_pmd(k, mm, lo << PAGE_SHIFT)
         with k.lock(Lock.pte_table(pmd << 9 << PAGE_SHIFT)):
-            if not _relocate_ptes(k, walk, pmd, lo, hi, small):
+            done = not small and _relocate_run_ptes(k, walk, pmd, lo, hi)
+            if not done and not _relocate_ptes(k, walk, pmd, lo, hi, small):
                 return False
             if not small:
                 k.step(
@@ -241,6 +242,44 @@ def _relocate_anon_pmd(k: Kernel, walk: Walk, lo: int, ident: int) -> bool:
                 f"{what}: PMD-mapped folio#{ident} " + ("relocated whole" if ok else "refused"),
             )
     return ok
+
+
+def _relocate_run_ptes(k: Kernel, walk: Walk, pmd: int, lo: int, hi: int) -> bool:
+    """relocate_anon_ptes() over one PMD extent whose entries are a PteRun
+    of folios all in FolioRuns, done for the run at once: each such folio
+    is small, mapped once, AnonExclusive and unpinned, so relocate_anon_pte()
+    would lock it, pass every check and rewrite it; here the folio locks are
+    taken in turn as recorded and the runs' mapping and index rewritten as
+    one. False (nothing done) when the extent is not such a run, or an
+    injected GUP-fast pin or the undo of relocated folios only needs each
+    folio looked at: then relocate_anon_ptes() goes PTE by PTE."""
+    mm = walk.old.mm
+    leaf = k.pagetable(mm).leaf(pmd)
+    race = k.gup_race
+    if (
+        not isinstance(leaf, PteRun)
+        or (race is not None and race.when == RACE_BEFORE_WALK)
+        or (walk.undo and k.policy.undo_relocated_only)
+    ):
+        return False
+    base = pmd << 9
+    first, end = max(lo, base + leaf.lo), min(hi, base + leaf.hi)
+    if first >= end:
+        return True
+    runs = k.state.folios.runs_over(leaf.folio_of(first - base), leaf.folio_of(end - base))
+    vma = k.vma(walk.old.id if walk.undo else walk.new.id)
+    if runs is None or vma.anon_vma is None:
+        return False
+    shift = 0 if walk.undo else (walk.new_addr - walk.old_addr) >> PAGE_SHIFT
+    vpn = first
+    for run in runs:
+        k.lock_in_turn(Lock.folios_in_turn(range(run.first, run.end)))
+        index = linear_page_index(vma, (vpn + shift) << PAGE_SHIFT)
+        k.remap_folio_run(run, vma.anon_vma, index)
+        if not walk.undo:
+            walk.relocated.extend(range(run.first, run.end))
+        vpn += run.nr
+    return True
 
 
 def _relocate_ptes(k: Kernel, walk: Walk, pmd: int, lo: int, hi: int, small: bool) -> bool:

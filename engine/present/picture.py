@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from engine.invariants import RmapMiss, rmap_check
 from engine.mm_constants import PAGE_SHIFT
 from engine.mm_types import VMA, Folio, RmapModel, State
-from engine.pagetable import MIGRATION, PRESENT, SWAP, ZERO_PAGE, Pte
+from engine.pagetable import MIGRATION, PRESENT, SWAP, ZERO_PAGE, PageTable, Pte, PteRun
 from engine.present.tables import (
     anon_vma_table,
     empty_table_summary,
@@ -187,9 +187,23 @@ def _runs(
         finds = {a for a in vma.avc if vma.id in getattr(state.anon_vmas.get(a), "chains", ())}
         delta = vma.vm_pgoff - lo
         at = lo
-        for vpn, pte in table.items(lo, hi):
+        for vpn, stop, entry in _entries(state, table, lo, hi, finds, delta):
             if vpn > at:
                 add(_Run(at, vpn, letter))
+            if entry is None:
+                # Pages of FolioRuns that rmap finds: each the common page.
+                last = runs[-1] if runs else None
+                if (
+                    last
+                    and last.hi == vpn
+                    and (last.vma, last.pte, last.rmap) == (letter, "*", ".")
+                ):
+                    last.hi = stop
+                else:
+                    runs.append(_Run(vpn, stop, letter, "*", "."))
+                at = stop
+                continue
+            pte = entry
             folio = folios.get(pte.folio) if pte.kind == PRESENT else None
             if (
                 folio is not None
@@ -216,6 +230,38 @@ def _runs(
             add(_Run(at, hi, letter))
         end = max(end, hi)
     return runs, misses
+
+
+def _entries(
+    state: State, table: PageTable, lo: int, hi: int, finds: set[int], delta: int
+) -> Iterator[tuple[int, int, Pte | None]]:
+    """The entries of pages lo <= vpn < hi in address order, as (vpn, vpn +
+    1, pte); pages of a PteRun whose FolioRuns rmap finds at their linear
+    index (folio->mapping chained to the VMA, index vpn + delta) as one
+    (first vpn, end, None)."""
+    for pmd in table.pmd_indexes(lo, hi):
+        leaf = table.leaf(pmd)
+        assert leaf is not None
+        base = pmd << 9
+        if not isinstance(leaf, PteRun):
+            for off in sorted(leaf):
+                if lo <= base + off < hi:
+                    yield base + off, base + off + 1, leaf[off]
+            continue
+        a, b = max(lo, base + leaf.lo), min(hi, base + leaf.hi)
+        first = leaf.folio_of(a - base)
+        runs = state.folios.runs_over(first, first + b - a) if a < b else []
+        if runs is None:
+            for vpn in range(a, b):
+                yield vpn, vpn + 1, leaf[vpn - base]
+            continue
+        for run in runs:
+            vpn = a + run.first - first
+            if run.mapping in finds and run.index == vpn + delta:
+                yield vpn, vpn + run.nr, None
+            else:
+                for page in range(vpn, vpn + run.nr):
+                    yield page, page + 1, leaf[page - base]
 
 
 def _page(

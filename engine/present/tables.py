@@ -193,8 +193,10 @@ def _reached(state: State, processes: list[str]) -> set[int]:
 
 
 def folio_summary(state: State) -> list[str]:
-    count = pages = pinned = large = 0
-    for folio in state.folios.values():
+    runs = sum(run.nr for run in state.folios.runs())  # small, unpinned
+    count = pages = runs
+    pinned = large = 0
+    for folio in state.folios.explicit():
         count += 1
         pages += 1 << folio.order
         pinned += folio.pincount > 0

@@ -7,12 +7,16 @@ JSON document and the web alike.
 
 from __future__ import annotations
 
-from engine.sim.trace import Event, Lock, LockKind, ObjRef, Rule
+from engine.sim.trace import Event, Lock, LockKind, ObjRef, Refs, Rule
 
 
 def lock_text(lock: Lock) -> str:
     """ "anon_vma rwsem (write) of anon_vma#2", "folio lock of folio#7"."""
     kind, target = lock.kind, lock.target
+    if isinstance(target, range):
+        if len(target) == 1:
+            return lock_text(lock.first())
+        return f"{kind.value} of folio#{target.start}-folio#{target.stop - 1}, each in turn"
     if kind is LockKind.PAGE_TABLE_LOCKS:
         return "page-table locks of the old and new tables"
     mode = f" ({lock.mode})" if lock.mode and kind is not LockKind.VMA_WRITE_LOCK else ""
@@ -37,7 +41,7 @@ def lock_summary(locks: tuple[Lock, ...], held: tuple[Lock, ...]) -> list[str]:
     in_turn: dict[LockKind, int] = {}
     for lock in locks:
         if lock not in still:
-            in_turn[lock.kind] = in_turn.get(lock.kind, 0) + 1
+            in_turn[lock.kind] = in_turn.get(lock.kind, 0) + lock.taken
     lines: list[str] = []
     said: set[LockKind] = set()
     for lock in locks:
@@ -47,7 +51,10 @@ def lock_summary(locks: tuple[Lock, ...], held: tuple[Lock, ...]) -> list[str]:
         elif lock.kind not in said:
             said.add(lock.kind)
             target = lock.target
-            what = target.kind if isinstance(target, ObjRef) else "table"
+            if isinstance(target, range):
+                what = "folio"
+            else:
+                what = target.kind if isinstance(target, ObjRef) else "table"
             lines.append(f"{lock.kind.value} of each {what} in turn, {count}")
     return lines
 
@@ -69,16 +76,20 @@ def event_values(event: Event) -> dict[str, str]:
     return shown
 
 
-def ref_runs(refs: tuple[ObjRef, ...]) -> list[str]:
+def ref_runs(refs: Refs | tuple[ObjRef, ...]) -> list[str]:
     """`refs` with each run of one kind and consecutive ids as one entry
     ("folio:5-2052 (2048)"), the others as str(ref) ("vma:3"): what a step
     touched, in words that grow with its kinds of change, not its pages."""
     runs: list[tuple[ObjRef, int]] = []
-    for ref in refs:
-        if runs and runs[-1][0].kind == ref.kind and runs[-1][0].id + runs[-1][1] == ref.id:
-            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+    for item in refs.items if isinstance(refs, Refs) else refs:
+        if isinstance(item, range):
+            ref, count = ObjRef("folio", item.start), len(item)
         else:
-            runs.append((ref, 1))
+            ref, count = item, 1
+        if runs and runs[-1][0].kind == ref.kind and runs[-1][0].id + runs[-1][1] == ref.id:
+            runs[-1] = (runs[-1][0], runs[-1][1] + count)
+        else:
+            runs.append((ref, count))
     return [
         str(first) if count == 1 else f"{first}-{first.id + count - 1} ({count})"
         for first, count in runs

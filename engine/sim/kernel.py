@@ -8,17 +8,28 @@ snapshot that shares everything unchanged with the one before.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, replace
 
 from immutables import Map
 
 from engine import cow_context
-from engine.mm_types import MM, VMA, AnonVMA, CowContext, Folio, RmapModel, ShmemObject, State
+from engine.mm_types import (
+    MM,
+    VMA,
+    AnonVMA,
+    CowContext,
+    Folio,
+    FolioRun,
+    RmapModel,
+    ShmemObject,
+    State,
+)
 from engine.pagetable import PageTable, PageTableEditor
 from engine.sim.limits import LimitExceeded, Limits
 from engine.sim.policy import POSTED, Policy
 from engine.sim.profile import DEFAULT, MachineProfile
-from engine.sim.trace import Event, Lock, ObjRef, Rule, Step, Unfinished
+from engine.sim.trace import Event, Lock, ObjRef, Refs, Rule, Step, Unfinished
 
 
 class Held:
@@ -69,6 +80,50 @@ class Dropped:
         self._held.__enter__()
 
 
+class Touched:
+    """The objects created (or changed, or freed) since the last step, in
+    order: ObjRefs, and ranges of folio ids a FolioRun brought or changed
+    together (`ranges` keeps those sorted, to find an id in them)."""
+
+    __slots__ = ("order", "ranges")
+
+    def __init__(self) -> None:
+        self.order: dict[ObjRef | range, None] = {}
+        self.ranges: list[range] = []
+
+    def add_range(self, ids: range) -> None:
+        self.order[ids] = None
+        bisect.insort(self.ranges, ids, key=lambda r: r.start)
+
+    def range_holding(self, ident: int) -> range | None:
+        i = bisect.bisect_right(self.ranges, ident, key=lambda r: r.start) - 1
+        if i >= 0 and ident in self.ranges[i]:
+            return self.ranges[i]
+        return None
+
+    def take_from_range(self, ids: range, ident: int) -> None:
+        """Folio `ident` leaves the range it came or changed in."""
+        pieces = [r for r in (range(ids.start, ident), range(ident + 1, ids.stop)) if r]
+        self.ranges.remove(ids)
+        for piece in pieces:
+            bisect.insort(self.ranges, piece, key=lambda r: r.start)
+        order: dict[ObjRef | range, None] = {}
+        for item in self.order:
+            if item is ids:
+                order.update(dict.fromkeys(pieces))
+            else:
+                order[item] = None
+        self.order = order
+
+    def __contains__(self, ref: ObjRef) -> bool:
+        if ref in self.order:
+            return True
+        return ref.kind == "folio" and bool(self.ranges) and self.range_holding(ref.id) is not None
+
+    def refs(self) -> Refs:
+        return Refs(tuple(self.order))
+
+
 @dataclass(frozen=True)
 class GupRace:
     """An injected GUP-fast pin: on page `addr` of `mm`, at moment `when`."""
@@ -105,8 +160,8 @@ class Kernel:
         self._taken: dict[Lock, None] = {}
         self._acquired: list[tuple[tuple[Lock, ...], Lock]] = []
         self._editors: dict[str, PageTableEditor] = {}
-        self._created: dict[ObjRef, None] = {}
-        self._changed: dict[ObjRef, None] = {}
+        self._created = Touched()
+        self._changed = Touched()
         self._freed: dict[ObjRef, None] = {}
         self._events: list[Event] = []
         self._warnings: list[str] = []
@@ -143,17 +198,26 @@ class Kernel:
     def _touch(self, ref: ObjRef, existed: bool) -> None:
         if ref in self._freed:
             del self._freed[ref]
-            self._changed[ref] = None
+            self._changed.order[ref] = None
         elif not existed:
-            self._created[ref] = None
-        elif ref not in self._created:
-            self._changed[ref] = None
+            self._created.order[ref] = None
+        elif ref not in self._created and ref not in self._changed:
+            self._changed.order[ref] = None
 
     def _free(self, ref: ObjRef) -> None:
-        if ref in self._created:
-            del self._created[ref]
+        if ref in self._created.order:
+            del self._created.order[ref]
             return
-        self._changed.pop(ref, None)
+        if ref.kind == "folio" and self._created.ranges:
+            ids = self._created.range_holding(ref.id)
+            if ids is not None:
+                self._created.take_from_range(ids, ref.id)
+                return
+        self._changed.order.pop(ref, None)
+        if ref.kind == "folio" and self._changed.ranges:
+            ids = self._changed.range_holding(ref.id)
+            if ids is not None:
+                self._changed.take_from_range(ids, ref.id)
         self._freed[ref] = None
 
     def put_vma(self, vma: VMA) -> VMA:
@@ -185,11 +249,33 @@ class Kernel:
         """Store many folios at once (a fault over a large range)."""
         if self.state.rmap_model == "cow_context":
             cow_context.folio_references(self, folios)
-        with self.state.folios.mutate() as new:
-            for folio in folios:
-                self._touch(ObjRef("folio", folio.id), folio.id in self._last.folios)
-                new[folio.id] = folio
-            self.state = self.state._replace(folios=new.finish())
+        for folio in folios:
+            self._touch(ObjRef("folio", folio.id), folio.id in self._last.folios)
+        self.state = self.state._replace(folios=self.state.folios.set_many(folios))
+
+    def put_folio_runs(self, runs: list[FolioRun]) -> None:
+        """Store runs of new folios (fresh ids), each as one range. Under the
+        COW-context model each folio takes a reference on its context
+        (cow_context.folio_references): there they are stored one by one."""
+        if self.state.rmap_model == "cow_context":
+            self.put_folios([run.folio(i) for run in runs for i in range(run.first, run.end)])
+            return
+        for run in runs:
+            self._created.add_range(range(run.first, run.end))
+        self.state = self.state._replace(folios=self.state.folios.add_runs(runs))
+
+    def remap_folio_run(self, run: FolioRun, mapping: int, index: int) -> None:
+        """folio->mapping and folio->index of every folio of `run` (folios
+        the state holds in runs) rewritten at once: index + i for the i-th."""
+        ids = range(run.first, run.end)
+        seen = [*self._created.ranges, *self._changed.ranges]
+        if not any(r.start < ids.stop and ids.start < r.stop for r in seen):
+            self._changed.add_range(ids)
+        else:  # some came or changed already in this step
+            for ident in ids:
+                self._touch(ObjRef("folio", ident), True)
+        folios = self.state.folios.remap(run.first, run.end, mapping, index)
+        self.state = self.state._replace(folios=folios)
 
     def free_folio(self, ident: int) -> None:
         if self.state.rmap_model == "cow_context":
@@ -274,6 +360,13 @@ class Kernel:
         """Hold a lock for the steps taken inside the `with` block."""
         return Held(self._locks, self._taken, self._acquired, lock)
 
+    def lock_in_turn(self, lock: Lock) -> None:
+        """Take and release a Lock.folios_in_turn() under the locks held now
+        (the walk's folio locks over a run of folios): one record for what
+        a `with lock()` around nothing, one folio after another, would be."""
+        self._acquired.append((tuple(self._locks), lock))
+        self._taken[lock] = None
+
     def dropped(self, lock: Lock) -> Dropped:
         """Release the held lock for a `with` block, then retake it."""
         assert lock in self._locks, lock
@@ -319,16 +412,16 @@ class Kernel:
             summary=summary,
             locks=tuple(dict.fromkeys([*self._locks, *self._taken])),
             held=tuple(self._locks),
-            created=tuple(self._created),
-            changed=tuple(self._changed),
-            freed=tuple(self._freed),
+            created=self._created.refs(),
+            changed=self._changed.refs(),
+            freed=Refs(tuple(self._freed)),
             events=tuple(self._events),
             warnings=tuple(self._warnings),
             state=self.state,
             acquired=tuple(self._acquired),
         )
         self.steps.append(step)
-        self._created, self._changed, self._freed = {}, {}, {}
+        self._created, self._changed, self._freed = Touched(), Touched(), {}
         self._events, self._warnings = [], []
         self._taken = {}
         self._acquired = []

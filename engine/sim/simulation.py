@@ -22,7 +22,7 @@ from engine.cow_context import PROPOSAL
 from engine.memory import access_allowed, fault_anon_range, handle_mm_fault
 from engine.mm_constants import PAGE_SHIFT, PAGE_SIZE
 from engine.mm_types import RMAP_MODELS, Folio, RmapModel, State
-from engine.pagetable import PRESENT, ZERO_PAGE
+from engine.pagetable import PRESENT, ZERO_PAGE, PageTableEditor, PteRun
 from engine.procfs import all_pages, page_tables, proc_maps, resident_pages
 from engine.scenario import ast
 from engine.scenario.errors import ScenarioError
@@ -226,23 +226,47 @@ def _store_data(k: Kernel, process: str, start: int, end: int, value: int) -> No
     pt = k.pt(process)
     changed: dict[int, Folio] = {}
     first, last = start >> PAGE_SHIFT, (end - 1) >> PAGE_SHIFT
-    for vpn in range(first, last + 1):
-        pte = pt.get(vpn)
-        if pte is None or pte.kind != PRESENT or pte.folio == ZERO_PAGE:
+    vpn = first
+    while vpn <= last:
+        # A PTE table of folios all in FolioRuns maps only small folios.
+        table_end = min(last + 1, ((vpn >> 9) + 1) << 9)
+        leaf = pt.leaf(vpn >> 9)
+        if isinstance(leaf, PteRun) and (
+            k.state.folios.runs_over(leaf.first, leaf.first + len(leaf)) is not None
+        ):
+            vpn = table_end
             continue
-        folio = changed.get(pte.folio) or k.folio(pte.folio)
-        if not folio.order:
-            continue
-        bit = 1 << pte.page
-        if value:
-            data = folio.data | bit
-        elif start <= vpn << PAGE_SHIFT and (vpn + 1) << PAGE_SHIFT <= end:
-            data = folio.data & ~bit
-        else:
-            continue
-        if data != folio.data:
-            changed[folio.id] = folio._replace(data=data)
+        for page in range(vpn, table_end):
+            _store_page_data(k, pt, changed, page, start, end, value)
+        vpn = table_end
     k.put_folios(list(changed.values()))
+
+
+def _store_page_data(
+    k: Kernel,
+    pt: PageTableEditor,
+    changed: dict[int, Folio],
+    vpn: int,
+    start: int,
+    end: int,
+    value: int,
+) -> None:
+    """_store_data() of one page: its large folio's bit in Folio.data."""
+    pte = pt.get(vpn)
+    if pte is None or pte.kind != PRESENT or pte.folio == ZERO_PAGE:
+        return
+    folio = changed.get(pte.folio) or k.folio(pte.folio)
+    if not folio.order:
+        return
+    bit = 1 << pte.page
+    if value:
+        data = folio.data | bit
+    elif start <= vpn << PAGE_SHIFT and (vpn + 1) << PAGE_SHIFT <= end:
+        data = folio.data & ~bit
+    else:
+        return
+    if data != folio.data:
+        changed[folio.id] = folio._replace(data=data)
 
 
 @dataclass
@@ -275,7 +299,7 @@ class Changes:
 
     @classmethod
     def of_step(cls, step: Step) -> Changes:
-        return cls(step.created, step.changed, step.freed)
+        return cls(tuple(step.created), tuple(step.changed), tuple(step.freed))
 
     @classmethod
     def of_steps(cls, steps: Iterable[Step]) -> Changes:

@@ -10,6 +10,7 @@ after it. Everything here is data; engine.present makes the text.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Literal, NamedTuple
@@ -37,6 +38,62 @@ class ObjRef(NamedTuple):
         return f"{self.kind}#{self.id}"
 
 
+class Refs:
+    """The objects a step touched, in order: each an ObjRef, or a range of
+    folio ids for folios that came or changed together (a FolioRun's).
+
+    Ours: reads as a tuple of ObjRef (iteration, len, `in`), without
+    making an ObjRef for each folio of a range until one is asked for.
+    """
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: tuple[ObjRef | range, ...] = ()) -> None:
+        self.items = items
+
+    def __iter__(self) -> Iterator[ObjRef]:
+        for item in self.items:
+            if isinstance(item, range):
+                for ident in item:
+                    yield ObjRef("folio", ident)
+            else:
+                yield item
+
+    def __len__(self) -> int:
+        return sum(len(item) if isinstance(item, range) else 1 for item in self.items)
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def __contains__(self, ref: object) -> bool:
+        if not isinstance(ref, ObjRef):
+            return False
+        for item in self.items:
+            if isinstance(item, range):
+                if ref.kind == "folio" and ref.id in item:
+                    return True
+            elif item == ref:
+                return True
+        return False
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Refs) and tuple(self) == tuple(other)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return f"Refs({self.items!r})"
+
+    def folio_ids(self) -> list[range]:
+        """The folios among them, as ranges of ids (one id: a range of one)."""
+        return [
+            item if isinstance(item, range) else range(item.id, item.id + 1)
+            for item in self.items
+            if isinstance(item, range) or item.kind == "folio"
+        ]
+
+
 class LockKind(Enum):
     """The kinds of lock the modelled kernel functions take (the value is
     the name the text uses)."""
@@ -49,6 +106,10 @@ class LockKind(Enum):
     PTE_LOCK = "PTE lock (spinlock)"
     FOLIO_LOCK = "folio lock"
 
+    # Members are singletons: hash by identity (Enum hashes the name in
+    # Python, and a walk hashes a lock per folio).
+    __hash__ = object.__hash__
+
 
 LockMode = Literal["read", "write", ""]
 
@@ -59,11 +120,13 @@ class Lock(NamedTuple):
 
     `target` is the object (an ObjRef), the mm's process name for
     mmap_lock, the address of the range for a page-table lock, or None for
-    the page-table locks of a move's two tables together.
+    the page-table locks of a move's two tables together; a range of folio
+    ids for the folio locks of those folios taken one after another, each
+    released before the next (ours: the walk over a FolioRun, one record).
     """
 
     kind: LockKind
-    target: ObjRef | str | int | None = None
+    target: ObjRef | str | int | range | None = None
     mode: LockMode = ""
 
     @classmethod
@@ -85,6 +148,22 @@ class Lock(NamedTuple):
     def folio(cls, folio: int) -> Lock:
         """folio_lock()."""
         return cls(LockKind.FOLIO_LOCK, ObjRef("folio", folio))
+
+    @classmethod
+    def folios_in_turn(cls, ids: range) -> Lock:
+        """folio_lock() and folio_unlock() of each folio of `ids` in turn."""
+        return cls(LockKind.FOLIO_LOCK, ids)
+
+    @property
+    def taken(self) -> int:
+        """How many times the lock is taken: len(ids) for folios_in_turn."""
+        return len(self.target) if isinstance(self.target, range) else 1
+
+    def first(self) -> Lock:
+        """The first lock taken (the first folio's, for folios_in_turn)."""
+        if isinstance(self.target, range):
+            return Lock.folio(self.target.start)
+        return self
 
     @classmethod
     def pmd(cls, addr: int) -> Lock:
@@ -150,6 +229,8 @@ class Step:
     of the state after the step would find them. `acquired` is each lock
     taken during the step with the locks held as it was taken, in order:
     what lockdep sees (engine.invariants.lock_order checks it).
+    `created`, `changed` and `freed` are Refs: a FolioRun's folios that
+    came or changed together are one range of ids there.
     """
 
     statement: int
@@ -157,14 +238,14 @@ class Step:
     summary: str
     locks: tuple[Lock, ...]
     held: tuple[Lock, ...]
-    created: tuple[ObjRef, ...]
-    changed: tuple[ObjRef, ...]
-    freed: tuple[ObjRef, ...]
+    created: Refs
+    changed: Refs
+    freed: Refs
     events: tuple[Event, ...]
     warnings: tuple[str, ...]
     state: State = field(repr=False)
     acquired: tuple[tuple[tuple[Lock, ...], Lock], ...] = ()
 
-    def folios_touched(self) -> list[int]:
-        """The ids of the folios the step created, changed or freed."""
-        return [r.id for r in (*self.created, *self.changed, *self.freed) if r.kind == "folio"]
+    def folios_touched(self) -> list[range]:
+        """The ids of the folios the step created, changed or freed, as ranges."""
+        return [*self.created.folio_ids(), *self.changed.folio_ids(), *self.freed.folio_ids()]
