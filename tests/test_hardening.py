@@ -182,10 +182,14 @@ def test_a_run_over_its_wall_clock_is_killed() -> None:
 
 def test_a_run_over_its_memory_stops_with_the_limit_named() -> None:
     guard = Guard(workers=1, limits=BIG, memory=300 * 1024 * 1024, cpu_seconds=60, wall_seconds=60)
+    # A fresh memset is stored as runs of folios (a few bytes a page), so
+    # the hog copies on write after a fork: every copy is its own folio.
     hog = (
-        "char *q = mmap(NULL, 65536 * page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);\n"
-        "memset(q, 'x', 65536 * page_size);\n"
-    ) * 16
+        "char *q = mmap(NULL, 131072 * page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);\n"
+        "memset(q, 'x', 131072 * page_size);\n"
+        "pid_t c = fork();\n"
+        "memset(q, 'y', 131072 * page_size);\n"
+    )
     try:
         with pytest.raises(RunLimit) as caught:
             guard.run(hog)
