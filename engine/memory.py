@@ -437,7 +437,8 @@ def do_wp_page(k: Kernel, vma: VMA, addr: int, pte: Pte) -> VMA:
 
     An exclusive anonymous page is reused; a folio only this mapping holds
     (wp_can_reuse_anon_folio) is reused after folio_move_anon_rmap() (so
-    rmap looks only in this VMA's anon_vma); anything else (shared after
+    rmap looks only in this VMA's anon_vma), and only the written page
+    becomes AnonExclusive; anything else (shared after
     fork, the zero page, the last mapped page of a large folio) is copied
     into a new exclusive folio in this VMA's anon_vma (wp_page_copy).
     """
@@ -458,7 +459,11 @@ def do_wp_page(k: Kernel, vma: VMA, addr: int, pte: Pte) -> VMA:
             return vma
         if wp_can_reuse_anon_folio(k, folio, vma):
             folio = folio_move_anon_rmap(k, folio, vma)
-            k.put_folio(folio._replace(anon_exclusive=(True,) * folio.nr_pages))
+            # SetPageAnonExclusive() of the faulting page only: the folio's
+            # other pages stay shared-looking until each is written.
+            exclusive = list(folio.anon_exclusive)
+            exclusive[pte.page] = True
+            k.put_folio(folio._replace(anon_exclusive=tuple(exclusive)))
             pt.set(vpn, pte._replace(write=True))
             k.event(
                 "wp_can_reuse_anon_folio",

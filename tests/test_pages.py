@@ -142,3 +142,31 @@ def test_splitting_a_thp_maps_its_pages_without_data_to_the_zero_page() -> None:
     base = runs[0]["addr"]
     assert kept == [(base + 3 * 4096, 1, 0), (base + 8 * 4096, 1, 0)]
     assert sum(r["pages"] for r in runs if r["zero"] == "zero") == 510
+
+
+REUSE_THEN_LAST_PAGE = """\
+char *t = mmap(NULL, 4096 * page_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+char *h = mmap(t + 1024 * page_size, 512 * page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+madvise(h, 512 * page_size, MADV_HUGEPAGE);
+memset(h, 'm', 512 * page_size);
+mprotect(h + 387 * page_size, 1 * page_size, PROT_READ);
+pid_t child = fork();
+child: madvise(h, 512 * page_size, MADV_DONTNEED);
+h[279 * page_size] = 'w';
+munmap(h + 1 * page_size, 511 * page_size);
+h[0] = 'w';
+"""
+
+
+def test_reusing_a_large_folio_makes_only_the_written_page_exclusive() -> None:
+    # page 0 ... 279 ... 511 of one THP, PTE-mapped, after fork and the
+    # child's DONTNEED:  write 279 -> reused (279 AnonExclusive, 0 not);
+    # munmap 1..511 -> page 0 is the folio's last mapping; write 0 ->
+    # copied (__wp_can_reuse_large_anon_folio frees such a folio), as the
+    # kernel does (page_sweep thp_reuse seed 541).
+    steps = run_json(run_source(REUSE_THEN_LAST_PAGE), pages=True)["steps"]
+    assert isinstance(steps, list)
+    (before,) = steps[-2]["pages"]["main"]
+    (after,) = steps[-1]["pages"]["main"]
+    assert before["order"] == 9 and before["pages"] == 1
+    assert after["folio"] != before["folio"] and after["order"] == 0 and after["exclusive"]
