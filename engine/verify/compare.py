@@ -126,23 +126,17 @@ def _compare_step(sim: Mapping[str, Any], real: Mapping[str, Any]) -> list[Diffe
                 )
             )
         elif "resident" in sim and "resident" in real:
-            sim_pages = sim["resident"].get(name, {})
-            real_pages = real["resident"].get(name, {})
-            differ = sorted(
-                vma
-                for vma in sim_pages.keys() | real_pages.keys()
-                if sim_pages.get(vma) != real_pages.get(vma)
-            )
-            if differ:
-                out.append(
-                    Difference(
-                        line,
-                        source,
-                        f"resident:{name}",
-                        tuple(f"{vma} {sim_pages.get(vma)} pages" for vma in differ),
-                        tuple(f"{vma} {real_pages.get(vma)} pages" for vma in differ),
-                    )
+            out.extend(
+                _per_vma(
+                    line,
+                    source,
+                    f"resident:{name}",
+                    sim["resident"].get(name, {}),
+                    real["resident"].get(name, {}),
+                    "pages",
+                    missing=None,
                 )
+            )
         if (
             sim_lines == real_lines
             and name in sim.get("page_tables", {}).keys() & real.get("page_tables", {}).keys()
@@ -208,22 +202,45 @@ def _compare_pages(
             )
         sim_huge: ProcessPages = sim["pages"][name]
         real_huge: ProcessPages = real["pages"][name]
-        vmas = sorted(
-            vma
-            for vma in sim_huge.anon_huge.keys() | real_huge.anon_huge.keys()
-            if sim_huge.anon_huge.get(vma, 0) != real_huge.anon_huge.get(vma, 0)
-        )
-        if vmas:
-            out.append(
-                Difference(
-                    line,
-                    source,
-                    f"anon_huge:{name}",
-                    tuple(f"{v} {sim_huge.anon_huge.get(v, 0)} PMD-mapped pages" for v in vmas),
-                    tuple(f"{v} {real_huge.anon_huge.get(v, 0)} PMD-mapped pages" for v in vmas),
-                )
+        out.extend(
+            _per_vma(
+                line,
+                source,
+                f"anon_huge:{name}",
+                sim_huge.anon_huge,
+                real_huge.anon_huge,
+                "PMD-mapped pages",
+                missing=0,
             )
+        )
     return out
+
+
+def _per_vma(
+    line: int,
+    source: str,
+    what: str,
+    sim: Mapping[str, int],
+    real: Mapping[str, int],
+    unit: str,
+    missing: int | None,
+) -> list[Difference]:
+    """One Difference listing the VMAs whose count differs (a VMA absent
+    on one side counts as `missing`), or none."""
+    differ = sorted(
+        v for v in sim.keys() | real.keys() if sim.get(v, missing) != real.get(v, missing)
+    )
+    if not differ:
+        return []
+    return [
+        Difference(
+            line,
+            source,
+            what,
+            tuple(f"{v} {sim.get(v, missing)} {unit}" for v in differ),
+            tuple(f"{v} {real.get(v, missing)} {unit}" for v in differ),
+        )
+    ]
 
 
 Canonical = dict[str, Any]
