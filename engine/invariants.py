@@ -288,6 +288,9 @@ class Checker:
     the VMAs and anon_vmas cost, not the pages, run in full each time.
     A PteRun table over FolioRuns costs one comparison per run, and is
     found from its folios by their block of ids, not folio by folio.
+    The runs joined across tables are kept too: a rechecked table splices
+    its runs in (_splice), so a step costs what it changed and what it
+    reports, not every table that holds a violation.
     """
 
     def __init__(self) -> None:
@@ -301,6 +304,11 @@ class Checker:
         # PteRun tables by the folio ids they map, a block of ids at a time.
         self._ranges: dict[tuple[str, int], range] = {}
         self._run_home: dict[int, set[tuple[str, int]]] = {}
+        # Every table's runs joined, in (process, address) order, with each
+        # run's (process order, first page) to bisect by.
+        self._runs: list[_Segment] = []
+        self._starts: list[tuple[int, int]] = []
+        self._order: dict[str, int] = {}
 
     def summarise(
         self, state: State, locks: tuple[Lock, ...] = (), folios: Iterable[range] = ()
@@ -322,19 +330,58 @@ class Checker:
         ):
             self._leaves, self._folios, self._home, self._also = {}, {}, {}, {}
             self._ranges, self._run_home = {}, {}
-            stale = {
-                (name, pmd)
-                for name, mm in state.processes.items()
-                for pmd in mm.pagetable.pmd_indexes()
-            }
+            self._order = {name: i for i, name in enumerate(state.process_names())}
+            self._runs, self._starts = [], []
+            for name in self._order:
+                mm = state.processes[name]
+                for pmd in mm.pagetable.pmd_indexes():
+                    self._recheck(state, name, pmd)
+                joined = _join(
+                    [
+                        seg
+                        for pmd in sorted(pmd for n, pmd in self._leaves if n == name)
+                        for seg in self._leaves[(name, pmd)]
+                    ]
+                )
+                self._runs += joined
+                self._starts += [(self._order[name], seg.first.vpn) for seg in joined]
         else:
             stale = self._stale(before, state, folios, rechained or set())
-        for name, pmd in stale:
-            self._recheck(state, name, pmd)
-        order = {name: i for i, name in enumerate(state.process_names())}
-        keys = sorted(self._leaves, key=lambda key: (order[key[0]], key[1]))
-        segments = _join([seg for key in keys for seg in self._leaves[key]])
-        return _objects(state) + _records(state, segments, _write_locked_roots(locks))
+            for name, pmd in sorted(stale, key=lambda key: (self._order[key[0]], key[1])):
+                self._recheck(state, name, pmd)
+                self._splice(name, pmd)
+        return _objects(state) + _records(state, self._runs, _write_locked_roots(locks))
+
+    def _splice(self, name: str, pmd: int) -> None:
+        """Put the runs of table (name, pmd), just rechecked, in place of
+        its pages in the joined runs: a run reaching into it from the table
+        before keeps its head, one reaching past it into the next its tail
+        (worded from those tables' own first and last misses), and the
+        pieces join again with the runs either side."""
+        order, lo, hi = self._order[name], pmd << 9, (pmd + 1) << 9
+        runs, starts = self._runs, self._starts
+        a = bisect.bisect_left(starts, (order, lo))
+        b = bisect.bisect_left(starts, (order, hi), a)
+        pieces: list[_Segment] = []
+        if a > 0 and starts[a - 1][0] == order and runs[a - 1].last.vpn >= lo:
+            a -= 1
+            run, before = runs[a], self._leaves[(name, pmd - 1)][-1].last
+            assert before.vpn == lo - 1, (name, pmd)
+            pieces.append(_Segment(run.first, before, lo - run.first.vpn))
+        pieces += self._leaves.get((name, pmd), ())
+        if b > a and runs[b - 1].last.vpn >= hi:
+            run, after = runs[b - 1], self._leaves[(name, pmd + 1)][0].first
+            assert after.vpn == hi, (name, pmd)
+            pieces.append(_Segment(after, run.last, run.last.vpn - hi + 1))
+        if a > 0 and starts[a - 1][0] == order:
+            a -= 1
+            pieces.insert(0, runs[a])
+        if b < len(runs) and starts[b][0] == order:
+            pieces.append(runs[b])
+            b += 1
+        joined = _join(pieces)
+        runs[a:b] = joined
+        starts[a:b] = [(order, seg.first.vpn) for seg in joined]
 
     def _stale(
         self, before: State, state: State, folios: Iterable[range], rechained: set[int]

@@ -139,3 +139,51 @@ def test_a_run_of_pages_is_one_record() -> None:
     assert record.pages == 512 and record.locked
     assert "(512)" in record.message and "write-locked anon_vma#" in record.message
     assert len(check(walk[0].state, walk[0].held)) == 512
+
+
+def test_a_table_rechecked_inside_a_run_splits_and_rejoins_it() -> None:
+    """A run over four PTE tables, broken and mended in a middle table:
+
+        table      t0    t1    t2    t3
+        shifted    xxxx  xxxx  xxxx  xxxx   one record, every page
+        t1 mended  xxxx  ....  xxxx  xxxx   two records either side of t1
+        t1 again   xxxx  xxxx  xxxx  xxxx   one record again
+
+    Each step the incremental checker splices t1 into its joined runs; the
+    full summarise() is the reference."""
+    source = (
+        "char *a = mmap(NULL, 2048 * page_size, PROT_READ | PROT_WRITE,"
+        " MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);\n"
+        "memset(a, 'a', 2048 * page_size);\n"
+    )
+    healthy = run_source(source).steps[-1].state
+    (mm,) = healthy.processes.values()
+    tables = mm.pagetable.pmd_indexes()
+    assert len(tables) >= 4
+
+    def folios_of(pmd: int) -> list[int]:
+        leaf = mm.pagetable.leaf(pmd)
+        assert leaf is not None
+        return sorted({pte.folio for _, pte in leaf.items()})
+
+    def shifted(state: State, ids: list[int], by: int) -> State:
+        folios = state.folios
+        for ident in ids:
+            folio = folios[ident]
+            folios = folios.set(ident, folio._replace(index=folio.index + by))
+        return state._replace(folios=folios)
+
+    every = [f for pmd in tables for f in folios_of(pmd)]
+    middle = folios_of(tables[1])
+    states = [healthy, shifted(healthy, every, 7)]
+    states += [shifted(states[1], middle, -7), states[1]]
+    touched = [[], [range(min(every), max(every) + 1)], [range(middle[0], middle[-1] + 1)]]
+    touched.append(touched[2])
+    checker = Checker()
+    shown = []
+    for state, folios in zip(states, touched, strict=True):
+        got = checker.summarise(state, (), folios)
+        assert got == summarise(state)
+        shown.append((len(got), sum(v.pages for v in got)))
+    pages = len(every)
+    assert shown == [(0, 0), (1, pages), (2, pages - len(middle)), (1, pages)]
