@@ -17,6 +17,17 @@ from engine.sim.policy import POLICIES
 from engine.sim.simulation import Run, run_source
 from engine.sim.trace import Lock
 from tests.support.scenario_gen import cases, generate
+from tests.test_relocate_policies import (
+    BEFORE_WALK,
+    CARVEOUT,
+    PINNED,
+    PTE_MAPPED,
+    UNDO_RACE,
+    faulted,
+    relocate,
+)
+
+FAULTED_PAIR = CARVEOUT + faulted("a", 1) + faulted("b", 20)
 
 SOURCE = """char *c = mmap(NULL, 30 * page_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 char *a = mmap(&c[page_size], 5 * page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
@@ -122,6 +133,29 @@ def test_incremental_check_sees_violations_at_all() -> None:
 @pytest.mark.parametrize(("family", "seed"), cases(), ids=[f"{f}-{s}" for f, s in cases()])
 def test_incremental_check_on_the_differential_families(family: str, seed: int) -> None:
     assert_incremental_is_full(run_source(generate(seed, family)))
+
+
+INJECTED = {
+    "pinned": PINNED,
+    "gup_fast_race_during_undo": UNDO_RACE,
+    "gup_fast_before_walk": BEFORE_WALK,
+    "swap_entry": FAULTED_PAIR
+    + "swapout(b + page_size, page_size);\n"
+    + relocate("b", "&a[5 * page_size]"),
+    "migration_entry": FAULTED_PAIR
+    + "migrate_entry(b + page_size, page_size);\n"
+    + relocate("b", "&a[5 * page_size]"),
+    "straddling_large_folio": PTE_MAPPED
+    + "char *m = mremap(thp, 1 << 20, 1 << 20, MREMAP_MAYMOVE | MREMAP_FIXED"
+    " | MREMAP_RELOCATE_ANON, thp + (2 << 20));\n",
+}
+
+
+@pytest.mark.parametrize("policy", sorted(POLICIES))
+@pytest.mark.parametrize("name", sorted(INJECTED))
+def test_incremental_check_on_the_injected_failures(name: str, policy: str) -> None:
+    """tests/test_relocate_policies.py's injections, each under every policy."""
+    assert_incremental_is_full(run_source(INJECTED[name], policy=policy))
 
 
 def test_a_run_of_pages_is_one_record() -> None:
