@@ -23,7 +23,7 @@ from engine.sim.kernel import Kernel
 
 def dup_mmap(k: Kernel, parent: str, child: str) -> int:
     """Models dup_mmap(): returns the child's pid."""
-    pid = 1000 + len(k.state.processes)
+    pid = k.alloc_pid()
     created = 1 + max(mm.created for mm in k.state.processes.values())
     k.put_mm(MM(child, pid, parent=parent, created=created))
     cow = k.state.rmap_model == "cow_context"

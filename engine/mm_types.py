@@ -577,6 +577,8 @@ class State(NamedTuple):
     folios: Folios = Folios()
     shmem: Map[int, ShmemObject] = Map()
     next_id: int = 1
+    # The last pid alloc_pid() handed out (Kernel.alloc_pid).
+    last_pid: int = 1000
     cow_contexts: Map[int, CowContext] = Map()
     rmap_model: RmapModel = "anon_vma"
 

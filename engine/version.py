@@ -13,7 +13,7 @@ import json
 from engine.present.report import run_json
 from engine.sim.simulation import Run, Suite
 
-ENGINE_VERSION = "6.18-relocate-v1.1"
+ENGINE_VERSION = "6.18-relocate-v1.2"
 """The model's version: the kernel it follows, the series, and our revision."""
 
 FINGERPRINT_CHARS = 16

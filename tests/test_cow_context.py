@@ -255,6 +255,13 @@ def test_deep_fork_chain_with_exits() -> None:
     assert len(final(anon).anon_vmas) == 1
 
 
+def test_a_fork_after_an_exit_gets_a_pid_no_process_had() -> None:
+    """alloc_pid() counts up: d, forked after b exited, does not get c's pid."""
+    run = run_source(find("cow_fork_chain_exits").source)
+    pids = {mm.name: mm.pid for s in run.steps for mm in s.state.processes.values()}
+    assert len(set(pids.values())) == len(pids) == 4
+
+
 def test_exited_process_makes_no_more_calls() -> None:
     source = f"char *p = mmap(NULL, 4096, {RW}, -1, 0);\nexit(0);\np[0] = 'x';\n"
     for model in RMAP_MODELS:

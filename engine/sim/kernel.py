@@ -183,6 +183,13 @@ class Kernel:
         self.state = self.state._replace(next_id=first + count)
         return range(first, first + count)
 
+    def alloc_pid(self) -> int:
+        """alloc_pid() (kernel/pid.c): the next pid. Its idr allocates
+        cyclically, so an exited process's pid does not come back."""
+        pid = self.state.last_pid + 1
+        self.state = self.state._replace(last_pid=pid)
+        return pid
+
     def vma(self, ident: int) -> VMA:
         return self.state.vmas[ident]
 
