@@ -384,7 +384,8 @@ class PageTableEditor:
         self._pgds[pgd] = False
 
     def commit(self) -> PageTable:
-        """The edited tables."""
+        """The edited tables. The editor goes on from them: a later edit is
+        a new batch on top of what this one returned."""
         for pmd in list(self._pending):
             self._tables[pmd] = self._materialise(pmd)
         by_pud: dict[int, list[int]] = {pud: [] for pud in self._middles}
@@ -412,4 +413,7 @@ class PageTableEditor:
                 {g for g in pgds if self._pgds.get(g, True)}
                 | {g for g, alive in self._pgds.items() if alive}
             )
-        return PageTable(puds, self._count, pgds)
+        table = PageTable(puds, self._count, pgds)
+        self._base, self._tables, self._pending = table, {}, {}
+        self._middles, self._pgds = {}, {}
+        return table

@@ -17,7 +17,7 @@ from engine.madvise import do_madvise
 from engine.memory import handle_mm_fault
 from engine.mm_types import EXEC_PAGE_TABLES
 from engine.mmap import do_mmap
-from engine.pagetable import TablePages
+from engine.pagetable import PRESENT, Pte, TablePages
 from engine.present.picture import render_state
 from engine.present.report import run_json
 from engine.sim.backend import ProcessTables
@@ -251,6 +251,26 @@ def test_fork_copies_empty_tables_and_deposits_one_for_a_thp() -> None:
 def test_pageout_of_a_lazyfree_thp_leaves_its_table_so_the_refault_is_small() -> None:
     assert pte(PAGEOUT)[-1] == 1
     assert huge_pages(PAGEOUT)[-3:] == [512, 0, 0]
+
+
+def test_reading_the_tables_mid_batch_keeps_the_open_editor_recording() -> None:
+    """k.pagetable() applies the batch so far; the editor taken before it
+    (k.pt()) goes on recording, and the step keeps both edits:
+
+        page        0     1
+        pt.set      P
+        pagetable   P                 (the batch so far)
+        pt.set      P     P
+        step        P     P
+    """
+    k = Kernel()
+    pt = k.pt("main")
+    pt.set(0x1000, Pte(PRESENT, 7))
+    assert k.pagetable("main").get(0x1000) == Pte(PRESENT, 7)
+    pt.set(0x1001, Pte(PRESENT, 8))
+    table = k.step("test", "two entries").state.processes["main"].pagetable
+    assert [vpn for vpn, _ in table.items(0x1000, 0x1002)] == [0x1000, 0x1001]
+    assert len(table) == 2
 
 
 def test_page_tables_compare_with_the_executors_own_counted_once() -> None:

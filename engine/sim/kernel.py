@@ -346,14 +346,20 @@ class Kernel:
         return editor
 
     def pagetable(self, mm_name: str) -> PageTable:
-        """The mm's page tables with every edit so far applied."""
-        self._commit_pagetable(mm_name)
+        """The mm's page tables with every edit so far applied. An open
+        editor (pt()) stays open: its later edits go on from these tables."""
+        editor = self._editors.get(mm_name)
+        if editor is not None:
+            self._install_pagetable(mm_name, editor.commit())
         return self.mm(mm_name).pagetable
 
     def _commit_pagetable(self, mm_name: str) -> None:
         editor = self._editors.pop(mm_name, None)
-        if editor is not None and mm_name in self.state.processes:
-            table = editor.commit()
+        if editor is not None:
+            self._install_pagetable(mm_name, editor.commit())
+
+    def _install_pagetable(self, mm_name: str, table: PageTable) -> None:
+        if mm_name in self.state.processes:
             mm = self.mm(mm_name)
             self.put_mm(replace(mm, pagetable=table))
             if len(table) > self.limits.max_populated_pages:
