@@ -1,7 +1,7 @@
 """Faulting ranges in for the kernel, long-term pins, a racing GUP-fast pin.
 
-Models mm/gup.c: populate_vma_page_range() (MAP_POPULATE, mlock,
-MADV_POPULATE_WRITE), pin_user_pages(FOLL_PIN | FOLL_LONGTERM | FOLL_WRITE),
+Models mm/gup.c: populate_vma_page_range() (MAP_POPULATE, mlock),
+faultin_page_range() (MADV_POPULATE_READ/WRITE), pin_user_pages(FOLL_PIN | FOLL_LONGTERM | FOLL_WRITE),
 unpin_user_pages(), and, for the RELOCATE_ANON failure cases, a GUP-fast
 pin that lands on a page while an mremap walks it (the race David
 Hildenbrand raised: folio_maybe_dma_pinned() is racy against GUP-fast).
@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from engine.memory import access_allowed, do_fault, fault_anon_range, handle_mm_fault
 from engine.mm_constants import PAGE_SHIFT, PAGE_SIZE, page_align
-from engine.mm_types import VM_WRITE, Folio
+from engine.mm_types import VM_WRITE, VMA, Folio
 from engine.pagetable import PRESENT, ZERO_PAGE
 from engine.sim.errors import SyscallError
 from engine.sim.kernel import GupRace, Kernel
@@ -41,6 +41,18 @@ def populate_range(k: Kernel, mm: str, start: int, end: int) -> None:
             else:
                 fault_anon_range(k, vma, lo, hi, write)
         addr = hi
+
+
+def faultin_page_range(k: Kernel, vma: VMA, start: int, end: int, write: bool) -> None:
+    """Models mm/gup.c:faultin_page_range() over one VMA (MADV_POPULATE_READ
+    and _WRITE): every page faulted as the access asks, FOLL_WRITE for a
+    write whatever the mapping. Unlike populate_vma_page_range(), a shared
+    mapping is written: do_shared_fault(), which maps no pages around."""
+    if vma.shmem is None:
+        fault_anon_range(k, vma, start, end, write)
+        return
+    for addr in range(start, end, PAGE_SIZE):
+        do_fault(k, vma, addr, write)
 
 
 def pin_user_pages(k: Kernel, mm: str, start: int, length: int) -> None:

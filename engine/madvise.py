@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from engine.gup import populate_range
+from engine.gup import faultin_page_range
 from engine.huge_memory import split_folio, split_huge_pmd_edges
-from engine.memory import handle_mm_fault, unmap_mapping_range, zap_page_range
+from engine.memory import unmap_mapping_range, zap_page_range
 from engine.mm_constants import PAGE_SHIFT, PAGE_SIZE, page_align
 from engine.mm_types import (
     VM_DONTCOPY,
@@ -445,11 +445,6 @@ def _populate(k: Kernel, mm: str, start: int, end: int, write: bool) -> None:
             k.step("mm/madvise.c:madvise_populate", f"populated {start:#x}-{addr:#x}")
             raise SyscallError("EINVAL", "check_vma_flags: the mapping does not allow the access")
         hi = min(vma.vm_end, end)
-        populate_range(k, mm, addr, hi) if write else _read_range(k, mm, addr, hi)
+        faultin_page_range(k, vma, addr, hi, write)
         addr = hi
     k.step("mm/madvise.c:madvise_populate", f"populated {start:#x}-{end:#x}")
-
-
-def _read_range(k: Kernel, mm: str, start: int, end: int) -> None:
-    for addr in range(start, end, PAGE_SIZE):
-        handle_mm_fault(k, mm, addr, write=False)

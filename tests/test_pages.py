@@ -20,7 +20,9 @@ from engine.sim.limits import LimitExceeded, Limits
 from engine.sim.profile import DEFAULT, host_profile
 from engine.sim.simulation import run_source
 from engine.uapi import MAP, PROT
+from engine.verify.check import check_source
 from engine.verify.compare import compare
+from tests.support.host import real_kernel_unavailable
 
 THP_FORK = """\
 char *t = mmap(NULL, 1024 * page_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -170,3 +172,42 @@ def test_reusing_a_large_folio_makes_only_the_written_page_exclusive() -> None:
     (after,) = steps[-1]["pages"]["main"]
     assert before["order"] == 9 and before["pages"] == 1
     assert after["folio"] != before["folio"] and after["order"] == 0 and after["exclusive"]
+
+
+POPULATE_WRITE_SHARED = """\
+char *t = mmap(NULL, 4096 * page_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+char *s = mmap(t + 3072 * page_size, 512 * page_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED | MAP_POPULATE, -1, 0);
+madvise(s + 1 * page_size, 511 * page_size, MADV_DONTNEED);
+madvise(s + 1 * page_size, 1 * page_size, MADV_POPULATE_WRITE);
+madvise(s + 64 * page_size, 1 * page_size, MADV_POPULATE_READ);
+"""
+
+
+def test_populate_write_of_a_shared_page_maps_no_pages_around_it() -> None:
+    # page     0  1  2..15  64  65..79 (of 512, all in the page cache)
+    # populate P                       MAP_POPULATE: read faults, then
+    # dontneed P  .  .      .   .      pages 1..511 unmapped
+    # write    P  P  .      .   .      FOLL_WRITE: do_shared_fault, one page
+    # read     P  P  .      P   P      do_read_fault maps the cache around
+    # (page_sweep populate seed 2036: the kernel has 2 pages after the write)
+    steps = run_json(run_source(POPULATE_WRITE_SHARED), pages=True)["steps"]
+    assert isinstance(steps, list)
+
+    def resident(step: dict[str, object]) -> int:
+        pages = step["pages"]
+        assert isinstance(pages, dict)
+        return sum(r["pages"] for r in pages["main"])
+
+    write = next(i for i, s in enumerate(steps) if s["line"] == 4)
+    read = next(i for i, s in enumerate(steps) if s["line"] == 5)
+    assert resident(steps[read - 1]) == 2
+    assert resident(steps[read]) == 2 + 16
+    assert resident(steps[write - 1]) == 1
+
+
+def test_the_kernel_agrees_on_populate_write_of_a_shared_page() -> None:
+    why = real_kernel_unavailable()
+    if why:
+        pytest.skip(why)
+    verdict = check_source(POPULATE_WRITE_SHARED)
+    assert verdict.agrees, str(verdict)
