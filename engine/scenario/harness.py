@@ -26,21 +26,18 @@ from pycparser import c_ast
 
 from engine.scenario import ast
 from engine.scenario.errors import ScenarioError
+from engine.scenario.lex import TOKEN, Lines, blank, newlines
 from engine.scenario.limits import MAX_EXPRESSION_DEPTH, MAX_HARNESS_STATEMENTS
 from engine.scenario.parse import (
     CALLS,
     FILENAME,
-    TOKEN,
     TYPEDEF_NAMES,
     TYPEDEFS_C,
     UNSIGNED_TYPEDEFS,
-    Lines,
     Parser,
-    blank,
     character_value,
     decode,
     integer_value,
-    newlines,
     syntax_error,
     token_position,
 )

@@ -17,6 +17,7 @@ from pycparser import c_ast, c_parser
 from engine.scenario import ast
 from engine.scenario.constants import CONSTANTS
 from engine.scenario.errors import ScenarioError
+from engine.scenario.lex import TOKEN, Lines, blank, newlines
 from engine.scenario.limits import (
     MAX_EXPRESSION_DEPTH,
     MAX_PROCESSES,
@@ -97,21 +98,6 @@ _C_KEYWORDS = frozenset(
     }
 )  # fmt: skip
 
-# Just enough of C's lexical structure to find comments, statement ends and
-# labels without being fooled by a ';' or '//' inside a character literal.
-TOKEN = re.compile(
-    r"""
-      (?P<space>[ \t\n\r\f\v]+)
-    | (?P<comment>//[^\n]*|/\*.*?\*/)
-    | (?P<open_comment>/\*)
-    | (?P<literal>[LuU]?'(?:\\.|[^'\\\n])*'?|(?:u8|[LuU])?"(?:\\.|[^"\\\n])*"?)
-    | (?P<word>[A-Za-z_$][A-Za-z0-9_$]*)
-    | (?P<number>[0-9][0-9A-Za-z_.]*)
-    | (?P<other>.)
-    """,
-    re.VERBOSE | re.DOTALL,
-)
-
 _INTEGER = re.compile(
     r"(?:0[xX](?P<hex>[0-9a-fA-F]+)|0[bB](?P<bin>[01]+)|(?P<oct>0[0-7]*)|(?P<dec>[1-9][0-9]*))"
     r"(?:[uU](?:ll|LL|[lL])?|(?:ll|LL|[lL])[uU]?)?"
@@ -187,37 +173,6 @@ def decode(source: str | bytes) -> str:
         raise Lines(newlines(prefix)).error(
             len(prefix), f"not UTF-8 text: byte 0x{source[exc.start]:02x}"
         ) from None
-
-
-def newlines(text: str) -> str:
-    """CRLF (what a browser's textarea sends) and CR as newlines: pycparser rejects '\\r'.
-
-    The text keeps its length, so every offset stays put.
-    """
-    return text.replace("\r\n", " \n").replace("\r", "\n")
-
-
-class Lines:
-    """Text with an index from offsets to 1-based lines and columns."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.starts = [0] + [m.end() for m in re.finditer("\n", text)]
-
-    def position(self, offset: int) -> tuple[int, int]:
-        index = bisect.bisect_right(self.starts, offset) - 1
-        return index + 1, offset - self.starts[index] + 1
-
-    def offset(self, line: int, col: int) -> int:
-        line = min(max(line, 1), len(self.starts))
-        return min(self.starts[line - 1] + max(col, 1) - 1, len(self.text))
-
-    def end(self) -> tuple[int, int]:
-        """Just past the last character that is not whitespace."""
-        return self.position(len(self.text.rstrip()))
-
-    def error(self, offset: int, message: str) -> ScenarioError:
-        return ScenarioError(*self.position(offset), message)
 
 
 @dataclass(frozen=True)
@@ -305,11 +260,6 @@ def _scan(text: str) -> tuple[Lines, list[_Span]]:
             done = end
         stripped = "".join([*pieces, stripped[done:]])
     return Lines(stripped), spans
-
-
-def blank(text: str) -> str:
-    """Spaces in place of text, newlines kept, so every later column stays put."""
-    return re.sub(r"[^\n]", " ", text)
 
 
 class Parser(c_parser.CParser):  # type: ignore[misc]
