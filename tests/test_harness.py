@@ -147,6 +147,19 @@ def test_a_syntax_error_names_its_line_and_column() -> None:
     assert err.value.col == 13
 
 
+def test_a_harness_file_takes_directives_with_the_scenario_language_s_errors() -> None:
+    body = a_test("one", "ASSERT_EQ(1, 1);")
+    parsed = parse_harness("// @policy isolate\n// @rmap cow_context\n" + harness(body))
+    assert (parsed.policy, parsed.rmap_model) == ("isolate", "cow_context")
+    plain = parse_harness(harness(body))
+    assert (plain.policy, plain.rmap_model) == (None, None)
+    with pytest.raises(ScenarioError) as info:
+        parse_harness(harness(body) + "\n   // @policy spilt\n")
+    line = harness(body).count("\n") + 2
+    assert (info.value.line, info.value.col) == (line, 15)
+    assert "unknown RELOCATE_ANON policy 'spilt'" in info.value.message
+
+
 def test_a_test_needs_a_known_fixture() -> None:
     with pytest.raises(ScenarioError, match="unknown fixture 'other'") as err:
         parse_harness("TEST_F(other, a)\n{\n}\n")

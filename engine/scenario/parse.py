@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from pycparser import c_ast, c_parser
 
-from engine.scenario import ast
+from engine.scenario import ast, directives
 from engine.scenario.constants import CONSTANTS
 from engine.scenario.errors import ScenarioError
 from engine.scenario.lex import TOKEN, Lines, blank, newlines
@@ -148,11 +148,12 @@ _DEPTH_MESSAGE = (
 def parse(source: str | bytes) -> ast.Scenario:
     """Parse a scenario; any problem is a ScenarioError at the user's line and column."""
     text = newlines(decode(source))
-    lines, spans = _scan(text)
-    if not spans:
-        return ast.Scenario((), (MAIN,))
-    items = _parse_c(lines)
-    return _Builder(lines, spans).build(items)
+    lines, spans, chosen = _scan(text)
+    statements: tuple[ast.Statement, ...] = ()
+    processes: tuple[str, ...] = (MAIN,)
+    if spans:
+        statements, processes = _Builder(lines, spans).build(_parse_c(lines))
+    return ast.Scenario(statements, processes, chosen.policy, chosen.rmap_model)
 
 
 def decode(source: str | bytes) -> str:
@@ -184,8 +185,9 @@ class _Span:
     label: tuple[str, int] | None
 
 
-def _scan(text: str) -> tuple[Lines, list[_Span]]:
-    """Blank comments and labels, split statements, and reject what must not reach pycparser.
+def _scan(text: str) -> tuple[Lines, list[_Span], directives.Settings]:
+    """Blank comments and labels, split statements, find the directives among
+    the comments, and reject what must not reach pycparser.
 
     Braces would let a scenario close the function it is wrapped in, '#' lines
     would move pycparser's line numbers, and deep parentheses would exhaust
@@ -193,18 +195,22 @@ def _scan(text: str) -> tuple[Lines, list[_Span]]:
     """
     pieces: list[str] = []
     tokens: list[tuple[str, str, int]] = []
+    found: list[directives.Directive] = []
     for match in TOKEN.finditer(text):
         kind = match.lastgroup
         if kind == "open_comment":
             raise Lines(text).error(match.start(), "unterminated comment '/*'")
         if kind == "comment":
             pieces.append(blank(match.group()))
+            if (d := directives.directive(match)) is not None:
+                found.append(d)
             continue
         pieces.append(match.group())
         if kind != "space":
             tokens.append((str(kind), match.group(), match.start()))
     stripped = "".join(pieces)
     lines = Lines(stripped)
+    chosen = directives.settings(lines, found)
 
     spans: list[_Span] = []
     blanks: list[tuple[int, int]] = []
@@ -259,7 +265,7 @@ def _scan(text: str) -> tuple[Lines, list[_Span]]:
             pieces += [stripped[done:begin], blank(stripped[begin:end])]
             done = end
         stripped = "".join([*pieces, stripped[done:]])
-    return Lines(stripped), spans
+    return Lines(stripped), spans, chosen
 
 
 class Parser(c_parser.CParser):  # type: ignore[misc]
@@ -322,7 +328,8 @@ class _Builder:
         self.processes = [MAIN]
         self.start = (1, 1)
 
-    def build(self, items: list[Any]) -> ast.Scenario:
+    def build(self, items: list[Any]) -> tuple[tuple[ast.Statement, ...], tuple[str, ...]]:
+        """The statements, and every process they create."""
         ends = [span.end for span in self.spans]
         grouped: list[list[Any]] = [[] for _ in self.spans]
         for item in items:
@@ -338,7 +345,7 @@ class _Builder:
             if len(group) > 1:
                 self.fail(self.at(group[1]), "declare one variable per statement")
             statements.append(self.statement(span, group[0]))
-        return ast.Scenario(tuple(statements), tuple(self.processes))
+        return tuple(statements), tuple(self.processes)
 
     def fail(self, where: tuple[int, int], message: str) -> NoReturn:
         raise ScenarioError(where[0], where[1], message)
