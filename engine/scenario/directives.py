@@ -70,6 +70,11 @@ def directive(match: re.Match[str]) -> Directive | None:
     )
 
 
+def line(kind: str, name: str) -> str:
+    """A directive as one writes it: `// @policy split`."""
+    return f"// @{kind} {name}"
+
+
 def find(text: str) -> list[Directive]:
     """Every directive of `text`, in order, none checked (engine.variants
     rewrites them); the offsets are `text`'s, whatever its newlines."""
