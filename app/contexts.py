@@ -98,7 +98,14 @@ class Stage:
             "stage": self.panel,
             "nav": self.nav,
             "lines": self.lines,
+            "rmap_model": self.rmap_model,
+            "rmap_note": None if self.rmap_model is None else rmap_model_note(self.rmap_model),
         }
+
+    @property
+    def rmap_model(self) -> RmapModel | None:
+        """The rmap model the run took (None: the source does not parse)."""
+        return None if self.run is None else self.run.rmap_model
 
     @property
     def index(self) -> int:
@@ -224,17 +231,10 @@ class ScenarioPage(StagePage):
     TEMPLATE = "scenario.html"
 
     scenario: GalleryEntry
-    rmap_model: RmapModel = "anon_vma"
-    """The rmap model the page runs under (engine.mm_types.RmapModel)."""
 
     def template_context(self) -> dict[str, Any]:
-        other = "anon_vma" if self.rmap_model == "cow_context" else "cow_context"
-        return {
-            **self.stage.template_context(),
-            "scenario": self.scenario,
-            "rmap_note": rmap_model_note(self.rmap_model),
-            "rmap_other": other,
-        }
+        other = "anon_vma" if self.stage.rmap_model == "cow_context" else "cow_context"
+        return {**self.stage.template_context(), "scenario": self.scenario, "rmap_other": other}
 
 
 @dataclass(frozen=True)
@@ -247,8 +247,6 @@ class PlayPage(StagePage):
     policies: dict[str, str]
     rmap: RmapModel | None = None
     """The rmap model chosen for the run (None: the source's own)."""
-    rmap_model: RmapModel = "anon_vma"
-    """The rmap model it runs under."""
 
     def template_context(self) -> dict[str, Any]:
         return {
@@ -257,7 +255,6 @@ class PlayPage(StagePage):
             "policies": self.policies,
             "rmap": self.rmap,
             "rmap_models": RMAP_MODELS,
-            "rmap_note": rmap_model_note(self.rmap_model),
         }
 
 
@@ -287,7 +284,6 @@ class SharedPage(StagePage):
     def template_context(self) -> dict[str, Any]:
         return {
             **self.stage.template_context(),
-            "rmap_note": rmap_model_note(self.scenario.rmap_model),
             "ident": self.ident,
             "record": self.record,
             "scenario": self.scenario,

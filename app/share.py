@@ -39,9 +39,9 @@ from app.models import with_rmap_model
 from app.runs import RunCache
 from app.store import ShareRecord, Store
 from engine.mm_types import RmapModel
+from engine.scenario import directives
 from engine.scenario.errors import ScenarioError
 from engine.sim.policy import POLICIES
-from engine.sim.simulation import policy_of, rmap_model_of
 from engine.version import ENGINE_VERSION, fingerprint
 
 TOKEN_VERSION = "v1"
@@ -98,13 +98,19 @@ class SharedScenario(BaseModel):
 
     def normalized(self) -> SharedScenario:
         """The same scenario with options that change nothing left out, so one
-        scenario has one canonical form (a policy equal to the source's own)."""
-        policy = self.options.policy
-        if policy is not None and policy == policy_of(self.source):
-            policy = None
-        model = self.options.rmap_model
-        if model is not None and model == rmap_model_of(self.source):
-            model = None
+        scenario has one canonical form (a policy equal to the source's own,
+        its directive's or the default). A source whose directives are wrong
+        (engine.scenario.directives.read raises) keeps its options as given."""
+        policy, model = self.options.policy, self.options.rmap_model
+        if policy is not None or model is not None:
+            try:
+                own = directives.read(self.source)
+            except ScenarioError:
+                own = None
+            if own is not None and policy == (own.policy or "posted"):
+                policy = None
+            if own is not None and model == (own.rmap_model or "anon_vma"):
+                model = None
         return SharedScenario(
             source=self.source, options=RunOptions(policy=policy, rmap_model=model)
         )
@@ -112,11 +118,6 @@ class SharedScenario(BaseModel):
     @property
     def policy(self) -> str | None:
         return self.options.policy
-
-    @property
-    def rmap_model(self) -> RmapModel:
-        """The rmap model it runs under: the option, else the source's own."""
-        return self.options.rmap_model or rmap_model_of(self.source)
 
     @property
     def run_source(self) -> str:

@@ -35,15 +35,14 @@ def scenario(size: str) -> str:
 
 def timed(source: str, reps: int) -> tuple[float, list[float], int]:
     from engine.scenario.parse import parse
-    from engine.sim.simulation import policy_of, run_scenario
+    from engine.sim.simulation import run_scenario
 
     parsed = parse(source)
-    policy = policy_of(source)
     times = []
     steps = 0
     for i in range(reps + 1):
         start = time.perf_counter()
-        run = run_scenario(parsed, None, policy)
+        run = run_scenario(parsed)
         elapsed = time.perf_counter() - start
         outcomes = [s.outcome.result for s in run.statements]
         if run.error or len(outcomes) != 4 or outcomes[-1].value != outcomes[0].value:

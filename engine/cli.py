@@ -17,8 +17,15 @@ A kselftest harness file (FIXTURE/TEST_F blocks, as merge.c) runs test by
 test and prints the harness's own summary (`ok 3 merge.name`, `# PASSED:
 n / m tests passed.`); `--test NAME` runs one as a scenario is run.
 
+`run --policy NAME` runs the RELOCATE_ANON walk under that policy
+(engine.sim.policy.POLICIES) instead of the one the file's `// @policy
+NAME` line chooses (else `posted`). `verify` runs the model under the
+file's policy too, though it changes nothing there: a policy only decides
+what the RELOCATE_ANON walk does, and verify refuses a scenario (skips a
+harness test) that asks for the walk, which mainline does not have.
+
 `run --rmap-model cow_context` runs the scenario on the COW-context
-proposal's reverse map instead of Linux 6.18's anon_vmas (a scenario's
+proposal's reverse map instead of Linux 6.18's anon_vmas (a file's
 `// @rmap cow_context` line chooses it too); `verify` refuses it, since no
 kernel runs the proposal.
 """
@@ -35,7 +42,7 @@ from typing import Any
 
 from engine.cow_context import PROPOSAL
 from engine.gallery import find
-from engine.mm_types import RMAP_MODELS, RmapModel
+from engine.mm_types import RMAP_MODELS
 from engine.present.report import run_json, suite_json, verdict_json, write_json
 from engine.present.statement import metadata_lines, render_statement, step_lines
 from engine.present.text import WIDTH, fit
@@ -46,11 +53,11 @@ from engine.scenario.machine import TestMachine, Verdict
 from engine.scenario.parse import parse
 from engine.sim.backend import PAGE_FIELDS, CallResult, ProcessPages, ProcessTables
 from engine.sim.limits import LimitExceeded
+from engine.sim.policy import POLICIES
 from engine.sim.simulation import (
     Run,
     cyclic_gc_paused,
     rmap_model_note,
-    rmap_model_of,
     run_harness,
     run_scenario,
     run_test,
@@ -117,6 +124,13 @@ def _parser(more: Sequence[Commands]) -> argparse.ArgumentParser:
     )
     run.add_argument("--test", metavar="NAME", help="a harness file's one test to run")
     run.add_argument(
+        "--policy",
+        choices=tuple(POLICIES),
+        help="the RELOCATE_ANON walk's policy: posted (the v1 code as posted) or one its"
+        " changelog or review proposed (README: the policies);"
+        " default: the scenario's // @policy line, else posted",
+    )
+    run.add_argument(
         "--rmap-model",
         choices=RMAP_MODELS,
         help="the reverse map: anon_vma (Linux 6.18, the default) or cow_context (the"
@@ -169,27 +183,27 @@ def _read(path: str) -> tuple[str, bytes]:
         return f"{entry.slug}.c", entry.source.encode("utf-8")
 
 
-def _load(path: str) -> tuple[str, ast.Scenario | ast.HarnessFile, RmapModel]:
-    """The source's display name, its parse (a harness file or a scenario)
-    and the rmap model its `// @rmap` line asks for; errors as FILE:LINE:COL."""
+def _load(path: str) -> tuple[str, ast.Scenario | ast.HarnessFile]:
+    """The source's display name and its parse (a harness file or a scenario,
+    with what its directives choose); errors as FILE:LINE:COL."""
     name, source = _read(path)
     try:
         parsed = parse_harness(source) if is_harness(source) else parse(source)
     except ScenarioError as e:
         raise _Failure(f"{name}:{e.line}:{e.col}: {e.message}", EXIT_PARSE) from None
-    return name, parsed, rmap_model_of(source.decode("utf-8", "replace"))
+    return name, parsed
 
 
 def _run(args: argparse.Namespace) -> int:
+    """Run on the model, under --policy and --rmap-model, else the file's directives."""
     if args.pages and not args.json:
         raise _Failure("--pages is part of the JSON document: add --json", EXIT_PARSE)
-    name, scenario, asked = _load(args.file)
-    model: RmapModel = args.rmap_model or asked
+    name, scenario = _load(args.file)
     if isinstance(scenario, ast.HarnessFile):
-        return _run_harness(name, scenario, args, model)
+        return _run_harness(name, scenario, args)
     if args.test is not None:
         raise _Failure(f"{name}: --test needs a harness file (TEST_F blocks)", EXIT_PARSE)
-    run = run_scenario(scenario, rmap_model=model)
+    run = run_scenario(scenario, policy=args.policy, rmap_model=args.rmap_model)
     if args.json:
         with _page_limit(name), cyclic_gc_paused():
             write_json(run, sys.stdout, pages=args.pages)
@@ -224,13 +238,11 @@ def _print_statements(run: Run) -> None:
     _print_unfinished(run)
 
 
-def _run_harness(
-    name: str, harness: ast.HarnessFile, args: argparse.Namespace, model: RmapModel
-) -> int:
+def _run_harness(name: str, harness: ast.HarnessFile, args: argparse.Namespace) -> int:
     """Every test, or the one --test names, as the kselftest harness reports them."""
     if args.test is not None:
         test = _find_test(name, harness, args.test)
-        run = run_test(harness, test, rmap_model=model)
+        run = run_test(harness, test, policy=args.policy, rmap_model=args.rmap_model)
         if args.json:
             with _page_limit(name):
                 document = {**run_json(run, pages=args.pages), **verdict_json(run)}
@@ -239,7 +251,7 @@ def _run_harness(
             _print_statements(run)
             print("\n".join(fit(_verdict_lines(1, run))))
         return EXIT_DIFFERENT if _failed(run) else EXIT_OK
-    suite = run_harness(harness, rmap_model=model)
+    suite = run_harness(harness, policy=args.policy, rmap_model=args.rmap_model)
     runs = suite.runs
     if args.json:
         with _page_limit(name):
@@ -348,11 +360,12 @@ def _title(text: str) -> str:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    """Run on the model and on this machine's kernel; print what differs."""
+    """Run on the model (under the file's `// @policy`, which only the proposed
+    walk reads) and on this machine's kernel; print what differs."""
     if not sys.platform.startswith("linux"):
         raise _Failure("verify runs the scenario on a Linux kernel: this host is not Linux", 4)
-    name, scenario, asked = _load(args.file)
-    if (args.rmap_model or asked) == "cow_context":
+    name, scenario = _load(args.file)
+    if (args.rmap_model or scenario.rmap_model) == "cow_context":
         raise _Failure(
             f"{name}: rmap model cow_context is {PROPOSAL}; no kernel runs it, so it"
             " cannot be verified (verify checks the anon_vma model, Linux 6.18)",

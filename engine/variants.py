@@ -11,10 +11,14 @@ other) and changes only what the option names:
   ``MREMAP_MUST_RELOCATE_ANON`` flags removed from every expression that ORs
   them in, so the same moves run as today's kernel runs them.
 - ``policy-NAME``: the RELOCATE_ANON walk under one of
-  engine.sim.policy.POLICIES (a ``// @policy NAME`` line, replacing any other).
+  engine.sim.policy.POLICIES (a ``// @policy NAME`` directive, replacing the
+  source's own).
 - ``rmap-MODEL``: the run under rmap model ``anon_vma`` (Linux 6.18) or
   ``cow_context`` (the COW-context proposal: engine.cow_context), as a
-  ``// @rmap MODEL`` line, replacing any other.
+  ``// @rmap MODEL`` directive, replacing the source's own.
+
+A directive is what engine.scenario.directives says it is: a variant finds
+the source's own as the parser does, and writes one the parser reads.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import NamedTuple
 
 from engine.cow_context import PROPOSAL
 from engine.mm_types import RMAP_MODELS, RmapModel
+from engine.scenario import directives
 from engine.sim.policy import POLICIES
 
 _RELOCATE = r"MREMAP_(?:MUST_)?RELOCATE_ANON\b"
@@ -48,17 +53,17 @@ def _without_relocate_flags(source: str) -> str:
     return _ALONE.sub("0", source)
 
 
-def _with_directive(name: str, value: str) -> Callable[[str], str]:
-    """Set a `// @NAME VALUE` comment line (the RELOCATE_ANON policy, the
-    rmap model): replaced in place or appended, so no statement moves to
-    another line."""
-    pattern = re.compile(r"^\s*//\s*@" + name + r"\s+\w+[^\n]*\n?", re.MULTILINE)
+def _with_directive(kind: str, name: str) -> Callable[[str], str]:
+    """Set the `// @KIND NAME` directive (the RELOCATE_ANON policy, the rmap
+    model): the source's first of that kind rewritten in place, else a line
+    appended, so no statement moves to another line."""
+    line = directives.line(kind, name)
 
     def transform(source: str) -> str:
-        line = f"// @{name} {value}\n"
-        if pattern.search(source):
-            return pattern.sub(line, source, count=1)
-        return source.rstrip("\n") + "\n" + line
+        own = next((d for d in directives.find(source) if d.kind == kind), None)
+        if own is None:
+            return source.rstrip("\n") + "\n" + line + "\n"
+        return source[: own.start] + line + source[own.end :]
 
     return transform
 

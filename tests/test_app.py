@@ -289,6 +289,34 @@ def test_play_shows_a_broken_scenario_at_its_line_and_column(client: TestClient)
     assert client.get("/play.json?" + urlencode({"source": BROKEN})).status_code == 422
 
 
+TYPO = "char *p = mmap(NULL, page_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);\n"
+
+
+@pytest.mark.parametrize("options", [{}, {"policy": "split"}, {"rmap": "cow_context"}])
+def test_a_wrong_directive_is_shown_at_its_line_not_a_500(
+    client: TestClient, options: dict[str, str]
+) -> None:
+    source = TYPO + "// @policy spilt\n"
+    query = urlencode({"source": source, **options})
+    response = client.get("/play?" + query)
+    assert response.status_code == 200  # the editor, with the error at its line
+    doc = html(response)
+    error = text(doc.css_first("#error"))
+    assert error.startswith("Line 2, column 12") and "unknown RELOCATE_ANON policy 'spilt'" in error
+    bad = doc.css("#source .line.has-error")
+    assert len(bad) == 1 and "@policy spilt" in text(bad[0])
+    twin = client.get("/play.json?" + query)
+    assert twin.status_code == 422 and "spilt" in twin.text
+    api = client.post("/api/run", json={"source": source})
+    assert api.status_code == 422
+    assert {k: api.json()["detail"][0][k] for k in ("line", "col")} == {"line": 2, "col": 12}
+    made = client.post(
+        "/api/share", json={"source": source, "options": {"policy": options.get("policy")}}
+    )
+    assert made.status_code == 200, made.text
+    assert client.get(made.json()["url"] + ".json").status_code == 422
+
+
 # --- compare ------------------------------------------------------------------------
 
 

@@ -20,7 +20,8 @@ from engine.cow_context import WALK_EXCLUSIVE_STOP
 from engine.gallery import GalleryEntry, find
 from engine.invariants import check
 from engine.mm_types import State
-from engine.sim.simulation import rmap_model_of, run_source
+from engine.scenario.parse import parse
+from engine.sim.simulation import run_source
 from engine.variants import apply
 
 
@@ -250,7 +251,7 @@ PLAIN = entry("cow_fork_then_mremap").source.replace("// @rmap cow_context\n", "
 
 
 def test_play_runs_under_the_chosen_model(client: TestClient) -> None:
-    assert rmap_model_of(PLAIN) == "anon_vma"
+    assert parse(PLAIN).rmap_model is None
     page = LexborHTMLParser(
         client.get("/play", params={"source": PLAIN, "rmap": "cow_context"}).text
     )

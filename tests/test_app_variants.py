@@ -28,3 +28,23 @@ def test_every_variant_keeps_the_statements() -> None:
 
 def test_original_is_the_identity() -> None:
     assert apply("original", MOVE) == MOVE
+
+
+def test_a_directive_variant_rewrites_the_source_s_own_in_place() -> None:
+    # blank lines before it, CRLF, a wrong name: the parser's directive, rewritten where it is
+    source = MOVE + "\n\n  // @policy spilt\r\n// @rmap cow\r\n" + MOVE
+    lines = [s.line for s in parse(MOVE + "\n\n\n\n" + MOVE).statements]
+    for name in ("policy-isolate", "policy-posted"):
+        out = apply(name, apply("rmap-cow_context", source))
+        parsed = parse(out)
+        assert (parsed.policy, parsed.rmap_model) == (name.removeprefix("policy-"), "cow_context")
+        assert [s.line for s in parsed.statements] == lines
+        assert out.count("@policy") == 1 and "  // @policy " in out and "\r\n" in out
+
+
+def test_a_directive_variant_adds_one_where_a_comment_only_looks_like_it() -> None:
+    source = "/*\n// @policy split\n*/\n" + MOVE  # inside a block comment: not a directive
+    assert parse(source).policy is None
+    out = apply("policy-isolate", source)
+    assert out.startswith(source) and out.endswith("\n// @policy isolate\n")
+    assert parse(out).policy == "isolate"

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from engine.gallery import find
+from engine.present.report import run_json
 from engine.present.text import WIDTH
+from engine.sim.simulation import run_source
 from tests.support.cli import ROOT, cli
 
 RW_PRIVATE = "PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0"
@@ -109,6 +112,58 @@ def test_a_run_that_stops_prints_what_ran_then_the_error(tmp_path: Path) -> None
     document = json.loads(as_json.stdout)
     assert len(document["steps"]) == 2
     assert "division by zero" in document["error"]
+
+
+def pinned_relocate(tmp_path: Path, policy: str) -> tuple[Path, str]:
+    """The gallery's pinned-folio relocation under a `// @policy` line: its file and text."""
+    entry = find("relocate_pinned_folio")
+    assert entry is not None
+    source = f"// @policy {policy}\n{entry.source}"
+    path = tmp_path / f"{policy}.c"
+    path.write_text(source)
+    return path, source
+
+
+def run_document(*args: str) -> dict[str, object]:
+    done = cli("run", "--json", *args)
+    assert done.returncode == 0, done.stderr
+    document: dict[str, object] = json.loads(done.stdout)
+    return document
+
+
+def test_run_takes_the_file_s_policy_as_the_web_does_and_policy_overrides_it(
+    tmp_path: Path,
+) -> None:
+    posted, posted_text = pinned_relocate(tmp_path, "posted")
+    aborts, aborts_text = pinned_relocate(tmp_path, "pinned_aborts")
+    as_posted, as_aborts = run_document(str(posted)), run_document(str(aborts))
+    # posted moves every folio but the pinned one and merges; pinned_aborts
+    # falls back to a plain move: the last maps differ
+    assert as_posted["steps"][-1]["maps"] != as_aborts["steps"][-1]["maps"]  # type: ignore[index]
+    for document, text in ((as_posted, posted_text), (as_aborts, aborts_text)):
+        assert document == json.loads(json.dumps(run_json(run_source(text))))  # the web's run
+    assert run_document(str(aborts), "--policy", "posted") == as_posted
+    assert run_document(str(posted), "--policy", "pinned_aborts") == as_aborts
+
+
+def test_a_wrong_directive_is_exit_2_at_its_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "typo.c"
+    path.write_text(SMALL + "  // @policy spilt\n")
+    for command in ("run", "verify"):
+        done = cli(command, str(path))
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert done.stderr.startswith(f"{path}:5:14: unknown RELOCATE_ANON policy 'spilt'")
+        assert "split" in done.stderr  # the names it takes
+    path.write_text("// @rmap anon_vma\n" + SMALL + "// @rmap cow_context\n")
+    done = cli("run", str(path), "--rmap-model", "anon_vma")  # an option does not excuse it
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"{path}:6:1: a second // @rmap line (the first is line 1)")
+
+
+def test_run_refuses_an_unknown_policy_option(small: Path) -> None:
+    done = cli("run", str(small), "--policy", "spilt")
+    assert done.returncode == 2
+    assert "--policy: invalid choice: 'spilt'" in done.stderr and "pinned_aborts" in done.stderr
 
 
 def test_list_shows_the_gallery() -> None:

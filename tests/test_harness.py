@@ -147,6 +147,19 @@ def test_a_syntax_error_names_its_line_and_column() -> None:
     assert err.value.col == 13
 
 
+def test_a_harness_file_takes_directives_with_the_scenario_language_s_errors() -> None:
+    body = a_test("one", "ASSERT_EQ(1, 1);")
+    parsed = parse_harness("// @policy isolate\n// @rmap cow_context\n" + harness(body))
+    assert (parsed.policy, parsed.rmap_model) == ("isolate", "cow_context")
+    plain = parse_harness(harness(body))
+    assert (plain.policy, plain.rmap_model) == (None, None)
+    with pytest.raises(ScenarioError) as info:
+        parse_harness(harness(body) + "\n   // @policy spilt\n")
+    line = harness(body).count("\n") + 2
+    assert (info.value.line, info.value.col) == (line, 15)
+    assert "unknown RELOCATE_ANON policy 'spilt'" in info.value.message
+
+
 def test_a_test_needs_a_known_fixture() -> None:
     with pytest.raises(ScenarioError, match="unknown fixture 'other'") as err:
         parse_harness("TEST_F(other, a)\n{\n}\n")
@@ -360,6 +373,31 @@ def test_a_selftest_file_fits_the_source_limit_with_headroom() -> None:
 
 
 # -- the command line -----------------------------------------------------------
+
+
+PINNED_MUST_RELOCATE = """\
+\tptr = mmap(&carveout[page_size], 5 * page_size, PROT_READ | PROT_WRITE,
+\t\t   MAP_ANON | MAP_PRIVATE | MAP_FIXED, -1, 0);
+\tptr2 = mmap(&carveout[20 * page_size], 5 * page_size, PROT_READ | PROT_WRITE,
+\t\t    MAP_ANON | MAP_PRIVATE | MAP_FIXED, -1, 0);
+\tmemset(ptr, 'x', 5 * page_size);
+\tmemset(ptr2, 'y', 5 * page_size);
+\tpin(ptr2 + 2 * page_size, page_size);
+\tptr2 = sys_mremap(ptr2, 5 * page_size, 5 * page_size,
+\t\t\t MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_MUST_RELOCATE_ANON, &ptr[5 * page_size]);
+\tASSERT_NE(ptr2, MAP_FAILED);
+"""
+
+
+def test_run_takes_a_harness_file_s_policy_and_policy_overrides_it(tmp_path: Path) -> None:
+    path = tmp_path / "t.c"
+    path.write_text("// @policy pinned_aborts\n" + harness(a_test("pinned", PINNED_MUST_RELOCATE)))
+    aborts = cli("run", str(path))  # the walk fails on the pinned folio: MUST fails the move
+    assert aborts.returncode == 1 and "not ok 1 merge.pinned" in aborts.stdout, aborts.stderr
+    posted = cli("run", str(path), "--policy", "posted")  # skipped, yet counted a success
+    assert posted.returncode == 0 and "ok 1 merge.pinned" in posted.stdout, posted.stderr
+    one = cli("run", str(path), "--test", "pinned", "--json")
+    assert one.returncode == 1 and json.loads(one.stdout)["result"] == "fail"
 
 
 def test_run_prints_the_harness_summary_and_fails_on_a_failed_test(tmp_path: Path) -> None:

@@ -318,6 +318,61 @@ def test_comments_keep_columns() -> None:
     assert (err.line, err.col) == (3, 15)
 
 
+# -- directives ----------------------------------------------------------------------------
+
+
+def test_directives_choose_the_policy_and_the_rmap_model() -> None:
+    scenario = parse("// Title: t\n// @policy split\n" + MAP + "  //\t@rmap   cow_context \r\n")
+    assert (scenario.policy, scenario.rmap_model) == ("split", "cow_context")
+    assert [s.line for s in scenario.statements] == [3]
+    plain = parse(MAP)
+    assert (plain.policy, plain.rmap_model) == (None, None)
+    assert parse("// @policy pinned_aborts\n").policy == "pinned_aborts"  # no statements
+
+
+def test_other_comments_are_not_directives() -> None:
+    source = (
+        "// @policysplit\n// @todo split\n/* @policy split */\n/*\n// @rmap cow_context\n*/\n"
+        "// see @policy split\n" + MAP
+    )
+    scenario = parse(source)
+    assert (scenario.policy, scenario.rmap_model) == (None, None)
+    assert len(scenario.statements) == 1
+
+
+@pytest.mark.parametrize(
+    ("source", "line", "col", "message"),
+    [
+        (
+            MAP + "// @policy spilt\n",
+            2,
+            12,
+            "unknown RELOCATE_ANON policy 'spilt': // @policy takes one of posted, pinned_aborts,",
+        ),
+        (
+            "  // @rmap cow\n" + MAP,
+            1,
+            12,
+            "unknown rmap model 'cow': // @rmap takes one of anon_vma, cow_context",
+        ),
+        ("// @rmap\n", 1, 9, "// @rmap needs a name: one of anon_vma, cow_context"),
+        ("// @policy split isolate\n", 1, 18, "unexpected 'isolate' after the name"),
+        ("// @policy=split\n", 1, 11, "unknown RELOCATE_ANON policy '=split'"),
+        (
+            "// @policy split\n" + MAP + "\t// @policy posted\n",
+            3,
+            2,
+            "a second // @policy line (the first is line 1): a file takes one",
+        ),
+        ("// @rmap anon_vma\n// @rmap anon_vma\n", 2, 1, "a second // @rmap line"),
+    ],
+)
+def test_directive_errors(source: str, line: int, col: int, message: str) -> None:
+    err = error(source)
+    assert (err.line, err.col) == (line, col), str(err)
+    assert message in err.message
+
+
 def test_division_position_is_the_operator() -> None:
     statement = only("x = 1;\n\ty = x   /\t(0);")
     assert isinstance(statement.action, ast.Binary)

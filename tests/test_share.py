@@ -103,6 +103,16 @@ def test_a_policy_the_source_already_asks_for_is_left_out() -> None:
     ) == canonical(SharedScenario(source=SOURCE))
 
 
+def test_a_policy_is_left_out_only_against_the_source_s_own_directive() -> None:
+    def options(source: str, policy: str) -> str:
+        return canonical(SharedScenario(source=source, options=RunOptions(policy=policy)))
+
+    assert '"policy":"split"' in options("/* // @policy split */\n" + SOURCE, "split")
+    assert '"policy":"split"' not in options("  //  @policy split\r\n" + SOURCE, "split")
+    # a directive that is wrong: nothing to compare with, the option stays as given
+    assert '"policy":"posted"' in options("// @policy spilt\n" + SOURCE, "posted")
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     source=st.text(st.characters(exclude_categories=("Cs",)), max_size=400),

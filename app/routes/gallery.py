@@ -9,7 +9,7 @@ from app.contexts import GalleryPage
 from app.deps import Answer, Runs
 from app.renderers.registry import resource
 from app.runs import gallery
-from app.views.gallery import key_step, learning_paths
+from app.views.gallery import learning_paths
 from engine.sim.simulation import Run
 
 router = APIRouter(tags=["gallery"])
@@ -20,5 +20,5 @@ def gallery_page(runs: Runs, answer: Answer) -> Response:
     """Every packaged scenario: slug, title, note, source; the page groups them into
     learning paths, each with a thumbnail of its key moment."""
     entries = gallery()
-    keys = {e.slug: key_step(run) for e in entries if isinstance(run := runs.get(e.source), Run)}
-    return answer(GalleryPage(entries, learning_paths(entries, keys)))
+    ran = {e.slug: run for e in entries if isinstance(run := runs.get(e.source), Run)}
+    return answer(GalleryPage(entries, learning_paths(entries, ran)))

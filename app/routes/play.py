@@ -151,7 +151,6 @@ def play(
             scenario.policy,
             {name: p.description for name, p in POLICIES.items()},
             scenario.options.rmap_model,
-            scenario.rmap_model,
         )
     )
 

@@ -10,7 +10,6 @@ from app.links import StageLinks
 from app.models import with_rmap_model
 from app.renderers.registry import resource
 from app.share import SharedScenario, encode_token
-from engine.sim.simulation import rmap_model_of
 
 router = APIRouter(prefix="/scenarios", tags=["scenarios"])
 
@@ -28,4 +27,4 @@ def scenario(
     query: dict[str, str] = {} if rmap is None else {"rmap": rmap}
     links = StageLinks(f"/scenarios/{scenario.slug}", query, at.embed, shorten={"s": token})
     stage = open_stage(runs, source, None, at.step, at.view, links, scenario.slug)
-    return answer(ScenarioPage(stage, scenario, rmap_model_of(source)))
+    return answer(ScenarioPage(stage, scenario))

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from engine.gallery import GalleryEntry
 from engine.invariants import check
 from engine.mm_types import RmapModel
-from engine.sim.simulation import Run, rmap_model_of
+from engine.sim.simulation import Run
 
 
 class Stop(NamedTuple):
@@ -171,7 +171,7 @@ class Card(BaseModel):
     key_step: int
     """The inner step of the key moment (the thumbnail's)."""
     rmap_model: RmapModel = "anon_vma"
-    """The rmap model the scenario runs under as written (its `// @rmap` line)."""
+    """The rmap model the scenario ran under as written (its `// @rmap` line)."""
 
     @property
     def other_model(self) -> RmapModel:
@@ -192,8 +192,8 @@ def key_step(run: Run) -> int:
     return max(0, len(run.steps) - 1)
 
 
-def learning_paths(entries: tuple[GalleryEntry, ...], keys: dict[str, int]) -> list[PathView]:
-    """The paths, then every scenario they do not name; `keys` are the key steps."""
+def learning_paths(entries: tuple[GalleryEntry, ...], runs: dict[str, Run]) -> list[PathView]:
+    """The paths, then every scenario they do not name; `runs` are their runs by slug."""
     by_slug = {e.slug: e for e in entries}
     views = []
     named = set()
@@ -204,7 +204,7 @@ def learning_paths(entries: tuple[GalleryEntry, ...], keys: dict[str, int]) -> l
             if entry is None:
                 continue
             named.add(stop.slug)
-            cards.append(_card(entry, len(cards) + 1, stop.see, keys))
+            cards.append(_card(entry, len(cards) + 1, stop.see, runs.get(entry.slug)))
         if cards:
             views.append(PathView(title=path.title, intro=path.intro, cards=cards))
     rest = [e for e in entries if e.slug not in named]
@@ -213,19 +213,22 @@ def learning_paths(entries: tuple[GalleryEntry, ...], keys: dict[str, int]) -> l
             PathView(
                 title="More scenarios",
                 intro="Scenarios no path takes yet.",
-                cards=[_card(e, i + 1, e.note.split(". ")[0], keys) for i, e in enumerate(rest)],
+                cards=[
+                    _card(e, i + 1, e.note.split(". ")[0], runs.get(e.slug))
+                    for i, e in enumerate(rest)
+                ],
             )
         )
     return views
 
 
-def _card(entry: GalleryEntry, order: int, see: str, keys: dict[str, int]) -> Card:
+def _card(entry: GalleryEntry, order: int, see: str, run: Run | None) -> Card:
     return Card(
         slug=entry.slug,
         title=entry.title,
         note=entry.note,
         order=order,
         see=see,
-        key_step=keys.get(entry.slug, 0),
-        rmap_model=rmap_model_of(entry.source),
+        key_step=0 if run is None else key_step(run),
+        rmap_model="anon_vma" if run is None else run.rmap_model,
     )

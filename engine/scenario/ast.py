@@ -9,6 +9,8 @@ so a runtime error (division by zero) can point at it.
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from engine.mm_types import RmapModel
+
 
 @dataclass(frozen=True)
 class Num:
@@ -103,10 +105,14 @@ class Statement:
 
 @dataclass(frozen=True)
 class Scenario:
-    """The statements in order, and every process they create (`main` first)."""
+    """The statements in order, every process they create (`main` first),
+    and what its directives choose (engine.scenario.directives; None: no
+    `// @policy` or `// @rmap` line)."""
 
     statements: tuple[Statement, ...]
     processes: tuple[str, ...]
+    policy: str | None = None
+    rmap_model: RmapModel | None = None
 
 
 # --- the kselftest harness subset -------------------------------------------
@@ -289,8 +295,11 @@ class HarnessTest:
 
 @dataclass(frozen=True)
 class HarnessFile:
-    """Every test of a harness file, the enum constants it defines, what was skipped."""
+    """Every test of a harness file, the enum constants it defines, what was
+    skipped, and what its directives choose for every test (as Scenario's)."""
 
     tests: tuple[HarnessTest, ...]
     constants: tuple[tuple[str, int], ...]
     notes: tuple[Note, ...]
+    policy: str | None = None
+    rmap_model: RmapModel | None = None

@@ -20,27 +20,25 @@ a pasted test body, run as `TEST_F(merge, pasted)` with merge.c's fixture.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any, NoReturn
 
 from pycparser import c_ast
 
-from engine.scenario import ast
+from engine.scenario import ast, directives
 from engine.scenario.errors import ScenarioError
+from engine.scenario.lex import TOKEN, Lines, blank, newlines
 from engine.scenario.limits import MAX_EXPRESSION_DEPTH, MAX_HARNESS_STATEMENTS
 from engine.scenario.parse import (
     CALLS,
     FILENAME,
-    TOKEN,
     TYPEDEF_NAMES,
     TYPEDEFS_C,
     UNSIGNED_TYPEDEFS,
-    Lines,
     Parser,
-    blank,
     character_value,
     decode,
     integer_value,
-    newlines,
     syntax_error,
     token_position,
 )
@@ -116,28 +114,29 @@ def parse_harness(source: str | bytes) -> ast.HarnessFile:
     """Parse a harness file; a syntax error is a ScenarioError at the user's line and column."""
     text = newlines(decode(source))
     pasted = not _HARNESS_LINE.search(text)
-    prepared, notes = _prepare(text)
+    prepared, notes, chosen = _prepare(text)
     tree = _parse(prepared, pasted)
     built = _Translator(prepared, notes).translate(tree)
     if pasted:
-        built = ast.HarnessFile(
-            built.tests,
-            built.constants,
-            (ast.Note(1, 1, "a test body without TEST_F: run as TEST_F(merge, pasted)"),)
-            + built.notes,
-        )
-    return built
+        pasted_note = ast.Note(1, 1, "a test body without TEST_F: run as TEST_F(merge, pasted)")
+        built = replace(built, notes=(pasted_note, *built.notes))
+    return replace(built, policy=chosen.policy, rmap_model=chosen.rmap_model)
 
 
-def _prepare(text: str) -> tuple[Lines, list[ast.Note]]:
-    """Comments and preprocessor lines blanked, SKIP's statement argument replaced."""
+def _prepare(text: str) -> tuple[Lines, list[ast.Note], directives.Settings]:
+    """Comments and preprocessor lines blanked, SKIP's statement argument
+    replaced; what the directives among the comments choose."""
     pieces: list[str] = []
+    found: list[directives.Directive] = []
     for match in TOKEN.finditer(text):
         if match.lastgroup == "open_comment":
             raise Lines(text).error(match.start(), "unterminated comment '/*'")
         pieces.append(blank(match.group()) if match.lastgroup == "comment" else match.group())
+        if (d := directives.directive(match)) is not None:
+            found.append(d)
     blanked = "".join(pieces)
     lines = Lines(blanked)
+    chosen = directives.settings(lines, found)
     notes: list[ast.Note] = []
     out = list(blanked)
     continued = False
@@ -158,7 +157,7 @@ def _prepare(text: str) -> tuple[Lines, list[ast.Note]]:
         blanked = blanked[: match.start()] + blank(match.group()) + blanked[match.end() :]
     blanked = _skip_statements(blanked)
     _check_depth(Lines(blanked))
-    return Lines(blanked), notes
+    return Lines(blanked), notes, chosen
 
 
 def _skip_statements(text: str) -> str:
@@ -638,7 +637,7 @@ class _Translator:
 
 def _default_merge_fixture() -> ast.Fixture:
     """merge.c's fixture, parsed from MERGE_FIXTURE (its lines are its own)."""
-    prepared, _ = _prepare(MERGE_FIXTURE + "TEST_F(merge, none) {}\n")
+    prepared, _, _ = _prepare(MERGE_FIXTURE + "TEST_F(merge, none) {}\n")
     tree = _parse(prepared)
     translator = _Translator(prepared, [])
     members: dict[str, tuple[tuple[str, bool], ...]] = {}

@@ -14,9 +14,10 @@ from typing import Any, NoReturn
 
 from pycparser import c_ast, c_parser
 
-from engine.scenario import ast
+from engine.scenario import ast, directives
 from engine.scenario.constants import CONSTANTS
 from engine.scenario.errors import ScenarioError
+from engine.scenario.lex import TOKEN, Lines, blank, newlines
 from engine.scenario.limits import (
     MAX_EXPRESSION_DEPTH,
     MAX_PROCESSES,
@@ -97,21 +98,6 @@ _C_KEYWORDS = frozenset(
     }
 )  # fmt: skip
 
-# Just enough of C's lexical structure to find comments, statement ends and
-# labels without being fooled by a ';' or '//' inside a character literal.
-TOKEN = re.compile(
-    r"""
-      (?P<space>[ \t\n\r\f\v]+)
-    | (?P<comment>//[^\n]*|/\*.*?\*/)
-    | (?P<open_comment>/\*)
-    | (?P<literal>[LuU]?'(?:\\.|[^'\\\n])*'?|(?:u8|[LuU])?"(?:\\.|[^"\\\n])*"?)
-    | (?P<word>[A-Za-z_$][A-Za-z0-9_$]*)
-    | (?P<number>[0-9][0-9A-Za-z_.]*)
-    | (?P<other>.)
-    """,
-    re.VERBOSE | re.DOTALL,
-)
-
 _INTEGER = re.compile(
     r"(?:0[xX](?P<hex>[0-9a-fA-F]+)|0[bB](?P<bin>[01]+)|(?P<oct>0[0-7]*)|(?P<dec>[1-9][0-9]*))"
     r"(?:[uU](?:ll|LL|[lL])?|(?:ll|LL|[lL])[uU]?)?"
@@ -162,11 +148,12 @@ _DEPTH_MESSAGE = (
 def parse(source: str | bytes) -> ast.Scenario:
     """Parse a scenario; any problem is a ScenarioError at the user's line and column."""
     text = newlines(decode(source))
-    lines, spans = _scan(text)
-    if not spans:
-        return ast.Scenario((), (MAIN,))
-    items = _parse_c(lines)
-    return _Builder(lines, spans).build(items)
+    lines, spans, chosen = _scan(text)
+    statements: tuple[ast.Statement, ...] = ()
+    processes: tuple[str, ...] = (MAIN,)
+    if spans:
+        statements, processes = _Builder(lines, spans).build(_parse_c(lines))
+    return ast.Scenario(statements, processes, chosen.policy, chosen.rmap_model)
 
 
 def decode(source: str | bytes) -> str:
@@ -189,37 +176,6 @@ def decode(source: str | bytes) -> str:
         ) from None
 
 
-def newlines(text: str) -> str:
-    """CRLF (what a browser's textarea sends) and CR as newlines: pycparser rejects '\\r'.
-
-    The text keeps its length, so every offset stays put.
-    """
-    return text.replace("\r\n", " \n").replace("\r", "\n")
-
-
-class Lines:
-    """Text with an index from offsets to 1-based lines and columns."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.starts = [0] + [m.end() for m in re.finditer("\n", text)]
-
-    def position(self, offset: int) -> tuple[int, int]:
-        index = bisect.bisect_right(self.starts, offset) - 1
-        return index + 1, offset - self.starts[index] + 1
-
-    def offset(self, line: int, col: int) -> int:
-        line = min(max(line, 1), len(self.starts))
-        return min(self.starts[line - 1] + max(col, 1) - 1, len(self.text))
-
-    def end(self) -> tuple[int, int]:
-        """Just past the last character that is not whitespace."""
-        return self.position(len(self.text.rstrip()))
-
-    def error(self, offset: int, message: str) -> ScenarioError:
-        return ScenarioError(*self.position(offset), message)
-
-
 @dataclass(frozen=True)
 class _Span:
     """Where one statement's text is: from its first character to just past its ';'."""
@@ -229,8 +185,9 @@ class _Span:
     label: tuple[str, int] | None
 
 
-def _scan(text: str) -> tuple[Lines, list[_Span]]:
-    """Blank comments and labels, split statements, and reject what must not reach pycparser.
+def _scan(text: str) -> tuple[Lines, list[_Span], directives.Settings]:
+    """Blank comments and labels, split statements, find the directives among
+    the comments, and reject what must not reach pycparser.
 
     Braces would let a scenario close the function it is wrapped in, '#' lines
     would move pycparser's line numbers, and deep parentheses would exhaust
@@ -238,18 +195,22 @@ def _scan(text: str) -> tuple[Lines, list[_Span]]:
     """
     pieces: list[str] = []
     tokens: list[tuple[str, str, int]] = []
+    found: list[directives.Directive] = []
     for match in TOKEN.finditer(text):
         kind = match.lastgroup
         if kind == "open_comment":
             raise Lines(text).error(match.start(), "unterminated comment '/*'")
         if kind == "comment":
             pieces.append(blank(match.group()))
+            if (d := directives.directive(match)) is not None:
+                found.append(d)
             continue
         pieces.append(match.group())
         if kind != "space":
             tokens.append((str(kind), match.group(), match.start()))
     stripped = "".join(pieces)
     lines = Lines(stripped)
+    chosen = directives.settings(lines, found)
 
     spans: list[_Span] = []
     blanks: list[tuple[int, int]] = []
@@ -304,12 +265,7 @@ def _scan(text: str) -> tuple[Lines, list[_Span]]:
             pieces += [stripped[done:begin], blank(stripped[begin:end])]
             done = end
         stripped = "".join([*pieces, stripped[done:]])
-    return Lines(stripped), spans
-
-
-def blank(text: str) -> str:
-    """Spaces in place of text, newlines kept, so every later column stays put."""
-    return re.sub(r"[^\n]", " ", text)
+    return Lines(stripped), spans, chosen
 
 
 class Parser(c_parser.CParser):  # type: ignore[misc]
@@ -372,7 +328,8 @@ class _Builder:
         self.processes = [MAIN]
         self.start = (1, 1)
 
-    def build(self, items: list[Any]) -> ast.Scenario:
+    def build(self, items: list[Any]) -> tuple[tuple[ast.Statement, ...], tuple[str, ...]]:
+        """The statements, and every process they create."""
         ends = [span.end for span in self.spans]
         grouped: list[list[Any]] = [[] for _ in self.spans]
         for item in items:
@@ -388,7 +345,7 @@ class _Builder:
             if len(group) > 1:
                 self.fail(self.at(group[1]), "declare one variable per statement")
             statements.append(self.statement(span, group[0]))
-        return ast.Scenario(tuple(statements), tuple(self.processes))
+        return tuple(statements), tuple(self.processes)
 
     def fail(self, where: tuple[int, int], message: str) -> NoReturn:
         raise ScenarioError(where[0], where[1], message)

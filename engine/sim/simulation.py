@@ -11,7 +11,6 @@ from __future__ import annotations
 import bisect
 import contextlib
 import gc
-import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from engine import fork, gup, madvise, mmap, mprotect, mremap
 from engine.cow_context import PROPOSAL
 from engine.memory import access_allowed, fault_anon_range, handle_mm_fault
 from engine.mm_constants import PAGE_SHIFT, PAGE_SIZE
-from engine.mm_types import RMAP_MODELS, Folio, RmapModel, State
+from engine.mm_types import Folio, RmapModel, State
 from engine.pagetable import PRESENT, ZERO_PAGE, PageTableEditor, PteRun
 from engine.procfs import all_pages, page_tables, proc_maps, resident_pages
 from engine.scenario import ast
@@ -437,24 +436,39 @@ class Run:
 def run_scenario(
     scenario: ast.Scenario,
     limits: Limits | None = None,
-    policy: str = "posted",
-    rmap_model: RmapModel = "anon_vma",
+    policy: str | None = None,
+    rmap_model: RmapModel | None = None,
 ) -> Run:
-    """Run a parsed scenario on the model, keeping every inner step."""
+    """Run a parsed scenario on the model, keeping every inner step.
+
+    The RELOCATE_ANON policy is `policy`, else the scenario's `// @policy`
+    line, else "posted" (the series' code as posted); the rmap model is
+    `rmap_model`, else its `// @rmap` line, else "anon_vma".
+    """
+    policy, rmap_model = _chosen(scenario, policy, rmap_model)
     sim = Simulation(limits, policy, rmap_model)
     result = Run(scenario, steps=sim.kernel.steps, rmap_model=rmap_model)
     _record(sim, run(scenario, sim), result)
     return result
 
 
+def _chosen(
+    parsed: ast.Scenario | ast.HarnessFile, policy: str | None, rmap_model: RmapModel | None
+) -> tuple[str, RmapModel]:
+    """The policy and rmap model a run takes: as given, else the file's own, else the defaults."""
+    return policy or parsed.policy or "posted", rmap_model or parsed.rmap_model or "anon_vma"
+
+
 def run_test(
     harness: ast.HarnessFile,
     test: ast.HarnessTest,
     limits: Limits | None = None,
-    policy: str = "posted",
-    rmap_model: RmapModel = "anon_vma",
+    policy: str | None = None,
+    rmap_model: RmapModel | None = None,
 ) -> Run:
-    """Run one test of a harness file on a fresh model, as the harness forks one per test."""
+    """Run one test of a harness file on a fresh model, as the harness forks
+    one per test; the policy and rmap model are chosen as run_scenario() does."""
+    policy, rmap_model = _chosen(harness, policy, rmap_model)
     sim = Simulation(limits, policy, rmap_model)
     machine = TestMachine(harness, test, sim)
     result = Run(
@@ -488,10 +502,11 @@ class Suite:
 def run_harness(
     harness: ast.HarnessFile,
     limits: Limits | None = None,
-    policy: str = "posted",
-    rmap_model: RmapModel = "anon_vma",
+    policy: str | None = None,
+    rmap_model: RmapModel | None = None,
 ) -> Suite:
-    """Run every test of a harness file, as the kselftest harness does."""
+    """Run every test of a harness file, as the kselftest harness does; the
+    policy and rmap model are chosen as run_scenario() does."""
     return Suite(
         harness, [run_test(harness, test, limits, policy, rmap_model) for test in harness.tests]
     )
@@ -538,42 +553,15 @@ def cyclic_gc_paused() -> Iterator[None]:
                 gc.enable()
 
 
-_POLICY = re.compile(r"^\s*//\s*@policy\s+(\w+)", re.MULTILINE)
-
-
-def policy_of(source: str) -> str:
-    """The RELOCATE_ANON policy a scenario asks for with `// @policy NAME`."""
-    match = _POLICY.search(source)
-    return match.group(1) if match and match.group(1) in POLICIES else "posted"
-
-
-_RMAP = re.compile(r"^\s*//\s*@rmap\s+(\w+)", re.MULTILINE)
-
-
-def rmap_model_of(source: str) -> RmapModel:
-    """The rmap model a scenario asks for with `// @rmap NAME` (anon_vma or
-    cow_context), else "anon_vma"."""
-    match = _RMAP.search(source)
-    for model in RMAP_MODELS:
-        if match and match.group(1) == model:
-            return model
-    return "anon_vma"
-
-
 def run_source(
     source: str,
     limits: Limits | None = None,
     policy: str | None = None,
     rmap_model: RmapModel | None = None,
 ) -> Run:
-    """Parse and run scenario text; a parse error raises ScenarioError.
-
-    The policy is `policy`, else the source's `// @policy NAME` line, else
-    "posted" (the series' code as posted); the rmap model `rmap_model`, else
-    the source's `// @rmap NAME` line, else "anon_vma".
-    """
-    model = rmap_model or rmap_model_of(source)
-    return run_scenario(parse(source), limits, policy or policy_of(source), model)
+    """Parse and run scenario text (policy and rmap model chosen as
+    run_scenario() does); a parse error raises ScenarioError."""
+    return run_scenario(parse(source), limits, policy, rmap_model)
 
 
 def run_text(
@@ -584,10 +572,9 @@ def run_text(
 ) -> Run | Suite:
     """Parse and run what was pasted: a scenario's Run, or a harness file's Suite
     (engine.scenario.harness.is_harness tells them apart); a parse error raises
-    ScenarioError. The policy and rmap model are chosen as for run_source()."""
+    ScenarioError. The policy and rmap model are chosen as run_scenario() does."""
     if is_harness(source):
-        model = rmap_model or rmap_model_of(source)
-        return run_harness(parse_harness(source), limits, policy or policy_of(source), model)
+        return run_harness(parse_harness(source), limits, policy, rmap_model)
     return run_source(source, limits, policy, rmap_model)
 
 
