@@ -99,6 +99,7 @@ class Stage:
             "nav": self.nav,
             "lines": self.lines,
             "rmap_model": self.rmap_model,
+            "policy": None if self.run is None else self.run.policy,
             "rmap_note": None if self.rmap_model is None else rmap_model_note(self.rmap_model),
         }
 

@@ -212,6 +212,19 @@ def test_share_round_trip_and_idempotence(client: TestClient) -> None:
     assert j["page"]["index"] == 3
 
 
+@pytest.mark.parametrize(
+    ("source", "options"),
+    [("// @policy split\n" + SOURCE, {}), (SOURCE, {"policy": "split"}), (SOURCE, {})],
+    ids=["directive", "option", "neither"],
+)
+def test_the_shared_page_names_the_policy_the_run_took(
+    client: TestClient, source: str, options: dict[str, str]
+) -> None:
+    ident = client.post("/api/share", json={"source": source, "options": options}).json()["id"]
+    lede = HTMLParser(client.get(f"/s/{ident}").text).css_first("p.lede").text()
+    assert ("RELOCATE_ANON policy split." in lede) == bool(options or "@policy" in source)
+
+
 def test_share_rejects_unknown_options_naming_the_field(client: TestClient) -> None:
     r = client.post("/api/share", json={"source": SOURCE, "options": {"speed": 1}})
     assert r.status_code == 422

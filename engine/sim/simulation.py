@@ -364,6 +364,8 @@ class Run:
     test: str | None = None
     verdict: Verdict | None = None
     rmap_model: RmapModel = "anon_vma"
+    policy: str = "posted"
+    """The RELOCATE_ANON policy the run took (engine.sim.policy)."""
 
     def state_at(self, step: int) -> State:
         """The snapshot after inner step `step`."""
@@ -447,7 +449,7 @@ def run_scenario(
     """
     policy, rmap_model = _chosen(scenario, policy, rmap_model)
     sim = Simulation(limits, policy, rmap_model)
-    result = Run(scenario, steps=sim.kernel.steps, rmap_model=rmap_model)
+    result = Run(scenario, steps=sim.kernel.steps, rmap_model=rmap_model, policy=policy)
     _record(sim, run(scenario, sim), result)
     return result
 
@@ -472,7 +474,11 @@ def run_test(
     sim = Simulation(limits, policy, rmap_model)
     machine = TestMachine(harness, test, sim)
     result = Run(
-        ast.Scenario((), ("main",)), steps=sim.kernel.steps, test=test.name, rmap_model=rmap_model
+        ast.Scenario((), ("main",)),
+        steps=sim.kernel.steps,
+        test=test.name,
+        rmap_model=rmap_model,
+        policy=policy,
     )
     _record(sim, machine.run(), result)
     result.scenario = ast.Scenario(
