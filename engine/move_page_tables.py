@@ -223,5 +223,5 @@ def _move_pgt_entry_locks(
         )
         k.warn(
             f"move_pgt_entry() releases {lock_text(rmap_lock)}, which it does not hold:"
-            " lockdep 'bad unlock balance' (posted patch 01; the 17 June follow-up)"
+            " lockdep 'bad unlock balance' (patch 01 as posted)"
         )
