@@ -45,10 +45,14 @@ FAMILIES = (
     "populate",
     "page_tables",
     "shared_anon",
+    "mixed",
 )
 # The families aimed at pages: folios, zero pages, mapcounts, PMD mappings.
 # All but shared_anon work in a 2 MiB-aligned area of their own (ThpArea).
 PAGE_FAMILIES = FAMILIES[FAMILIES.index("thp_fault") :]
+# The families with no carve-out `c`: placement maps with NULL, the others
+# map a ThpArea `t`.
+NO_CARVEOUT = ("placement", "thp", *(f for f in PAGE_FAMILIES if f != "shared_anon"))
 
 # How many seeds each family is run with by the differential test (the
 # page-level sweep, benchmarks/page_sweep.py, runs many more).
@@ -72,6 +76,7 @@ SEEDS = {
     "populate": 30,
     "page_tables": 40,
     "shared_anon": 35,
+    "mixed": 30,
 }
 
 PRIVATE = "MAP_PRIVATE | MAP_ANONYMOUS"
@@ -107,6 +112,7 @@ class Builder:
         self.processes = ["main"]
         self.pages_touched = 0
         self.regions: list[tuple[int, int]] = []
+        self.base = "c"  # the variable page numbers count from
         if carveout:
             self.lines.append(
                 f"char *c = mmap(NULL, {USABLE + RESERVE} * page_size, PROT_NONE, "
@@ -120,11 +126,12 @@ class Builder:
 
     def at(self, page: int, offset: int = 0) -> str:
         """An address inside the carve-out, in one of the forms C code uses."""
+        c = self.base
         if offset:
-            return f"c + {page} * page_size + {offset}"
+            return f"{c} + {page} * page_size + {offset}"
         if page == 0:
-            return "c"
-        return self.rng.choice((f"&c[{page} * page_size]", f"c + {page} * page_size"))
+            return c
+        return self.rng.choice((f"&{c}[{page} * page_size]", f"{c} + {page} * page_size"))
 
     @staticmethod
     def pages(n: int) -> str:
@@ -198,11 +205,11 @@ class Builder:
         offset = self.rng.choice((0, 0, 1, 100, 4095))
         value = self.rng.choice(("'x'", "'y'", "1", "0x5a"))
         self.pages_touched += 1
-        self.emit(f"c[{page} * page_size + {offset}] = {value};", process)
+        self.emit(f"{self.base}[{page} * page_size + {offset}] = {value};", process)
 
     def load(self, page: int, process: str = "main") -> None:
         self.pages_touched += 1
-        self.emit(f"char {self.fresh('v')} = c[{page} * page_size];", process)
+        self.emit(f"char {self.fresh('v')} = {self.base}[{page} * page_size];", process)
 
     def memset(self, page: int, n: int, process: str = "main") -> None:
         self.pages_touched += n
@@ -1198,6 +1205,110 @@ def _shared_anon(b: Builder) -> None:
             b.mmap(rng.randrange(USABLE - 4), rng.randint(1, 4), RW, process=who)
 
 
+# mixed: pages of `t` it may touch; the last RESERVE stay PROT_NONE, so
+# nothing grows into what lies above the area.
+MIXED_PAGES = ThpArea.SLOTS * HUGE - RESERVE
+MIXED_ADVICE = (  # MADV_HUGEPAGE twice: THPs need it here (THP "madvise" mode)
+    *ADVICE,
+    "MADV_HUGEPAGE",
+    "MADV_POPULATE_READ",
+    "MADV_POPULATE_WRITE",
+    "MADV_REMOVE",
+)
+MIXED_LENGTHS = (1, 2, 3, 16, 64, HUGE - 1, HUGE, HUGE + 1, 2 * HUGE)
+
+
+def _mixed(b: Builder) -> None:
+    """Random interleavings of every mainline call the other families make,
+    in a 2 MiB-aligned area so THPs happen: mmap (private or shared,
+    FIXED or FIXED_NOREPLACE, POPULATE, NORESERVE), munmap, mprotect, every
+    advice, mremap in place, moved, resized and DONTUNMAP, stores, loads,
+    memset and fork, by any process. The interactions between areas are
+    what the one-area families do not reach."""
+    rng = b.rng
+    ThpArea(b)
+    b.base = "t"
+
+    def span(near: float = 0.65) -> tuple[int, int]:
+        """A start and a length: at or near a mapping made earlier (its
+        start, middle or PMD end) or anywhere, often on a PMD boundary."""
+        if b.regions and rng.random() < near:
+            start, n = rng.choice(b.regions)
+            start += rng.choice((0, 0, 0, 1, -1, 16, n // 2, HUGE - 8 - start % HUGE))
+            n = rng.choice((n, n, n - 1, n + 1, *MIXED_LENGTHS))
+        else:
+            start = rng.randrange(ThpArea.SLOTS) * HUGE + rng.choice(
+                (0, 0, 0, 1, 16, HUGE - 16, rng.randrange(HUGE))
+            )
+            n = rng.choice(MIXED_LENGTHS)
+        start = min(max(start, 0), MIXED_PAGES - 1)
+        return start, max(1, min(n, MIXED_PAGES - start))
+
+    def mapping(process: str) -> None:
+        start, n = span()
+        fixed = rng.choice(("MAP_FIXED", "MAP_FIXED", "MAP_FIXED", "MAP_FIXED_NOREPLACE"))
+        b.mmap(start, n, b.prot(), b.mflags(fixed), process=process)
+        if n >= HUGE and rng.random() < 0.6:
+            b.madvise(start, n, "MADV_HUGEPAGE", process)
+
+    def touch(process: str) -> None:
+        start, n = span(0.9)
+        r = rng.random()
+        if r < 0.45:
+            b.store(start + rng.randrange(n), process)
+        elif r < 0.65:
+            b.load(start + rng.randrange(n), process)
+        else:
+            b.memset(start, min(n, rng.choice((1, 4, 64, HUGE))), process)
+
+    def unmap(process: str) -> None:
+        b.munmap(*span(), process)
+
+    def protect(process: str) -> None:
+        b.mprotect(*span(), b.prot(), process)
+
+    def advise(process: str) -> None:
+        b.madvise(*span(), rng.choice(MIXED_ADVICE), process)
+
+    def remap(process: str) -> None:
+        start, old = span()
+        r = rng.random()
+        if r < 0.35:  # grow or shrink where it is, or anywhere
+            new = max(
+                1,
+                min(rng.choice((old // 2, old + 1, old + 16, *MIXED_LENGTHS)), MIXED_PAGES - start),
+            )
+            b.mremap(start, old, new, rng.choice(("0", "MREMAP_MAYMOVE")), process=process)
+            b.regions.append((start, new))
+            return
+        new = old if r < 0.8 else rng.choice(MIXED_LENGTHS)
+        target, _ = span()
+        target = min(target, MIXED_PAGES - new)
+        flags = "MREMAP_MAYMOVE | MREMAP_FIXED"
+        if old == new and rng.random() < 0.3:
+            flags += " | MREMAP_DONTUNMAP"
+        b.mremap(start, old, new, flags, target, process)
+        b.regions.append((target, new))
+
+    def fork(process: str) -> None:
+        if len(b.processes) < 4:
+            b.fork(process)
+        else:
+            touch(process)
+
+    for slot in rng.sample(range(ThpArea.SLOTS), rng.randint(1, 3)):
+        n = min(rng.choice((HUGE, 2 * HUGE, HUGE + 16, 64)), MIXED_PAGES - slot * HUGE)
+        b.mmap(slot * HUGE, n, RW, b.mflags())
+        if rng.random() < 0.8:
+            b.madvise(slot * HUGE, n, "MADV_HUGEPAGE")
+        if rng.random() < 0.5:
+            touch("main")
+    b.random_ops(
+        {touch: 8, mapping: 2, unmap: 2, protect: 2, advise: 4, remap: 3, fork: 1},
+        MAX_STATEMENTS,
+    )
+
+
 _FAMILY_FUNCS: dict[str, Callable[[Builder], None]] = {
     "mmap_fault": _mmap_fault,
     "mprotect": _mprotect,
@@ -1218,6 +1329,7 @@ _FAMILY_FUNCS: dict[str, Callable[[Builder], None]] = {
     "populate": _populate,
     "page_tables": _page_tables,
     "shared_anon": _shared_anon,
+    "mixed": _mixed,
 }
 
 
@@ -1226,7 +1338,7 @@ def generate(seed: int, family: str) -> str:
     if family not in _FAMILY_FUNCS:
         raise ValueError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
     rng = random.Random(f"{family}:{seed}")
-    b = Builder(rng, carveout=family not in ("placement", "thp", *PAGE_FAMILIES[:-1]))
+    b = Builder(rng, carveout=family not in NO_CARVEOUT)
     b.lines.insert(0, f"// {family} #{seed} (tests/support/scenario_gen.py)")
     _FAMILY_FUNCS[family](b)
     return b.text()
