@@ -15,7 +15,7 @@ from dataclasses import replace
 from engine.gup import faultin_page_range
 from engine.huge_memory import split_folio, split_huge_pmd_edges
 from engine.memory import unmap_mapping_range, zap_page_range
-from engine.mm_constants import PAGE_SHIFT, PAGE_SIZE, page_align
+from engine.mm_constants import HPAGE_PMD_NR, PAGE_SHIFT, PAGE_SIZE, page_align
 from engine.mm_types import (
     VM_DONTCOPY,
     VM_DONTDUMP,
@@ -204,26 +204,56 @@ def _dontneed(k: Kernel, prev: VMA | None, vma: VMA, start: int, end: int) -> VM
     return vma
 
 
-def _split_straddling(k: Kernel, vma: VMA, start: int, end: int) -> int:
-    """The split madvise_cold_or_pageout_pte_range(), madvise_free_huge_pmd()
-    and madvise_free_pte_range() share: a large folio the range covers only
-    in part (a PMD not wholly inside, a PTE-mapped folio's batch cut by an
-    edge) is split with split_folio(), unless another mapping holds it
-    (folio_maybe_mapped_shared) or a pin makes the split fail; the walk then
-    goes on over the small folios. Returns how many folios were split."""
+def madvise_folio_pte_batch(k: Kernel, mm: str, vpn: int, pte: Pte, hi: int) -> int:
+    """Models mm/madvise.c:madvise_folio_pte_batch() (folio_pte_batch() of
+    mm/internal.h): how many PTEs from `vpn` on, up to `hi` and the end of
+    this PTE table, map the next pages of `pte`'s folio in order."""
+    table_end = (vpn | (HPAGE_PMD_NR - 1)) + 1
+    nr = 1
+    for next_vpn, entry in k.pagetable(mm).items(vpn + 1, min(hi, table_end)):
+        if next_vpn != vpn + nr or entry.kind != PRESENT or entry.folio != pte.folio:
+            break
+        if entry.page != pte.page + nr:
+            break
+        nr += 1
+    return nr
+
+
+def _large_folios(k: Kernel, vma: VMA, start: int, end: int) -> dict[int, tuple[int, bool]]:
+    """Each large folio [start, end) maps, at its first entry in address
+    order: (head vpn, whether the walk finds it whole there). A PMD leaf is
+    whole when the range covers the PMD (madvise_free_huge_pmd(), the
+    pmd_trans_huge() branch of madvise_cold_or_pageout_pte_range()); a
+    PTE-mapped folio when madvise_folio_pte_batch() finds all its pages
+    there in order, so one whose other pages mremap moved elsewhere is not."""
     lo, hi = start >> PAGE_SHIFT, end >> PAGE_SHIFT
-    straddling: dict[int, int] = {}  # folio id -> head vpn in this VMA
+    found: dict[int, tuple[int, bool]] = {}
     for vpn, pte in k.pagetable(vma.mm).items(lo, hi):
-        if pte.kind != PRESENT or pte.folio == ZERO_PAGE or pte.folio in straddling:
+        if pte.kind != PRESENT or pte.folio == ZERO_PAGE or pte.folio in found:
             continue
         folio = k.folio(pte.folio)
-        head = vpn - pte.page
-        if folio.order and (head < lo or head + folio.nr_pages > hi):
-            straddling[folio.id] = head
+        if not folio.order:
+            continue
+        if pte.pmd:
+            whole = pte.page == 0 and vpn + HPAGE_PMD_NR <= hi
+        else:
+            whole = madvise_folio_pte_batch(k, vma.mm, vpn, pte, hi) == folio.nr_pages
+        found[folio.id] = (vpn - pte.page, whole)
+    return found
+
+
+def _split_straddling(k: Kernel, vma: VMA, start: int, end: int) -> int:
+    """The split madvise_cold_or_pageout_pte_range(), madvise_free_huge_pmd()
+    and madvise_free_pte_range() share: a large folio the range does not
+    map whole (a PMD not wholly inside, a PTE batch shorter than the folio:
+    cut by an edge, or only part of it mapped here) is split with
+    split_folio(), unless another mapping holds it (folio_maybe_mapped_shared)
+    or a pin makes the split fail; the walk then goes on over the small
+    folios. Returns how many folios were split."""
     split = 0
-    for ident, head in straddling.items():
+    for ident, (head, whole) in _large_folios(k, vma, start, end).items():
         folio = k.folio(ident)
-        if folio.shmem is None and not folio.maybe_mapped_shared():
+        if not whole and folio.shmem is None and not folio.maybe_mapped_shared():
             # The walk's folio_get() is the caller's reference.
             split += split_folio(k, vma, folio, head, caller_pins=1) is None
     return split
@@ -252,13 +282,13 @@ def _free(k: Kernel, prev: VMA | None, vma: VMA, start: int, end: int) -> VMA:
     if not vma.is_anonymous() or vma.vm_flags & (VM_LOCKED | VM_PFNMAP | VM_HUGETLB):
         raise SyscallError("EINVAL", "MADV_FREE needs private anonymous memory")
     _split_straddling(k, vma, start, end)
+    large = _large_folios(k, vma, start, end)  # those left: whole or shared
     marked: dict[int, Folio] = {}
-    for vpn, pte in k.pagetable(vma.mm).items(start >> PAGE_SHIFT, end >> PAGE_SHIFT):
+    for _, pte in k.pagetable(vma.mm).items(start >> PAGE_SHIFT, end >> PAGE_SHIFT):
         if pte.kind != PRESENT or pte.folio == ZERO_PAGE or pte.folio in marked:
             continue
         folio = k.folio(pte.folio)
-        head = vpn - pte.page
-        inside = head >= start >> PAGE_SHIFT and head + folio.nr_pages <= end >> PAGE_SHIFT
+        inside = not folio.order or large[folio.id][1]
         if inside and _mapped_once(folio) and not folio.shmem:
             marked[folio.id] = folio._replace(lazyfree=True, dirty=False)
     k.put_folios(list(marked.values()))
