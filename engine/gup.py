@@ -43,16 +43,22 @@ def populate_range(k: Kernel, mm: str, start: int, end: int) -> None:
         addr = hi
 
 
-def faultin_page_range(k: Kernel, vma: VMA, start: int, end: int, write: bool) -> None:
+def faultin_page_range(k: Kernel, vma: VMA, start: int, end: int, write: bool) -> int | None:
     """Models mm/gup.c:faultin_page_range() over one VMA (MADV_POPULATE_READ
     and _WRITE): every page faulted as the access asks, FOLL_WRITE for a
     write whatever the mapping. Unlike populate_vma_page_range(), a shared
-    mapping is written: do_shared_fault(), which maps no pages around."""
+    mapping is written: do_shared_fault(), which maps no pages around.
+
+    Returns the address whose fault failed, where it stopped: a page past
+    the end of the shmem object (VM_FAULT_SIGBUS, which __get_user_pages()
+    turns into -EFAULT), or None."""
     if vma.shmem is None:
         fault_anon_range(k, vma, start, end, write)
-        return
+        return None
     for addr in range(start, end, PAGE_SIZE):
-        do_fault(k, vma, addr, write)
+        if do_fault(k, vma, addr, write) == "SIGBUS":
+            return addr
+    return None
 
 
 def pin_user_pages(k: Kernel, mm: str, start: int, length: int) -> None:

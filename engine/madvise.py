@@ -461,7 +461,8 @@ def install_migration_entries(k: Kernel, mm: str, start: int, length: int) -> No
 
 def _populate(k: Kernel, mm: str, start: int, end: int, write: bool) -> None:
     """Models madvise_populate(): fault the range in, VMA by VMA; a hole is
-    -ENOMEM and a refused access -EINVAL, after what came before it was
+    -ENOMEM, a refused access -EINVAL and a page past the end of a shmem
+    object (VM_FAULT_SIGBUS) -EFAULT, after what came before it was
     populated (faultin_page_range() stops there, it does not undo)."""
     addr = start
     while addr < end:
@@ -475,6 +476,9 @@ def _populate(k: Kernel, mm: str, start: int, end: int, write: bool) -> None:
             k.step("mm/madvise.c:madvise_populate", f"populated {start:#x}-{addr:#x}")
             raise SyscallError("EINVAL", "check_vma_flags: the mapping does not allow the access")
         hi = min(vma.vm_end, end)
-        faultin_page_range(k, vma, addr, hi, write)
+        failed = faultin_page_range(k, vma, addr, hi, write)
+        if failed is not None:
+            k.step("mm/madvise.c:madvise_populate", f"populated {start:#x}-{failed:#x}")
+            raise SyscallError("EFAULT", f"{failed:#x} is past the end of the shmem object")
         addr = hi
     k.step("mm/madvise.c:madvise_populate", f"populated {start:#x}-{end:#x}")
