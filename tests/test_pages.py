@@ -205,14 +205,6 @@ def test_populate_write_of_a_shared_page_maps_no_pages_around_it() -> None:
     assert resident(steps[write - 1]) == 1
 
 
-def test_the_kernel_agrees_on_populate_write_of_a_shared_page() -> None:
-    why = real_kernel_unavailable()
-    if why:
-        pytest.skip(why)
-    verdict = check_source(POPULATE_WRITE_SHARED)
-    assert verdict.agrees, str(verdict)
-
-
 MADV_FREE_MOVED_THP = """\
 char *t = mmap(NULL, 1536 * page_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 char *h = mmap(t, 512 * page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
@@ -260,14 +252,6 @@ def test_madv_free_splits_a_thp_whose_other_pages_mremap_moved() -> None:
     assert after == "0" * 500 + "a" + "0" * 11
 
 
-def test_the_kernel_agrees_on_madv_free_of_a_moved_thp_s_last_page() -> None:
-    why = real_kernel_unavailable()
-    if why:
-        pytest.skip(why)
-    verdict = check_source(MADV_FREE_MOVED_THP)
-    assert verdict.agrees, str(verdict)
-
-
 POPULATE_PAST_SHMEM_END = """\
 char *t = mmap(NULL, 1024 * page_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 char *s = mmap(t, 4 * page_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
@@ -291,9 +275,14 @@ def test_populate_stops_with_efault_past_the_end_of_a_shmem_object() -> None:
     assert _columns(steps[4], r, 8) == "abcd...."
 
 
-def test_the_kernel_agrees_on_populate_past_the_end_of_a_shmem_object() -> None:
+@pytest.mark.parametrize(
+    "source",
+    [POPULATE_WRITE_SHARED, MADV_FREE_MOVED_THP, POPULATE_PAST_SHMEM_END],
+    ids=["populate-write-shared", "madv-free-moved-thp", "populate-past-shmem-end"],
+)
+def test_the_kernel_agrees_on_each_sweep_finding(source: str) -> None:
     why = real_kernel_unavailable()
     if why:
         pytest.skip(why)
-    verdict = check_source(POPULATE_PAST_SHMEM_END)
+    verdict = check_source(source)
     assert verdict.agrees, str(verdict)
