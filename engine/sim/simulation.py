@@ -221,7 +221,10 @@ def _store_data(k: Kernel, process: str, start: int, end: int, value: int) -> No
     which pages of large folios hold a byte that is not zero (Folio.data).
     A nonzero value marks every page it reaches; zero clears only the pages
     it covers whole (a zero stored inside a page is taken not to have been
-    that page's last nonzero byte)."""
+    that page's last nonzero byte). An empty range (a store whose first
+    byte faulted) marks nothing."""
+    if end <= start:
+        return
     pt = k.pt(process)
     changed: dict[int, Folio] = {}
     first, last = start >> PAGE_SHIFT, (end - 1) >> PAGE_SHIFT
