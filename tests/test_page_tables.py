@@ -25,9 +25,8 @@ from engine.sim.kernel import Kernel
 from engine.sim.profile import DEFAULT
 from engine.sim.simulation import run_source
 from engine.uapi import MADV, MAP, PROT
-from engine.verify.check import check_source
 from engine.verify.compare import compare
-from tests.support.host import real_kernel_unavailable
+from tests.support.host import assert_kernel_agrees
 
 AREA = """\
 char *c = mmap(NULL, 16 << 20, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -300,8 +299,4 @@ SCENARIOS = [DONTNEED, MUNMAP, MREMAP_EMPTY, DONTUNMAP, UPPER_LEVELS, PUD_MOVE, 
 
 @pytest.mark.parametrize("source", SCENARIOS, ids=lambda s: s.splitlines()[-1][:40])
 def test_the_kernel_agrees_page_tables_and_all(source: str) -> None:
-    why = real_kernel_unavailable()
-    if why:
-        pytest.skip(why)
-    verdict = check_source(source)
-    assert verdict.agrees, str(verdict)
+    assert_kernel_agrees(source)

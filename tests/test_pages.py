@@ -20,9 +20,8 @@ from engine.sim.limits import LimitExceeded, Limits
 from engine.sim.profile import DEFAULT, host_profile
 from engine.sim.simulation import run_source
 from engine.uapi import MAP, PROT
-from engine.verify.check import check_source
 from engine.verify.compare import compare
-from tests.support.host import real_kernel_unavailable
+from tests.support.host import assert_kernel_agrees
 
 THP_FORK = """\
 char *t = mmap(NULL, 1024 * page_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -313,8 +312,4 @@ def test_a_store_whose_first_byte_faults_leaves_no_data() -> None:
     ],
 )
 def test_the_kernel_agrees_on_each_sweep_finding(source: str) -> None:
-    why = real_kernel_unavailable()
-    if why:
-        pytest.skip(why)
-    verdict = check_source(source)
-    assert verdict.agrees, str(verdict)
+    assert_kernel_agrees(source)

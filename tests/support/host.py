@@ -6,6 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from engine.verify.check import check_source
 from engine.verify.real import find_compiler
 from tests.support.cli import cli
 
@@ -17,6 +20,16 @@ def real_kernel_unavailable() -> str | None:
     if find_compiler() is None:
         return "no C compiler (cc, gcc, clang or $CC) to build the executor"
     return None
+
+
+def assert_kernel_agrees(source: str) -> None:
+    """`source` on the model and on this kernel, page by page after every
+    statement: they agree (skipped where the host cannot run it)."""
+    why = real_kernel_unavailable()
+    if why:
+        pytest.skip(why)
+    verdict = check_source(source)
+    assert verdict.agrees, str(verdict)
 
 
 def verify(path: Path) -> subprocess.CompletedProcess[str]:
