@@ -332,24 +332,16 @@ class Checker:
             self._ranges, self._run_home = {}, {}
             self._order = {name: i for i, name in enumerate(state.process_names())}
             self._runs, self._starts = [], []
-            for name in self._order:
-                mm = state.processes[name]
-                for pmd in mm.pagetable.pmd_indexes():
-                    self._recheck(state, name, pmd)
-                joined = _join(
-                    [
-                        seg
-                        for pmd in sorted(pmd for n, pmd in self._leaves if n == name)
-                        for seg in self._leaves[(name, pmd)]
-                    ]
-                )
-                self._runs += joined
-                self._starts += [(self._order[name], seg.first.vpn) for seg in joined]
+            stale = {
+                (name, pmd)
+                for name, mm in state.processes.items()
+                for pmd in mm.pagetable.pmd_indexes()
+            }
         else:
             stale = self._stale(before, state, folios, rechained or set())
-            for name, pmd in sorted(stale, key=lambda key: (self._order[key[0]], key[1])):
-                self._recheck(state, name, pmd)
-                self._splice(name, pmd)
+        for name, pmd in sorted(stale, key=lambda key: (self._order[key[0]], key[1])):
+            self._recheck(state, name, pmd)
+            self._splice(name, pmd)
         return _objects(state) + _records(state, self._runs, _write_locked_roots(locks))
 
     def _splice(self, name: str, pmd: int) -> None:
