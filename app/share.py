@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import json
 import re
@@ -103,13 +104,13 @@ class SharedScenario(BaseModel):
         (engine.scenario.directives.read raises) keeps its options as given."""
         policy, model = self.options.policy, self.options.rmap_model
         if policy is not None or model is not None:
-            try:
-                own = directives.read(self.source)
-            except ScenarioError:
-                own = None
-            if own is not None and policy == (own.policy or "posted"):
+            own_policy: str | None = None
+            own_model: RmapModel | None = None
+            with contextlib.suppress(ScenarioError):  # wrong directives: options kept
+                own_policy, own_model = directives.chosen(directives.read(self.source))
+            if policy == own_policy:
                 policy = None
-            if own is not None and model == (own.rmap_model or "anon_vma"):
+            if model == own_model:
                 model = None
         return SharedScenario(
             source=self.source, options=RunOptions(policy=policy, rmap_model=model)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from engine.mm_types import RMAP_MODELS, RmapModel
 from engine.scenario.lex import TOKEN, Lines, newlines
@@ -54,6 +54,25 @@ class Settings(NamedTuple):
 
     policy: str | None = None
     rmap_model: RmapModel | None = None
+
+
+class Chosen(Protocol):
+    """What directives chose: Settings, or a parsed Scenario or HarnessFile."""
+
+    @property
+    def policy(self) -> str | None: ...
+
+    @property
+    def rmap_model(self) -> RmapModel | None: ...
+
+
+def chosen(
+    own: Chosen, policy: str | None = None, rmap_model: RmapModel | None = None
+) -> tuple[str, RmapModel]:
+    """The policy and rmap model a run takes: as given, else the file's own
+    directives (`own`), else "posted" (the series' code as posted) and
+    "anon_vma" (Linux 6.18)."""
+    return policy or own.policy or "posted", rmap_model or own.rmap_model or "anon_vma"
 
 
 def directive(match: re.Match[str]) -> Directive | None:

@@ -23,7 +23,7 @@ from engine.mm_constants import PAGE_SHIFT, PAGE_SIZE
 from engine.mm_types import Folio, RmapModel, State
 from engine.pagetable import PRESENT, ZERO_PAGE, PageTableEditor, PteRun
 from engine.procfs import all_pages, page_tables, proc_maps, resident_pages
-from engine.scenario import ast
+from engine.scenario import ast, directives
 from engine.scenario.errors import ScenarioError
 from engine.scenario.harness import is_harness, parse_harness
 from engine.scenario.interpret import StepOutcome, run, step_record
@@ -450,18 +450,11 @@ def run_scenario(
     line, else "posted" (the series' code as posted); the rmap model is
     `rmap_model`, else its `// @rmap` line, else "anon_vma".
     """
-    policy, rmap_model = _chosen(scenario, policy, rmap_model)
+    policy, rmap_model = directives.chosen(scenario, policy, rmap_model)
     sim = Simulation(limits, policy, rmap_model)
     result = Run(scenario, steps=sim.kernel.steps, rmap_model=rmap_model, policy=policy)
     _record(sim, run(scenario, sim), result)
     return result
-
-
-def _chosen(
-    parsed: ast.Scenario | ast.HarnessFile, policy: str | None, rmap_model: RmapModel | None
-) -> tuple[str, RmapModel]:
-    """The policy and rmap model a run takes: as given, else the file's own, else the defaults."""
-    return policy or parsed.policy or "posted", rmap_model or parsed.rmap_model or "anon_vma"
 
 
 def run_test(
@@ -473,7 +466,7 @@ def run_test(
 ) -> Run:
     """Run one test of a harness file on a fresh model, as the harness forks
     one per test; the policy and rmap model are chosen as run_scenario() does."""
-    policy, rmap_model = _chosen(harness, policy, rmap_model)
+    policy, rmap_model = directives.chosen(harness, policy, rmap_model)
     sim = Simulation(limits, policy, rmap_model)
     machine = TestMachine(harness, test, sim)
     result = Run(
