@@ -1,8 +1,8 @@
 """Faulting ranges in for the kernel, long-term pins, a racing GUP-fast pin.
 
 Models mm/gup.c: populate_vma_page_range() (MAP_POPULATE, mlock),
-faultin_page_range() (MADV_POPULATE_READ/WRITE), pin_user_pages(FOLL_PIN | FOLL_LONGTERM | FOLL_WRITE),
-unpin_user_pages(), and, for the RELOCATE_ANON failure cases, a GUP-fast
+faultin_page_range() (MADV_POPULATE_READ/WRITE),
+pin_user_pages(FOLL_PIN | FOLL_LONGTERM | FOLL_WRITE), unpin_user_pages(), and, for the RELOCATE_ANON failure cases, a GUP-fast
 pin that lands on a page while an mremap walks it (the race David
 Hildenbrand raised: folio_maybe_dma_pinned() is racy against GUP-fast).
 """
